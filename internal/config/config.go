@@ -1,0 +1,141 @@
+// Package config loads and validates otpgate's TOML configuration file.
+//
+// Decoding is strict: unknown keys, wrong types and impossible values are
+// errors that name the file, the line and the key. Defaults live in
+// Default and validation in Validate; config.example.toml at the top of the
+// repository documents every key and is tested to equal Default.
+package config
+
+import "time"
+
+// DefaultPath is the configuration file used when -config is not given.
+const DefaultPath = "/etc/otpgate/config.toml"
+
+// Config is the whole configuration file.
+type Config struct {
+	// Issuer is the name shown in authenticator apps ("otpgate" or the
+	// host's name).
+	Issuer    string    `toml:"issuer"`
+	TOTP      TOTP      `toml:"totp"`
+	Daemon    Daemon    `toml:"daemon"`
+	Policy    Policy    `toml:"policy"`
+	RateLimit RateLimit `toml:"rate_limit"`
+	Enroll    Enroll    `toml:"enroll"`
+	Audit     Audit     `toml:"audit"`
+}
+
+// TOTP holds the code parameters given to newly enrolled users and the
+// verification window.
+type TOTP struct {
+	// Algorithm is "SHA1", "SHA256" or "SHA512".
+	Algorithm string `toml:"algorithm"`
+	// Digits is 6 to 8.
+	Digits int `toml:"digits"`
+	// Period is the time step in seconds.
+	Period int `toml:"period"`
+	// Skew is how many steps before and after the current one are accepted
+	// (0 to 10).
+	Skew int `toml:"skew"`
+	// ClockHintSteps: a wrong code that matches a step up to this far outside
+	// the window is still rejected, but the user is told their clock is off.
+	// 0 disables the hint.
+	ClockHintSteps int `toml:"clock_hint_steps"`
+}
+
+// Daemon configures otpgated's socket and state.
+type Daemon struct {
+	Socket   string `toml:"socket"`
+	StateDir string `toml:"state_dir"`
+	// MaxConnsPerUID caps concurrent connections from one peer uid (root
+	// is capped separately, higher, so users cannot starve logins).
+	MaxConnsPerUID int `toml:"max_conns_per_uid"`
+	// RequestTimeout bounds reading a request and writing its reply.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string `toml:"log_level"`
+}
+
+// Policy decides who must use a code. Exemption wins over requirement.
+type Policy struct {
+	// Default is "optional" (users without an enrollment log in without a
+	// code) or "required" (they are refused until they enroll).
+	Default        string   `toml:"default"`
+	RequiredUsers  []string `toml:"required_users"`
+	RequiredGroups []string `toml:"required_groups"`
+	ExemptUsers    []string `toml:"exempt_users"`
+	ExemptGroups   []string `toml:"exempt_groups"`
+}
+
+// RateLimit bounds guessing. Failures are counted per user across every
+// entry point and survive restarts.
+type RateLimit struct {
+	// MaxFailures consecutive failures lock the user for Lockout.
+	MaxFailures int `toml:"max_failures"`
+	// Lockout is the first lockout's length.
+	Lockout Duration `toml:"lockout"`
+	// Backoff multiplies the lockout after each further lockout (>= 1).
+	Backoff float64 `toml:"backoff"`
+	// MaxLockout caps one lockout's length.
+	MaxLockout Duration `toml:"max_lockout"`
+	// MaxConsecutiveFailures locks the user until an admin unlocks them
+	// (at most 100, NIST SP 800-63B 5.2.2).
+	MaxConsecutiveFailures int `toml:"max_consecutive_failures"`
+}
+
+// Enroll configures new enrollments.
+type Enroll struct {
+	// SecretBytes is the secret length (at least 16; 20 = 160 bits).
+	SecretBytes int `toml:"secret_bytes"`
+	// RecoveryCodes is how many one-time recovery codes a user gets (0-20).
+	RecoveryCodes int `toml:"recovery_codes"`
+	// PendingTimeout: an unconfirmed enrollment expires after this long.
+	PendingTimeout Duration `toml:"pending_timeout"`
+}
+
+// Audit configures the audit log: one line per decision.
+type Audit struct {
+	// Destination is "stderr", "syslog", or an absolute file path.
+	Destination string `toml:"destination"`
+}
+
+// Duration is a time.Duration written in TOML as a string such as "30s",
+// "5m" or "1h30m".
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Default returns the built-in defaults; config.example.toml must match it.
+func Default() Config {
+	return Config{
+		Issuer: "otpgate",
+		TOTP:   TOTP{Algorithm: "SHA1", Digits: 6, Period: 30, Skew: 1, ClockHintSteps: 20},
+		Daemon: Daemon{
+			Socket:         "/run/otpgate/otpgated.sock",
+			StateDir:       "/var/lib/otpgate",
+			MaxConnsPerUID: 16,
+			RequestTimeout: Duration{10 * time.Second},
+			LogLevel:       "info",
+		},
+		Policy: Policy{Default: "optional"},
+		RateLimit: RateLimit{
+			MaxFailures:            5,
+			Lockout:                Duration{time.Minute},
+			Backoff:                2,
+			MaxLockout:             Duration{time.Hour},
+			MaxConsecutiveFailures: 100,
+		},
+		Enroll: Enroll{SecretBytes: 20, RecoveryCodes: 10, PendingTimeout: Duration{15 * time.Minute}},
+		Audit:  Audit{Destination: "stderr"},
+	}
+}

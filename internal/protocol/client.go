@@ -1,0 +1,112 @@
+package protocol
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// DefaultTimeout bounds one request's round trip unless the caller's
+// context is shorter. A login must never hang on the daemon.
+const DefaultTimeout = 10 * time.Second
+
+// ErrUnavailable wraps every failure to reach the daemon (no socket,
+// refused, timed out, connection dropped). Callers fail closed on it.
+var ErrUnavailable = errors.New("otpgated is not reachable")
+
+// Client talks to otpgated. The zero value uses DefaultSocket and
+// DefaultTimeout. A Client opens one connection per request and closes it
+// before returning, so no daemon socket is ever inherited by a child
+// process.
+type Client struct {
+	// Socket is the daemon's socket path; empty means DefaultSocket.
+	Socket string
+	// Timeout bounds each request; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// SocketFromEnv returns flagValue if set, else $OTPGATE_SOCKET, else
+// DefaultSocket. Only the CLI uses the environment; PAM modules and
+// servers take the socket from their configuration.
+func SocketFromEnv(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if s := os.Getenv("OTPGATE_SOCKET"); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// Do sends req (setting its version and a fresh ID) and returns the reply.
+// A reply carrying an *Error is returned as that error. Failures to reach
+// the daemon wrap ErrUnavailable.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	socket := c.Socket
+	if socket == "" {
+		socket = DefaultSocket
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	req.V = Version
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, fmt.Errorf("request id: %w", err)
+	}
+	req.ID = binary.BigEndian.Uint64(idb[:])
+	payload, err := EncodeRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("invalid request: %w", err)
+	}
+
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, unavailable(socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		if err := conn.SetDeadline(dl); err != nil {
+			return nil, unavailable(socket, err)
+		}
+	}
+	if err := WriteFrame(conn, payload); err != nil {
+		return nil, unavailable(socket, err)
+	}
+	frame, err := ReadFrame(conn)
+	if err != nil {
+		return nil, unavailable(socket, err)
+	}
+	resp, err := DecodeResponse(frame)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if resp.ID != req.ID {
+		return nil, fmt.Errorf("%w: reply is for request %d, not %d", ErrUnavailable, resp.ID, req.ID)
+	}
+	if resp.Error != nil {
+		return resp, resp.Error
+	}
+	return resp, nil
+}
+
+func unavailable(socket string, err error) error {
+	switch {
+	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w at %s (is it running? start it with: systemctl start otpgated): %v", ErrUnavailable, socket, err)
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w at %s: no answer in time", ErrUnavailable, socket)
+	}
+	return fmt.Errorf("%w at %s: %v", ErrUnavailable, socket, err)
+}

@@ -1,0 +1,202 @@
+package protocol
+
+import "time"
+
+// Version is the protocol version spoken by this package. A daemon answers a
+// request with another version with an ErrUnsupportedVersion error.
+const Version = 1
+
+// DefaultSocket is where otpgated listens unless configured otherwise.
+const DefaultSocket = "/run/otpgate/otpgated.sock"
+
+// Op names an operation a client asks the daemon to perform.
+type Op string
+
+// The operations. Who may call each one is decided by the daemon from the
+// caller's peer credentials, never from anything in the request.
+const (
+	OpPing          Op = "ping"           // liveness; anyone
+	OpCheck         Op = "check"          // should a code be asked for User? root or User
+	OpVerify        Op = "verify"         // check Code for User; root or User
+	OpStatus        Op = "status"         // enrollment status of User; root or User
+	OpEnrollBegin   Op = "enroll_begin"   // new pending secret for User; User or root
+	OpEnrollConfirm Op = "enroll_confirm" // activate the pending secret with its first code
+	OpDisable       Op = "disable"        // remove User's enrollment; User with Code, or root
+	OpRecoveryCodes Op = "recovery_codes" // regenerate recovery codes; User with Code
+	OpAdminList     Op = "admin_list"     // all enrolled users; root only
+	OpAdminShow     Op = "admin_show"     // one user's status; root only
+	OpAdminReset    Op = "admin_reset"    // delete User's enrollment and state; root only
+	OpAdminUnlock   Op = "admin_unlock"   // clear User's failure counter and lockout; root only
+	OpAdminImport   Op = "admin_import"   // store an existing secret for User; root only
+)
+
+// Ops lists every known operation.
+var Ops = []Op{OpPing, OpCheck, OpVerify, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
+	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport}
+
+// Known reports whether op is one of Ops.
+func (op Op) Known() bool {
+	for _, o := range Ops {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+// Request is one client request. Fields an operation does not use must be
+// empty. Code and Import hold secrets: they are never logged.
+type Request struct {
+	V    int    `json:"v"`
+	ID   uint64 `json:"id"`
+	Op   Op     `json:"op"`
+	User string `json:"user,omitempty"`
+	// Code is a TOTP code or a recovery code typed by the user.
+	Code string `json:"code,omitempty"`
+	// Context for policy and the audit log: the PAM service (or "otpgate-sshd",
+	// "otpgate"), the remote host, the terminal, and what the caller already
+	// verified (e.g. SSH_AUTH_INFO_0 "publickey ssh-ed25519 AAAA...").
+	Service  string `json:"service,omitempty"`
+	RHost    string `json:"rhost,omitempty"`
+	TTY      string `json:"tty,omitempty"`
+	AuthInfo string `json:"auth_info,omitempty"`
+	// Force asks enroll_begin to replace a pending enrollment.
+	Force bool `json:"force,omitempty"`
+	// Import is the payload of admin_import.
+	Import *Import `json:"import,omitempty"`
+}
+
+// Import carries an existing secret migrated from another system.
+type Import struct {
+	// Secret is base32, as in an otpauth URI.
+	Secret    string `json:"secret"`
+	Algorithm string `json:"algorithm"`
+	Digits    int    `json:"digits"`
+	Period    int    `json:"period"`
+	// RecoveryCodes are one-time codes to keep (e.g. google-authenticator
+	// scratch codes); the daemon stores only their hashes.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+	// Replace allows overwriting an existing enrollment.
+	Replace bool `json:"replace,omitempty"`
+}
+
+// Response is the daemon's answer to one Request. Exactly one of Error or
+// the result fields for the operation is set.
+type Response struct {
+	V     int    `json:"v"`
+	ID    uint64 `json:"id"`
+	Error *Error `json:"error,omitempty"`
+
+	Verify        *VerifyResult `json:"verify,omitempty"`
+	Status        *UserStatus   `json:"status,omitempty"`
+	Users         []UserStatus  `json:"users,omitempty"`
+	Enroll        *EnrollInfo   `json:"enroll,omitempty"`
+	RecoveryCodes []string      `json:"recovery_codes,omitempty"`
+}
+
+// ErrorCode classifies an error reply so that clients can branch on it.
+type ErrorCode string
+
+// Error codes.
+const (
+	ErrBadRequest         ErrorCode = "bad_request"
+	ErrUnsupportedVersion ErrorCode = "unsupported_version"
+	ErrPermissionDenied   ErrorCode = "permission_denied"
+	ErrNotFound           ErrorCode = "not_found"     // no such user or enrollment
+	ErrInvalidCode        ErrorCode = "invalid_code"  // a code was needed and was wrong
+	ErrLocked             ErrorCode = "locked"        // too many failures
+	ErrConflict           ErrorCode = "conflict"      // e.g. already enrolled
+	ErrBusy               ErrorCode = "busy"          // too many connections
+	ErrInternal           ErrorCode = "internal"      // see the daemon's log
+)
+
+// Error is an error reply. Message is safe to show to the caller.
+type Error struct {
+	Code    ErrorCode `json:"code"`
+	Message string    `json:"message"`
+	// RetryAfter is set with ErrLocked: seconds until the lockout ends, or -1
+	// when only an administrator can unlock.
+	RetryAfter int64 `json:"retry_after,omitempty"`
+}
+
+func (e *Error) Error() string { return "otpgated: " + e.Message }
+
+// Outcome is the daemon's decision for a check or verify request.
+type Outcome string
+
+// Outcomes. Only OutcomeAccept admits the user; OutcomeNotEnrolled and
+// OutcomeExempt tell the caller to skip the second factor; everything else
+// denies.
+const (
+	// OutcomeAccept: the code was right and is now used up.
+	OutcomeAccept Outcome = "accept"
+	// OutcomeCodeRequired (check only): ask the user for a code.
+	OutcomeCodeRequired Outcome = "code_required"
+	// OutcomeReject: wrong code (Message may say the device clock is off).
+	OutcomeReject Outcome = "reject"
+	// OutcomeReplay: the code was right but was already used.
+	OutcomeReplay Outcome = "replay"
+	// OutcomeLocked: too many failures; RetryAfter says for how long.
+	OutcomeLocked Outcome = "locked"
+	// OutcomeEnrollRequired: policy requires a code and the user has none.
+	OutcomeEnrollRequired Outcome = "enroll_required"
+	// OutcomeNotEnrolled: the user has no code and policy does not require one.
+	OutcomeNotEnrolled Outcome = "not_enrolled"
+	// OutcomeExempt: policy exempts the user from codes.
+	OutcomeExempt Outcome = "exempt"
+)
+
+// VerifyResult is the result of OpCheck and OpVerify.
+type VerifyResult struct {
+	Outcome Outcome `json:"outcome"`
+	// Message is a short text for the user (lockout, clock hint, how to
+	// enroll). It never says more than the outcome itself.
+	Message string `json:"message,omitempty"`
+	// RetryAfter: seconds until a lockout ends; -1 means until an admin
+	// unlocks.
+	RetryAfter int64 `json:"retry_after,omitempty"`
+	// ClockOffset, on a reject, is how far the device's clock seems to be
+	// off in seconds (positive: ahead), when the code matched a step just
+	// outside the window.
+	ClockOffset int64 `json:"clock_offset,omitempty"`
+	// Recovery is set when a recovery code was accepted;
+	// RecoveryRemaining then says how many are left.
+	Recovery          bool `json:"recovery,omitempty"`
+	RecoveryRemaining int  `json:"recovery_remaining,omitempty"`
+}
+
+// Enrollment states reported in UserStatus.State.
+const (
+	StateNone    = "none"
+	StatePending = "pending"
+	StateActive  = "active"
+)
+
+// UserStatus describes one user's enrollment and limiter state. It never
+// contains the secret.
+type UserStatus struct {
+	User              string    `json:"user"`
+	State             string    `json:"state"`
+	Required          bool      `json:"required"`
+	Exempt            bool      `json:"exempt"`
+	Algorithm         string    `json:"algorithm,omitempty"`
+	Digits            int       `json:"digits,omitempty"`
+	Period            int       `json:"period,omitempty"`
+	RecoveryRemaining int       `json:"recovery_remaining"`
+	Failures          int       `json:"failures"`
+	LockedUntil       time.Time `json:"locked_until,omitzero"`
+	LockedByAdmin     bool      `json:"locked_by_admin,omitempty"`
+	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
+	LastSuccess       time.Time `json:"last_success,omitzero"`
+}
+
+// EnrollInfo is returned once, to the enrolling user, by OpEnrollBegin.
+type EnrollInfo struct {
+	URI       string `json:"uri"`
+	Secret    string `json:"secret"` // base32
+	Issuer    string `json:"issuer"`
+	Account   string `json:"account"`
+	Algorithm string `json:"algorithm"`
+	Digits    int    `json:"digits"`
+	Period    int    `json:"period"`
+}

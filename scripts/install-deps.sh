@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what `make test` needs on a Debian 12 machine. Runs as root (CI
+# does); as another user it only checks, and fails naming what is missing.
+set -eu
+
+PKGS="libpam0g-dev openssh-server openssh-client sudo pamtester oathtool zbar-tools imagemagick tmux strace util-linux iproute2 passwd libpam-wrapper"
+TOOLS="oathtool zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux convert unshare setpriv useradd strace"
+
+missing=""
+for t in $TOOLS; do
+	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+[ -f /usr/include/security/pam_modules.h ] || missing="$missing pam_modules.h"
+[ -f /usr/lib/x86_64-linux-gnu/libpam_wrapper.so ] || missing="$missing libpam_wrapper.so"
+
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing:$missing; run as root: apt-get install $PKGS" >&2
+		exit 1
+	fi
+	echo "install-deps: installing packages (missing:$missing)"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+	for t in $TOOLS; do
+		command -v "$t" >/dev/null 2>&1 || { echo "install-deps: $t still missing after apt-get install" >&2; exit 1; }
+	done
+fi
+echo "install-deps: all prerequisites present"
