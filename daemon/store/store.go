@@ -1,0 +1,78 @@
+// Package store defines where otpgated keeps its per-user state, and the
+// encryption of secrets at rest. Implementations (package bolt; later
+// postgres) must make Update atomic and durable: when Update returns nil,
+// the new record is on stable storage (fsync'd), and concurrent Updates of
+// the same user are serialized.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by Get for a user without a record.
+var ErrNotFound = errors.New("store: no record for user")
+
+// Record is everything the daemon knows about one user. Secrets inside are
+// sealed (see Sealer); recovery codes are stored only as hashes.
+type Record struct {
+	User string `json:"user"`
+
+	// Active is the confirmed enrollment, nil when the user has none.
+	Active *Enrollment `json:"active,omitempty"`
+	// Pending is an enrollment waiting for its first code; it cannot
+	// authenticate. It replaces Active only when confirmed.
+	Pending *Enrollment `json:"pending,omitempty"`
+
+	// LastStep is the highest TOTP step ever accepted for this user. Only
+	// strictly later steps are accepted (replay protection). It never
+	// decreases, not even when the clock goes backwards.
+	LastStep uint64 `json:"last_step"`
+
+	// Failures counts consecutive failed attempts; a success or an admin
+	// unlock resets it.
+	Failures int `json:"failures"`
+	// Lockouts counts lockouts in the current failure streak (for backoff).
+	Lockouts int `json:"lockouts"`
+	// LockedUntil is the end of the current lockout (zero: not locked).
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// AdminLocked is set when the user hit the hard failure cap; only an
+	// admin unlock clears it.
+	AdminLocked bool `json:"admin_locked,omitempty"`
+
+	LastSuccess time.Time `json:"last_success,omitzero"`
+}
+
+// Enrollment is one TOTP secret with its parameters and recovery codes.
+type Enrollment struct {
+	// SealedSecret is the secret encrypted by a Sealer, bound to the user.
+	SealedSecret []byte    `json:"sealed_secret"`
+	Algorithm    string    `json:"algorithm"`
+	Digits       int       `json:"digits"`
+	Period       int       `json:"period"`
+	CreatedAt    time.Time `json:"created_at"`
+	// ActivatedAt is zero while pending.
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	// RecoverySalt salts the hashes of this enrollment's recovery codes.
+	RecoverySalt []byte `json:"recovery_salt,omitempty"`
+	// Recovery holds the hashes (see HashRecoveryCode) of the unused
+	// recovery codes.
+	Recovery [][]byte `json:"recovery,omitempty"`
+}
+
+// Store keeps Records. All methods are safe for concurrent use.
+type Store interface {
+	// Get returns the user's record, or ErrNotFound.
+	Get(user string) (*Record, error)
+	// Update runs fn on the user's current record (nil when there is none)
+	// inside one transaction. fn returns the record to store, or nil to
+	// delete it. fn may run more than once (batched commits retry), so it
+	// must not have side effects outside the record. Update returns only
+	// after the change is durable. If fn returns an error nothing changes
+	// and Update returns that error.
+	Update(user string, fn func(rec *Record) (*Record, error)) error
+	// List calls fn for every record in user name order.
+	List(fn func(rec *Record) error) error
+	// Close flushes and closes the store.
+	Close() error
+}
