@@ -17,10 +17,16 @@ help: ## list the targets
 
 ##### build
 
-.PHONY: build
-build: ## build every artifact into bin/
+.PHONY: build build-go build-pam
+build: build-go build-pam ## build every artifact into bin/
+
+build-go:
 	$(Q)mkdir -p $(BIN)
 	$(Q)$(GOBUILD) -o $(BIN)/ ./cmd/...
+
+build-pam: ## the PAM module (C loader + Go library, cgo)
+	$(Q)mkdir -p $(BIN)
+	$(Q)if [ -f pam/Makefile ]; then $(MAKE) -s -C pam BIN=$(BIN) GO=$(GO) VERSION=$(VERSION); fi
 
 ##### test
 

@@ -163,6 +163,9 @@ type VerifyResult struct {
 	// RecoveryRemaining then says how many are left.
 	Recovery          bool `json:"recovery,omitempty"`
 	RecoveryRemaining int  `json:"recovery_remaining,omitempty"`
+	// Digits, with OutcomeCodeRequired, is the length of the user's codes
+	// (the PAM module's password_and_code mode splits on it).
+	Digits int `json:"digits,omitempty"`
 }
 
 // Enrollment states reported in UserStatus.State.
