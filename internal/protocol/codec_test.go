@@ -1,0 +1,130 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	for _, p := range [][]byte{{}, []byte("x"), bytes.Repeat([]byte("a"), MaxFrame)} {
+		if err := WriteFrame(&buf, p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFrame(&buf)
+		if err != nil || !bytes.Equal(got, p) {
+			t.Fatalf("round trip of %d bytes: %v", len(p), err)
+		}
+	}
+	if err := WriteFrame(&buf, make([]byte, MaxFrame+1)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized write: %v", err)
+	}
+}
+
+func TestReadFrameRefusesBeforeAllocating(t *testing.T) {
+	hdr := make([]byte, 4)
+	binary.BigEndian.PutUint32(hdr, 1<<31)
+	if _, err := ReadFrame(bytes.NewReader(hdr)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("2 GiB declared: %v", err)
+	}
+	binary.BigEndian.PutUint32(hdr, 10)
+	if _, err := ReadFrame(bytes.NewReader(append(hdr, 'a', 'b'))); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("truncated frame: %v", err)
+	}
+}
+
+func TestDecodeRequestValidation(t *testing.T) {
+	tests := []struct {
+		name, json, want string
+	}{
+		{"a valid verify", `{"v":1,"id":3,"op":"verify","user":"alice","code":"123456"}`, ""},
+		{"a valid list needs no user", `{"v":1,"id":3,"op":"admin_list"}`, ""},
+		{"version 2 is refused", `{"v":2,"id":3,"op":"ping"}`, "unsupported protocol version 2"},
+		{"an unknown op is refused", `{"v":1,"op":"shell"}`, "unknown operation"},
+		{"an unknown field is refused", `{"v":1,"op":"ping","uid":0}`, "unknown field"},
+		{"trailing data is refused", `{"v":1,"op":"ping"}{"v":1}`, "trailing data"},
+		{"verify needs a user", `{"v":1,"op":"verify","code":"1"}`, "needs a user"},
+		{"a control character in the user is refused", `{"v":1,"op":"status","user":"al\nice"}`, "control character"},
+		{"an overlong user is refused", `{"v":1,"op":"status","user":"` + strings.Repeat("a", 257) + `"}`, "longer than 256"},
+		{"import without payload is refused", `{"v":1,"op":"admin_import","user":"a"}`, "import payload"},
+		{"payload on another op is refused", `{"v":1,"op":"verify","user":"a","import":{"secret":"","algorithm":"","digits":0,"period":0}}`, "import payload"},
+		{"a wrong type names the field", `{"v":1,"op":"verify","user":7}`, `field "user"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeRequest([]byte(tt.json))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeErrorsNeverEchoTheCode(t *testing.T) {
+	_, err := DecodeRequest([]byte(`{"v":1,"op":"verify","user":"a","code":"987654",}`))
+	if err == nil || strings.Contains(err.Error(), "987654") {
+		t.Fatalf("error %v echoes input", err)
+	}
+}
+
+// FuzzDecodeRequest: any bytes either decode to a request that validates
+// and re-encodes to an equivalent request, or give an error; never a panic.
+func FuzzDecodeRequest(f *testing.F) {
+	req, err := DecodeRequest([]byte(`{"v":1,"id":1,"op":"ping"}`))
+	if err != nil || req.Op != OpPing {
+		f.Fatal("seed sanity check failed", err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := DecodeRequest(data)
+		if err != nil {
+			return
+		}
+		b, err := EncodeRequest(req)
+		if err != nil {
+			t.Fatalf("decoded request does not re-encode: %v", err)
+		}
+		again, err := DecodeRequest(b)
+		if err != nil || again.Op != req.Op || again.User != req.User || again.Code != req.Code {
+			t.Fatalf("re-decode differs: %v", err)
+		}
+	})
+}
+
+// FuzzReadFrame: a frame reader never returns more than MaxFrame bytes.
+func FuzzReadFrame(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := ReadFrame(bytes.NewReader(data))
+		if err == nil && len(got) > MaxFrame {
+			t.Fatalf("frame of %d bytes", len(got))
+		}
+	})
+}
+
+// TestFuzzSeedsExist guards against an empty seed corpus silently
+// turning the fuzz targets into no-ops.
+func TestFuzzSeedsExist(t *testing.T) {
+	for _, name := range []string{"FuzzDecodeRequest", "FuzzReadFrame"} {
+		files, err := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
+		if err != nil || len(files) < 3 {
+			t.Fatalf("%s has %d seeds in testdata/fuzz; want at least 3", name, len(files))
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil || !bytes.HasPrefix(b, []byte("go test fuzz v1\n")) {
+				t.Fatalf("%s is not a go fuzz seed file", f)
+			}
+		}
+	}
+}
