@@ -6,7 +6,10 @@
 // repository documents every key and is tested to equal Default.
 package config
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // DefaultPath is the configuration file used when -config is not given.
 const DefaultPath = "/etc/otpgate/config.toml"
@@ -44,7 +47,10 @@ type TOTP struct {
 
 // Daemon configures otpgated's socket and state.
 type Daemon struct {
-	Socket   string `toml:"socket"`
+	// Socket is the absolute path of the Unix socket otpgated listens on.
+	Socket string `toml:"socket"`
+	// StateDir is the absolute directory holding the secret store and the
+	// rate-limit state.
 	StateDir string `toml:"state_dir"`
 	// MaxConnsPerUID caps concurrent connections from one peer uid (root
 	// is capped separately, higher, so users cannot starve logins).
@@ -59,11 +65,14 @@ type Daemon struct {
 type Policy struct {
 	// Default is "optional" (users without an enrollment log in without a
 	// code) or "required" (they are refused until they enroll).
-	Default        string   `toml:"default"`
+	Default string `toml:"default"`
+	// RequiredUsers and RequiredGroups must use a code whatever Default is.
 	RequiredUsers  []string `toml:"required_users"`
 	RequiredGroups []string `toml:"required_groups"`
-	ExemptUsers    []string `toml:"exempt_users"`
-	ExemptGroups   []string `toml:"exempt_groups"`
+	// ExemptUsers and ExemptGroups never use a code. A name may not be both
+	// required and exempt in the same file.
+	ExemptUsers  []string `toml:"exempt_users"`
+	ExemptGroups []string `toml:"exempt_groups"`
 }
 
 // RateLimit bounds guessing. Failures are counted per user across every
@@ -102,14 +111,24 @@ type Audit struct {
 // "5m" or "1h30m".
 type Duration struct{ time.Duration }
 
-// UnmarshalText parses a Go duration string.
+// UnmarshalText parses a Go duration string such as "90s" or "1h30m".
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
 		return err
 	}
 	d.Duration = v
 	return nil
+}
+
+// parseDuration is time.ParseDuration with an error that says which form
+// is expected: "5 minutes" or a bare "300" are the usual mistakes.
+func parseDuration(s string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf(`invalid duration %q: expected a number with a unit, such as "90s", "5m" or "1h30m"`, s)
+	}
+	return v, nil
 }
 
 // MarshalText writes the duration as a Go duration string.

@@ -81,18 +81,23 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			return nil, unavailable(socket, err)
 		}
 	}
-	if err := WriteFrame(conn, payload); err != nil {
-		return nil, unavailable(socket, err)
-	}
+	// A daemon refusing the connection (too many from this uid) may reply
+	// and close before reading the request: read its reply even when the
+	// write failed.
+	werr := WriteFrame(conn, payload)
 	frame, err := ReadFrame(conn)
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return nil, unavailable(socket, err)
 	}
 	resp, err := DecodeResponse(frame)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if resp.ID != req.ID {
+	// Connection-level refusals come before the request is read, with ID 0.
+	if resp.ID != req.ID && (resp.ID != 0 || resp.Error == nil) {
 		return nil, fmt.Errorf("%w: reply is for request %d, not %d", ErrUnavailable, resp.ID, req.ID)
 	}
 	if resp.Error != nil {

@@ -102,12 +102,12 @@ const (
 	ErrBadRequest         ErrorCode = "bad_request"
 	ErrUnsupportedVersion ErrorCode = "unsupported_version"
 	ErrPermissionDenied   ErrorCode = "permission_denied"
-	ErrNotFound           ErrorCode = "not_found"     // no such user or enrollment
-	ErrInvalidCode        ErrorCode = "invalid_code"  // a code was needed and was wrong
-	ErrLocked             ErrorCode = "locked"        // too many failures
-	ErrConflict           ErrorCode = "conflict"      // e.g. already enrolled
-	ErrBusy               ErrorCode = "busy"          // too many connections
-	ErrInternal           ErrorCode = "internal"      // see the daemon's log
+	ErrNotFound           ErrorCode = "not_found"    // no such user or enrollment
+	ErrInvalidCode        ErrorCode = "invalid_code" // a code was needed and was wrong
+	ErrLocked             ErrorCode = "locked"       // too many failures
+	ErrConflict           ErrorCode = "conflict"     // e.g. already enrolled
+	ErrBusy               ErrorCode = "busy"         // too many connections
+	ErrInternal           ErrorCode = "internal"     // see the daemon's log
 )
 
 // Error is an error reply. Message is safe to show to the caller.

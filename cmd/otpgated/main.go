@@ -1,0 +1,208 @@
+// Command otpgated is the otpgate daemon: it alone holds users' TOTP
+// secrets and state and answers the PAM module, otpgate-sshd and the CLI
+// on a Unix socket. See docs/ and `otpgated -help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"log/syslog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/daemon/store/bolt"
+	"github.com/otpgate/otpgate/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version string
+
+const usage = `usage: otpgated [-config PATH] [-check-config] [-version]
+
+otpgated runs in the foreground as root (systemd: Type=simple), listens on
+daemon.socket and keeps its state under daemon.state_dir.
+
+  -config PATH    configuration file (default /etc/otpgate/config.toml;
+                  built-in defaults are used if that default file is absent)
+  -check-config   load and validate the configuration, then exit
+  -version        print the version and exit
+
+Signals: SIGHUP reloads the configuration (a broken file keeps the old one),
+SIGTERM and SIGINT stop accepting, let requests finish, and exit.
+`
+
+func main() {
+	os.Exit(run())
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
+
+func run() int {
+	fs := flag.NewFlagSet("otpgated", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
+	cfgPath := fs.String("config", "", "")
+	checkOnly := fs.Bool("check-config", false, "")
+	showVersion := fs.Bool("version", false, "")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(os.Stderr, "otpgated: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return 2
+	}
+	if *showVersion {
+		fmt.Println("otpgated", version())
+		return 0
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "otpgated: %v\n", err)
+		return 1
+	}
+	if *checkOnly {
+		fmt.Println("otpgated: configuration OK")
+		return 0
+	}
+	if err := serve(cfg, *cfgPath); err != nil {
+		fmt.Fprintf(os.Stderr, "otpgated: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// loadConfig loads path, or the default path; only an absent default file
+// falls back to the built-in defaults.
+func loadConfig(path string) (*config.Config, error) {
+	if path != "" {
+		return config.Load(path)
+	}
+	if _, err := os.Stat(config.DefaultPath); errors.Is(err, os.ErrNotExist) {
+		cfg := config.Default()
+		return &cfg, nil
+	}
+	return config.Load(config.DefaultPath)
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// auditLogger opens the audit destination.
+func auditLogger(dest string, level *slog.LevelVar, stderr *slog.Logger) (*slog.Logger, io.Closer, error) {
+	switch dest {
+	case "stderr", "":
+		return stderr, nil, nil
+	case "syslog":
+		w, err := syslog.New(syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "otpgated")
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit log to syslog: %w", err)
+		}
+		return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), w, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log file: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: level})), f, nil
+}
+
+func serve(cfg *config.Config, cfgPath string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("otpgated must run as root (it reads peer credentials and guards secrets)")
+	}
+	// No core dumps and no ptrace by other users: secrets live in memory.
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("disable core dumps: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
+
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Daemon.LogLevel))
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	audit, auditCloser, err := auditLogger(cfg.Audit.Destination, level, logger)
+	if err != nil {
+		return err
+	}
+	if auditCloser != nil {
+		defer auditCloser.Close()
+	}
+
+	dir := cfg.Daemon.StateDir
+	if err := store.PrepareStateDir(dir); err != nil {
+		return err
+	}
+	key, err := store.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		return err
+	}
+	sealer, err := store.NewSealer(key)
+	clear(key)
+	if err != nil {
+		return err
+	}
+	db, err := bolt.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	ln, err := daemon.Listen(cfg.Daemon.Socket)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(cfg.Daemon.Socket)
+
+	srv := daemon.New(cfg, db, sealer, daemon.WithLogger(logger), daemon.WithAuditLogger(audit))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				logger.Info("stopping", "signal", sig.String())
+				cancel()
+				return
+			}
+			path := cfgPath
+			if path == "" {
+				path = config.DefaultPath
+			}
+			next, err := config.Load(path)
+			if err != nil {
+				logger.Error("reload failed; keeping the previous configuration", "err", err)
+				continue
+			}
+			level.Set(logLevel(next.Daemon.LogLevel))
+			srv.Reload(next)
+		}
+	}()
+	logger.Info("otpgated started", "version", version(), "socket", cfg.Daemon.Socket, "state_dir", dir)
+	return srv.Serve(ctx, ln, 5*time.Second)
+}

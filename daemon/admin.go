@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// minImportSecretBytes is the shortest secret admin import accepts.
+// google-authenticator's default is 80 bits, below RFC 4226's 128-bit
+// MUST for new secrets; imported ones are kept (so migrating does not force
+// everyone to re-enroll) and the import is audited with a warning.
+const minImportSecretBytes = 10
+
+func (s *Server) adminList(rc *reqCtx) (*protocol.Response, error) {
+	if _, err := s.authorize(rc, false); err != nil {
+		return nil, err
+	}
+	withGroups := needsGroups(&rc.cfg.Policy)
+	users := []protocol.UserStatus{}
+	err := s.store.List(func(rec *store.Record) error {
+		a, err := lookupAccount(rec.User, withGroups)
+		if err != nil {
+			return err
+		}
+		users = append(users, s.userStatus(rc, rec, a))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.auditDecision(rc, "ok", "admin_list")
+	return &protocol.Response{Users: users}, nil
+}
+
+func (s *Server) adminReset(rc *reqCtx) (*protocol.Response, error) {
+	if _, err := s.authorize(rc, false); err != nil {
+		return nil, err
+	}
+	err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: rc.User + " has no enrollment or state to reset."}
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.auditDecision(rc, "reset", "admin_reset")
+	return &protocol.Response{}, nil
+}
+
+func (s *Server) adminUnlock(rc *reqCtx) (*protocol.Response, error) {
+	if _, err := s.authorize(rc, false); err != nil {
+		return nil, err
+	}
+	err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: rc.User + " has no state to unlock."}
+		}
+		cur.Failures, cur.Lockouts, cur.AdminLocked = 0, 0, false
+		cur.LockedUntil = time.Time{}
+		return cur, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.auditDecision(rc, "unlocked", "admin_unlock")
+	return &protocol.Response{}, nil
+}
+
+func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
+	a, err := s.authorize(rc, false)
+	if err != nil {
+		return nil, err
+	}
+	if !a.Known {
+		return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: "no such user: " + rc.User}
+	}
+	im := rc.Import
+	bad := func(format string, args ...any) error {
+		return &protocol.Error{Code: protocol.ErrBadRequest, Message: rc.User + ": " + fmt.Sprintf(format, args...)}
+	}
+	secret, err := otp.DecodeSecret(im.Secret)
+	if err != nil {
+		return nil, bad("secret: %v", err)
+	}
+	defer clear(secret)
+	if len(secret) < minImportSecretBytes {
+		return nil, bad("secret is %d bits; at least %d are required", 8*len(secret), 8*minImportSecretBytes)
+	}
+	alg, err := otp.ParseAlgorithm(im.Algorithm)
+	if err != nil {
+		return nil, bad("algorithm: %v", err)
+	}
+	p := otp.Params{Algorithm: alg, Digits: im.Digits, Period: im.Period}
+	if err := p.Validate(); err != nil {
+		return nil, bad("%v", err)
+	}
+	sealed, err := s.sealer.Seal(rc.User, secret)
+	if err != nil {
+		return nil, err
+	}
+	enr := &store.Enrollment{SealedSecret: sealed, Algorithm: alg.String(), Digits: p.Digits, Period: p.Period, CreatedAt: rc.now, ActivatedAt: rc.now}
+	if len(im.RecoveryCodes) > 0 {
+		if enr.RecoverySalt, err = store.NewRecoverySalt(); err != nil {
+			return nil, err
+		}
+		for i, c := range im.RecoveryCodes {
+			n, ok := normalizeRecovery(c)
+			if !ok {
+				return nil, bad("recovery code #%d must be 6 to 64 letters or digits", i+1)
+			}
+			enr.Recovery = append(enr.Recovery, store.HashRecoveryCode(enr.RecoverySalt, n))
+		}
+	}
+	err = s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
+		if cur == nil {
+			cur = &store.Record{User: rc.User}
+		} else if cur.Active != nil && !im.Replace {
+			return nil, &protocol.Error{Code: protocol.ErrConflict, Message: rc.User + " is already enrolled (use --replace to overwrite)"}
+		}
+		cur.Active, cur.Pending = enr, nil
+		return cur, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	reason := "admin_import"
+	if len(secret) < otp.MinSecretBytes {
+		reason = "admin_import_short_secret"
+	}
+	s.auditDecision(rc, "active", reason)
+	return &protocol.Response{}, nil
+}

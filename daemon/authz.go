@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+var errTooManyFiles = syscall.EMFILE
+
+// access is who may call an operation.
+type access int
+
+const (
+	anyone     access = iota // ping
+	selfOrRoot               // the peer's uid is the user's, or root
+	rootOnly
+)
+
+var opAccess = map[protocol.Op]access{
+	protocol.OpPing:          anyone,
+	protocol.OpCheck:         selfOrRoot,
+	protocol.OpVerify:        selfOrRoot,
+	protocol.OpStatus:        selfOrRoot,
+	protocol.OpEnrollBegin:   selfOrRoot,
+	protocol.OpEnrollConfirm: selfOrRoot,
+	protocol.OpDisable:       selfOrRoot,
+	protocol.OpRecoveryCodes: selfOrRoot,
+	protocol.OpAdminList:     rootOnly,
+	protocol.OpAdminShow:     rootOnly,
+	protocol.OpAdminReset:    rootOnly,
+	protocol.OpAdminUnlock:   rootOnly,
+	protocol.OpAdminImport:   rootOnly,
+}
+
+func permissionDenied(msg string) *protocol.Error {
+	return &protocol.Error{Code: protocol.ErrPermissionDenied, Message: msg}
+}
+
+// authorize decides from the peer's uid alone whether it may perform the
+// request, resolving the named user when needed. A refusal is audited.
+func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
+	acc, ok := opAccess[rc.Op]
+	if !ok {
+		return account{}, fmt.Errorf("no access rule for %s", rc.Op)
+	}
+	var a account
+	if rc.User != "" {
+		var err error
+		if a, err = lookupAccount(rc.User, withGroups); err != nil {
+			return account{}, err
+		}
+	}
+	deny := func(msg string) (account, error) {
+		s.auditDecision(rc, "denied", "permission", "peer may not perform this operation")
+		return account{}, permissionDenied(msg)
+	}
+	switch acc {
+	case anyone:
+	case rootOnly:
+		if rc.peer.UID != 0 {
+			return deny("this operation needs root: run it with sudo")
+		}
+	case selfOrRoot:
+		if rc.peer.UID != 0 && (!a.Known || a.UID != rc.peer.UID) {
+			return deny("you may only act on your own account")
+		}
+	}
+	return a, nil
+}

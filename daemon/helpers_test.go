@@ -1,0 +1,399 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/daemon/store/bolt"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// Test users: real accounts of every Debian system, so that the daemon's
+// user lookups and peer-credential checks are the real ones.
+const (
+	alice    = "daemon" // uid 1
+	aliceUID = 1
+	bob      = "bin" // uid 2
+	bobUID   = 2
+)
+
+// TestMain doubles as a socket client run under another uid (see
+// clientAs): the peer-credential matrix needs real non-root processes.
+func TestMain(m *testing.M) {
+	switch os.Getenv("OTPGATE_TEST_CLIENT") {
+	case "1":
+		os.Exit(clientMain())
+	case "hold":
+		os.Exit(holdMain())
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "daemon tests must run as root (they read peer credentials and switch uids); run make test as root")
+		os.Exit(1)
+	}
+	code := m.Run()
+	if clientBin != "" {
+		os.RemoveAll(filepath.Dir(clientBin))
+	}
+	os.Exit(code)
+}
+
+// holdMain connects, says so on stdout, and keeps the connection open
+// until stdin closes.
+func holdMain() int {
+	c, err := net.Dial("unix", os.Getenv("OTPGATE_SOCKET"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	defer c.Close()
+	// A ping answered proves the daemon has accepted and counted us.
+	if err := protocol.WriteFrame(c, []byte(`{"v":1,"id":7,"op":"ping"}`)); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	if _, err := protocol.ReadFrame(c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	fmt.Println("connected")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
+}
+
+// holdAs keeps one connection open from a process running as uid until
+// the test ends. It returns once the connection is established.
+func holdAs(t *testing.T, socket string, uid uint32) {
+	t.Helper()
+	cmd := exec.Command(clientBinary(t), "-test.run=^$")
+	cmd.Env = []string{"OTPGATE_TEST_CLIENT=hold", "OTPGATE_SOCKET=" + socket}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "connected\n" {
+		t.Fatalf("holding client as uid %d: %q %v", uid, line, err)
+	}
+}
+
+type clientResult struct {
+	Resp *protocol.Response `json:"resp"`
+	Err  string             `json:"err"`
+}
+
+func clientMain() int {
+	var req protocol.Request
+	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	c := protocol.Client{Socket: os.Getenv("OTPGATE_SOCKET")}
+	resp, err := c.Do(context.Background(), &req)
+	res := clientResult{Resp: resp}
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+		return 3
+	}
+	return 0
+}
+
+// testClock is a settable clock.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	// Mid-step, so codes do not straddle a step boundary by accident.
+	return &testClock{t: time.Unix(1_800_000_015, 0)}
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+type testDaemon struct {
+	t      *testing.T
+	dir    string
+	cfg    *config.Config
+	clock  *testClock
+	log    *syncBuffer
+	srv    *Server
+	db     *bolt.DB
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	// Other uids must reach the socket: t.TempDir's parent is 0700.
+	base, err := os.MkdirTemp("", "otpgated-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Daemon.Socket = filepath.Join(base, "run", "otpgated.sock")
+	cfg.Daemon.StateDir = filepath.Join(base, "state")
+	return &cfg
+}
+
+// startDaemon runs a real Server with a real bolt store on a real socket.
+func startDaemon(t *testing.T, cfg *config.Config, clock *testClock) *testDaemon {
+	t.Helper()
+	if clock == nil {
+		clock = newTestClock()
+	}
+	d := &testDaemon{t: t, cfg: cfg, clock: clock, log: &syncBuffer{}}
+	d.start()
+	t.Cleanup(d.stop)
+	return d
+}
+
+func (d *testDaemon) start() {
+	t := d.t
+	t.Helper()
+	dir := d.cfg.Daemon.StateDir
+	if err := store.PrepareStateDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := store.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := store.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.db, err = bolt.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen(d.cfg.Daemon.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d.srv = New(d.cfg, d.db, sealer, WithClock(d.clock), WithLogger(logger))
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.done = make(chan error, 1)
+	go func() { d.done <- d.srv.Serve(ctx, ln, 2*time.Second) }()
+}
+
+func (d *testDaemon) stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	if err := <-d.done; err != nil {
+		d.t.Errorf("Serve: %v", err)
+	}
+	if err := d.db.Close(); err != nil {
+		d.t.Errorf("close store: %v", err)
+	}
+	d.cancel = nil
+	if d.t.Failed() {
+		d.t.Logf("daemon log:\n%s", d.log.String())
+	}
+}
+
+func (d *testDaemon) restart() {
+	d.t.Helper()
+	d.stop()
+	d.start()
+}
+
+func (d *testDaemon) client() *protocol.Client {
+	return &protocol.Client{Socket: d.cfg.Daemon.Socket, Timeout: 10 * time.Second}
+}
+
+// do sends a request as root.
+func (d *testDaemon) do(req *protocol.Request) (*protocol.Response, error) {
+	return d.client().Do(context.Background(), req)
+}
+
+// mustDo sends a request as root and fails the test on any error reply.
+func (d *testDaemon) mustDo(req *protocol.Request) *protocol.Response {
+	d.t.Helper()
+	resp, err := d.do(req)
+	if err != nil {
+		d.t.Fatalf("%s %s: %v", req.Op, req.User, err)
+	}
+	return resp
+}
+
+// verify sends a verify request as root and returns the result.
+func (d *testDaemon) verify(user, code string) *protocol.VerifyResult {
+	d.t.Helper()
+	return d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "test"}).Verify
+}
+
+// importUser enrolls user with a fresh random secret and returns it.
+func (d *testDaemon) importUser(user string, recovery ...string) []byte {
+	d.t.Helper()
+	secret, err := otp.GenerateSecret(20)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
+		Secret: otp.EncodeSecret(secret), Algorithm: "SHA1", Digits: 6, Period: 30, RecoveryCodes: recovery, Replace: true,
+	}})
+	return secret
+}
+
+// code is the TOTP code for secret at the daemon's clock plus offset steps.
+func (d *testDaemon) code(secret []byte, offsetSteps int) string {
+	return otp.TOTP(secret, d.clock.Now().Add(time.Duration(offsetSteps)*30*time.Second), otp.DefaultParams())
+}
+
+// oathtoolCode asks the independent generator for the code at the
+// daemon's clock.
+func (d *testDaemon) oathtoolCode(secret []byte) string {
+	d.t.Helper()
+	path, err := exec.LookPath("oathtool")
+	if err != nil {
+		d.t.Fatal("oathtool not found: apt-get install oathtool")
+	}
+	out, err := exec.Command(path, "--totp", "-b", "--now", d.clock.Now().UTC().Format("2006-01-02 15:04:05 UTC"), otp.EncodeSecret(secret)).Output()
+	if err != nil {
+		d.t.Fatalf("oathtool: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// clientAs sends req from a separate process running as uid, and returns
+// the reply or the error text.
+func (d *testDaemon) clientAs(uid uint32, req *protocol.Request) (*protocol.Response, string) {
+	d.t.Helper()
+	body, err := json.Marshal(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	cmd := exec.Command(clientBinary(d.t), "-test.run=^$")
+	cmd.Env = []string{"OTPGATE_TEST_CLIENT=1", "OTPGATE_SOCKET=" + d.cfg.Daemon.Socket}
+	cmd.Stdin = bytes.NewReader(body)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		d.t.Fatalf("client as uid %d: %v: %s", uid, err, stderr.String())
+	}
+	var res clientResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		d.t.Fatalf("client output %q: %v", out, err)
+	}
+	return res.Resp, res.Err
+}
+
+// errCode extracts the protocol error code from an error.
+func errCode(err error) protocol.ErrorCode {
+	var pe *protocol.Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+var (
+	clientBinOnce sync.Once
+	clientBin     string
+	clientBinErr  error
+)
+
+// clientBinary is a copy of the test binary that other uids can execute
+// (go test builds into a 0700 directory).
+func clientBinary(t *testing.T) string {
+	t.Helper()
+	clientBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "otpgate-client-")
+		if err != nil {
+			clientBinErr = err
+			return
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			clientBinErr = err
+			return
+		}
+		data, err := os.ReadFile(os.Args[0])
+		if err != nil {
+			clientBinErr = err
+			return
+		}
+		clientBin = filepath.Join(dir, "client")
+		clientBinErr = os.WriteFile(clientBin, data, 0o755)
+	})
+	if clientBinErr != nil {
+		t.Fatalf("prepare client binary: %v", clientBinErr)
+	}
+	return clientBin
+}
+
+// rawStore returns the bytes of every state file but the key, as text.
+func (d *testDaemon) rawStore(t *testing.T) string {
+	t.Helper()
+	entries, err := os.ReadDir(d.cfg.Daemon.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for _, e := range entries {
+		if e.Name() == "secret.key" || e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(d.cfg.Daemon.StateDir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return string(all)
+}

@@ -1,0 +1,216 @@
+package daemon
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// errNoChange aborts a store transaction that decided without changing
+// anything (e.g. a locked user), so no write or fsync happens.
+var errNoChange = errors.New("no change")
+
+// attempt is the result of checking one code against a record.
+type attempt struct {
+	outcome     protocol.Outcome // accept, reject, replay or locked
+	reason      string           // for the audit log
+	message     string           // for the user
+	retryAfter  int64
+	clockOffset int64
+	recovery    bool
+	remaining   int
+	step        uint64
+}
+
+// recoveryGuess is a recovery code hashed outside the store transaction
+// (the KDF is slow), with the salt it was hashed with.
+type recoveryGuess struct {
+	salt, hash []byte
+}
+
+// normalizeRecovery accepts otpgate's own codes (with Crockford
+// substitutions) and, for imported scratch codes, any 6 to 64 letters and
+// digits, lower-cased, without spaces or hyphens.
+func normalizeRecovery(code string) (string, bool) {
+	if n, ok := store.NormalizeRecoveryCode(code); ok {
+		return n, true
+	}
+	n := strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(code))
+	if len(n) < 6 || len(n) > 64 {
+		return "", false
+	}
+	for _, c := range n {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return "", false
+		}
+	}
+	return n, true
+}
+
+// guessRecovery hashes code as a recovery code for enr, or returns nil when
+// code is a TOTP code or cannot be a recovery code.
+func guessRecovery(enr *store.Enrollment, code string) *recoveryGuess {
+	if enr == nil || len(enr.RecoverySalt) == 0 || otp.ValidCode(code, enr.Digits) {
+		return nil
+	}
+	n, ok := normalizeRecovery(code)
+	if !ok {
+		return nil
+	}
+	return &recoveryGuess{salt: enr.RecoverySalt, hash: store.HashRecoveryCode(enr.RecoverySalt, n)}
+}
+
+// lockState reports whether rec is locked at now.
+func lockState(rec *store.Record, now time.Time) (locked bool, retryAfter int64) {
+	if rec.AdminLocked {
+		return true, -1
+	}
+	if now.Before(rec.LockedUntil) {
+		return true, int64(math.Ceil(rec.LockedUntil.Sub(now).Seconds()))
+	}
+	return false, 0
+}
+
+func lockedMessage(user string, retryAfter int64) string {
+	if retryAfter < 0 {
+		return fmt.Sprintf("Too many failed attempts: this account is locked until an administrator runs 'otpgate admin unlock %s'.", user)
+	}
+	return fmt.Sprintf("Too many failed attempts: try again in %s.", (time.Duration(retryAfter) * time.Second).String())
+}
+
+// applyCode checks code against rec's active (or, with pending, its pending)
+// enrollment and updates the replay and failure state in rec. It runs inside
+// a store transaction, so check and update are one atomic step: a locked
+// user is refused before the code is looked at, and a failure is counted in
+// the same commit that decided it.
+func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code string, guess *recoveryGuess) (attempt, error) {
+	if locked, retry := lockState(rec, rc.now); locked {
+		return attempt{outcome: protocol.OutcomeLocked, reason: "locked", retryAfter: retry, message: lockedMessage(rec.User, retry)}, nil
+	}
+	enr := rec.Active
+	if pending {
+		enr = rec.Pending
+	}
+	if enr == nil {
+		return attempt{}, errors.New("record has no enrollment to check")
+	}
+	p, err := enrollmentParams(enr)
+	if err != nil {
+		return attempt{}, err
+	}
+	cfg := rc.cfg.TOTP
+	center := otp.Step(rc.now, p.Period)
+
+	var a attempt
+	if otp.ValidCode(code, p.Digits) {
+		secret, err := s.sealer.Open(rec.User, enr.SealedSecret)
+		if err != nil {
+			return attempt{}, fmt.Errorf("open secret of %s: %w", rec.User, err)
+		}
+		step, ok := otp.Verify(secret, code, center, cfg.Skew, cfg.Skew, p)
+		var hintStep uint64
+		var hinted bool
+		if !ok && cfg.ClockHintSteps > 0 {
+			hintStep, hinted = otp.Verify(secret, code, center, cfg.ClockHintSteps, cfg.ClockHintSteps, p)
+		}
+		clear(secret)
+		switch {
+		case ok && (pending || step > rec.LastStep):
+			rec.LastStep = max(rec.LastStep, step)
+			a = attempt{outcome: protocol.OutcomeAccept, reason: "ok", step: step}
+		case ok:
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: "This code was already used: wait for the next one.", step: step}
+			if center < rec.LastStep {
+				a.reason = "replay_clock_backwards"
+			}
+		case hinted:
+			off := (int64(hintStep) - int64(center)) * int64(p.Period)
+			a = attempt{outcome: protocol.OutcomeReject, reason: "clock_skew", clockOffset: off, message: clockMessage(off)}
+		default:
+			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code"}
+		}
+	} else if guess != nil && !pending && subtle.ConstantTimeCompare(guess.salt, enr.RecoverySalt) == 1 {
+		a = attempt{outcome: protocol.OutcomeReject, reason: "bad_recovery_code"}
+		for i, h := range enr.Recovery {
+			if subtle.ConstantTimeCompare(h, guess.hash) == 1 {
+				enr.Recovery = append(enr.Recovery[:i:i], enr.Recovery[i+1:]...)
+				a = attempt{outcome: protocol.OutcomeAccept, reason: "recovery_code", recovery: true, remaining: len(enr.Recovery)}
+				break
+			}
+		}
+	} else {
+		a = attempt{outcome: protocol.OutcomeReject, reason: "malformed_code"}
+	}
+
+	if a.outcome == protocol.OutcomeAccept {
+		rec.Failures, rec.Lockouts, rec.LockedUntil = 0, 0, time.Time{}
+		rec.LastSuccess = rc.now
+		return a, nil
+	}
+	s.chargeFailure(rc.cfg, rec, rc.now, &a)
+	return a, nil
+}
+
+// chargeFailure counts one failure and imposes a lockout when the limit is
+// reached: after every MaxFailures consecutive failures the user is locked
+// for Lockout × Backoff^(lockouts so far), capped at MaxLockout; at
+// MaxConsecutiveFailures only an admin can unlock.
+func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.Time, a *attempt) {
+	rl := cfg.RateLimit
+	rec.Failures++
+	switch {
+	case rec.Failures >= rl.MaxConsecutiveFailures:
+		rec.AdminLocked = true
+		a.retryAfter = -1
+	case rec.Failures%rl.MaxFailures == 0:
+		d := float64(rl.Lockout.Duration) * math.Pow(rl.Backoff, float64(rec.Lockouts))
+		d = min(d, float64(rl.MaxLockout.Duration))
+		rec.Lockouts++
+		rec.LockedUntil = now.Add(time.Duration(d))
+		a.retryAfter = int64(math.Ceil(time.Duration(d).Seconds()))
+	default:
+		return
+	}
+	a.reason += "+lockout"
+	lock := lockedMessage(rec.User, a.retryAfter)
+	if a.message != "" {
+		a.message += " " + lock
+	} else {
+		a.message = "Wrong code. " + lock
+	}
+}
+
+func clockMessage(offsetSeconds int64) string {
+	dir := "ahead"
+	if offsetSeconds < 0 {
+		dir, offsetSeconds = "behind", -offsetSeconds
+	}
+	mins := (offsetSeconds + 30) / 60
+	amount := fmt.Sprintf("%d minutes", mins)
+	if mins <= 1 {
+		amount = "a minute"
+	}
+	return fmt.Sprintf("Wrong code. Your device's clock seems to be about %s %s: turn on automatic date and time on it and try again.", amount, dir)
+}
+
+// enrollmentParams reads an enrollment's TOTP parameters, refusing
+// corrupt ones.
+func enrollmentParams(enr *store.Enrollment) (otp.Params, error) {
+	alg, err := otp.ParseAlgorithm(enr.Algorithm)
+	if err != nil {
+		return otp.Params{}, err
+	}
+	p := otp.Params{Algorithm: alg, Digits: enr.Digits, Period: enr.Period}
+	if err := p.Validate(); err != nil {
+		return otp.Params{}, fmt.Errorf("stored enrollment: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+func TestVerifyAcceptsOnceThenOnlyLaterSteps(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+
+	code := d.oathtoolCode(secret)
+	if code != d.code(secret, 0) {
+		t.Fatalf("oathtool %s and otp %s disagree", code, d.code(secret, 0))
+	}
+	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("first use: %+v", r)
+	}
+	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeReplay || !strings.Contains(r.Message, "already used") {
+		t.Fatalf("replay: %+v", r)
+	}
+	if r := d.verify(alice, d.code(secret, -1)); r.Outcome != protocol.OutcomeReplay {
+		t.Fatalf("previous step after a later one was used: %+v", r)
+	}
+	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("next step within the window: %+v", r)
+	}
+	log := d.log.String()
+	if n := strings.Count(log, "outcome=replay"); n != 2 {
+		t.Errorf("want 2 replay audit lines, got %d:\n%s", n, log)
+	}
+	if strings.Contains(log, code) {
+		t.Errorf("the audit log contains a code:\n%s", log)
+	}
+}
+
+func TestVerifyWindowAndClockHint(t *testing.T) {
+	tests := []struct {
+		name        string
+		offsetSteps int
+		want        protocol.Outcome
+		hint        string
+	}{
+		{"the current step is accepted", 0, protocol.OutcomeAccept, ""},
+		{"one step back is accepted (skew 1)", -1, protocol.OutcomeAccept, ""},
+		{"one step ahead is accepted (skew 1)", 1, protocol.OutcomeAccept, ""},
+		{"two steps back is rejected without a hint about minutes", -2, protocol.OutcomeReject, "a minute behind"},
+		{"six steps ahead says the device is ahead", 6, protocol.OutcomeReject, "about 3 minutes ahead"},
+		{"ten steps back says the device is behind", -10, protocol.OutcomeReject, "about 5 minutes behind"},
+		{"far outside the hint window is a plain reject", 60, protocol.OutcomeReject, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := startDaemon(t, testConfig(t), nil)
+			secret := d.importUser(alice)
+			r := d.verify(alice, d.code(secret, tt.offsetSteps))
+			if r.Outcome != tt.want {
+				t.Fatalf("outcome %s, want %s (%+v)", r.Outcome, tt.want, r)
+			}
+			if tt.hint == "" && tt.want == protocol.OutcomeReject && r.Message != "" {
+				t.Errorf("unexpected message %q", r.Message)
+			}
+			if tt.hint != "" && !strings.Contains(r.Message, tt.hint) {
+				t.Errorf("message %q lacks %q", r.Message, tt.hint)
+			}
+			if tt.hint != "" && r.ClockOffset != int64(tt.offsetSteps*30) {
+				t.Errorf("clock offset %d, want %d", r.ClockOffset, tt.offsetSteps*30)
+			}
+		})
+	}
+}
+
+func TestConcurrentSameCodeAcceptedExactlyOnce(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+	const clients, rounds = 64, 10
+	for round := range rounds {
+		d.clock.Add(30 * time.Second)
+		code := d.code(secret, 0)
+		var mu sync.Mutex
+		outcomes := map[protocol.Outcome]int{}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range clients {
+			wg.Go(func() {
+				<-start
+				resp, err := d.do(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: code})
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					outcomes["error: "+protocol.Outcome(err.Error())]++
+					return
+				}
+				outcomes[resp.Verify.Outcome]++
+			})
+		}
+		close(start)
+		wg.Wait()
+		if outcomes[protocol.OutcomeAccept] != 1 || outcomes[protocol.OutcomeAccept]+outcomes[protocol.OutcomeReplay]+outcomes[protocol.OutcomeLocked] != clients {
+			t.Fatalf("round %d: %v", round, outcomes)
+		}
+		// Replays count as failures; unlock so the next round starts clean.
+		d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
+	}
+}
+
+func TestParallelGuessesAreChargedBeforeTheCheck(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RateLimit.MaxFailures = 5
+	d := startDaemon(t, cfg, nil)
+	secret := d.importUser(alice)
+	right := d.code(secret, 0)
+	const guesses = 500
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	outcomes := map[protocol.Outcome]int{}
+	for i := range guesses {
+		guess := fmt.Sprintf("%06d", i)
+		if guess == right || guess == d.code(secret, -1) || guess == d.code(secret, 1) {
+			guess = "999999"
+		}
+		wg.Go(func() {
+			resp, err := d.do(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: guess})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			outcomes[resp.Verify.Outcome]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	evaluated := guesses - outcomes[protocol.OutcomeLocked]
+	if evaluated != cfg.RateLimit.MaxFailures {
+		t.Fatalf("%d guesses were evaluated, want exactly %d: %v", evaluated, cfg.RateLimit.MaxFailures, outcomes)
+	}
+	if n := strings.Count(d.log.String(), "reason=bad_code"); n != cfg.RateLimit.MaxFailures {
+		t.Errorf("audit shows %d evaluated guesses, want %d", n, cfg.RateLimit.MaxFailures)
+	}
+	// The right code is refused while locked (privacyIDEA #265).
+	if r := d.verify(alice, right); r.Outcome != protocol.OutcomeLocked || r.RetryAfter <= 0 {
+		t.Fatalf("right code while locked: %+v", r)
+	}
+}
+
+func TestLockoutBackoffHardCapAndUnlock(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RateLimit.MaxFailures = 3
+	cfg.RateLimit.Lockout.Duration = time.Minute
+	cfg.RateLimit.Backoff = 2
+	cfg.RateLimit.MaxLockout.Duration = 3 * time.Minute
+	cfg.RateLimit.MaxConsecutiveFailures = 9
+	d := startDaemon(t, cfg, nil)
+	secret := d.importUser(alice)
+	wrong := func() *protocol.VerifyResult { return d.verify(alice, "000000") }
+	if d.code(secret, 0) == "000000" {
+		t.Fatal("unlucky secret")
+	}
+	for i := 1; i <= 2; i++ {
+		if r := wrong(); r.Outcome != protocol.OutcomeReject || r.Message != "" {
+			t.Fatalf("failure %d: %+v", i, r)
+		}
+	}
+	if r := wrong(); r.Outcome != protocol.OutcomeReject || r.RetryAfter != 60 || !strings.Contains(r.Message, "try again in 1m0s") {
+		t.Fatalf("third failure should lock for 1m: %+v", r)
+	}
+	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+		t.Fatalf("locked user with the right code: %+v", r)
+	}
+	d.clock.Add(61 * time.Second)
+	for range 2 {
+		wrong()
+	}
+	if r := wrong(); r.RetryAfter != 120 {
+		t.Fatalf("second lockout should double to 2m: %+v", r)
+	}
+	// Restarting the daemon does not reset the lockout.
+	d.restart()
+	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+		t.Fatalf("after restart: %+v", r)
+	}
+	d.clock.Add(121 * time.Second)
+	for range 2 {
+		wrong()
+	}
+	if r := wrong(); r.RetryAfter != -1 || !strings.Contains(r.Message, "otpgate admin unlock") {
+		t.Fatalf("ninth failure should need an admin: %+v", r)
+	}
+	d.clock.Add(24 * time.Hour)
+	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked || r.RetryAfter != -1 {
+		t.Fatalf("admin lock must not expire: %+v", r)
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
+	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("after unlock: %+v", r)
+	}
+	st := d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: alice}).Status
+	if st.Failures != 0 || st.LockedByAdmin || !st.LockedUntil.IsZero() {
+		t.Fatalf("status after success: %+v", st)
+	}
+}
+
+func TestReplayStateSurvivesRestartAndClockGoingBack(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+	code := d.code(secret, 0)
+	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeAccept {
+		t.Fatal(r)
+	}
+	d.restart()
+	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeReplay {
+		t.Fatalf("replay after restart: %+v", r)
+	}
+	for _, back := range []time.Duration{-30 * time.Second, -time.Hour} {
+		d.clock.Add(back)
+		old := d.code(secret, 0)
+		if r := d.verify(alice, old); r.Outcome != protocol.OutcomeReplay {
+			t.Fatalf("clock moved %v: code for an earlier step: %+v", back, r)
+		}
+		d.clock.Add(-back)
+	}
+	if !strings.Contains(d.log.String(), "reason=replay_clock_backwards") {
+		t.Errorf("backwards clock not audited:\n%s", d.log.String())
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
+	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("next step: %+v", r)
+	}
+}
