@@ -7,9 +7,10 @@ GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -ldflags '-X main.Version=$(VERSION)'
-# The daemon, the CLI and the SSH server are pure Go; CGO is set explicitly so
-# that a missing gcc never silently changes what is built.
-GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath $(LDFLAGS)
+# CGO is set explicitly so that a missing gcc never silently changes what is
+# built: with cgo, os/user resolves users and groups through NSS (LDAP, sssd),
+# as the PAM stack does; without it only /etc/passwd and /etc/group are read.
+GOBUILD := CGO_ENABLED=1 $(GO) build -trimpath $(LDFLAGS)
 
 .PHONY: help
 help: ## list the targets

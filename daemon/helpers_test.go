@@ -158,18 +158,19 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 type testDaemon struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	cfg    *config.Config
 	clock  *testClock
 	log    *syncBuffer
 	srv    *Server
 	db     *bolt.DB
+	sealer *store.Sealer
 	cancel context.CancelFunc
 	done   chan error
 }
 
-func testConfig(t *testing.T) *config.Config {
+func testConfig(t testing.TB) *config.Config {
 	t.Helper()
 	cfg := config.Default()
 	// Other uids must reach the socket: t.TempDir's parent is 0700.
@@ -187,7 +188,7 @@ func testConfig(t *testing.T) *config.Config {
 }
 
 // startDaemon runs a real Server with a real bolt store on a real socket.
-func startDaemon(t *testing.T, cfg *config.Config, clock *testClock) *testDaemon {
+func startDaemon(t testing.TB, cfg *config.Config, clock *testClock) *testDaemon {
 	t.Helper()
 	if clock == nil {
 		clock = newTestClock()
@@ -213,6 +214,7 @@ func (d *testDaemon) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.sealer = sealer
 	if d.db, err = bolt.Open(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +353,7 @@ var (
 
 // clientBinary is a copy of the test binary that other uids can execute
 // (go test builds into a 0700 directory).
-func clientBinary(t *testing.T) string {
+func clientBinary(t testing.TB) string {
 	t.Helper()
 	clientBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "otpgate-client-")

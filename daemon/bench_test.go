@@ -1,0 +1,145 @@
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// seedUsers writes n active enrollments straight into the store (the
+// users need not exist in /etc/passwd: root may verify any name) and
+// returns their secrets.
+func seedUsers(tb testing.TB, d *testDaemon, n int) [][]byte {
+	tb.Helper()
+	secrets := make([][]byte, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		secret, err := otp.GenerateSecret(20)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		secrets[i] = secret
+		user := fmt.Sprintf("bench%06d", i)
+		sealed, err := d.sealer.Seal(user, secret)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := d.db.Update(user, func(*store.Record) (*store.Record, error) {
+				return &store.Record{User: user, Active: &store.Enrollment{
+					SealedSecret: sealed, Algorithm: "SHA1", Digits: 6, Period: 30, CreatedAt: d.clock.Now(), ActivatedAt: d.clock.Now(),
+				}}, nil
+			})
+			if err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		tb.Fatal(err)
+	default:
+	}
+	return secrets
+}
+
+// BenchmarkVerify measures accepted verifications through the real socket
+// and the bbolt store on disk (each one an fsync'd commit, shared by
+// concurrent requests), with 10 000 enrolled users. Every request is a
+// first use of a fresh code of a different user.
+func BenchmarkVerify(b *testing.B) {
+	const users = 10_000
+	cfg := testConfig(b)
+	d := startDaemon(b, cfg, nil)
+	secrets := seedUsers(b, d, users)
+	for _, clients := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			var latencies []time.Duration
+			var mu sync.Mutex
+			var rejected atomic.Int64
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				// Each batch uses every user at most once, then moves the clock
+				// two steps on, with no request in flight.
+				batch := min(users, b.N-done)
+				d.clock.Add(60 * time.Second)
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				for range clients {
+					wg.Go(func() {
+						c := d.client()
+						var local []time.Duration
+						for {
+							i := int(next.Add(1)) - 1
+							if i >= batch {
+								break
+							}
+							user := fmt.Sprintf("bench%06d", i)
+							code := d.code(secrets[i], 0)
+							start := time.Now()
+							resp, err := c.Do(b.Context(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "bench"})
+							local = append(local, time.Since(start))
+							if err != nil || resp.Verify.Outcome != protocol.OutcomeAccept {
+								rejected.Add(1)
+							}
+						}
+						mu.Lock()
+						latencies = append(latencies, local...)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+				done += batch
+			}
+			b.StopTimer()
+			if n := rejected.Load(); n > 0 {
+				b.Fatalf("%d of %d valid codes were not accepted", n, b.N)
+			}
+			slices.Sort(latencies)
+			b.ReportMetric(float64(latencies[len(latencies)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// BenchmarkVerifyReject measures wrong codes (with the clock-hint search
+// of ±20 steps), each charged as a failure in a committed transaction.
+func BenchmarkVerifyReject(b *testing.B) {
+	cfg := testConfig(b)
+	cfg.RateLimit.MaxFailures = 100
+	d := startDaemon(b, cfg, nil)
+	secrets := seedUsers(b, d, 1000)
+	c := d.client()
+	b.ResetTimer()
+	for i := range b.N {
+		user := fmt.Sprintf("bench%06d", i%1000)
+		code := "000000"
+		if d.code(secrets[i%1000], 0) == code {
+			code = "000001"
+		}
+		resp, err := c.Do(b.Context(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code})
+		if err != nil || (resp.Verify.Outcome != protocol.OutcomeReject && resp.Verify.Outcome != protocol.OutcomeLocked) {
+			b.Fatalf("%v %+v", err, resp)
+		}
+		if i%1000 == 999 {
+			b.StopTimer()
+			d.clock.Add(2 * time.Hour) // let lockouts expire
+			b.StartTimer()
+		}
+	}
+}
