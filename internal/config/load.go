@@ -1,162 +1,219 @@
 package config
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"reflect"
-	"sort"
-	"strings"
+	"slices"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
 
-// Load reads the configuration file at path on top of Default and
-// validates it. Every error names the file, and where it can the line and
-// key: "config.toml:7: unknown key "rate_limit.max_failure" (did you mean
-// "rate_limit.max_failures"?)".
+// Load reads the TOML file at path over Default and validates the result.
+//
+// Every problem is reported, one per line of the error, each as
+// "PATH:LINE: what is wrong" (or "PATH: …" for a key the file does not
+// set): syntax errors, unknown keys (with a suggestion when one is close),
+// values of the wrong type, and everything Validate refuses. On error the
+// returned Config is nil. A missing file is an error that satisfies
+// errors.Is(err, fs.ErrNotExist); see LoadOrDefault.
+//
+// Load is also the SIGHUP reload: the caller keeps its current Config when
+// Load fails.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already in our prefix
+		}
+		return nil, fmt.Errorf("%s: cannot read configuration: %w", path, err)
 	}
 	return Parse(path, data)
 }
 
-// Parse is Load on data already read; path is used in messages.
+// LoadOrDefault is Load, except that when mustExist is false a missing file
+// yields Default. Any other problem, a file that exists but cannot be read
+// included, is still an error.
+func LoadOrDefault(path string, mustExist bool) (*Config, error) {
+	c, err := Load(path)
+	if err != nil && !mustExist && errors.Is(err, fs.ErrNotExist) {
+		d := Default()
+		return &d, nil
+	}
+	return c, err
+}
+
+// Parse is Load for data already read; path is only used in messages.
 func Parse(path string, data []byte) (*Config, error) {
-	cfg := Default()
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	text := string(data)
+
+	// First pass: syntax, then every key and type checked against the
+	// schema on a generic decoding, so that all problems are found, not
+	// only the first one the struct decoder would trip over.
+	var raw map[string]any
+	md, err := toml.Decode(text, &raw)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d: %s", path, pe.Position.Line, typeHint(pe))
-		}
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, joinAt(path, []positioned{decodeProblem(err)})
 	}
-	lines := keyLines(data)
-	var errs []error
+	lines := keyLines(text)
+	problems, reported, badType := checkKeys(md, raw, lines)
+	if badType {
+		// Values of the wrong type cannot be decoded, so neither can the
+		// rest be validated.
+		return nil, joinAt(path, problems)
+	}
+
+	// Second pass: the real decoding over the defaults. Unknown keys are
+	// already reported and left alone by the decoder, so the values can
+	// still be validated and every problem reported in one go.
+	c := Default()
+	md, err = toml.Decode(text, &c)
+	if err != nil { // unexpected after the first pass, but reported anyway
+		return nil, joinAt(path, append(problems, decodeProblem(err)))
+	}
 	for _, k := range md.Undecoded() {
-		key := k.String()
-		msg := fmt.Sprintf("%s:%d: unknown key %q", path, lines[key], key)
-		if s := suggest(key); s != "" {
-			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		if !isBelow(k, reported) {
+			problems = append(problems, positioned{line: lines[k.String()], err: fmt.Errorf("unknown key %q", k.String())})
+			reported = append(reported, k)
 		}
-		errs = append(errs, errors.New(msg))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	c.normalize()
+	for _, p := range c.problems() {
+		problems = append(problems, positioned{line: p.line(lines), err: p})
 	}
-	cfg.normalize()
-	if err := cfg.Validate(); err != nil {
-		var ve validationErrors
-		if errors.As(err, &ve) {
-			for _, e := range ve {
-				if line, ok := lines[e.key]; ok && md.IsDefined(strings.Split(e.key, ".")...) {
-					errs = append(errs, fmt.Errorf("%s:%d: %s", path, line, e.msg))
-				} else {
-					errs = append(errs, fmt.Errorf("%s: %s", path, e.msg))
-				}
-			}
-			return nil, errors.Join(errs...)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if len(problems) > 0 {
+		return nil, joinAt(path, problems)
 	}
-	return &cfg, nil
+	return &c, nil
 }
 
-// typeHint rewords toml's messages for the common mistakes.
-func typeHint(pe toml.ParseError) string {
-	msg := pe.Message
-	if strings.Contains(msg, "time: ") {
-		msg += ` (durations are written like "30s", "5m" or "1h30m")`
-	}
-	return msg
+// positioned is one problem of a file, at a line (0 if unknown).
+type positioned struct {
+	line int
+	err  error
 }
 
-// keyLines maps dotted keys to the line where they are set, for error
-// messages. It understands the subset of TOML the configuration uses:
-// [table] headers and key = value lines.
-func keyLines(data []byte) map[string]int {
-	lines := map[string]int{}
-	table := ""
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+// fileError is a problem prefixed with its file and line.
+type fileError struct {
+	path string
+	line int
+	err  error
+}
+
+func (e *fileError) Error() string {
+	if e.line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.path, e.line, e.err)
+	}
+	return fmt.Sprintf("%s: %s", e.path, e.err)
+}
+
+func (e *fileError) Unwrap() error { return e.err }
+
+// joinAt orders problems by line (those without a line last) and joins
+// them, one per line of the error text.
+func joinAt(path string, ps []positioned) error {
+	slices.SortStableFunc(ps, func(a, b positioned) int {
 		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, "["):
-			table = strings.Trim(strings.TrimSpace(strings.SplitN(line, "#", 2)[0]), "[] ")
-			if _, ok := lines[table]; !ok {
-				lines[table] = n
-			}
-		default:
-			if i := strings.Index(line, "="); i > 0 {
-				key := strings.Trim(strings.TrimSpace(line[:i]), `"`)
-				if table != "" {
-					key = table + "." + key
-				}
-				if _, ok := lines[key]; !ok {
-					lines[key] = n
-				}
-			}
+		case a.line == b.line:
+			return 0
+		case a.line == 0:
+			return 1
+		case b.line == 0:
+			return -1
 		}
+		return a.line - b.line
+	})
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = &fileError{path: path, line: p.line, err: p.err}
 	}
-	return lines
+	return errors.Join(errs...)
 }
 
-// Keys lists every dotted key of the configuration, from the struct tags.
-func Keys() []string {
-	var keys []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := f.Tag.Get("toml")
-			if name == "" {
-				continue
-			}
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration{}) {
-				walk(f.Type, prefix+name+".")
-				continue
-			}
-			keys = append(keys, prefix+name)
-		}
+// decodeProblem places a toml decoding error at its line.
+func decodeProblem(err error) positioned {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return positioned{line: pe.Position.Line, err: &parseError{pe}}
 	}
-	walk(reflect.TypeOf(Config{}), "")
-	sort.Strings(keys)
-	return keys
+	return positioned{err: err}
 }
 
-// suggest returns the known key closest to key, if it is a likely typo.
-func suggest(key string) string {
-	best, bestDist := "", 4
-	for _, k := range Keys() {
-		if d := editDistance(key, k); d < bestDist {
-			best, bestDist = k, d
-		}
+// parseError is a toml.ParseError whose text is only the message: the
+// position is already in the fileError prefix.
+type parseError struct{ pe toml.ParseError }
+
+func (e *parseError) Error() string { return lowerFirst(e.pe.Message) }
+func (e *parseError) Unwrap() error { return e.pe }
+
+// lowerFirst lower-cases a message's first letter unless it starts an
+// acronym ("TOML", "UTF-8").
+func lowerFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	next, _ := utf8.DecodeRuneInString(s[n:])
+	if unicode.IsUpper(r) && !unicode.IsUpper(next) {
+		return string(unicode.ToLower(r)) + s[n:]
 	}
-	return best
+	return s
 }
 
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+// checkKeys compares every key of the file with the schema and returns
+// the unknown keys and the values of the wrong type, the keys it reported,
+// and whether any value has the wrong type. Keys below a key already
+// reported are skipped: an unknown table is one problem.
+func checkKeys(md toml.MetaData, raw map[string]any, lines map[string]int) (out []positioned, reported []toml.Key, badType bool) {
+	_, known := schema()
+	for _, k := range md.Keys() {
+		if isBelow(k, reported) {
+			continue
 		}
-		prev = cur
+		name := k.String()
+		typ := md.Type(k...)
+		var err error
+		if f, ok := known[name]; !ok {
+			err = unknownKeyError(k, typ == "Hash" || typ == "ArrayHash")
+		} else if msg := f.check(typ, lookup(raw, k)); msg != "" {
+			err = &keyError{key: name, msg: msg}
+			badType = true
+		}
+		if err != nil {
+			out = append(out, positioned{line: lines[name], err: err})
+			reported = append(reported, k)
+		}
 	}
-	return prev[len(b)]
+	return out, reported, badType
+}
+
+func unknownKeyError(k toml.Key, isTable bool) error {
+	what := "key"
+	if isTable {
+		what = "table"
+	}
+	if s := suggest(k, isTable); s != "" {
+		return fmt.Errorf("unknown %s %q (did you mean %q?)", what, k.String(), s)
+	}
+	return fmt.Errorf("unknown %s %q", what, k.String())
+}
+
+// isBelow reports whether k is one of keys or below one of them.
+func isBelow(k toml.Key, keys []toml.Key) bool {
+	return slices.ContainsFunc(keys, func(p toml.Key) bool {
+		return len(k) >= len(p) && slices.Equal(k[:len(p)], p)
+	})
+}
+
+// normalize puts values Validate accepts in several spellings into the one
+// the daemon uses: the algorithm upper case without dashes, and empty lists as nil (so
+// a file spelling out the defaults equals Default).
+func (c *Config) normalize() {
+	c.TOTP.Algorithm = normalAlgorithm(c.TOTP.Algorithm)
+	for _, list := range []*[]string{&c.Policy.RequiredUsers, &c.Policy.RequiredGroups, &c.Policy.ExemptUsers, &c.Policy.ExemptGroups} {
+		if len(*list) == 0 {
+			*list = nil
+		}
+	}
 }

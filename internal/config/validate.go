@@ -1,140 +1,245 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 )
 
-// fieldError is one validation problem, tied to its dotted key.
-type fieldError struct {
-	key, msg string
+// Limits that Validate enforces and that messages cite.
+const (
+	// maxConsecutiveFailuresCap is the hard cap on consecutive failures
+	// before a permanent lockout: RFC 4226 §7.3 asks for throttling, and
+	// NIST SP 800-63B §5.2.2 limits consecutive failed attempts to 100.
+	maxConsecutiveFailuresCap = 100
+	// maxSocketPath is the longest path that fits in sockaddr_un.sun_path
+	// (108 bytes) with its terminating NUL.
+	maxSocketPath = 107
+	// maxNameLen bounds user and group names.
+	maxNameLen = 256
+)
+
+// nameRE is a POSIX-ish user or group name, with upper case and '@' also
+// allowed for LDAP and Active Directory accounts, and a trailing '$' for
+// Samba machine accounts.
+var nameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.@-]*\$?$`)
+
+// keyError is a problem with one key's value.
+type keyError struct {
+	key string
+	msg string
+	// related are other keys the problem depends on: when key itself is
+	// not in the file, the first related key that is gives the line.
+	related []string
 }
 
-// validationErrors are all problems found by Validate.
-type validationErrors []fieldError
+func (e *keyError) Error() string { return fmt.Sprintf("key %q: %s", e.key, e.msg) }
 
-func (v validationErrors) Error() string {
-	msgs := make([]string, len(v))
-	for i, e := range v {
-		msgs[i] = e.msg
+// line is where in the file the problem is best shown, or 0.
+func (e *keyError) line(lines map[string]int) int {
+	for _, k := range append([]string{e.key}, e.related...) {
+		if n, ok := lines[k]; ok {
+			return n
+		}
 	}
-	return strings.Join(msgs, "\n")
+	return 0
 }
 
-// normalize canonicalizes values that have several spellings.
-func (c *Config) normalize() {
-	c.TOTP.Algorithm = strings.ToUpper(strings.ReplaceAll(c.TOTP.Algorithm, "-", ""))
-}
-
-// nameRE is what user and group names may look like: POSIX names, plus
-// upper case, '@' and '\' for directory (LDAP, AD) accounts.
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@\\-]*\$?$`)
-
-// Validate checks every value and reports all problems at once, each
-// naming its key and what is expected.
+// Validate checks every value of c and reports all problems at once, joined
+// with errors.Join, each naming its key and what is expected, as in
+//
+//	key "totp.digits": must be between 6 and 8, got 9
+//
+// Load runs it and adds the file and line. totp.algorithm is accepted in
+// any case, with or without a dash ("sha-256"); Load stores it upper case.
 func (c *Config) Validate() error {
-	var errs validationErrors
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fieldError{key, fmt.Sprintf("%s: ", key) + fmt.Sprintf(format, args...)})
+	ps := c.problems()
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
 	}
-	intRange := func(key string, v, lo, hi int) {
-		if v < lo || v > hi {
-			bad(key, "must be between %d and %d, not %d", lo, hi, v)
+	return errors.Join(errs...)
+}
+
+// checker collects problems.
+type checker struct{ ps []*keyError }
+
+func (ch *checker) add(key string, related []string, format string, args ...any) {
+	ch.ps = append(ch.ps, &keyError{key: key, msg: fmt.Sprintf(format, args...), related: related})
+}
+
+func (ch *checker) intRange(key string, v, lo, hi int, unit string) {
+	if v < lo || v > hi {
+		ch.add(key, nil, "must be between %d and %d%s, got %d", lo, hi, unit, v)
+	}
+}
+
+func (ch *checker) durationRange(key string, v Duration, lo, hi time.Duration) {
+	if v.Duration < lo || v.Duration > hi {
+		ch.add(key, nil, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(v.Duration))
+	}
+}
+
+func (ch *checker) oneOf(key, v string, allowed ...string) {
+	if !slices.Contains(allowed, v) {
+		quoted := make([]string, len(allowed))
+		for i, a := range allowed {
+			quoted[i] = fmt.Sprintf("%q", a)
+		}
+		ch.add(key, nil, "must be %s or %s, got %q", strings.Join(quoted[:len(quoted)-1], ", "), quoted[len(quoted)-1], v)
+	}
+}
+
+func (ch *checker) absPath(key, v string) bool {
+	if !filepath.IsAbs(v) {
+		ch.add(key, nil, "must be an absolute path, got %q", v)
+		return false
+	}
+	return true
+}
+
+func (ch *checker) names(key, what string, list []string) {
+	for i, n := range list {
+		switch {
+		case n == "":
+			ch.add(key, nil, "entry %d is empty; expected a %s name", i+1, what)
+		case len(n) > maxNameLen || !nameRE.MatchString(n):
+			ch.add(key, nil, "%q is not a valid %s name: expected a letter or '_', then letters, digits, '_', '.', '-' or '@', "+
+				"optionally ending in '$', at most %d bytes", n, what, maxNameLen)
 		}
 	}
-	durRange := func(key string, v Duration, lo, hi time.Duration) {
-		if v.Duration < lo || v.Duration > hi {
-			bad(key, "must be between %s and %s, not %s", lo, hi, v.Duration)
+}
+
+// overlap reports names listed both as required and as exempt.
+func (ch *checker) overlap(requiredKey, exemptKey, what string, required, exempt []string) {
+	for _, n := range exempt {
+		if slices.Contains(required, n) {
+			ch.add(exemptKey, []string{requiredKey}, "%s %q is listed in both %s and %s; keep it in one of them", what, n, requiredKey, exemptKey)
 		}
+	}
+}
+
+// problems is Validate's work, kept with the keys so Load can add lines.
+func (c *Config) problems() []*keyError {
+	var ch checker
+
+	switch {
+	case c.Issuer == "":
+		ch.add("issuer", nil, "must not be empty; it names this server in authenticator apps")
+	case strings.Contains(c.Issuer, ":"):
+		ch.add("issuer", nil, "must not contain ':', which separates issuer and account in otpauth labels, got %q", c.Issuer)
+	case strings.IndexFunc(c.Issuer, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		ch.add("issuer", nil, "must contain only printable characters, got %q", c.Issuer)
 	}
 
-	if c.Issuer == "" || strings.Contains(c.Issuer, ":") || strings.IndexFunc(c.Issuer, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		bad("issuer", "must be a non-empty printable name without ':' (it becomes the otpauth label prefix), not %q", c.Issuer)
-	}
-	switch c.TOTP.Algorithm {
+	switch normalAlgorithm(c.TOTP.Algorithm) {
 	case "SHA1", "SHA256", "SHA512":
 	default:
-		bad("totp.algorithm", `must be "SHA1", "SHA256" or "SHA512", not %q`, c.TOTP.Algorithm)
+		ch.add("totp.algorithm", nil, `must be "SHA1", "SHA256" or "SHA512", got %q`, c.TOTP.Algorithm)
 	}
-	intRange("totp.digits", c.TOTP.Digits, 6, 8)
-	intRange("totp.period", c.TOTP.Period, 15, 300)
-	intRange("totp.skew", c.TOTP.Skew, 0, 10)
-	intRange("totp.clock_hint_steps", c.TOTP.ClockHintSteps, 0, 120)
-	if c.TOTP.ClockHintSteps != 0 && c.TOTP.ClockHintSteps <= c.TOTP.Skew {
-		bad("totp.clock_hint_steps", "must be 0 (off) or larger than totp.skew (%d), not %d", c.TOTP.Skew, c.TOTP.ClockHintSteps)
-	}
-
-	if !filepath.IsAbs(c.Daemon.Socket) {
-		bad("daemon.socket", "must be an absolute path, not %q", c.Daemon.Socket)
-	}
-	if !filepath.IsAbs(c.Daemon.StateDir) || filepath.Clean(c.Daemon.StateDir) == "/" {
-		bad("daemon.state_dir", "must be an absolute path other than /, not %q", c.Daemon.StateDir)
-	}
-	intRange("daemon.max_conns_per_uid", c.Daemon.MaxConnsPerUID, 1, 1024)
-	durRange("daemon.request_timeout", c.Daemon.RequestTimeout, 100*time.Millisecond, 5*time.Minute)
-	switch c.Daemon.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("daemon.log_level", `must be "debug", "info", "warn" or "error", not %q`, c.Daemon.LogLevel)
+	ch.intRange("totp.digits", c.TOTP.Digits, 6, 8, "")
+	ch.intRange("totp.period", c.TOTP.Period, 15, 300, " seconds")
+	ch.intRange("totp.skew", c.TOTP.Skew, 0, 10, " steps")
+	ch.intRange("totp.clock_hint_steps", c.TOTP.ClockHintSteps, 0, 120, " steps")
+	if h := c.TOTP.ClockHintSteps; h != 0 && h <= c.TOTP.Skew {
+		ch.add("totp.clock_hint_steps", []string{"totp.skew"}, "must be 0 (no hint) or greater than totp.skew (%d), got %d", c.TOTP.Skew, h)
 	}
 
-	switch c.Policy.Default {
-	case "optional", "required":
-	default:
-		bad("policy.default", `must be "optional" or "required", not %q`, c.Policy.Default)
+	d := c.Daemon
+	if ch.absPath("daemon.socket", d.Socket) && len(d.Socket) > maxSocketPath {
+		ch.add("daemon.socket", nil, "is %d bytes long; a Unix socket path must be at most %d bytes", len(d.Socket), maxSocketPath)
 	}
-	names := func(key string, list []string) {
-		for _, n := range list {
-			if len(n) > 256 || !nameRE.MatchString(n) {
-				bad(key, "%q is not a valid user or group name", n)
-			}
-		}
+	if ch.absPath("daemon.state_dir", d.StateDir) && filepath.Clean(d.StateDir) == "/" {
+		ch.add("daemon.state_dir", nil, `must not be "/"; use a directory of its own such as "/var/lib/otpgate"`)
 	}
-	names("policy.required_users", c.Policy.RequiredUsers)
-	names("policy.required_groups", c.Policy.RequiredGroups)
-	names("policy.exempt_users", c.Policy.ExemptUsers)
-	names("policy.exempt_groups", c.Policy.ExemptGroups)
-	for _, u := range c.Policy.RequiredUsers {
-		for _, e := range c.Policy.ExemptUsers {
-			if u == e {
-				bad("policy.exempt_users", "%q is both required and exempt; remove it from one list", u)
-			}
-		}
-	}
-	for _, g := range c.Policy.RequiredGroups {
-		for _, e := range c.Policy.ExemptGroups {
-			if g == e {
-				bad("policy.exempt_groups", "group %q is both required and exempt; remove it from one list", g)
-			}
-		}
-	}
+	ch.intRange("daemon.max_conns_per_uid", d.MaxConnsPerUID, 1, 1024, "")
+	ch.durationRange("daemon.request_timeout", d.RequestTimeout, 100*time.Millisecond, 5*time.Minute)
+	ch.oneOf("daemon.log_level", d.LogLevel, "debug", "info", "warn", "error")
+
+	p := c.Policy
+	ch.oneOf("policy.default", p.Default, "optional", "required")
+	ch.names("policy.required_users", "user", p.RequiredUsers)
+	ch.names("policy.required_groups", "group", p.RequiredGroups)
+	ch.names("policy.exempt_users", "user", p.ExemptUsers)
+	ch.names("policy.exempt_groups", "group", p.ExemptGroups)
+	ch.overlap("policy.required_users", "policy.exempt_users", "user", p.RequiredUsers, p.ExemptUsers)
+	ch.overlap("policy.required_groups", "policy.exempt_groups", "group", p.RequiredGroups, p.ExemptGroups)
 
 	rl := c.RateLimit
-	intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100)
-	durRange("rate_limit.lockout", rl.Lockout, time.Second, 24*time.Hour)
-	if rl.Backoff < 1 || rl.Backoff > 10 {
-		bad("rate_limit.backoff", "must be between 1 and 10, not %g", rl.Backoff)
+	ch.intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100, "")
+	ch.durationRange("rate_limit.lockout", rl.Lockout, time.Second, 24*time.Hour)
+	if !(rl.Backoff >= 1 && rl.Backoff <= 10) { // also refuses NaN
+		ch.add("rate_limit.backoff", nil, "must be between 1 and 10, got %s", fmtFloat(rl.Backoff))
 	}
-	if rl.MaxLockout.Duration < rl.Lockout.Duration || rl.MaxLockout.Duration > 7*24*time.Hour {
-		bad("rate_limit.max_lockout", "must be at least rate_limit.lockout (%s) and at most 168h, not %s", rl.Lockout.Duration, rl.MaxLockout.Duration)
+	const week = 7 * 24 * time.Hour
+	switch {
+	case rl.MaxLockout.Duration < rl.Lockout.Duration:
+		ch.add("rate_limit.max_lockout", []string{"rate_limit.lockout"}, "must be at least rate_limit.lockout (%s), got %s",
+			fmtDuration(rl.Lockout.Duration), fmtDuration(rl.MaxLockout.Duration))
+	case rl.MaxLockout.Duration > week:
+		ch.add("rate_limit.max_lockout", nil, "must be at most %s (7 days), got %s", fmtDuration(week), fmtDuration(rl.MaxLockout.Duration))
 	}
-	if rl.MaxConsecutiveFailures < rl.MaxFailures || rl.MaxConsecutiveFailures > 100 {
-		bad("rate_limit.max_consecutive_failures", "must be between rate_limit.max_failures (%d) and 100 (RFC 4226 §7.3, NIST SP 800-63B 5.2.2 allow at most 100), not %d", rl.MaxFailures, rl.MaxConsecutiveFailures)
+	switch mcf := rl.MaxConsecutiveFailures; {
+	case mcf > maxConsecutiveFailuresCap:
+		ch.add("rate_limit.max_consecutive_failures", nil,
+			"must be at most %d (RFC 4226 §7.3 and NIST SP 800-63B §5.2.2 limit consecutive failed attempts to 100), got %d",
+			maxConsecutiveFailuresCap, mcf)
+	case mcf < rl.MaxFailures:
+		ch.add("rate_limit.max_consecutive_failures", []string{"rate_limit.max_failures"},
+			"must be at least rate_limit.max_failures (%d), got %d", rl.MaxFailures, mcf)
 	}
 
-	intRange("enroll.secret_bytes", c.Enroll.SecretBytes, 16, 64)
-	intRange("enroll.recovery_codes", c.Enroll.RecoveryCodes, 0, 20)
-	durRange("enroll.pending_timeout", c.Enroll.PendingTimeout, time.Minute, 24*time.Hour)
+	e := c.Enroll
+	if e.SecretBytes < 16 || e.SecretBytes > 64 {
+		ch.add("enroll.secret_bytes", nil, "must be between 16 and 64 bytes (RFC 4226 R6 requires at least 128 bits; 20 is recommended), got %d", e.SecretBytes)
+	}
+	ch.intRange("enroll.recovery_codes", e.RecoveryCodes, 0, 20, "")
+	ch.durationRange("enroll.pending_timeout", e.PendingTimeout, time.Minute, 24*time.Hour)
 
-	if d := c.Audit.Destination; d != "stderr" && d != "syslog" && !filepath.IsAbs(d) {
-		bad("audit.destination", `must be "stderr", "syslog" or an absolute file path, not %q`, d)
+	switch dest := c.Audit.Destination; {
+	case dest == "stderr" || dest == "syslog":
+	case !filepath.IsAbs(dest):
+		ch.add("audit.destination", nil, `must be "stderr", "syslog" or an absolute file path, got %q`, dest)
+	case strings.HasSuffix(dest, "/") || filepath.Clean(dest) == "/":
+		ch.add("audit.destination", nil, "must name a file, not a directory, got %q", dest)
 	}
-	if len(errs) > 0 {
-		return errs
+	return ch.ps
+}
+
+// normalAlgorithm is the canonical spelling of an algorithm name.
+func normalAlgorithm(s string) string {
+	return strings.ToUpper(strings.ReplaceAll(s, "-", ""))
+}
+
+// fmtDuration writes a duration the way the file does: "1h", "1h30m",
+// "100ms", without time.Duration's trailing "0m0s".
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
 	}
-	return nil
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// fmtFloat writes a float without exponent noise; NaN and infinities as
+// TOML spells them.
+func fmtFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	return fmt.Sprintf("%g", f)
 }
