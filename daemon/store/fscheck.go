@@ -38,10 +38,10 @@ func CheckStateDir(dir string) error {
 		return fmt.Errorf("store: state directory: %w", err)
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		return fmt.Errorf("store: state directory %s is a symlink; it must be a real directory", dir)
+		return fmt.Errorf("store: state directory %s is a symlink; it must be a real directory owned by root with mode 0700", dir)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("store: state directory %s is not a directory", dir)
+		return fmt.Errorf("store: state directory %s is not a directory (mode %s); it must be a directory owned by root with mode 0700", dir, fi.Mode())
 	}
 	if err := checkOwnerMode(fi, dir, 0o700); err != nil {
 		return err
@@ -56,7 +56,7 @@ func CheckStateDir(dir string) error {
 			return fmt.Errorf("store: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("store: %s is not a regular file (%s); refusing to use it", p, fi.Mode().Type())
+			return fmt.Errorf("store: %s is not a regular file (mode %s); it must be a regular file owned by root with mode 0600", p, fi.Mode())
 		}
 		if err := checkOwnerMode(fi, p, 0o600); err != nil {
 			return err
@@ -71,22 +71,41 @@ func checkOwnerMode(fi os.FileInfo, path string, want os.FileMode) error {
 		return fmt.Errorf("store: cannot read the owner of %s", path)
 	}
 	if st.Uid != 0 {
-		return fmt.Errorf("store: %s is owned by uid %d; it must be owned by root (chown root %s)", path, st.Uid, path)
+		return fmt.Errorf("store: %s is owned by uid %d (mode %04o); it must be owned by root (uid 0) with mode %04o", path, st.Uid, fi.Mode().Perm(), want)
 	}
-	if fi.Mode().Perm() != want {
-		return fmt.Errorf("store: %s has mode %04o; it must be %04o (chmod %o %s)", path, fi.Mode().Perm(), want, want, path)
+	// Exact mode: no group/other bits, and no setuid, setgid or sticky.
+	if fi.Mode()&(os.ModePerm|os.ModeSetuid|os.ModeSetgid|os.ModeSticky) != want {
+		return fmt.Errorf("store: %s has mode %04o (owner uid 0); it must be exactly %04o (chmod %o %s)", path, unixMode(fi.Mode()), want, want, path)
 	}
 	return nil
 }
 
-// checkFile applies the same rules to an open file.
-func checkFile(f *os.File, path string) error {
+// CheckFile applies CheckStateDir's file rules to an open file: it must
+// be a regular file owned by root with mode 0600. Checking the open file
+// (fstat) rather than the path leaves no window for a swap.
+func CheckFile(f *os.File, path string) error {
 	fi, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return fmt.Errorf("store: stat %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("store: %s is not a regular file", path)
+		return fmt.Errorf("store: %s is not a regular file (mode %s); it must be a regular file owned by root with mode 0600", path, fi.Mode())
 	}
 	return checkOwnerMode(fi, path, 0o600)
+}
+
+// unixMode returns the permission and special bits of m as chmod(1) shows
+// them.
+func unixMode(m os.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
 }

@@ -25,10 +25,20 @@ const (
 	argonKeyLen  = 32
 )
 
-// GenerateRecoveryCodes returns n distinct codes like "7k2m-q9xd-4hfa".
+// MaxRecoveryCodes bounds GenerateRecoveryCodes: each code costs one KDF
+// at enrollment and one stored hash.
+const MaxRecoveryCodes = 100
+
+// GenerateRecoveryCodes returns n distinct random codes like
+// "7k2m-q9xd-4hfa": 12 symbols of Crockford's base32 (60 bits), lower
+// case, in groups of four. NormalizeRecoveryCode maps them to the form
+// HashRecoveryCode takes.
 func GenerateRecoveryCodes(n int) ([]string, error) {
-	seen := map[string]bool{}
-	var codes []string
+	if n < 1 || n > MaxRecoveryCodes {
+		return nil, fmt.Errorf("store: recovery code count %d out of range; it must be 1 to %d", n, MaxRecoveryCodes)
+	}
+	seen := make(map[string]bool, n)
+	codes := make([]string, 0, n)
 	for len(codes) < n {
 		var b [recoveryLen]byte
 		if _, err := rand.Read(b[:]); err != nil {
@@ -41,6 +51,7 @@ func GenerateRecoveryCodes(n int) ([]string, error) {
 			}
 			sb.WriteByte(recoveryAlphabet[c&31])
 		}
+		// 256 is a multiple of 32, so c&31 is uniform.
 		if c := sb.String(); !seen[c] {
 			seen[c] = true
 			codes = append(codes, c)
@@ -54,25 +65,31 @@ func GenerateRecoveryCodes(n int) ([]string, error) {
 // (i and l read as 1, o as 0). ok is false unless the result is exactly
 // 12 symbols of the alphabet.
 func NormalizeRecoveryCode(s string) (string, bool) {
-	var sb strings.Builder
-	for _, r := range strings.ToLower(s) {
-		switch r {
+	out := make([]byte, 0, recoveryLen)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		switch c {
 		case ' ', '-':
 			continue
 		case 'i', 'l':
-			r = '1'
+			c = '1'
 		case 'o':
-			r = '0'
+			c = '0'
 		}
-		if !strings.ContainsRune(recoveryAlphabet, r) {
+		// Byte-wise on purpose: only ASCII is accepted, so Unicode case
+		// folding (the Kelvin sign lowers to 'k') cannot sneak in.
+		if strings.IndexByte(recoveryAlphabet, c) < 0 || len(out) == recoveryLen {
 			return "", false
 		}
-		sb.WriteRune(r)
+		out = append(out, c)
 	}
-	if sb.Len() != recoveryLen {
+	if len(out) != recoveryLen {
 		return "", false
 	}
-	return sb.String(), true
+	return string(out), true
 }
 
 // NewRecoverySalt returns a fresh 16-byte salt.

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/sys/unix"
 )
 
 // KeySize is the size of the key file's content.
@@ -63,80 +64,135 @@ func (s *Sealer) Open(user string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// LoadOrCreateKey reads the sealing key at path, creating it (random,
-// 0600, written atomically) if it does not exist. An existing file of the
-// wrong size, or that is not a regular root-owned 0600 file, is an error:
-// regenerating it would make every enrollment unreadable.
+// LoadOrCreateKey reads the sealing key at path, creating it (KeySize
+// random bytes, mode 0600, written atomically) if it does not exist. An
+// existing file of the wrong size, or that is not a regular root-owned
+// 0600 file, is an error: regenerating it would make every enrollment
+// unreadable, so an existing key is never replaced.
 func LoadOrCreateKey(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-	if err == nil {
-		defer f.Close()
-		if err := checkFile(f, path); err != nil {
-			return nil, err
-		}
-		key := make([]byte, KeySize+1)
-		n, err := io.ReadFull(f, key)
-		if err != io.ErrUnexpectedEOF || n != KeySize {
-			return nil, fmt.Errorf("store: key file %s must hold exactly %d bytes; refusing to use or replace it (restore it from backup)", path, KeySize)
-		}
-		return key[:KeySize], nil
-	}
-	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("store: key file %s is a symlink; refusing to follow it", path)
-	}
+	key, err := readKey(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("store: key file: %w", err)
+		return key, err
 	}
-	key := make([]byte, KeySize)
+	key = make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("store: generate key: %w", err)
+		return nil, fmt.Errorf("store: generate key for %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, key); err != nil {
+	err = writeFileExclusive(path, key)
+	if errors.Is(err, os.ErrExist) {
+		// Another process created the key first: use that one.
+		return readKey(path)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return key, nil
 }
 
-// writeFileAtomic creates path with data, mode 0600: temp file in the same
-// directory, fsync, link into place (failing if path appeared meanwhile),
-// fsync the directory.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".tmp-key-")
+// readKey reads an existing key file. The error wraps os.ErrNotExist only
+// when path does not exist.
+func readKey(path string) ([]byte, error) {
+	// O_NOFOLLOW: a symlink fails with ELOOP. O_NONBLOCK: a FIFO planted
+	// at path cannot block the open; checkFile then rejects it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("store: key file %s is a symlink; it must be a regular root-owned 0600 file", path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("store: key file %s: %w", path, os.ErrNotExist)
+	}
 	if err != nil {
-		return fmt.Errorf("store: create %s: %w", path, err)
+		return nil, fmt.Errorf("store: open key file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store: chmod %s: %w", tmp.Name(), err)
+	defer f.Close()
+	if err := CheckFile(f, path); err != nil {
+		return nil, err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store: write %s: %w", tmp.Name(), err)
+	buf := make([]byte, KeySize+1)
+	n, err := io.ReadFull(f, buf)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) && n == KeySize:
+		return buf[:KeySize], nil
+	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("store: key file %s must hold exactly %d bytes but does not; refusing to use or replace it (restore it from a backup)", path, KeySize)
+	default:
+		return nil, fmt.Errorf("store: read key file %s: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("store: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("store: close %s: %w", tmp.Name(), err)
-	}
-	// link(2) fails if path exists: an existing key is never replaced.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return fmt.Errorf("store: install %s: %w", path, err)
-	}
-	return syncDir(dir)
 }
 
-func syncDir(dir string) error {
+// writeFileExclusive creates path holding data, mode 0600, atomically: a
+// temp file (O_EXCL, 0600) in the same directory is written and fsync'd,
+// then renamed into place with RENAME_NOREPLACE, then the directory is
+// fsync'd. An existing path is never overwritten: the error then wraps
+// os.ErrExist.
+func writeFileExclusive(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return fmt.Errorf("store: create temp file for %s: %w", path, err)
+	}
+	name := tmp.Name()
+	installed := false
+	defer func() {
+		if !installed {
+			os.Remove(name)
+		}
+	}()
+	if err := writeSyncClose(tmp, data); err != nil {
+		return err
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, name, unix.AT_FDCWD, path, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// The file system lacks RENAME_NOREPLACE; link(2) also refuses
+		// to replace an existing path.
+		if err = os.Link(name, path); err == nil {
+			if err := os.Remove(name); err != nil {
+				return fmt.Errorf("store: remove %s: %w", name, err)
+			}
+		}
+	}
+	if errors.Is(err, unix.EEXIST) || errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("store: %s appeared while it was being created: %w", path, os.ErrExist)
+	}
+	if err != nil {
+		return fmt.Errorf("store: install %s: %w", path, err)
+	}
+	installed = true
+	return SyncDir(dir)
+}
+
+func writeSyncClose(f *os.File, data []byte) error {
+	// CreateTemp already uses 0600; Chmod guards against a umask that
+	// would clear the owner bits.
+	err := f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: write %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory so that a create or rename in it survives a
+// power loss.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", dir, err)
+		return fmt.Errorf("store: open directory %s: %w", dir, err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync directory %s: %w", dir, err)
 	}
 	return nil
 }

@@ -13,6 +13,16 @@ import (
 // ErrNotFound is returned by Get for a user without a record.
 var ErrNotFound = errors.New("store: no record for user")
 
+// ErrReadOnly is wrapped by every Update error once a commit has failed
+// (for example fsync returned EIO). A failed fsync is never retried: the
+// kernel may already have dropped the unwritten pages, so a retry could
+// report success for data that is not on disk ("fsyncgate"). Reads still
+// work, so the daemon can keep denying; writes need a restart.
+var ErrReadOnly = errors.New("store: store is read-only after a failed write; restart otpgated after fixing the disk")
+
+// ErrClosed is returned by Update after Close.
+var ErrClosed = errors.New("store: store is closed")
+
 // Record is everything the daemon knows about one user. Secrets inside are
 // sealed (see Sealer); recovery codes are stored only as hashes.
 type Record struct {

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -19,80 +21,215 @@ import (
 
 var usersBucket = []byte("users")
 
-// recordVersion is the first byte of every stored record.
+// recordVersion is the first byte of every stored record; the JSON of a
+// store.Record follows.
 const recordVersion = 1
 
-// DB is a store.Store on a bbolt file. Updates are queued and committed in
-// groups: whoever finds the queue idle becomes the committer and runs every
-// queued update in one transaction, so N concurrent updates cost one fsync
-// and an idle store adds no delay.
+// lockTimeout is how long Open waits for another process's lock on the
+// file before giving up.
+const lockTimeout = time.Second
+
+// maxCheckErrors bounds how many integrity problems Open reports.
+const maxCheckErrors = 5
+
+// DB is a store.Store on a bbolt file.
+//
+// Updates are committed in groups (leader/follower): Update queues its
+// request; if no committer is running it starts one, which takes every
+// queued request, runs them in order in one bbolt read-write transaction,
+// commits (bbolt fsyncs the data pages, then the meta page), and only then
+// replies to each caller. Requests that arrive during a commit wait for
+// the next one, which takes them all, so N concurrent updates cost about
+// two commits instead of N, and an idle store adds no delay: there is no
+// batching timer.
+//
+// Each fn runs exactly once. An fn that returns an error (or panics) has
+// written nothing, so only its caller is affected and the rest of the
+// group commits. If the commit itself fails, every caller in the group
+// gets an error wrapping store.ErrReadOnly, and so does every later
+// Update: a failed fsync is never retried.
 type DB struct {
 	db   *bbolt.DB
 	path string
 
-	mu      sync.Mutex // guards queue, running, failed
-	queue   []*update
-	running bool
+	mu      sync.Mutex // guards the fields below
+	queue   []*request
+	running bool  // a committer goroutine is active
 	failed  error // set for good after a failed commit
+	closed  bool
+	wg      sync.WaitGroup // committer goroutines
 }
 
-type update struct {
+type request struct {
 	user string
 	fn   func(*store.Record) (*store.Record, error)
-	done chan error
+	done chan error // buffered, receives exactly one value
 }
+
+// fnPanic carries a panic from an update function back to its caller's
+// goroutine, where Update re-raises it.
+type fnPanic struct{ value any }
+
+func (p *fnPanic) Error() string { return fmt.Sprintf("store: update function panicked: %v", p.value) }
 
 var _ store.Store = (*DB)(nil)
 
-// Open opens (creating if needed) the store in dir, which the caller has
-// checked with store.PrepareStateDir. It fails if another process holds the
-// store, or if the file does not pass an integrity check.
-func Open(dir string) (*DB, error) {
+// Open opens the store in the state directory dir, creating the database
+// file if needed. dir must pass store.CheckStateDir (create it with
+// store.PrepareStateDir). Open fails if another process holds the store
+// (after waiting one second), or if the file fails the integrity check:
+// bbolt's page check, then every record must decode.
+func Open(dir string) (_ *DB, err error) {
+	if err := store.CheckStateDir(dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, store.DBFile)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		if errors.Is(err, bolterrors.ErrTimeout) {
-			return nil, fmt.Errorf("state store %s is in use by another process (is another otpgated running?)", path)
-		}
+	if err := createFile(path); err != nil {
+		return nil, err
+	}
+	var db *bbolt.DB
+	err = recoverPanic(func() error {
+		var err error
+		db, err = bbolt.Open(path, 0o600, &bbolt.Options{
+			Timeout:  lockTimeout,
+			OpenFile: openExisting,
+			// NoSync, NoGrowSync and NoFreelistSync stay false: a
+			// commit returns only after its pages are on disk.
+		})
+		return err
+	})
+	switch {
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, fmt.Errorf("state store %s is in use by another process (is another otpgated running?)", path)
+	case errors.Is(err, bolterrors.ErrInvalid), errors.Is(err, bolterrors.ErrChecksum),
+		errors.Is(err, bolterrors.ErrVersionMismatch), errors.As(err, new(*panicError)):
+		return nil, fmt.Errorf("state store %s is corrupt or not an otpgate store: %w (restore it from a backup)", path, err)
+	case err != nil:
 		return nil, fmt.Errorf("open state store %s: %w", path, err)
 	}
 	d := &DB{db: db, path: path}
 	if err := d.check(); err != nil {
-		db.Close()
+		if cerr := db.Close(); cerr != nil {
+			return nil, fmt.Errorf("%w (and closing it failed: %v)", err, cerr)
+		}
 		return nil, err
 	}
 	return d, nil
 }
 
+// createFile creates the database file (0600, O_EXCL, O_NOFOLLOW) if it
+// does not exist, and fsyncs the directory so the new name survives a
+// power loss.
+func createFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil // Open checks the existing file.
+	}
+	if err != nil {
+		return fmt.Errorf("create state store %s: %w", path, err)
+	}
+	err = f.Chmod(0o600) // in case the umask cleared owner bits
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("create state store %s: %w", path, err)
+	}
+	if err := store.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("create state store %s: %w", path, err)
+	}
+	return nil
+}
+
+// openExisting is bbolt's OpenFile: it never creates (createFile did),
+// never follows a symlink, and refuses a file that is not a regular
+// root-owned 0600 file.
+func openExisting(path string, flag int, _ os.FileMode) (*os.File, error) {
+	flag &^= os.O_CREATE
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("state store %s is a symlink; it must be a regular file owned by root with mode 0600", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckFile(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// panicError is a panic inside bbolt (it panics on some corrupt pages)
+// turned into an error.
+type panicError struct{ value any }
+
+func (p *panicError) Error() string { return fmt.Sprintf("bbolt panicked: %v", p.value) }
+
+func recoverPanic(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{r}
+		}
+	}()
+	return f()
+}
+
 // check creates the bucket if needed and verifies the file: bbolt's page
 // consistency check, then every record must decode.
 func (d *DB) check() error {
-	if err := d.db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(usersBucket)
-		return err
-	}); err != nil {
-		return fmt.Errorf("state store %s: %w", d.path, err)
+	corrupt := func(err error) error {
+		return fmt.Errorf("state store %s is corrupt: %w (restore it from a backup)", d.path, err)
 	}
-	return d.db.View(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("state store %s is corrupt: %v (restore it from a backup)", d.path, err)
-		}
-		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
-			if _, err := decode(k, v); err != nil {
-				return fmt.Errorf("state store %s is corrupt: %w", d.path, err)
+	var problems []error
+	err := recoverPanic(func() error {
+		return d.db.View(func(tx *bbolt.Tx) error {
+			// Drain the whole channel: the checker goroutine reads
+			// the mmap and must finish before the transaction ends.
+			for err := range tx.Check() {
+				if len(problems) < maxCheckErrors {
+					problems = append(problems, err)
+				}
 			}
-			return nil
+			if len(problems) > 0 {
+				return nil
+			}
+			b := tx.Bucket(usersBucket)
+			if b == nil {
+				return nil // new file; created below
+			}
+			return b.ForEach(func(k, v []byte) error {
+				if v == nil {
+					return fmt.Errorf("unexpected nested bucket %q in %q", k, usersBucket)
+				}
+				_, err := decode(k, v)
+				return err
+			})
 		})
 	})
+	if len(problems) > 0 {
+		return corrupt(errors.Join(problems...))
+	}
+	if err != nil {
+		return corrupt(err)
+	}
+	err = d.db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(usersBucket)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("state store %s: create bucket %q: %w", d.path, usersBucket, err)
+	}
+	return nil
 }
 
 func decode(k, v []byte) (*store.Record, error) {
 	if len(v) == 0 || v[0] != recordVersion {
-		return nil, fmt.Errorf("record %q has an unknown format", k)
+		return nil, fmt.Errorf("record %q has an unknown format (want version byte %d)", k, recordVersion)
 	}
 	var rec store.Record
 	if err := json.Unmarshal(v[1:], &rec); err != nil {
-		return nil, fmt.Errorf("record %q: %v", k, err)
+		return nil, fmt.Errorf("record %q does not decode: %w", k, err)
 	}
 	if rec.User != string(k) {
 		return nil, fmt.Errorf("record %q names user %q", k, rec.User)
@@ -120,16 +257,20 @@ func (d *DB) Get(user string) (*store.Record, error) {
 		rec, err = decode([]byte(user), v)
 		return err
 	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("state store %s: get %q: %w", d.path, user, err)
+	}
 	return rec, err
 }
 
-// List calls fn for each record in user name order.
+// List calls fn for each record in user name order (bytewise). It stops
+// at, and returns, the first error.
 func (d *DB) List(fn func(*store.Record) error) error {
 	return d.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
 			rec, err := decode(k, v)
 			if err != nil {
-				return err
+				return fmt.Errorf("state store %s: %w", d.path, err)
 			}
 			return fn(rec)
 		})
@@ -137,74 +278,99 @@ func (d *DB) List(fn func(*store.Record) error) error {
 }
 
 // Update applies fn to the user's record in a transaction and returns once
-// the result is on disk. fn runs exactly once.
+// the result is on disk (see DB for the group commit). fn gets the current
+// record, or nil when there is none, and returns the record to store (its
+// User is set to user) or nil to delete it. fn runs exactly once; if it
+// returns an error nothing is written and Update returns that error; if
+// it panics, Update panics with the same value in the caller's goroutine.
 func (d *DB) Update(user string, fn func(*store.Record) (*store.Record, error)) error {
-	u := &update{user: user, fn: fn, done: make(chan error, 1)}
+	if user == "" {
+		return errors.New("store: update: empty user name")
+	}
+	r := &request{user: user, fn: fn, done: make(chan error, 1)}
 	d.mu.Lock()
-	if d.failed != nil {
+	switch {
+	case d.closed:
+		d.mu.Unlock()
+		return fmt.Errorf("state store %s: %w", d.path, store.ErrClosed)
+	case d.failed != nil:
 		d.mu.Unlock()
 		return d.failed
 	}
-	d.queue = append(d.queue, u)
+	d.queue = append(d.queue, r)
 	if !d.running {
 		d.running = true
+		d.wg.Add(1)
 		go d.commitLoop()
 	}
 	d.mu.Unlock()
-	return <-u.done
+	err := <-r.done
+	var p *fnPanic
+	if errors.As(err, &p) {
+		panic(p.value)
+	}
+	return err
 }
 
+// commitLoop commits queued requests, one group per transaction, until
+// the queue is empty.
 func (d *DB) commitLoop() {
+	defer d.wg.Done()
 	for {
 		d.mu.Lock()
-		batch := d.queue
+		group := d.queue
 		d.queue = nil
-		if len(batch) == 0 {
+		if len(group) == 0 || d.failed != nil {
 			d.running = false
+			for _, r := range group {
+				r.done <- d.failed
+			}
 			d.mu.Unlock()
 			return
 		}
 		d.mu.Unlock()
-		d.commit(batch)
+		d.commit(group)
 	}
 }
 
-// commit runs a batch in one transaction. An update whose fn fails changes
-// nothing and gets fn's error; the others commit. If the commit itself
-// fails (e.g. fsync returned EIO), every caller gets the error and the
-// store refuses all later writes: a failed fsync is never retried.
-func (d *DB) commit(batch []*update) {
-	results := make([]error, len(batch))
-	err := d.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(usersBucket)
-		for i, u := range batch {
-			results[i] = apply(b, u)
-		}
-		return nil
+// commit runs a group in one transaction. A request whose fn fails has
+// written nothing and gets fn's error; the others commit. If the commit
+// itself fails (for example fsync returned EIO), every caller in the group
+// gets an error wrapping store.ErrReadOnly and the store refuses all later
+// writes.
+func (d *DB) commit(group []*request) {
+	results := make([]error, len(group))
+	err := recoverPanic(func() error {
+		return d.db.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket(usersBucket)
+			for i, r := range group {
+				results[i] = apply(b, r)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		d.mu.Lock()
 		if d.failed == nil {
-			d.failed = fmt.Errorf("state store %s is read-only after a failed write (%v); fix the disk and restart otpgated", d.path, err)
+			d.failed = fmt.Errorf("state store %s: %w (the failed write: %v)", d.path, store.ErrReadOnly, err)
 		}
 		failed := d.failed
-		for _, u := range d.queue {
-			u.done <- failed
-		}
-		d.queue = nil
 		d.mu.Unlock()
-		for _, u := range batch {
-			u.done <- failed
+		for _, r := range group {
+			r.done <- failed
 		}
 		return
 	}
-	for i, u := range batch {
-		u.done <- results[i]
+	for i, r := range group {
+		r.done <- results[i]
 	}
 }
 
-func apply(b *bbolt.Bucket, u *update) error {
-	key := []byte(u.user)
+// apply runs one request inside the group's transaction. It writes only
+// after fn succeeded, and bbolt's Put and Delete validate before they
+// modify, so a failed request leaves the transaction as it found it.
+func apply(b *bbolt.Bucket, r *request) error {
+	key := []byte(r.user)
 	var cur *store.Record
 	if v := b.Get(key); v != nil {
 		var err error
@@ -212,7 +378,7 @@ func apply(b *bbolt.Bucket, u *update) error {
 			return err
 		}
 	}
-	next, err := u.fn(cur)
+	next, err := callFn(r.fn, cur)
 	if err != nil {
 		return err
 	}
@@ -222,24 +388,36 @@ func apply(b *bbolt.Bucket, u *update) error {
 		}
 		return b.Delete(key)
 	}
-	next.User = u.user
+	next.User = r.user
 	v, err := encode(next)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: encode record %q: %w", r.user, err)
 	}
 	return b.Put(key, v)
 }
 
-// Close waits for queued updates and closes the file.
-func (d *DB) Close() error {
-	for {
-		d.mu.Lock()
-		idle := !d.running
-		d.mu.Unlock()
-		if idle {
-			break
+func callFn(fn func(*store.Record) (*store.Record, error), cur *store.Record) (next *store.Record, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			next, err = nil, &fnPanic{r}
 		}
-		time.Sleep(time.Millisecond)
+	}()
+	return fn(cur)
+}
+
+// Close waits for queued updates to commit, refuses new ones, and closes
+// the file. Get and List fail after Close.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return fmt.Errorf("state store %s: %w", d.path, store.ErrClosed)
 	}
-	return d.db.Close()
+	d.closed = true
+	d.mu.Unlock()
+	d.wg.Wait()
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close state store %s: %w", d.path, err)
+	}
+	return nil
 }
