@@ -265,7 +265,7 @@ func pamStatus(err error) int {
 // wipes it). A too-short answer is all code and no password.
 func splitPasswordAndCode(answer []byte, digits int) (password, code []byte) {
 	if len(answer) <= digits {
-		return answer[:0], answer
+		return answer[:0:0], answer
 	}
 	cut := len(answer) - digits
 	return answer[:cut:cut], answer[cut:]
