@@ -15,13 +15,21 @@ import (
 // everyone to re-enroll) and the import is audited with a warning.
 const minImportSecretBytes = 10
 
+// listPageSize users fit in one frame even with 256-byte names.
+const listPageSize = 100
+
 func (s *Server) adminList(rc *reqCtx) (*protocol.Response, error) {
 	if _, err := s.authorize(rc, false); err != nil {
 		return nil, err
 	}
 	withGroups := needsGroups(&rc.cfg.Policy)
 	users := []protocol.UserStatus{}
-	err := s.store.List(func(rec *store.Record) error {
+	next := ""
+	err := s.store.List(rc.After, func(rec *store.Record) error {
+		if len(users) == listPageSize {
+			next = users[len(users)-1].User
+			return store.ErrStop
+		}
 		a, err := lookupAccount(rec.User, withGroups)
 		if err != nil {
 			return err
@@ -32,8 +40,10 @@ func (s *Server) adminList(rc *reqCtx) (*protocol.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.auditDecision(rc, "ok", "admin_list")
-	return &protocol.Response{Users: users}, nil
+	if rc.After == "" {
+		s.auditDecision(rc, "ok", "admin_list")
+	}
+	return &protocol.Response{Users: users, Next: next}, nil
 }
 
 func (s *Server) adminReset(rc *reqCtx) (*protocol.Response, error) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -192,5 +193,26 @@ func TestPolicyDecidesWhoNeedsACode(t *testing.T) {
 	d.importUser("sys")
 	if r := d.verify("sys", "000000"); r.Outcome != protocol.OutcomeExempt {
 		t.Fatalf("exempt enrolled user: %+v", r)
+	}
+}
+
+func TestAdminListPagesThroughAllUsers(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	seedUsers(t, d, 2*listPageSize+17)
+	users, err := d.client().ListUsers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 2*listPageSize+17 {
+		t.Fatalf("listed %d users", len(users))
+	}
+	for i, u := range users {
+		if want := fmt.Sprintf("bench%06d", i); u.User != want || u.State != protocol.StateActive {
+			t.Fatalf("entry %d: %+v, want %s active", i, u, want)
+		}
+	}
+	_, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpAdminList, After: "bench000001"})
+	if !strings.Contains(errText, "needs root") {
+		t.Fatalf("non-root list: %q", errText)
 	}
 }

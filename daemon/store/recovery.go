@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/rand"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -15,9 +16,13 @@ const recoveryAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 // bits, above NIST SP 800-63B's look-up secret minimum.
 const recoveryLen = 12
 
-// Argon2id parameters for recovery-code hashes: 8 MiB, one pass. Codes
-// have 60 bits of entropy, so the KDF is there to make an offline search of
-// a stolen database costly, not to stretch a weak secret.
+// Argon2id parameters for recovery-code hashes: one pass over 8 MiB, one
+// lane, 32-byte output. Codes have 60 bits of entropy, so the KDF is there
+// to make an offline search of a stolen database costly, not to stretch a
+// weak secret; a verify attempt pays one KDF, about 3-5 ms on the
+// reference machine (BenchmarkHashRecoveryCode, docs/BENCHMARKS.md).
+// Changing any of these makes every stored hash unverifiable:
+// TestHashRecoveryCodeKnownAnswer pins them.
 const (
 	argonTime    = 1
 	argonMemory  = 8 * 1024
@@ -92,16 +97,31 @@ func NormalizeRecoveryCode(s string) (string, bool) {
 	return string(out), true
 }
 
-// NewRecoverySalt returns a fresh 16-byte salt.
+// RecoverySaltSize is the size of NewRecoverySalt's salts.
+const RecoverySaltSize = 16
+
+// NewRecoverySalt returns a fresh random salt for one enrollment's
+// recovery codes.
 func NewRecoverySalt() ([]byte, error) {
-	salt := make([]byte, 16)
+	salt := make([]byte, RecoverySaltSize)
 	if _, err := rand.Read(salt); err != nil {
-		return nil, fmt.Errorf("store: salt: %w", err)
+		return nil, fmt.Errorf("store: recovery salt: %w", err)
 	}
 	return salt, nil
 }
 
-// HashRecoveryCode hashes a normalized recovery code with argon2id.
+// kdfSlots bounds how many HashRecoveryCode calls run at once. Each needs
+// argonMemory KiB, so a burst of concurrent attempts cannot make the
+// daemon allocate without limit; with one lane per call, more than
+// GOMAXPROCS at once would not finish sooner anyway.
+var kdfSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// HashRecoveryCode hashes a normalized recovery code with argon2id (see
+// the parameters above). Verify an attempt by hashing it once with the
+// enrollment's salt and comparing the result with every stored hash using
+// crypto/subtle.ConstantTimeCompare.
 func HashRecoveryCode(salt []byte, normalized string) []byte {
+	kdfSlots <- struct{}{}
+	defer func() { <-kdfSlots }()
 	return argon2.IDKey([]byte(normalized), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 }

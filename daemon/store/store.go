@@ -13,6 +13,9 @@ import (
 // ErrNotFound is returned by Get for a user without a record.
 var ErrNotFound = errors.New("store: no record for user")
 
+// ErrStop, returned by a List callback, ends the listing without error.
+var ErrStop = errors.New("store: stop listing")
+
 // ErrReadOnly is wrapped by every Update error once a commit has failed
 // (for example fsync returned EIO). A failed fsync is never retried: the
 // kernel may already have dropped the unwritten pages, so a retry could
@@ -81,8 +84,10 @@ type Store interface {
 	// after the change is durable. If fn returns an error nothing changes
 	// and Update returns that error.
 	Update(user string, fn func(rec *Record) (*Record, error)) error
-	// List calls fn for every record in user name order.
-	List(fn func(rec *Record) error) error
+	// List calls fn for every record whose user name sorts after after
+	// ("" for all), in user name order. If fn returns ErrStop, List stops
+	// and returns nil.
+	List(after string, fn func(rec *Record) error) error
 	// Close flushes and closes the store.
 	Close() error
 }

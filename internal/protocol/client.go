@@ -115,3 +115,23 @@ func unavailable(socket string, err error) error {
 	}
 	return fmt.Errorf("%w at %s: %v", ErrUnavailable, socket, err)
 }
+
+// ListUsers fetches every enrolled user with admin_list, page by page.
+func (c *Client) ListUsers(ctx context.Context) ([]UserStatus, error) {
+	var all []UserStatus
+	after := ""
+	for {
+		resp, err := c.Do(ctx, &Request{Op: OpAdminList, After: after})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, resp.Users...)
+		if resp.Next == "" {
+			return all, nil
+		}
+		if resp.Next <= after {
+			return nil, fmt.Errorf("%w: admin_list cursor did not advance", ErrUnavailable)
+		}
+		after = resp.Next
+	}
+}

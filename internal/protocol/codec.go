@@ -155,6 +155,12 @@ func (r *Request) Validate() error {
 	if err := checkField("code", r.Code, MaxCodeLen, false); err != nil {
 		return err
 	}
+	if err := checkField("after", r.After, MaxUserLen, false); err != nil {
+		return err
+	}
+	if r.After != "" && r.Op != OpAdminList {
+		return errors.New("field after is only used with admin_list")
+	}
 	for _, f := range []struct {
 		name, v string
 	}{{"service", r.Service}, {"rhost", r.RHost}, {"tty", r.TTY}} {

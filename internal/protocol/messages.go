@@ -60,8 +60,10 @@ type Request struct {
 	RHost    string `json:"rhost,omitempty"`
 	TTY      string `json:"tty,omitempty"`
 	AuthInfo string `json:"auth_info,omitempty"`
-	// Force asks enroll_begin to replace a pending enrollment.
+	// Force lets root re-enroll an active user without a code.
 	Force bool `json:"force,omitempty"`
+	// After is admin_list's cursor: list users sorting after this name.
+	After string `json:"after,omitempty"`
 	// Import is the payload of admin_import.
 	Import *Import `json:"import,omitempty"`
 }
@@ -87,11 +89,14 @@ type Response struct {
 	ID    uint64 `json:"id"`
 	Error *Error `json:"error,omitempty"`
 
-	Verify        *VerifyResult `json:"verify,omitempty"`
-	Status        *UserStatus   `json:"status,omitempty"`
-	Users         []UserStatus  `json:"users,omitempty"`
-	Enroll        *EnrollInfo   `json:"enroll,omitempty"`
-	RecoveryCodes []string      `json:"recovery_codes,omitempty"`
+	Verify *VerifyResult `json:"verify,omitempty"`
+	Status *UserStatus   `json:"status,omitempty"`
+	Users  []UserStatus  `json:"users,omitempty"`
+	// Next, on an admin_list page, is the After of the next page; empty
+	// on the last page.
+	Next          string      `json:"next,omitempty"`
+	Enroll        *EnrollInfo `json:"enroll,omitempty"`
+	RecoveryCodes []string    `json:"recovery_codes,omitempty"`
 }
 
 // ErrorCode classifies an error reply so that clients can branch on it.

@@ -263,18 +263,34 @@ func (d *DB) Get(user string) (*store.Record, error) {
 	return rec, err
 }
 
-// List calls fn for each record in user name order (bytewise). It stops
-// at, and returns, the first error.
-func (d *DB) List(fn func(*store.Record) error) error {
-	return d.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(usersBucket).ForEach(func(k, v []byte) error {
+// List calls fn for each record after the user name after, in user name
+// order (bytewise). It stops at, and returns, the first error; store.ErrStop
+// stops it without error.
+func (d *DB) List(after string, fn func(*store.Record) error) error {
+	err := d.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(usersBucket).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
 			rec, err := decode(k, v)
 			if err != nil {
 				return fmt.Errorf("state store %s: %w", d.path, err)
 			}
-			return fn(rec)
-		})
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
+	if errors.Is(err, store.ErrStop) {
+		return nil
+	}
+	return err
 }
 
 // Update applies fn to the user's record in a transaction and returns once

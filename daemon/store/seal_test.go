@@ -1,0 +1,295 @@
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+func newTestSealer(t *testing.T) (*Sealer, []byte) {
+	t.Helper()
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSealer(key)
+	if err != nil {
+		t.Fatalf("NewSealer: %v", err)
+	}
+	return s, key
+}
+
+func TestSealerRoundTrip(t *testing.T) {
+	s, _ := newTestSealer(t)
+	for _, n := range []int{0, 1, 20, 32, 64} {
+		secret := bytes.Repeat([]byte{byte(n + 1)}, n)
+		sealed, err := s.Seal("alice", secret)
+		if err != nil {
+			t.Fatalf("Seal(%d bytes): %v", n, err)
+		}
+		if want := 1 + 24 + n + 16; len(sealed) != want {
+			t.Errorf("sealed %d bytes is %d bytes long, want %d (version, nonce, ciphertext, tag)", n, len(sealed), want)
+		}
+		if sealed[0] != sealVersion {
+			t.Errorf("version byte %d, want %d", sealed[0], sealVersion)
+		}
+		if n >= 8 && bytes.Contains(sealed, secret) {
+			t.Errorf("sealed output contains the plaintext")
+		}
+		got, err := s.Open("alice", sealed)
+		if err != nil {
+			t.Fatalf("Open(%d bytes): %v", n, err)
+		}
+		if !bytes.Equal(got, secret) {
+			t.Errorf("Open = %x, want %x", got, secret)
+		}
+	}
+}
+
+func TestSealUsesAFreshNonceEachTime(t *testing.T) {
+	s, _ := newTestSealer(t)
+	a, err := s.Seal("alice", []byte("same secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Seal("alice", []byte("same secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a[1:25], b[1:25]) || bytes.Equal(a, b) {
+		t.Errorf("two seals of the same secret share a nonce or ciphertext")
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	s, _ := newTestSealer(t)
+	other, _ := newTestSealer(t)
+	secret := []byte("12345678901234567890")
+	sealed, err := s.Seal("alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(sealed)) }
+	tests := []struct {
+		name   string
+		sealer *Sealer
+		user   string
+		sealed []byte
+	}{
+		{"a secret moved to another user's record", s, "bob", sealed},
+		{"a user name differing only in case", s, "Alice", sealed},
+		{"a secret sealed under another key", other, "alice", sealed},
+		{"an unknown version byte", s, "alice", with(func(b []byte) []byte { b[0] = 2; return b })},
+		{"a flipped nonce bit", s, "alice", with(func(b []byte) []byte { b[5] ^= 1; return b })},
+		{"a flipped ciphertext bit", s, "alice", with(func(b []byte) []byte { b[30] ^= 0x80; return b })},
+		{"a flipped tag bit", s, "alice", with(func(b []byte) []byte { b[len(b)-1] ^= 1; return b })},
+		{"a truncated tag", s, "alice", sealed[:len(sealed)-1]},
+		{"an extra trailing byte", s, "alice", append(bytes.Clone(sealed), 0)},
+		{"an input shorter than nonce and tag", s, "alice", sealed[:1+24+15]},
+		{"an empty input", s, "alice", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.sealer.Open(tt.user, tt.sealed)
+			if !errors.Is(err, ErrUnseal) {
+				t.Fatalf("Open = %x, %v; want ErrUnseal", got, err)
+			}
+			if got != nil {
+				t.Errorf("Open returned plaintext %x with an error", got)
+			}
+		})
+	}
+}
+
+func TestOpenRefusesEveryTamperedByte(t *testing.T) {
+	s, _ := newTestSealer(t)
+	sealed, err := s.Seal("alice", []byte("12345678901234567890"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range sealed {
+		b := bytes.Clone(sealed)
+		b[i] ^= 0x01
+		if _, err := s.Open("alice", b); !errors.Is(err, ErrUnseal) {
+			t.Errorf("byte %d flipped: Open error %v, want ErrUnseal", i, err)
+		}
+	}
+}
+
+func TestNewSealerRefusesAKeyOfTheWrongSize(t *testing.T) {
+	for _, n := range []int{0, 16, 31, 33, 64} {
+		if _, err := NewSealer(make([]byte, n)); err == nil {
+			t.Errorf("NewSealer accepted a %d-byte key", n)
+		}
+	}
+}
+
+// newStateDir returns a fresh root-owned 0700 directory.
+func newStateDir(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the store requires root-owned files")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestLoadOrCreateKeyCreatesA0600KeyOnce(t *testing.T) {
+	dir := newStateDir(t)
+	path := filepath.Join(dir, KeyFile)
+	key, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatalf("LoadOrCreateKey: %v", err)
+	}
+	if len(key) != KeySize || bytes.Equal(key, make([]byte, KeySize)) {
+		t.Fatalf("key %x is not %d random bytes", key, KeySize)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 || st.Uid != 0 || st.Nlink != 1 {
+		t.Errorf("key file mode %s uid %d links %d, want a regular 0600 root file with one link", fi.Mode(), st.Uid, st.Nlink)
+	}
+	onDisk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(onDisk, key) {
+		t.Errorf("file holds %x, LoadOrCreateKey returned %x", onDisk, key)
+	}
+	// Atomic creation leaves no temp file behind.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != KeyFile {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("state dir holds %v, want only %s", names, KeyFile)
+	}
+	again, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatalf("second LoadOrCreateKey: %v", err)
+	}
+	if !bytes.Equal(again, key) {
+		t.Errorf("second call returned another key: the key was replaced")
+	}
+}
+
+func TestLoadOrCreateKeyConcurrentCallersAgreeOnOneKey(t *testing.T) {
+	path := filepath.Join(newStateDir(t), KeyFile)
+	const n = 16
+	keys := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { keys[i], errs[i] = LoadOrCreateKey(path) })
+	}
+	wg.Wait()
+	onDisk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("caller %d: %v", i, errs[i])
+		} else if !bytes.Equal(keys[i], onDisk) {
+			t.Errorf("caller %d got a key that is not the one on disk", i)
+		}
+	}
+}
+
+func TestWriteFileExclusiveNeverReplacesAFile(t *testing.T) {
+	dir := newStateDir(t)
+	path := filepath.Join(dir, KeyFile)
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := writeFileExclusive(path, []byte("new"))
+	if !errors.Is(err, os.ErrExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("writeFileExclusive over an existing file: %v; want an error wrapping ErrExist naming %s", err, path)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Errorf("existing file now holds %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("a temp file was left behind: %d entries", len(entries))
+	}
+}
+
+func TestLoadOrCreateKeyRefuses(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, path string)
+		want  string
+	}{
+		{"a short key file", func(t *testing.T, path string) { writeFile(t, path, 31, 0o600) }, "exactly 32 bytes"},
+		{"an empty key file", func(t *testing.T, path string) { writeFile(t, path, 0, 0o600) }, "exactly 32 bytes"},
+		{"a long key file", func(t *testing.T, path string) { writeFile(t, path, 33, 0o600) }, "exactly 32 bytes"},
+		{"a symlinked key file", func(t *testing.T, path string) {
+			target := filepath.Join(t.TempDir(), "elsewhere")
+			writeFile(t, target, KeySize, 0o600)
+			if err := os.Symlink(target, path); err != nil {
+				t.Fatal(err)
+			}
+		}, "symlink"},
+		{"a group-readable key file", func(t *testing.T, path string) { writeFile(t, path, KeySize, 0o640) }, "mode 0640"},
+		{"a key file owned by another user", func(t *testing.T, path string) {
+			writeFile(t, path, KeySize, 0o600)
+			if err := os.Chown(path, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, "uid 65534"},
+		{"a FIFO in place of the key", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+		{"a directory in place of the key", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(newStateDir(t), KeyFile)
+			tt.setup(t, path)
+			before, _ := os.Lstat(path)
+			key, err := LoadOrCreateKey(path)
+			if err == nil {
+				t.Fatalf("LoadOrCreateKey accepted it and returned %d bytes", len(key))
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not name %s and say %q", err, path, tt.want)
+			}
+			after, _ := os.Lstat(path)
+			if !os.SameFile(before, after) || before.Size() != after.Size() {
+				t.Errorf("the refused key file was replaced or modified")
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path string, size int, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, size), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
