@@ -1,0 +1,18 @@
+// Package sshd implements otpgate-sshd, a standalone SSH server built on
+// golang.org/x/crypto/ssh that asks for a TOTP code after a public key.
+//
+// A client first proves a key listed in the user's ~/.ssh/authorized_keys
+// (read with StrictModes-style checks). The server then asks otpgated
+// whether the user needs a code; if so it asks for one with
+// keyboard-interactive and lets otpgated decide. Only a key the client has
+// proven is ever used for a decision (CVE-2024-45337), and every failure to
+// reach the daemon or to understand its answer denies the login.
+//
+// Authenticated users get sessions (shell, exec, pty, env, signals, the
+// system's sftp-server) running as themselves, and optionally direct-tcpip
+// forwarding (ssh -J, -W, -L) within the configured policy.
+//
+// The server never loads PAM modules: it runs in a Go runtime, and loading
+// the otpgate PAM module (another Go runtime) into it is unsafe; the daemon
+// is asked directly instead. See docs/sshd.md.
+package sshd

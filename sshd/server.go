@@ -1,0 +1,339 @@
+package sshd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+// Server is an otpgate SSH server. Create it with New, run it with Serve,
+// stop it with Shutdown.
+type Server struct {
+	cfg     atomic.Pointer[Config]
+	signers []ssh.Signer
+	log     *slog.Logger
+	level   *slog.LevelVar
+
+	// newDaemon returns the client for otpgated; tests replace it.
+	newDaemon func(cfg *Config) daemonClient
+	// readKeys reads authorized_keys; tests replace it.
+	readKeys func(a *account) ([]byte, error)
+	// now is the clock for key expiry.
+	now func() time.Time
+
+	nextID atomic.Uint64
+
+	// mu guards the fields below.
+	mu           sync.Mutex
+	startups     int            // unauthenticated connections
+	perSource    map[string]int // unauthenticated connections per source
+	conns        map[*conn]struct{}
+	shuttingDown bool
+	// active counts connections being served; Shutdown waits on it.
+	active sync.WaitGroup
+}
+
+// conn is one client connection.
+type conn struct {
+	id    uint64
+	nc    net.Conn
+	authd atomic.Bool // authenticated
+}
+
+// New returns a server using cfg (already validated) and the host keys in
+// signers. Log lines go to log; level, if not nil, is set from
+// cfg.LogLevel on New and Reload.
+func New(cfg *Config, signers []ssh.Signer, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
+	if len(signers) == 0 {
+		return nil, errors.New("sshd: no host keys")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		signers:   signers,
+		log:       log,
+		level:     level,
+		newDaemon: func(cfg *Config) daemonClient { return &protocol.Client{Socket: cfg.Socket} },
+		readKeys:  defaultReadKeys,
+		now:       time.Now,
+		perSource: map[string]int{},
+		conns:     map[*conn]struct{}{},
+	}
+	s.Reload(cfg)
+	return s, nil
+}
+
+// Reload replaces the settings used by new connections. Listen,
+// HostKeyDir and HostKeyTypes are not reloadable; a change to them is
+// logged and ignored until restart.
+func (s *Server) Reload(cfg *Config) {
+	c := *cfg
+	if old := s.cfg.Load(); old != nil {
+		if old.Listen != c.Listen || old.HostKeyDir != c.HostKeyDir || strings.Join(old.HostKeyTypes, ",") != strings.Join(c.HostKeyTypes, ",") {
+			s.log.Warn("listen and host key settings change only on restart")
+		}
+	}
+	if s.level != nil {
+		if l, err := parseLogLevel(c.LogLevel); err == nil {
+			s.level.Set(l)
+		}
+	}
+	s.cfg.Store(&c)
+}
+
+// Config returns the settings in use.
+func (s *Server) Config() Config { return *s.cfg.Load() }
+
+// parseLogLevel maps a log_level setting to a slog level.
+func parseLogLevel(v string) (slog.Level, error) {
+	switch v {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown level %q (want debug, info, warn or error)", v)
+}
+
+// Serve accepts connections on ln until ctx is done or ln fails. It closes
+// ln when ctx is done; that is not an error (it returns nil). Connections
+// already accepted keep running; use Shutdown to end them.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if temporaryAccept(err) {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("sshd: accept: %w", err)
+		}
+		delay = 0
+		s.admit(nc)
+	}
+}
+
+// temporaryAccept reports accept errors worth retrying after a pause.
+func temporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ENOBUFS, syscall.ENOMEM, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// sourceKey groups sources for per_source_max_startups: an IPv4 address or
+// an IPv6 /64.
+func sourceKey(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	if v4 := ta.IP.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// admit applies MaxStartups and starts serving nc, or closes it at once.
+func (s *Server) admit(nc net.Conn) {
+	cfg := s.cfg.Load()
+	src := sourceKey(nc.RemoteAddr())
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if s.startups >= cfg.MaxStartups || cfg.PerSourceMaxStartups > 0 && s.perSource[src] >= cfg.PerSourceMaxStartups {
+		s.mu.Unlock()
+		s.log.Warn("connection dropped: too many unauthenticated connections", "remote", nc.RemoteAddr().String())
+		nc.Close()
+		return
+	}
+	s.startups++
+	s.perSource[src]++
+	c := &conn{id: s.nextID.Add(1), nc: nc}
+	s.conns[c] = struct{}{}
+	s.active.Add(1)
+	s.mu.Unlock()
+	go s.serveConn(cfg, c, src)
+}
+
+// releaseStartup frees c's unauthenticated slot (once).
+func (s *Server) releaseStartup(src string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.startups--
+	if s.perSource[src]--; s.perSource[src] <= 0 {
+		delete(s.perSource, src)
+	}
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.active.Done()
+}
+
+// serveConn authenticates c within the grace time, then serves its
+// channels until the client goes away.
+func (s *Server) serveConn(cfg *Config, c *conn, src string) {
+	defer s.forget(c)
+	defer c.nc.Close()
+	log := s.log.With("conn", c.id, "remote", c.nc.RemoteAddr().String())
+
+	grace := time.AfterFunc(cfg.LoginGraceTime.Duration, func() {
+		log.Info("login grace time exceeded; closing")
+		c.nc.Close()
+	})
+	a := &authenticator{cfg: cfg, daemon: s.newDaemon(cfg), log: log, now: s.now, readKeys: s.readKeys}
+	sc, chans, reqs, err := ssh.NewServerConn(c.nc, a.serverConfig(s.signers))
+	expired := !grace.Stop()
+	s.releaseStartup(src)
+	if err != nil {
+		log.Debug("connection closed before authentication", "err", err)
+		return
+	}
+	if expired {
+		sc.Close()
+		return
+	}
+	c.authd.Store(true)
+	acct, err := lookupAccount(sc.User())
+	if err != nil {
+		// The account vanished between auth and now.
+		log.Error("session refused: user lookup failed", "user", sc.User(), "err", err)
+		sc.Close()
+		return
+	}
+	log = log.With("user", acct.name)
+	log.Info("session opened", "fingerprint", sc.Permissions.Extensions[extFingerprint],
+		"second_factor", sc.Permissions.Extensions[extSecondStep])
+	start := time.Now()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if cfg.ClientAliveInterval.Duration > 0 {
+		go keepAlive(ctx, sc, cfg.ClientAliveInterval.Duration, cfg.ClientAliveCountMax, log)
+	}
+	go ssh.DiscardRequests(reqs)
+
+	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log}
+	var wg sync.WaitGroup
+	for nch := range chans {
+		switch nch.ChannelType() {
+		case "session":
+			wg.Add(1)
+			go func() { defer wg.Done(); u.handleSession(nch) }()
+		case "direct-tcpip":
+			wg.Add(1)
+			go func() { defer wg.Done(); u.handleDirectTCPIP(nch) }()
+		default:
+			log.Info("channel refused", "type", nch.ChannelType())
+			nch.Reject(ssh.UnknownChannelType, "unsupported channel type")
+		}
+	}
+	sc.Close()
+	wg.Wait()
+	log.Info("session closed", "duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+// keepAlive probes the client every interval and closes the connection
+// after max unanswered probes in a row.
+func keepAlive(ctx context.Context, sc *ssh.ServerConn, interval time.Duration, max int, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := sc.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		missed := 0
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-reply:
+				if err != nil {
+					return
+				}
+				break wait
+			case <-t.C:
+				if missed++; missed >= max {
+					log.Info("client not responding to keep-alives; closing")
+					sc.Close()
+					return
+				}
+			}
+		}
+	}
+}
+
+// Shutdown stops admitting connections, closes the unauthenticated ones,
+// and waits for sessions to end until ctx is done; then it closes every
+// connection (sessions' processes get SIGHUP) and waits for the handlers.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	for c := range s.conns {
+		if !c.authd.Load() {
+			c.nc.Close()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.log.Warn("shutdown timeout: closed remaining connections", "count", n)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		return errors.New("sshd: connections did not close in time")
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,452 @@
+package sshd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/creack/pty"
+	"golang.org/x/crypto/ssh"
+)
+
+// Limits on what a client may store in a session before it starts.
+const (
+	maxEnvVars  = 64
+	maxEnvBytes = 4096
+	maxTermLen  = 64
+)
+
+// userPath is the PATH given to sessions (Debian's sshd defaults).
+const (
+	userPath = "/usr/local/bin:/usr/bin:/bin:/usr/games"
+	rootPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)
+
+// userConn is an authenticated connection.
+type userConn struct {
+	cfg   *Config
+	conn  *ssh.ServerConn
+	acct  *account
+	perms *ssh.Permissions
+	log   *slog.Logger
+}
+
+// RFC 4254 request payloads.
+type (
+	ptyRequestMsg struct {
+		Term     string
+		Columns  uint32
+		Rows     uint32
+		Width    uint32
+		Height   uint32
+		Modelist string
+	}
+	windowChangeMsg struct {
+		Columns uint32
+		Rows    uint32
+		Width   uint32
+		Height  uint32
+	}
+	envMsg struct {
+		Name  string
+		Value string
+	}
+	execMsg struct {
+		Command string
+	}
+	subsystemMsg struct {
+		Name string
+	}
+	signalMsg struct {
+		Signal string
+	}
+	exitStatusMsg struct {
+		Status uint32
+	}
+	exitSignalMsg struct {
+		Signal     string
+		CoreDumped bool
+		Error      string
+		Lang       string
+	}
+)
+
+// signals maps RFC 4254 signal names to the signals a client may send.
+var signals = map[string]syscall.Signal{
+	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "FPE": syscall.SIGFPE, "HUP": syscall.SIGHUP,
+	"ILL": syscall.SIGILL, "INT": syscall.SIGINT, "KILL": syscall.SIGKILL, "PIPE": syscall.SIGPIPE,
+	"QUIT": syscall.SIGQUIT, "SEGV": syscall.SIGSEGV, "TERM": syscall.SIGTERM, "USR1": syscall.SIGUSR1,
+	"USR2": syscall.SIGUSR2,
+}
+
+func signalName(sig syscall.Signal) string {
+	for name, s := range signals {
+		if s == sig {
+			return name
+		}
+	}
+	return strconv.Itoa(int(sig))
+}
+
+// session is one "session" channel.
+type session struct {
+	u   *userConn
+	ch  ssh.Channel
+	log *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
+	env     []string
+	pty     *ptyRequestMsg
+	ptmx    *os.File
+	cmd     *exec.Cmd
+	started bool
+	exited  bool
+
+	copies sync.WaitGroup // output copies of a process without a pty
+}
+
+func (u *userConn) handleSession(nch ssh.NewChannel) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	s := &session{u: u, ch: ch, log: u.log}
+	done := make(chan struct{})
+	for req := range reqs {
+		ok := s.handleRequest(req, done)
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+	}
+	// The client closed the channel (or the connection went away).
+	s.mu.Lock()
+	running := s.started && !s.exited
+	ptmx, cmd := s.ptmx, s.cmd
+	s.mu.Unlock()
+	if running {
+		if ptmx != nil {
+			ptmx.Close() // the kernel hangs up the terminal: SIGHUP
+		}
+		if cmd != nil && cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+		}
+	}
+	if s.started {
+		<-done
+	}
+	ch.Close()
+}
+
+// handleRequest answers one channel request.
+func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch req.Type {
+	case "env":
+		var m envMsg
+		if s.started || ssh.Unmarshal(req.Payload, &m) != nil || len(s.env) >= maxEnvVars ||
+			!validEnv(m.Name, m.Value) || reservedEnv[m.Name] || !envAccepted(s.u.cfg.AcceptEnv, m.Name) {
+			return false
+		}
+		s.env = append(s.env, m.Name+"="+m.Value)
+		return true
+	case "pty-req":
+		var m ptyRequestMsg
+		if s.started || s.pty != nil || s.u.perms.Extensions[extNoPTY] != "" ||
+			ssh.Unmarshal(req.Payload, &m) != nil || !validTerm(m.Term) {
+			return false
+		}
+		s.pty = &m
+		return true
+	case "window-change":
+		var m windowChangeMsg
+		if s.pty == nil || ssh.Unmarshal(req.Payload, &m) != nil {
+			return false
+		}
+		s.pty.Columns, s.pty.Rows, s.pty.Width, s.pty.Height = m.Columns, m.Rows, m.Width, m.Height
+		if s.ptmx != nil {
+			pty.Setsize(s.ptmx, winsize(s.pty))
+		}
+		return true
+	case "shell", "exec", "subsystem":
+		if s.started {
+			return false
+		}
+		if err := s.start(req); err != nil {
+			s.log.Info("session request refused", "request", req.Type, "err", err)
+			return false
+		}
+		go s.wait(done)
+		return true
+	case "signal":
+		var m signalMsg
+		if ssh.Unmarshal(req.Payload, &m) != nil {
+			return false
+		}
+		sig, ok := signals[m.Signal]
+		if !ok || !s.started || s.exited || s.cmd.Process == nil {
+			return false
+		}
+		return s.cmd.Process.Signal(sig) == nil
+	default:
+		// x11-req, auth-agent-req@openssh.com and anything else.
+		return false
+	}
+}
+
+// reservedEnv are the variables the server sets; clients cannot override
+// them.
+var reservedEnv = map[string]bool{
+	"USER": true, "LOGNAME": true, "HOME": true, "SHELL": true, "PATH": true, "MAIL": true,
+	"SSH_CLIENT": true, "SSH_CONNECTION": true, "SSH_TTY": true, "TERM": true,
+	"SSH_ORIGINAL_COMMAND": true, "LD_PRELOAD": true, "LD_LIBRARY_PATH": true,
+}
+
+func validEnv(name, value string) bool {
+	if name == "" || len(name)+len(value) > maxEnvBytes || strings.ContainsAny(name, "=\x00") || strings.ContainsRune(value, 0) {
+		return false
+	}
+	return true
+}
+
+func validTerm(t string) bool {
+	if len(t) > maxTermLen {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+') {
+			return false
+		}
+	}
+	return true
+}
+
+func winsize(p *ptyRequestMsg) *pty.Winsize {
+	clamp := func(v uint32) uint16 { return uint16(min(v, 0xffff)) }
+	return &pty.Winsize{Rows: clamp(p.Rows), Cols: clamp(p.Columns), X: clamp(p.Width), Y: clamp(p.Height)}
+}
+
+// command works out argv for a start request: the login shell with -c for
+// a command, or as a login shell ("-bash") for an interactive shell. A
+// forced command (command= in authorized_keys) replaces whatever the
+// client asked for, and the request is kept in SSH_ORIGINAL_COMMAND.
+func (s *session) command(req *ssh.Request) (argv []string, original string, err error) {
+	shell := s.u.acct.shell
+	var cmdline string
+	interactive := false
+	switch req.Type {
+	case "shell":
+		interactive = true
+	case "exec":
+		var m execMsg
+		if err := ssh.Unmarshal(req.Payload, &m); err != nil {
+			return nil, "", fmt.Errorf("bad exec request: %w", err)
+		}
+		if strings.ContainsRune(m.Command, 0) {
+			return nil, "", errors.New("command contains NUL")
+		}
+		cmdline = m.Command
+	case "subsystem":
+		var m subsystemMsg
+		if err := ssh.Unmarshal(req.Payload, &m); err != nil {
+			return nil, "", fmt.Errorf("bad subsystem request: %w", err)
+		}
+		if m.Name != "sftp" || s.u.cfg.SFTPServer == "" {
+			return nil, "", fmt.Errorf("unsupported subsystem %q", m.Name)
+		}
+		cmdline = s.u.cfg.SFTPServer
+	}
+	if forced, ok := s.u.perms.Extensions[extCommand]; ok {
+		original, cmdline, interactive = cmdline, forced, false
+		if req.Type == "subsystem" {
+			original = "internal-sftp"
+		}
+	}
+	if interactive {
+		return []string{shell}, "", nil
+	}
+	return []string{shell, "-c", cmdline}, original, nil
+}
+
+// environ builds the session's clean environment.
+func (s *session) environ(ttyName string, original string, forced bool) []string {
+	a := s.u.acct
+	path := userPath
+	if a.uid == 0 {
+		path = rootPath
+	}
+	rh, rp, _ := net.SplitHostPort(s.u.conn.RemoteAddr().String())
+	lh, lp, _ := net.SplitHostPort(s.u.conn.LocalAddr().String())
+	env := []string{
+		"USER=" + a.name,
+		"LOGNAME=" + a.name,
+		"HOME=" + a.home,
+		"SHELL=" + a.shell,
+		"PATH=" + path,
+		"MAIL=/var/mail/" + a.name,
+		"SSH_CLIENT=" + rh + " " + rp + " " + lp,
+		"SSH_CONNECTION=" + rh + " " + rp + " " + lh + " " + lp,
+	}
+	if s.pty != nil {
+		if s.pty.Term != "" {
+			env = append(env, "TERM="+s.pty.Term)
+		}
+		env = append(env, "SSH_TTY="+ttyName)
+	}
+	if forced {
+		env = append(env, "SSH_ORIGINAL_COMMAND="+original)
+	}
+	return append(env, s.env...)
+}
+
+// start runs the user's process for a shell, exec or subsystem request.
+// s.mu is held.
+func (s *session) start(req *ssh.Request) error {
+	if req.Type == "subsystem" && s.pty != nil {
+		s.pty = nil // sftp over a terminal would corrupt the stream
+	}
+	argv, original, err := s.command(req)
+	if err != nil {
+		return err
+	}
+	_, forced := s.u.perms.Extensions[extCommand]
+	cred, err := s.u.acct.credential()
+	if err != nil {
+		return err
+	}
+	cmd := &exec.Cmd{Path: argv[0], Args: argv}
+	if req.Type == "shell" && !forced {
+		cmd.Args = []string{"-" + filepath.Base(argv[0])}
+	} else {
+		cmd.Args[0] = filepath.Base(argv[0])
+	}
+	cmd.Dir = s.u.acct.home
+	if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+		cmd.Dir = "/"
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+
+	if s.pty != nil {
+		ptmx, tty, err := pty.Open()
+		if err != nil {
+			return fmt.Errorf("open pty: %w", err)
+		}
+		defer tty.Close()
+		if err := chownTTY(tty, s.u.acct); err != nil {
+			ptmx.Close()
+			return err
+		}
+		pty.Setsize(ptmx, winsize(s.pty))
+		cmd.Env = s.environ(tty.Name(), original, forced)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+		cmd.SysProcAttr.Setctty = true
+		cmd.SysProcAttr.Ctty = 0
+		if err := cmd.Start(); err != nil {
+			ptmx.Close()
+			return fmt.Errorf("start %s: %w", argv[0], err)
+		}
+		s.ptmx = ptmx
+	} else {
+		cmd.Env = s.environ("", original, forced)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", argv[0], err)
+		}
+		go func() {
+			io.Copy(stdin, s.ch)
+			stdin.Close()
+		}()
+		s.copies.Add(2)
+		go func() { defer s.copies.Done(); io.Copy(s.ch, stdout) }()
+		go func() { defer s.copies.Done(); io.Copy(s.ch.Stderr(), stderr) }()
+	}
+	s.cmd = cmd
+	s.started = true
+	s.log.Info("process started", "request", req.Type, "pty", s.pty != nil, "pid", cmd.Process.Pid, "forced_command", forced)
+	return nil
+}
+
+// chownTTY gives the terminal to the user, group tty, mode 0620, as
+// OpenSSH does, so that programs reopening it by name work.
+func chownTTY(tty *os.File, a *account) error {
+	gid := int(a.gid)
+	if g, err := user.LookupGroup("tty"); err == nil {
+		if n, err := strconv.Atoi(g.Gid); err == nil {
+			gid = n
+		}
+	}
+	if err := tty.Chown(int(a.uid), gid); err != nil {
+		return fmt.Errorf("chown tty: %w", err)
+	}
+	if err := tty.Chmod(0o620); err != nil {
+		return fmt.Errorf("chmod tty: %w", err)
+	}
+	return nil
+}
+
+// wait copies the terminal's output (if any), waits for the process and
+// its output, and reports the exit status or signal.
+func (s *session) wait(done chan struct{}) {
+	defer close(done)
+	s.mu.Lock()
+	cmd, ptmx := s.cmd, s.ptmx
+	s.mu.Unlock()
+	if ptmx != nil {
+		go func() {
+			io.Copy(ptmx, s.ch)
+		}()
+		outDone := make(chan struct{})
+		go func() {
+			io.Copy(s.ch, ptmx) // ends with EIO once every holder of the tty closed it
+			close(outDone)
+		}()
+		err := cmd.Wait()
+		<-outDone
+		ptmx.Close()
+		s.exit(cmd, err)
+		return
+	}
+	s.copies.Wait()
+	err := cmd.Wait()
+	s.exit(cmd, err)
+}
+
+func (s *session) exit(cmd *exec.Cmd, err error) {
+	s.mu.Lock()
+	s.exited = true
+	s.mu.Unlock()
+	st := cmd.ProcessState
+	if st == nil {
+		s.log.Error("process wait failed", "err", err)
+		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 255}))
+	} else if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		s.log.Info("process exited", "signal", signalName(ws.Signal()))
+		s.ch.SendRequest("exit-signal", false, ssh.Marshal(exitSignalMsg{Signal: signalName(ws.Signal()), CoreDumped: ws.CoreDump()}))
+	} else {
+		s.log.Info("process exited", "status", st.ExitCode())
+		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: uint32(st.ExitCode())}))
+	}
+	s.ch.CloseWrite()
+	s.ch.Close()
+}
