@@ -90,13 +90,16 @@ func BenchmarkRSS100kUsers(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	if fi, err := os.Stat(filepath.Join(state, store.DBFile)); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "db-MB")
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
+		if len(f) == 3 && (f[0] == "VmRSS:" || f[0] == "VmHWM:" || f[0] == "RssAnon:" || f[0] == "RssFile:") {
 			kb, _ := strconv.Atoi(f[1])
 			b.ReportMetric(float64(kb)/1024, strings.TrimSuffix(f[0], ":")+"-MB")
 		}

@@ -359,6 +359,10 @@ func (d *DB) commit(group []*request) {
 	err := recoverPanic(func() error {
 		return d.db.Update(func(tx *bbolt.Tx) error {
 			b := tx.Bucket(usersBucket)
+			// Records are small and mostly rewritten in place: pack pages
+			// densely (bbolt's default of 0.5 doubles the file, and the
+			// mapped file counts in the daemon's resident memory).
+			b.FillPercent = 0.9
 			for i, r := range group {
 				results[i] = apply(b, r)
 			}
