@@ -1,0 +1,190 @@
+package importer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadHomeFile reads the file name (a single path component) in the home
+// directory home of the user with uid uid. It is written to run as root on
+// files an unprivileged user controls, without the CVE-2024-47191 and
+// CVE-2019-12209 mistakes:
+//
+//   - the home directory is opened once, without following a symlink
+//     unless root owns that symlink, and must belong to the user or root
+//     and not be writable by group or others;
+//   - the file is opened relative to that directory with O_NOFOLLOW and
+//     O_NONBLOCK (a FIFO cannot block the import);
+//   - the open file must be a regular file owned by uid, with one link, of
+//     at most MaxFileSize bytes.
+//
+// Nothing is ever written. A missing file returns an error matching
+// fs.ErrNotExist. The returned mode holds the file's permission bits.
+func ReadHomeFile(home string, uid int, name string) ([]byte, fs.FileMode, error) {
+	if !filepath.IsAbs(home) {
+		return nil, 0, fmt.Errorf("home directory %q is not an absolute path", home)
+	}
+	if name == "" || strings.Contains(name, "/") || name == "." || name == ".." {
+		return nil, 0, fmt.Errorf("invalid file name %q", name)
+	}
+	path := filepath.Join(home, name)
+	dir, err := openHome(filepath.Clean(home), uid)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer unix.Close(dir)
+	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return nil, 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+	case errors.Is(err, unix.ELOOP):
+		return nil, 0, fmt.Errorf("%s is a symbolic link: refusing to follow it (it could point at any file root can read)", path)
+	case err != nil:
+		return nil, 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return nil, 0, fmt.Errorf("%s is not a regular file", path)
+	case int(st.Uid) != uid:
+		return nil, 0, fmt.Errorf("%s is owned by uid %d, not by its user (uid %d)", path, st.Uid, uid)
+	case st.Nlink != 1:
+		return nil, 0, fmt.Errorf("%s has %d hard links; expected 1", path, st.Nlink)
+	case st.Size > MaxFileSize:
+		return nil, 0, fmt.Errorf("%s is %d bytes, more than %d", path, st.Size, MaxFileSize)
+	}
+	data, err := readLimited(f, path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, fs.FileMode(st.Mode & 0o7777), nil
+}
+
+// openHome opens the home directory home of uid, following a symlink only
+// if root owns it (an administrator's choice, not the user's).
+func openHome(home string, uid int) (int, error) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	dir, err := unix.Open(home, flags, 0)
+	var lst unix.Stat_t
+	// O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR (or ELOOP).
+	if (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) &&
+		unix.Lstat(home, &lst) == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if lst.Uid != 0 {
+			return -1, fmt.Errorf("home directory %s is a symbolic link owned by uid %d, not root: refusing to follow it", home, lst.Uid)
+		}
+		target, err := filepath.EvalSymlinks(home)
+		if err != nil {
+			return -1, fmt.Errorf("home directory %s: %w", home, err)
+		}
+		dir, err = unix.Open(target, flags, 0)
+		if err != nil {
+			return -1, fmt.Errorf("home directory %s (-> %s): %w", home, target, err)
+		}
+	} else if errors.Is(err, unix.ENOENT) {
+		return -1, fmt.Errorf("home directory %s: %w", home, fs.ErrNotExist)
+	} else if errors.Is(err, unix.ENOTDIR) {
+		return -1, fmt.Errorf("home directory %s is not a directory", home)
+	} else if err != nil {
+		return -1, fmt.Errorf("home directory %s: %w", home, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(dir, &st); err != nil {
+		unix.Close(dir)
+		return -1, fmt.Errorf("stat home directory %s: %w", home, err)
+	}
+	if int(st.Uid) != uid && st.Uid != 0 {
+		unix.Close(dir)
+		return -1, fmt.Errorf("home directory %s is owned by uid %d, neither its user (uid %d) nor root", home, st.Uid, uid)
+	}
+	if st.Mode&0o022 != 0 {
+		unix.Close(dir)
+		return -1, fmt.Errorf("home directory %s is writable by group or others (mode %04o): another user could have planted the file", home, st.Mode&0o7777)
+	}
+	return dir, nil
+}
+
+// ReadAdminFile reads a file the administrator named on the command line
+// (a pam_oath usersfile): a regular file of at most MaxFileSize bytes,
+// opened with O_NONBLOCK so that a FIFO cannot block.
+func ReadAdminFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes, more than %d", path, st.Size(), MaxFileSize)
+	}
+	return readLimited(f, path)
+}
+
+// readLimited reads f (named path) to the end, refusing more than
+// MaxFileSize bytes even if the file grew after it was checked.
+func readLimited(f *os.File, path string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		clear(data)
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		clear(data)
+		return nil, fmt.Errorf("%s grew past %d bytes while being read", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+// Account is one /etc/passwd entry.
+type Account struct {
+	Name string
+	UID  int
+	Home string
+}
+
+// ParsePasswd parses /etc/passwd-format data (file names it in errors).
+// Lines starting with '+' or '-' (NIS compat) are refused.
+func ParsePasswd(file string, data []byte) ([]Account, error) {
+	e := &errs{file: file}
+	var out []Account
+	for i, line := range strings.Split(string(data), "\n") {
+		n := i + 1
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ":")
+		if len(f) != 7 {
+			e.add(n, "expected 7 colon-separated fields, found %d", len(f))
+			continue
+		}
+		if !validUser(f[0]) || strings.HasPrefix(f[0], "+") || strings.HasPrefix(f[0], "-") {
+			e.add(n, "user name %q is not a valid login name", f[0])
+			continue
+		}
+		uid, err := strconv.Atoi(f[2])
+		if err != nil || uid < 0 {
+			e.add(n, "user %s: uid %q is not a number", f[0], f[2])
+			continue
+		}
+		out = append(out, Account{Name: f[0], UID: uid, Home: f[5]})
+	}
+	return out, e.err()
+}
