@@ -27,7 +27,7 @@ build-go:
 
 build-pam: ## the PAM module (C loader + Go library, cgo)
 	$(Q)mkdir -p $(BIN)
-	$(Q)if [ -f pam/Makefile ]; then $(MAKE) -s -C pam BIN=$(BIN) GO=$(GO) VERSION=$(VERSION); fi
+	$(Q)$(MAKE) -s -C pam BIN=$(BIN) GO=$(GO) VERSION=$(VERSION)
 
 ##### test
 
@@ -60,6 +60,8 @@ install: build ## install binaries (PREFIX=/usr/local)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN)/otpgated $(DESTDIR)$(PREFIX)/sbin/otpgated
 	install -m 0755 $(BIN)/otpgate $(DESTDIR)$(PREFIX)/bin/otpgate
+	install -m 0755 $(BIN)/otpgate-sshd $(DESTDIR)$(PREFIX)/sbin/otpgate-sshd
+	$(MAKE) -C pam install BIN=$(BIN) DESTDIR=$(DESTDIR)
 
 .PHONY: clean
 clean: ## remove build outputs
