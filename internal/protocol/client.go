@@ -10,6 +10,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultTimeout bounds one request's round trip unless the caller's
@@ -76,6 +78,13 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		return nil, unavailable(socket, err)
 	}
 	defer conn.Close()
+	// Only root's otpgated may hear a code: a socket planted by a user
+	// (e.g. on a misconfigured path) is refused before anything is sent.
+	if uid, err := peerUID(conn); err != nil {
+		return nil, unavailable(socket, err)
+	} else if uid != 0 {
+		return nil, fmt.Errorf("%w: %s is served by uid %d, not root; refusing to use it", ErrUnavailable, socket, uid)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
 			return nil, unavailable(socket, err)
@@ -134,4 +143,27 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserStatus, error) {
 		}
 		after = resp.Next
 	}
+}
+
+// peerUID reads the server's uid with SO_PEERCRED.
+func peerUID(conn net.Conn) (uint32, error) {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return 0, errors.New("not a Unix socket")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if cerr != nil {
+		return 0, fmt.Errorf("peer credentials: %w", cerr)
+	}
+	return cred.Uid, nil
 }

@@ -1,14 +1,21 @@
 package protocol
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -127,4 +134,78 @@ func TestFuzzSeedsExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClientRefusesANonRootServer: a socket served by another uid never
+// gets the request.
+func TestClientRefusesANonRootServer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test must run as root (it serves a socket as uid 65534)")
+	}
+	dir, err := os.MkdirTemp("", "otpgate-fake-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	sock := filepath.Join(dir, "s.sock")
+	// A listener created by a process running as nobody: this test
+	// binary, copied where nobody may execute it.
+	bin := filepath.Join(dir, "fake")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = []string{"OTPGATE_FAKE_SERVER=" + sock}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	r := bufio.NewReader(out)
+	if line, err := r.ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("listener: %q %v", line, err)
+	}
+	c := Client{Socket: sock, Timeout: 2 * time.Second}
+	_, err = c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "uid 65534, not root") {
+		t.Fatalf("error %v", err)
+	}
+	if line, _ := r.ReadString('\n'); line != "got 0\n" {
+		t.Fatalf("the fake server received data: %q", line)
+	}
+}
+
+func TestMain(m *testing.M) {
+	if sock := os.Getenv("OTPGATE_FAKE_SERVER"); sock != "" {
+		os.Exit(fakeServer(sock))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeServer listens on sock, accepts one connection and reports how many
+// bytes it received within a second.
+func fakeServer(sock string) int {
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("ready")
+	c, err := ln.Accept()
+	if err != nil {
+		return 1
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	n, _ := io.ReadFull(c, make([]byte, 100))
+	fmt.Println("got", n)
+	return 0
 }
