@@ -74,16 +74,22 @@ func (ch *checker) add(key string, related []string, format string, args ...any)
 	ch.ps = append(ch.ps, &keyError{key: key, msg: fmt.Sprintf(format, args...), related: related})
 }
 
-func (ch *checker) intRange(key string, v, lo, hi int, unit string) {
+// intRange checks lo <= v <= hi and reports whether it holds.
+func (ch *checker) intRange(key string, v, lo, hi int, unit string) bool {
 	if v < lo || v > hi {
 		ch.add(key, nil, "must be between %d and %d%s, got %d", lo, hi, unit, v)
+		return false
 	}
+	return true
 }
 
-func (ch *checker) durationRange(key string, v Duration, lo, hi time.Duration) {
+// durationRange checks lo <= v <= hi and reports whether it holds.
+func (ch *checker) durationRange(key string, v Duration, lo, hi time.Duration) bool {
 	if v.Duration < lo || v.Duration > hi {
 		ch.add(key, nil, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(v.Duration))
+		return false
 	}
+	return true
 }
 
 func (ch *checker) oneOf(key, v string, allowed ...string) {
@@ -145,9 +151,11 @@ func (c *Config) problems() []*keyError {
 	}
 	ch.intRange("totp.digits", c.TOTP.Digits, 6, 8, "")
 	ch.intRange("totp.period", c.TOTP.Period, 15, 300, " seconds")
-	ch.intRange("totp.skew", c.TOTP.Skew, 0, 10, " steps")
+	// A comparison with a key that is itself out of range would only
+	// repeat that key's problem, so it is made when the key is valid.
+	skewOK := ch.intRange("totp.skew", c.TOTP.Skew, 0, 10, " steps")
 	ch.intRange("totp.clock_hint_steps", c.TOTP.ClockHintSteps, 0, 120, " steps")
-	if h := c.TOTP.ClockHintSteps; h != 0 && h <= c.TOTP.Skew {
+	if h := c.TOTP.ClockHintSteps; skewOK && h != 0 && h <= c.TOTP.Skew {
 		ch.add("totp.clock_hint_steps", []string{"totp.skew"}, "must be 0 (no hint) or greater than totp.skew (%d), got %d", c.TOTP.Skew, h)
 	}
 
@@ -172,16 +180,18 @@ func (c *Config) problems() []*keyError {
 	ch.overlap("policy.required_groups", "policy.exempt_groups", "group", p.RequiredGroups, p.ExemptGroups)
 
 	rl := c.RateLimit
-	ch.intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100, "")
-	ch.durationRange("rate_limit.lockout", rl.Lockout, time.Second, 24*time.Hour)
+	maxFailuresOK := ch.intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100, "")
+	lockoutOK := ch.durationRange("rate_limit.lockout", rl.Lockout, time.Second, 24*time.Hour)
 	if !(rl.Backoff >= 1 && rl.Backoff <= 10) { // also refuses NaN
 		ch.add("rate_limit.backoff", nil, "must be between 1 and 10, got %s", fmtFloat(rl.Backoff))
 	}
 	const week = 7 * 24 * time.Hour
 	switch {
-	case rl.MaxLockout.Duration < rl.Lockout.Duration:
+	case lockoutOK && rl.MaxLockout.Duration < rl.Lockout.Duration:
 		ch.add("rate_limit.max_lockout", []string{"rate_limit.lockout"}, "must be at least rate_limit.lockout (%s), got %s",
 			fmtDuration(rl.Lockout.Duration), fmtDuration(rl.MaxLockout.Duration))
+	case !lockoutOK && rl.MaxLockout.Duration < time.Second:
+		ch.add("rate_limit.max_lockout", nil, "must be at least 1s, got %s", fmtDuration(rl.MaxLockout.Duration))
 	case rl.MaxLockout.Duration > week:
 		ch.add("rate_limit.max_lockout", nil, "must be at most %s (7 days), got %s", fmtDuration(week), fmtDuration(rl.MaxLockout.Duration))
 	}
@@ -190,7 +200,7 @@ func (c *Config) problems() []*keyError {
 		ch.add("rate_limit.max_consecutive_failures", nil,
 			"must be at most %d (RFC 4226 §7.3 and NIST SP 800-63B §5.2.2 limit consecutive failed attempts to 100), got %d",
 			maxConsecutiveFailuresCap, mcf)
-	case mcf < rl.MaxFailures:
+	case maxFailuresOK && mcf < rl.MaxFailures:
 		ch.add("rate_limit.max_consecutive_failures", []string{"rate_limit.max_failures"},
 			"must be at least rate_limit.max_failures (%d), got %d", rl.MaxFailures, mcf)
 	}
