@@ -4,9 +4,12 @@
 package bolt
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,9 +24,21 @@ import (
 
 var usersBucket = []byte("users")
 
-// recordVersion is the first byte of every stored record; the JSON of a
-// store.Record follows.
-const recordVersion = 1
+// recordVersion is the first byte of every stored value. Version 2 is
+// the byte, a big-endian CRC-32C of the key and the JSON, then the JSON of
+// a store.Record. bbolt has no page checksums, and JSON survives many byte
+// changes (a counter digit, a field name), so without the CRC such damage
+// would load silently.
+const recordVersion = 2
+
+// recordHeader is the version byte plus the CRC.
+const recordHeader = 1 + 4
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func recordCRC(key, js []byte) uint32 {
+	return crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, js)
+}
 
 // lockTimeout is how long Open waits for another process's lock on the
 // file before giving up.
@@ -224,12 +239,23 @@ func (d *DB) check() error {
 }
 
 func decode(k, v []byte) (*store.Record, error) {
-	if len(v) == 0 || v[0] != recordVersion {
+	if len(v) < recordHeader || v[0] != recordVersion {
 		return nil, fmt.Errorf("record %q has an unknown format (want version byte %d)", k, recordVersion)
 	}
+	js := v[recordHeader:]
+	if got, want := recordCRC(k, js), binary.BigEndian.Uint32(v[1:recordHeader]); got != want {
+		return nil, fmt.Errorf("record %q fails its checksum (crc32c %08x, stored %08x)", k, got, want)
+	}
+	// Strict: a field this version does not know (written by a newer
+	// otpgated, say a new lock flag) must not be dropped silently.
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
 	var rec store.Record
-	if err := json.Unmarshal(v[1:], &rec); err != nil {
+	if err := dec.Decode(&rec); err != nil {
 		return nil, fmt.Errorf("record %q does not decode: %w", k, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("record %q has data after its JSON", k)
 	}
 	if rec.User != string(k) {
 		return nil, fmt.Errorf("record %q names user %q", k, rec.User)
@@ -237,12 +263,15 @@ func decode(k, v []byte) (*store.Record, error) {
 	return &rec, nil
 }
 
-func encode(rec *store.Record) ([]byte, error) {
-	b, err := json.Marshal(rec)
+func encode(key []byte, rec *store.Record) ([]byte, error) {
+	js, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte{recordVersion}, b...), nil
+	v := make([]byte, recordHeader, recordHeader+len(js))
+	v[0] = recordVersion
+	binary.BigEndian.PutUint32(v[1:], recordCRC(key, js))
+	return append(v, js...), nil
 }
 
 // Get returns the user's record or store.ErrNotFound.
@@ -409,7 +438,7 @@ func apply(b *bbolt.Bucket, r *request) error {
 		return b.Delete(key)
 	}
 	next.User = r.user
-	v, err := encode(next)
+	v, err := encode(key, next)
 	if err != nil {
 		return fmt.Errorf("store: encode record %q: %w", r.user, err)
 	}
