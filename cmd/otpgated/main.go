@@ -96,11 +96,7 @@ func loadConfig(path string) (*config.Config, error) {
 	if path != "" {
 		return config.Load(path)
 	}
-	if _, err := os.Stat(config.DefaultPath); errors.Is(err, os.ErrNotExist) {
-		cfg := config.Default()
-		return &cfg, nil
-	}
-	return config.Load(config.DefaultPath)
+	return config.LoadOrDefault(config.DefaultPath, false)
 }
 
 func logLevel(s string) slog.Level {
@@ -190,11 +186,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 				cancel()
 				return
 			}
-			path := cfgPath
-			if path == "" {
-				path = config.DefaultPath
-			}
-			next, err := config.Load(path)
+			next, err := loadConfig(cfgPath)
 			if err != nil {
 				logger.Error("reload failed; keeping the previous configuration", "err", err)
 				continue
