@@ -197,6 +197,7 @@ func (d *DB) check() error {
 		return fmt.Errorf("state store %s is corrupt: %w (restore it from a backup)", d.path, err)
 	}
 	var problems []error
+	haveBucket := false
 	err := recoverPanic(func() error {
 		return d.db.View(func(tx *bbolt.Tx) error {
 			// Drain the whole channel: the checker goroutine reads
@@ -213,6 +214,7 @@ func (d *DB) check() error {
 			if b == nil {
 				return nil // new file; created below
 			}
+			haveBucket = true
 			return b.ForEach(func(k, v []byte) error {
 				if v == nil {
 					return fmt.Errorf("unexpected nested bucket %q in %q", k, usersBucket)
@@ -227,6 +229,9 @@ func (d *DB) check() error {
 	}
 	if err != nil {
 		return corrupt(err)
+	}
+	if haveBucket {
+		return nil // opening an existing store writes nothing
 	}
 	err = d.db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(usersBucket)

@@ -1,0 +1,98 @@
+package bolt
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/otpgate/otpgate/daemon/store"
+)
+
+// faultDirEnv tells the child test process which store to open; the
+// parent runs that child under strace with a syscall fault injected.
+const faultDirEnv = "OTPGATE_STORE_FAULT_DIR"
+
+// TestFailedCommitMakesTheStoreReadOnly runs TestFaultChild under strace
+// with every fdatasync (bbolt's commit sync) failing with EIO, and with
+// every pwrite64 (bbolt's page writes) failing with ENOSPC. The child
+// asserts that the failing Update reports store.ErrReadOnly, that later
+// Updates are refused without touching the disk, and that reads go on.
+// The parent then reopens the store and checks that only acknowledged
+// data is there.
+func TestFailedCommitMakesTheStoreReadOnly(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatalf("strace is required for the fault-injection test (apt-get install strace): %v", err)
+	}
+	tests := []struct {
+		name, syscall, errno string
+	}{
+		{"fsync failing with EIO", "fdatasync", "EIO"},
+		{"page writes failing with ENOSPC", "pwrite64", "ENOSPC"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, dir := openTestDB(t)
+			if err := d.Update("alice", setFailures(1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(strace, "-f", "-o", "/dev/null",
+				"-e", "trace="+tt.syscall, "-e", "inject="+tt.syscall+":error="+tt.errno,
+				os.Args[0], "-test.run=^TestFaultChild$", "-test.v", "-test.count=1")
+			cmd.Env = append(os.Environ(), faultDirEnv+"="+dir)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "--- PASS: TestFaultChild") {
+				t.Fatalf("child under strace failed: %v\n%s", err, out)
+			}
+			d2, err := Open(dir)
+			if err != nil {
+				t.Fatalf("reopen after the failed commit: %v", err)
+			}
+			defer d2.Close()
+			if rec := mustGet(t, d2, "alice"); rec.Failures != 1 {
+				t.Errorf("after reopen alice has Failures %d, want the acknowledged 1", rec.Failures)
+			}
+			if _, err := d2.Get("bob"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("bob, whose create was never acknowledged, is present: %v", err)
+			}
+			if err := d2.Update("alice", setFailures(3)); err != nil {
+				t.Errorf("a restarted store cannot write: %v", err)
+			}
+		})
+	}
+}
+
+// TestFaultChild is the child half of TestFailedCommitMakesTheStoreReadOnly;
+// it does nothing unless run by it.
+func TestFaultChild(t *testing.T) {
+	dir := os.Getenv(faultDirEnv)
+	if dir == "" {
+		t.Skip("runs only as the child of TestFailedCommitMakesTheStoreReadOnly")
+	}
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer d.Close()
+	err = d.Update("alice", setFailures(2))
+	if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir)
+	}
+	ran := false
+	err = d.Update("bob", func(*store.Record) (*store.Record, error) { ran = true; return &store.Record{}, nil })
+	if !errors.Is(err, store.ErrReadOnly) || ran {
+		t.Fatalf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran)
+	}
+	rec, err := d.Get("alice")
+	if err != nil {
+		t.Fatalf("Get after the failed commit: %v", err)
+	}
+	if rec.Failures != 1 {
+		t.Errorf("Get after the failed commit shows Failures %d, want the committed 1", rec.Failures)
+	}
+}
