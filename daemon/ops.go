@@ -97,11 +97,15 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 // same transaction (it must be repeatable: the store may rerun it); it
 // returns the record to store (nil deletes it).
 func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept func(*store.Record) *store.Record) (attempt, error) {
-	var enr *store.Enrollment
-	if rec != nil {
-		enr = rec.Active
+	// The recovery-code KDF is slow: skip it for a user who is locked
+	// anyway (the transaction re-checks the lock), so guessing cannot burn
+	// CPU and memory.
+	var guess *recoveryGuess
+	if rec != nil && !pending {
+		if locked, _ := lockState(rec, rc.now); !locked {
+			guess = guessRecovery(rec.Active, rc.Code)
+		}
 	}
-	guess := guessRecovery(enr, rc.Code)
 	var a attempt
 	err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
 		if cur == nil || (!pending && cur.Active == nil) || (pending && cur.Pending == nil) {
