@@ -176,7 +176,7 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 		a.log.Error("verified key does not match its permissions", "user", c.User(), "fingerprint", fp)
 		return nil, errDenied
 	}
-	log := a.log.With("user", c.User(), "fingerprint", fp, "remote", remoteHost(c))
+	log := a.log.With("user", c.User(), "fingerprint", fp)
 	log.Info("publickey verified")
 	req := &protocol.Request{
 		Op:       protocol.OpCheck,
@@ -198,7 +198,7 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 	case protocol.OutcomeCodeRequired:
 		log.Info("code required")
 		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-			KeyboardInteractiveCallback: a.codeStep(perms, key, res.Digits),
+			KeyboardInteractiveCallback: a.codeStep(c.User(), perms, key, res.Digits),
 		}}
 	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
 		log.Info("login denied", "outcome", string(res.Outcome))
@@ -210,12 +210,18 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 }
 
 // codeStep returns the keyboard-interactive callback for the second step.
-// It captures the Permissions of the key proven in the first step; the
-// library forbids a user name change after a partial success.
-func (a *authenticator) codeStep(perms *ssh.Permissions, key ssh.PublicKey, digits int) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+// It captures the user and the Permissions of the key proven in the first
+// step, and refuses to run for any other user.
+func (a *authenticator) codeStep(user string, perms *ssh.Permissions, key ssh.PublicKey, digits int) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	return func(c ssh.ConnMetadata, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 		fp := perms.Extensions[extFingerprint]
-		log := a.log.With("user", c.User(), "fingerprint", fp, "remote", remoteHost(c))
+		log := a.log.With("user", user, "fingerprint", fp)
+		if c.User() != user {
+			// x/crypto refuses a user change after a partial success;
+			// refuse here too rather than check another user's code.
+			log.Error("login denied: user changed after publickey", "new_user", c.User())
+			return nil, a.terminal("")
+		}
 		instruction := msgCodeInstruction
 		for try := 1; try <= maxCodePrompts; try++ {
 			answers, err := challenge("", instruction, []string{codePrompt}, []bool{false})
@@ -231,7 +237,7 @@ func (a *authenticator) codeStep(perms *ssh.Permissions, key ssh.PublicKey, digi
 			}
 			res, err := a.ask(&protocol.Request{
 				Op:       protocol.OpVerify,
-				User:     c.User(),
+				User:     user,
 				Code:     code,
 				Service:  Service,
 				RHost:    remoteHost(c),
