@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+func (a *app) cmdAdmin(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		a.printUsage(a.stderr, "admin")
+		return usagef("admin", "admin needs a command")
+	}
+	sub, rest := args[0], args[1:]
+	cmd := "admin " + sub
+	switch sub {
+	case "list", "show", "reset", "unlock", "enroll", "import":
+	case "-h", "--help", "help":
+		a.printUsage(a.stdout, "admin")
+		return nil
+	default:
+		return usagef("admin", "unknown admin command %q", sub)
+	}
+	fs := newFlagSet(cmd)
+	asJSON, force := new(bool), new(bool)
+	var o enrollOpts
+	switch sub {
+	case "list", "show":
+		fs.BoolVar(asJSON, "json", false, "")
+	case "enroll":
+		fs.BoolVar(force, "force", false, "")
+		fs.BoolVar(&o.noQR, "no-qr", false, "")
+		fs.StringVar(&o.qr, "qr", "", "")
+	case "import":
+		return a.cmdImport(ctx, rest)
+	}
+	pos, ok, err := a.parseArgs(cmd, fs, rest)
+	if !ok || err != nil {
+		return err
+	}
+	if sub == "enroll" {
+		if err := o.check(cmd, &pos); err != nil {
+			return err
+		}
+	}
+	if sub == "list" {
+		err = wantArgs(cmd, pos)
+	} else {
+		err = wantArgs(cmd, pos, "USER")
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.requireRoot(); err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminList})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			users := resp.Users
+			if users == nil {
+				users = []protocol.UserStatus{}
+			}
+			return writeJSON(a.stdout, users)
+		}
+		writeUserTable(a.stdout, resp.Users, a.now())
+		return nil
+	case "show":
+		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminShow, User: pos[0]})
+		if err != nil {
+			return err
+		}
+		return a.printStatus(resp.Status, *asJSON)
+	case "reset":
+		if _, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminReset, User: pos[0]}); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Reset %s: enrollment, recovery codes and lockout state removed.\n", clean(pos[0]))
+		return nil
+	case "unlock":
+		if _, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminUnlock, User: pos[0]}); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Unlocked %s: failed attempts cleared.\n", clean(pos[0]))
+		return nil
+	}
+	// admin enroll USER
+	u, err := user.Lookup(pos[0])
+	if err != nil {
+		var unknown user.UnknownUserError
+		if errors.As(err, &unknown) {
+			return fmt.Errorf("no such user: %s", clean(pos[0]))
+		}
+		return err
+	}
+	o.force = *force
+	return a.enroll(ctx, u, o)
+}

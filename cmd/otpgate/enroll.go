@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/qrterm"
+	"golang.org/x/term"
+)
+
+// maxTries is how many codes a prompt accepts before giving up. Every
+// wrong code also counts toward otpgated's lockout.
+const maxTries = 3
+
+// enrollOpts are the flags shared by enroll and admin enroll.
+type enrollOpts struct {
+	noQR   bool
+	qr     string // "" or "png"
+	pngOut string
+	force  bool
+}
+
+func (a *app) cmdEnroll(ctx context.Context, args []string) error {
+	var o enrollOpts
+	fs := newFlagSet("enroll")
+	fs.BoolVar(&o.noQR, "no-qr", false, "")
+	fs.StringVar(&o.qr, "qr", "", "")
+	pos, ok, err := a.parseArgs("enroll", fs, args)
+	if !ok || err != nil {
+		return err
+	}
+	if err := o.check("enroll", &pos); err != nil {
+		return err
+	}
+	if err := wantArgs("enroll", pos); err != nil {
+		return err
+	}
+	u, err := a.self()
+	if err != nil {
+		return err
+	}
+	return a.enroll(ctx, u, o)
+}
+
+// check validates the QR flags and takes FILE for --qr=png from pos.
+func (o *enrollOpts) check(cmd string, pos *[]string) error {
+	switch o.qr {
+	case "":
+	case "png":
+		if o.noQR {
+			return usagef(cmd, "--no-qr and --qr=png exclude each other")
+		}
+		if len(*pos) == 0 {
+			return usagef(cmd, "--qr=png needs a FILE to write the PNG to")
+		}
+		o.pngOut, *pos = (*pos)[len(*pos)-1], (*pos)[:len(*pos)-1]
+	default:
+		return usagef(cmd, "--qr must be png (with a FILE), not %q", o.qr)
+	}
+	return nil
+}
+
+// enroll runs the whole enrollment of account u: a current code if u is
+// already active, a new pending secret, the QR code and key, the
+// confirmation code, then the recovery codes.
+func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
+	name := u.Username
+	st, err := a.do(ctx, &protocol.Request{Op: protocol.OpStatus, User: name})
+	if err != nil {
+		return err
+	}
+	// Create the PNG file first: if the name is taken, nothing has
+	// changed yet.
+	var png *os.File
+	if o.pngOut != "" {
+		path, err := expandPath(o.pngOut, u.HomeDir)
+		if err != nil {
+			return err
+		}
+		if png, err = createSecretFile(path); err != nil {
+			return err
+		}
+		defer func() {
+			if png != nil {
+				png.Close()
+				os.Remove(png.Name())
+			}
+		}()
+	}
+
+	begin := &protocol.Request{Op: protocol.OpEnrollBegin, User: name, Force: o.force}
+	var resp *protocol.Response
+	if st.Status != nil && st.Status.State == protocol.StateActive && !o.force {
+		fmt.Fprintf(a.stdout, "%s already has two-factor authentication. Enrolling a new device replaces the old one.\n", clean(name))
+		resp, err = a.withCode(fmt.Sprintf("Enter a current code for %s (or a recovery code): ", clean(name)), func(code string) (*protocol.Response, error) {
+			begin.Code = code
+			return a.do(ctx, begin)
+		})
+	} else {
+		resp, err = a.do(ctx, begin)
+	}
+	if err != nil {
+		return err
+	}
+	info := resp.Enroll
+	if info == nil {
+		return errors.New("otpgated sent no enrollment data")
+	}
+
+	if png != nil {
+		data, err := qrterm.PNG(info.URI, 8)
+		if err != nil {
+			return err
+		}
+		f := png
+		png = nil
+		if err := finishSecretFile(f, data); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "QR code written to %s (mode 0600). It contains the secret: delete it once the code is scanned.\n\n", clean(f.Name()))
+	} else if !o.noQR {
+		a.showQR(info.URI)
+	}
+	a.showKey(info)
+
+	codes, err := a.withCode("Enter the code shown in your app to finish: ", func(code string) (*protocol.Response, error) {
+		return a.do(ctx, &protocol.Request{Op: protocol.OpEnrollConfirm, User: name, Code: code})
+	})
+	if err != nil {
+		if pe := (*protocol.Error)(nil); errors.As(err, &pe) && pe.Code == protocol.ErrInvalidCode {
+			fmt.Fprintf(a.stderr, "The new secret was not activated. Run 'otpgate enroll' again to start over.\n")
+		}
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nTwo-factor authentication is now active for %s.\n", clean(name))
+	return a.showRecoveryCodes(name, u.HomeDir, codes.RecoveryCodes)
+}
+
+// withCode asks for a code and runs send with it, up to maxTries times
+// while otpgated answers that the code is wrong; its message (which may say
+// the device's clock is off) is shown each time.
+func (a *app) withCode(prompt string, send func(code string) (*protocol.Response, error)) (*protocol.Response, error) {
+	var last error
+	for try := 1; try <= maxTries; try++ {
+		code, err := a.readCode(prompt)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := send(code)
+		var pe *protocol.Error
+		if !errors.As(err, &pe) || pe.Code != protocol.ErrInvalidCode {
+			return resp, err
+		}
+		last = err
+		if try < maxTries {
+			fmt.Fprintf(a.stderr, "%s\n", clean(pe.Message))
+		}
+	}
+	return nil, last
+}
+
+// showQR draws the QR code of uri on stdout. ANSI colours are added only
+// for a terminal that is not "dumb" and when NO_COLOR is unset; $TERM is
+// compared, never printed.
+func (a *app) showQR(uri string) {
+	opts := qrterm.Options{}
+	if a.outFd >= 0 {
+		opts.ANSI = a.getenv("TERM") != "dumb" && a.getenv("NO_COLOR") == ""
+		if w, _, err := term.GetSize(a.outFd); err == nil && w > 0 {
+			opts.MaxWidth = w
+		}
+	}
+	fmt.Fprintln(a.stdout, "Scan this QR code with your authenticator app:")
+	fmt.Fprintln(a.stdout)
+	if err := qrterm.Render(a.stdout, uri, opts); err != nil {
+		if errors.Is(err, qrterm.ErrTooWide) {
+			fmt.Fprintf(a.stdout, "(The terminal is too narrow for the QR code: %v.\n Widen the window and run enroll again, use --qr=png FILE, or type the key below.)\n", err)
+		} else {
+			fmt.Fprintf(a.stdout, "(No QR code: %v. Type the key below.)\n", err)
+		}
+	}
+	fmt.Fprintln(a.stdout)
+}
+
+// showKey prints the key and its parameters for typing it in by hand.
+func (a *app) showKey(info *protocol.EnrollInfo) {
+	fmt.Fprintf(a.stdout, "Or add it by hand (time-based):\n")
+	fmt.Fprintf(a.stdout, "  Key:        %s\n", group(clean(info.Secret)))
+	fmt.Fprintf(a.stdout, "  Issuer:     %s\n", clean(info.Issuer))
+	fmt.Fprintf(a.stdout, "  Account:    %s\n", clean(info.Account))
+	fmt.Fprintf(a.stdout, "  Algorithm:  %s\n", clean(info.Algorithm))
+	fmt.Fprintf(a.stdout, "  Digits:     %d\n", info.Digits)
+	fmt.Fprintf(a.stdout, "  Period:     %d seconds\n", info.Period)
+	fmt.Fprintf(a.stdout, "  URI:        %s\n\n", clean(info.URI))
+}
+
+// showRecoveryCodes prints codes once, with a warning, and offers to save
+// them to a new file.
+func (a *app) showRecoveryCodes(name, home string, codes []string) error {
+	if len(codes) == 0 {
+		fmt.Fprintln(a.stdout, "No recovery codes were issued (enroll.recovery_codes is 0).")
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "\nRecovery codes for %s. Each works once, in place of a code, if you lose your device.\n", clean(name))
+	fmt.Fprintln(a.stdout, "This is the only time they are shown: store them somewhere safe, away from this server.")
+	fmt.Fprintln(a.stdout)
+	for _, c := range codes {
+		fmt.Fprintf(a.stdout, "    %s\n", clean(c))
+	}
+	fmt.Fprintln(a.stdout)
+	return a.offerSave(name, home, codes)
+}
+
+// offerSave asks for a path to save the recovery codes to; an empty
+// answer (or closed stdin) skips. Existing files are never overwritten.
+func (a *app) offerSave(name, home string, codes []string) error {
+	for try := 1; try <= maxTries; try++ {
+		answer, err := a.readLine("Save them to a file? Enter a path, or press Enter to skip: ", false)
+		if errors.Is(err, errNoInput) || (err == nil && answer == "") {
+			fmt.Fprintln(a.stdout, "Not saved.")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		path, err := expandPath(answer, home)
+		if err == nil {
+			err = writeSecretFile(path, recoveryFile(name, a.now(), codes))
+		}
+		if err != nil {
+			a.errorf("%s", clean(err.Error()))
+			continue
+		}
+		fmt.Fprintf(a.stdout, "Saved to %s (mode 0600).\n", clean(path))
+		return nil
+	}
+	a.errorf("recovery codes not saved: copy them from the screen above")
+	return nil
+}
+
+// recoveryFile is the content of a saved recovery-code file.
+func recoveryFile(name string, now time.Time, codes []string) []byte {
+	host, _ := os.Hostname()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# otpgate recovery codes for %s on %s, made %s.\n", name, host, now.Format(time.RFC3339))
+	b.WriteString("# Each code works once in place of a verification code. Keep this file private.\n")
+	for _, c := range codes {
+		b.WriteString(c)
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}

@@ -1,0 +1,223 @@
+// Command otpgate is the command-line client of otpgated: users enroll
+// their authenticator app, see their status, turn two-factor
+// authentication off and make new recovery codes; root lists, resets,
+// unlocks, enrolls on behalf of and imports users.
+//
+// otpgate talks to the daemon only through the Unix socket
+// (internal/protocol); it holds no secret and no state of its own. The
+// daemon decides what the caller may do from the socket's peer
+// credentials, so the checks here only give earlier, clearer messages.
+//
+// Exit codes: 0 success, 1 failure (wrong code, refused, bad input),
+// 2 usage error, 3 otpgated unreachable, 4 permission denied.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+	"golang.org/x/term"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitUnavailable = 3
+	exitPermission  = 4
+)
+
+// service is the Service field of every request, for the audit log.
+const service = "otpgate"
+
+// app is one invocation: its standard streams, who runs it and how to
+// reach the daemon.
+type app struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	// inFd and outFd are the descriptors of stdin and stdout, or -1 when
+	// they are not terminals.
+	inFd, outFd int
+	lines       *bufio.Reader // stdin, line by line, when it is not a terminal
+	getenv      func(string) string
+	uid         int // the real uid
+	tty         string
+	socketFlag  string
+	now         func() time.Time
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	a := &app{
+		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		inFd: terminalFd(os.Stdin), outFd: terminalFd(os.Stdout),
+		getenv: os.Getenv, uid: os.Getuid(), now: time.Now,
+	}
+	if a.inFd >= 0 {
+		if name, err := os.Readlink("/proc/self/fd/0"); err == nil {
+			a.tty = name
+		}
+	}
+	code := a.run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// terminalFd returns f's descriptor if it is a terminal, else -1.
+func terminalFd(f *os.File) int {
+	if term.IsTerminal(int(f.Fd())) {
+		return int(f.Fd())
+	}
+	return -1
+}
+
+// usageError is a command-line mistake: exit code 2, with the usage of the
+// command.
+type usageError struct {
+	cmd string // the command whose usage applies, "" for the top level
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+// errPermission is a refusal decided before asking the daemon.
+var errPermission = errors.New("admin commands need root: run with sudo")
+
+// errSilent is returned after the command has already printed why it
+// failed.
+var errSilent = errors.New("failed")
+
+// run executes the command line args and returns the exit code.
+func (a *app) run(ctx context.Context, args []string) int {
+	err := a.dispatch(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &ue):
+		a.errorf("%s", ue.msg)
+		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", strings.TrimSpace("otpgate help "+ue.cmd))
+		return exitUsage
+	case errors.Is(err, protocol.ErrUnavailable):
+		a.errorf("otpgated is not running: start it with systemctl start otpgated")
+		a.errorf("detail: %s", clean(err.Error()))
+		return exitUnavailable
+	case errors.Is(err, errPermission):
+		a.errorf("%v", err)
+		return exitPermission
+	case errors.As(err, &pe):
+		a.errorf("%s", clean(pe.Message))
+		if pe.Code == protocol.ErrPermissionDenied {
+			return exitPermission
+		}
+		return exitFailure
+	case errors.Is(err, errSilent):
+		return exitFailure
+	}
+	a.errorf("%s", clean(err.Error()))
+	return exitFailure
+}
+
+// errorf prints an error line: "otpgate: " prefix, lower case, no period.
+func (a *app) errorf(format string, args ...any) {
+	fmt.Fprintf(a.stderr, "otpgate: "+format+"\n", args...)
+}
+
+// client returns the daemon client for the socket chosen by --socket,
+// $OTPGATE_SOCKET or the default.
+func (a *app) client() *protocol.Client {
+	sock := a.socketFlag
+	if sock == "" {
+		sock = a.getenv("OTPGATE_SOCKET")
+	}
+	return &protocol.Client{Socket: protocol.SocketFromEnv(sock)}
+}
+
+// do sends req with the invocation's service and terminal filled in.
+func (a *app) do(ctx context.Context, req *protocol.Request) (*protocol.Response, error) {
+	req.Service, req.TTY = service, a.tty
+	return a.client().Do(ctx, req)
+}
+
+// self returns the account of the real uid (never $USER or $LOGNAME).
+func (a *app) self() (*user.User, error) {
+	u, err := user.LookupId(strconv.Itoa(a.uid))
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the account of uid %d: %w", a.uid, err)
+	}
+	return u, nil
+}
+
+// requireRoot refuses admin commands for other users before the daemon
+// does, with a clearer message.
+func (a *app) requireRoot() error {
+	if a.uid != 0 {
+		return errPermission
+	}
+	return nil
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
+	fs := newFlagSet("")
+	fs.StringVar(&a.socketFlag, "socket", "", "")
+	if err := fs.Parse(args); err != nil {
+		return a.flagError("", err)
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		a.printUsage(a.stderr, "")
+		return &usageError{cmd: "", msg: "no command given"}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		topic := ""
+		if len(rest) > 0 {
+			topic = rest[0]
+			if len(rest) > 1 && rest[0] == "admin" {
+				topic = "admin " + rest[1]
+			}
+		}
+		if _, ok := usages[topic]; !ok {
+			return usagef("", "no help for %q", topic)
+		}
+		a.printUsage(a.stdout, topic)
+		return nil
+	case "version":
+		if len(rest) > 0 {
+			return usagef("version", "version takes no arguments")
+		}
+		fmt.Fprintf(a.stdout, "otpgate %s\n", version())
+		return nil
+	case "enroll":
+		return a.cmdEnroll(ctx, rest)
+	case "status":
+		return a.cmdStatus(ctx, rest)
+	case "disable":
+		return a.cmdDisable(ctx, rest)
+	case "recovery-codes":
+		return a.cmdRecoveryCodes(ctx, rest)
+	case "admin":
+		return a.cmdAdmin(ctx, rest)
+	}
+	return usagef("", "unknown command %q", cmd)
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os/user"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+func (a *app) cmdStatus(ctx context.Context, args []string) error {
+	fs := newFlagSet("status")
+	asJSON := fs.Bool("json", false, "")
+	u, err := a.selfCommand("status", fs, args)
+	if u == nil {
+		return err
+	}
+	resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpStatus, User: u.Username})
+	if err != nil {
+		return err
+	}
+	return a.printStatus(resp.Status, *asJSON)
+}
+
+func (a *app) printStatus(st *protocol.UserStatus, asJSON bool) error {
+	if st == nil {
+		return fmt.Errorf("otpgated sent no status")
+	}
+	if asJSON {
+		return writeJSON(a.stdout, st)
+	}
+	writeStatus(a.stdout, st, a.now())
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeStatus prints one user's status as aligned "Field: value" lines,
+// times in local time.
+func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("User", clean(st.User))
+	switch st.State {
+	case protocol.StateActive:
+		row("Two-factor", fmt.Sprintf("active (%s, %d digits, %d s)", clean(st.Algorithm), st.Digits, st.Period))
+	case protocol.StatePending:
+		row("Two-factor", "pending: enrollment started but not confirmed (run 'otpgate enroll')")
+	default:
+		row("Two-factor", "not set up (run 'otpgate enroll')")
+	}
+	row("Code required", requiredText(st))
+	if st.State == protocol.StateActive {
+		row("Recovery codes", fmt.Sprintf("%d left", st.RecoveryRemaining))
+	}
+	row("Failed attempts", fmt.Sprint(st.Failures))
+	row("Locked", lockText(st, now, true))
+	if !st.EnrolledAt.IsZero() {
+		row("Enrolled", localTime(st.EnrolledAt))
+	}
+	if !st.LastSuccess.IsZero() {
+		row("Last success", localTime(st.LastSuccess))
+	}
+	tw.Flush()
+}
+
+func requiredText(st *protocol.UserStatus) string {
+	switch {
+	case st.Exempt:
+		return "no (exempt by policy)"
+	case st.Required:
+		return "yes (policy)"
+	case st.State == protocol.StateActive:
+		return "yes (enrolled)"
+	}
+	return "no"
+}
+
+// lockText describes a lockout: "no", "until 15:04:05 (in 4m)" or
+// "until an administrator unlocks".
+func lockText(st *protocol.UserStatus, now time.Time, long bool) string {
+	switch {
+	case st.LockedByAdmin:
+		if long {
+			return fmt.Sprintf("yes, until an administrator runs 'otpgate admin unlock %s'", clean(st.User))
+		}
+		return "until unlocked"
+	case !st.LockedUntil.IsZero() && st.LockedUntil.After(now):
+		return fmt.Sprintf("until %s (%s)", st.LockedUntil.Local().Format("15:04:05"), inDuration(st.LockedUntil.Sub(now)))
+	}
+	return "no"
+}
+
+// inDuration says "in 45s", "in 4m", "in 3h" or "in 2d", rounding up.
+func inDuration(d time.Duration) string {
+	up := func(unit time.Duration) int64 { return int64((d + unit - 1) / unit) }
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("in %ds", up(time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm", up(time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("in %dh", up(time.Hour))
+	}
+	return fmt.Sprintf("in %dd", up(24*time.Hour))
+}
+
+func localTime(t time.Time) string {
+	return t.Local().Format("2006-01-02 15:04:05 MST")
+}
+
+// writeUserTable prints users as an aligned table.
+func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
+	if len(users) == 0 {
+		fmt.Fprintln(w, "No users are enrolled.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tSTATE\tREQUIRED\tRECOVERY\tFAILURES\tLOCKED\tLAST SUCCESS")
+	for i := range users {
+		st := &users[i]
+		req := "no"
+		switch {
+		case st.Exempt:
+			req = "exempt"
+		case st.Required:
+			req = "yes"
+		}
+		last := "-"
+		if !st.LastSuccess.IsZero() {
+			last = st.LastSuccess.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), req,
+			st.RecoveryRemaining, st.Failures, lockText(st, now, false), last)
+	}
+	tw.Flush()
+}
+
+func (a *app) cmdDisable(ctx context.Context, args []string) error {
+	u, err := a.selfCommand("disable", newFlagSet("disable"), args)
+	if u == nil {
+		return err
+	}
+	req := &protocol.Request{Op: protocol.OpDisable, User: u.Username}
+	if a.uid == 0 {
+		_, err = a.do(ctx, req)
+	} else {
+		_, err = a.withCode("Enter a current code (or a recovery code) to turn two-factor authentication off: ", func(code string) (*protocol.Response, error) {
+			req.Code = code
+			return a.do(ctx, req)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Two-factor authentication is now off for %s.\n", clean(u.Username))
+	return nil
+}
+
+func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
+	u, err := a.selfCommand("recovery-codes", newFlagSet("recovery-codes"), args)
+	if u == nil {
+		return err
+	}
+	resp, err := a.withCode("Enter a current code to make new recovery codes: ", func(code string) (*protocol.Response, error) {
+		return a.do(ctx, &protocol.Request{Op: protocol.OpRecoveryCodes, User: u.Username, Code: code})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "Your old recovery codes no longer work.")
+	return a.showRecoveryCodes(u.Username, u.HomeDir, resp.RecoveryCodes)
+}
+
+// selfCommand parses the flags of a command that acts on the caller's own
+// account and takes no arguments, and returns that account. A nil account
+// with a nil error means help was printed.
+func (a *app) selfCommand(cmd string, fs *flag.FlagSet, args []string) (*user.User, error) {
+	pos, ok, err := a.parseArgs(cmd, fs, args)
+	if !ok || err != nil {
+		return nil, err
+	}
+	if err := wantArgs(cmd, pos); err != nil {
+		return nil, err
+	}
+	return a.self()
+}

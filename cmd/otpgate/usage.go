@@ -1,0 +1,245 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+)
+
+// Version is set at build time with -ldflags '-X main.Version=...'.
+var Version string
+
+// version returns Version, else the module version recorded in the binary.
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			return v
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return "devel-" + s.Value
+			}
+		}
+	}
+	return "devel"
+}
+
+const exitCodesText = `Exit codes:
+  0  success
+  1  failure: wrong code, locked, refused by otpgated, bad input
+  2  usage error
+  3  otpgated is not reachable (start it with systemctl start otpgated)
+  4  permission denied (admin commands need root)
+`
+
+// usages holds the hand-written usage text of each command.
+var usages = map[string]string{
+	"": `Usage: otpgate [--socket PATH] COMMAND [ARGS]
+
+Two-factor authentication (TOTP) for this server, managed by otpgated.
+
+Commands for every user:
+  enroll [--no-qr] [--qr=png FILE]   set up your authenticator app
+  status [--json]                    show your two-factor status
+  disable                            turn two-factor authentication off (asks for a code)
+  recovery-codes                     replace your recovery codes (asks for a code)
+
+Commands for root (run with sudo):
+  admin list [--json]                all enrolled users
+  admin show USER [--json]           one user's status
+  admin reset USER                   delete USER's enrollment and state
+  admin unlock USER                  clear USER's failed attempts and lockout
+  admin enroll USER [--force]        enroll USER at this terminal (to hand over the QR code)
+  admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
+  admin import --from oath FILE [--replace] [--dry-run]
+
+Other:
+  help [COMMAND]                     this text, or a command's
+  version                            print the version
+
+Global flag:
+  --socket PATH   otpgated's socket (default $OTPGATE_SOCKET, else /run/otpgate/otpgated.sock)
+
+` + exitCodesText,
+	"enroll": `Usage: otpgate enroll [--no-qr | --qr=png FILE]
+
+Sets up two-factor authentication for you (the account of your real uid).
+otpgated makes a new secret; otpgate shows it as a QR code and as a key to
+type, then asks for the code your app shows. Only a correct code activates
+the new secret. Then your recovery codes are shown, once.
+
+If you are already enrolled, a current code (or a recovery code) is asked
+for first; your old device stops working once the new one is confirmed.
+
+Flags:
+  --no-qr          do not draw the QR code; print only the key and the URI
+  --qr=png FILE    write the QR code to FILE (a new file, mode 0600) instead
+                   of drawing it; FILE contains the secret: delete it after use
+
+` + exitCodesText,
+	"status": `Usage: otpgate status [--json]
+
+Shows whether two-factor authentication is set up for you, how many
+recovery codes are left, failed attempts and any lockout.
+
+Flags:
+  --json   print the status as JSON (the protocol's UserStatus)
+
+` + exitCodesText,
+	"disable": `Usage: otpgate disable
+
+Turns two-factor authentication off for you. A current code (or a recovery
+code) is required, so that someone at your unlocked terminal cannot remove
+your second factor. Root needs no code.
+
+` + exitCodesText,
+	"recovery-codes": `Usage: otpgate recovery-codes
+
+Makes a new set of recovery codes; the old ones stop working. A current
+code is required. The new codes are shown once.
+
+` + exitCodesText,
+	"admin": `Usage: otpgate admin COMMAND [ARGS]   (as root)
+
+  list [--json]                      all enrolled users
+  show USER [--json]                 one user's status
+  reset USER                         delete USER's enrollment and state
+  unlock USER                        clear USER's failed attempts and lockout
+  enroll USER [--force] [--no-qr | --qr=png FILE]
+                                     enroll USER at this terminal
+  import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
+  import --from oath FILE [--replace] [--dry-run]
+
+Run 'otpgate help admin COMMAND' for details.
+
+` + exitCodesText,
+	"admin list": `Usage: otpgate admin list [--json]
+
+Lists every user otpgated has a record for: state, whether a code is
+required, recovery codes left, failed attempts, lockout, last success.
+
+` + exitCodesText,
+	"admin show": `Usage: otpgate admin show USER [--json]
+
+Shows USER's status, as 'otpgate status' shows it to USER.
+
+` + exitCodesText,
+	"admin reset": `Usage: otpgate admin reset USER
+
+Deletes USER's enrollment, recovery codes, failure count and lockout.
+USER can then enroll again (and, unless a policy requires a code, logs in
+without one until then).
+
+` + exitCodesText,
+	"admin unlock": `Usage: otpgate admin unlock USER
+
+Clears USER's failed attempts and lockout, including a lockout that only
+an administrator can lift.
+
+` + exitCodesText,
+	"admin enroll": `Usage: otpgate admin enroll USER [--force] [--no-qr | --qr=png FILE]
+
+Runs the enrollment for USER at this terminal, for an administrator who
+hands the QR code (or the PNG file) over to the user. The user's app must
+show the confirmation code. If USER is already enrolled, USER's current code
+is asked for, unless --force replaces the enrollment without one.
+
+` + exitCodesText,
+	"admin import": `Usage:
+  otpgate admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
+  otpgate admin import --from oath FILE [--replace] [--dry-run]
+
+Moves existing TOTP secrets into otpgated, so users keep their app entry.
+
+--from google-authenticator reads ~/.google_authenticator of each USER
+(--user may be repeated, or given a comma-separated list), or of every
+account in /etc/passwd that has one (--all-users). The files are read
+as root without following symbolic links, and must be regular files owned
+by their user. Scratch codes become recovery codes. HOTP (counter-based)
+files are refused.
+
+--from oath reads a pam_oath usersfile: lines 'HOTP/T30 USER - HEXSECRET'
+(also HOTP/T30/8, HOTP/T60, ...). Counter-based HOTP lines and PINs other
+than '-' are refused.
+
+All or nothing: if any file or line is wrong, every problem is listed as
+FILE:LINE: what is wrong, and nothing is imported. Users already enrolled
+in otpgate are refused unless --replace is given.
+
+Flags:
+  --from SOURCE    google-authenticator or oath
+  --user USER      import this user (repeatable; google-authenticator)
+  --all-users      every account with a ~/.google_authenticator
+  --replace        overwrite existing otpgate enrollments
+  --dry-run        check everything and print what would be imported
+  --config FILE    otpgated's configuration, to compare settings with
+                   (default /etc/otpgate/config.toml)
+
+` + exitCodesText,
+}
+
+// printUsage writes the usage of cmd ("" for the top level).
+func (a *app) printUsage(w io.Writer, cmd string) {
+	fmt.Fprint(w, usages[cmd])
+}
+
+// newFlagSet returns a flag set that reports errors to the caller instead
+// of printing or exiting.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// flagError turns a flag parsing error into a usage error, or prints the
+// usage for -h/--help.
+func (a *app) flagError(cmd string, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		a.printUsage(a.stdout, cmd)
+		return nil
+	}
+	return usagef(cmd, "%v", err)
+}
+
+// parseArgs parses args with fs, allowing flags after positional
+// arguments ("admin show alice --json"); "--" ends the flags. It returns
+// the positional arguments, or (nil, nil) after printing help.
+func (a *app) parseArgs(cmd string, fs *flag.FlagSet, args []string) ([]string, bool, error) {
+	fs.StringVar(&a.socketFlag, "socket", a.socketFlag, "")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, false, a.flagError(cmd, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, true, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), true, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(cmd string, pos []string, names ...string) error {
+	if len(pos) == len(names) {
+		return nil
+	}
+	if len(names) == 0 {
+		return usagef(cmd, "%s takes no arguments, got %q", cmd, strings.Join(pos, " "))
+	}
+	if len(pos) < len(names) {
+		return usagef(cmd, "%s needs %s", cmd, strings.Join(names, " "))
+	}
+	return usagef(cmd, "too many arguments for %s: %q", cmd, strings.Join(pos[len(names):], " "))
+}
