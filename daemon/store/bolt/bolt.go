@@ -49,13 +49,15 @@ const maxCheckErrors = 5
 
 // DB is a store.Store on a bbolt file.
 //
-// Updates are committed in groups (leader/follower): Update queues its
-// request; if no committer is running it starts one, which takes every
-// queued request, runs them in order in one bbolt read-write transaction,
-// commits (bbolt fsyncs the data pages, then the meta page), and only then
-// replies to each caller. Requests that arrive during a commit wait for
-// the next one, which takes them all, so N concurrent updates cost about
-// two commits instead of N, and an idle store adds no delay: there is no
+// Updates are committed in groups (leader/follower). Update queues its
+// request. If no commit is under way, the caller becomes the committer: it
+// takes the queue (its own request, plus any that raced in), runs it in
+// one bbolt read-write transaction, commits (bbolt writes and fdatasyncs
+// the data pages, then the meta page) and replies to each request only
+// after the commit returned; so an idle store adds no delay and no
+// goroutine hand-off. Requests that arrive during a commit wait; when it
+// ends, a background committer takes them all as the next group, so N
+// concurrent updates cost a few commits instead of N. There is no
 // batching timer.
 //
 // Each fn runs exactly once. An fn that returns an error (or panics) has
@@ -348,12 +350,20 @@ func (d *DB) Update(user string, fn func(*store.Record) (*store.Record, error)) 
 		return d.failed
 	}
 	d.queue = append(d.queue, r)
-	if !d.running {
+	lead := !d.running
+	if lead {
 		d.running = true
 		d.wg.Add(1)
-		go d.commitLoop()
 	}
 	d.mu.Unlock()
+	if lead {
+		// The committer was idle: commit this caller's group in its own
+		// goroutine, with no hand-off, then pass on to a background
+		// committer if more requests arrived meanwhile.
+		if d.commitGroup() {
+			d.handOff()
+		}
+	}
 	err := <-r.done
 	var p *fnPanic
 	if errors.As(err, &p) {
@@ -365,22 +375,54 @@ func (d *DB) Update(user string, fn func(*store.Record) (*store.Record, error)) 
 // commitLoop commits queued requests, one group per transaction, until
 // the queue is empty.
 func (d *DB) commitLoop() {
-	defer d.wg.Done()
-	for {
-		d.mu.Lock()
-		group := d.queue
-		d.queue = nil
-		if len(group) == 0 || d.failed != nil {
-			d.running = false
-			for _, r := range group {
-				r.done <- d.failed
-			}
-			d.mu.Unlock()
-			return
-		}
-		d.mu.Unlock()
-		d.commit(group)
+	for d.commitGroup() {
 	}
+}
+
+// commitGroup is run by the committer (d.running): it commits every queued
+// request in one transaction and returns true, or, if the queue is empty
+// or the store has failed, answers what is queued, marks the committer
+// idle and returns false.
+func (d *DB) commitGroup() bool {
+	d.mu.Lock()
+	group := d.queue
+	d.queue = nil
+	if d.idleIf(group) {
+		return false
+	}
+	d.mu.Unlock()
+	d.commit(group)
+	return true
+}
+
+// handOff is called by a caller that committed its own group as the
+// committer: it goes idle if nothing is queued, and otherwise leaves the
+// queue to a background commitLoop so that it can return.
+func (d *DB) handOff() {
+	d.mu.Lock()
+	if d.idleIf(d.queue) {
+		return
+	}
+	d.mu.Unlock()
+	go d.commitLoop()
+}
+
+// idleIf, with d.mu held, marks the committer idle when queued (the
+// requests taken or still in d.queue) is empty or the store has failed;
+// each queued request then gets d.failed. It unlocks d.mu and returns true
+// if it went idle; otherwise it keeps d.mu locked.
+func (d *DB) idleIf(queued []*request) bool {
+	if len(queued) > 0 && d.failed == nil {
+		return false
+	}
+	for _, r := range queued {
+		r.done <- d.failed
+	}
+	d.queue = nil
+	d.running = false
+	d.mu.Unlock()
+	d.wg.Done()
+	return true
 }
 
 // commit runs a group in one transaction. A request whose fn fails has
