@@ -1,0 +1,188 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// DefaultTimeout is the deadline of Run and RunAs.
+const DefaultTimeout = 60 * time.Second
+
+// defaultPath is the PATH of commands run inside.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// nsenterPath and setprivPath are absolute so they resolve identically on
+// the host and inside (the container's root is an overlay of the host's).
+const (
+	nsenterPath = "/usr/bin/nsenter"
+	setprivPath = "/usr/bin/setpriv"
+)
+
+// Command returns an *exec.Cmd that runs name with args inside the container
+// as root, in the working directory /, with the environment PATH, HOME=/root,
+// LANG=C.UTF-8 and nothing else.
+//
+// The caller may set Stdin, Stdout, Stderr, Env and Dir before Run; Dir is an
+// in-container path. Do not replace SysProcAttr (it carries the chroot into
+// the container and the process group); modify its fields instead.
+//
+// The process is nsenter(1), started chrooted into the container's root so
+// that Dir and the namespace files (/proc/1/ns/*) resolve inside; it enters
+// the namespaces, forks the command (which is in the container's pid
+// namespace) and passes on its exit status. It leads a new process group:
+// killing the group (kill -- -pid) kills the command too, unless the command
+// moved to another group.
+func (c *Container) Command(name string, args ...string) *exec.Cmd {
+	return c.command(nil, name, args...)
+}
+
+// command builds Command's *exec.Cmd, bound to ctx when it is non-nil: on
+// cancellation the whole process group is killed, not only nsenter.
+func (c *Container) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	argv := append([]string{
+		"--mount=/proc/1/ns/mnt", "--uts=/proc/1/ns/uts", "--ipc=/proc/1/ns/ipc",
+		"--net=/proc/1/ns/net", "--pid=/proc/1/ns/pid", "--root=/", "--wd=.", "--",
+		name,
+	}, args...)
+	var cmd *exec.Cmd
+	if ctx != nil {
+		cmd = exec.CommandContext(ctx, nsenterPath, argv...)
+		cmd.Cancel = func() error {
+			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		// A daemon forked by the command may hold the output pipe open.
+		cmd.WaitDelay = 5 * time.Second
+	} else {
+		cmd = exec.Command(nsenterPath, argv...)
+	}
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=" + defaultPath, "HOME=/root", "LANG=C.UTF-8"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: c.root, Setpgid: true}
+	if !c.Alive() {
+		cmd.Err = errClosed
+	}
+	return cmd
+}
+
+// CommandAs is Command run as user (a name from the container's
+// /etc/passwd): setpriv(1) sets the real and effective uid and gid and the
+// user's supplementary groups (initgroups), and the environment gets HOME,
+// USER, LOGNAME and SHELL of that user. The working directory is the user's
+// home if it exists, else /. If the user does not exist, Run/Start return an
+// error saying so.
+func (c *Container) CommandAs(user, name string, args ...string) *exec.Cmd {
+	return c.commandAs(nil, user, name, args...)
+}
+
+func (c *Container) commandAs(ctx context.Context, user, name string, args ...string) *exec.Cmd {
+	u, err := c.LookupUser(user)
+	if err != nil {
+		cmd := c.command(ctx, name, args...)
+		cmd.Err = err
+		return cmd
+	}
+	argv := append([]string{
+		"--reuid=" + strconv.Itoa(u.UID), "--regid=" + strconv.Itoa(u.GID), "--init-groups", "--",
+		name,
+	}, args...)
+	cmd := c.command(ctx, setprivPath, argv...)
+	cmd.Env = []string{
+		"PATH=" + defaultPath, "HOME=" + u.Home, "LANG=C.UTF-8",
+		"USER=" + u.Name, "LOGNAME=" + u.Name, "SHELL=" + u.Shell,
+	}
+	if u.Home != "" && c.isDir(u.Home) {
+		cmd.Dir = u.Home
+	}
+	return cmd
+}
+
+// Run runs name with args inside as root, with a deadline of DefaultTimeout,
+// and returns the combined stdout and stderr. It fails the test, with the
+// output, if the command cannot run or exits non-zero.
+func (c *Container) Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	out, _, err := c.Exec(ctx, name, args...)
+	if err != nil {
+		t.Fatalf("%v\noutput:\n%s", err, out)
+	}
+	return out
+}
+
+// RunAs is Run as user (see CommandAs).
+func (c *Container) RunAs(t testing.TB, user, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	out, _, err := c.ExecAs(ctx, user, name, args...)
+	if err != nil {
+		t.Fatalf("%v\noutput:\n%s", err, out)
+	}
+	return out
+}
+
+// Exec runs name with args inside as root until it exits or ctx is done, and
+// returns the combined output and the exit code. As with os/exec, err is
+// non-nil when the exit code is not 0 (it wraps the *exec.ExitError, and the
+// exit code is returned too), and when the command could not run or was
+// killed (by a signal, or because ctx was done: it wraps ctx.Err()); in
+// those last cases exitCode is -1.
+func (c *Container) Exec(ctx context.Context, name string, args ...string) (out string, exitCode int, err error) {
+	return runCmd(ctx, c.command(ctx, name, args...), "", name, args)
+}
+
+// ExecAs is Exec as user (see CommandAs).
+func (c *Container) ExecAs(ctx context.Context, user, name string, args ...string) (string, int, error) {
+	return runCmd(ctx, c.commandAs(ctx, user, name, args...), user, name, args)
+}
+
+// runCmd runs cmd, collecting its combined output, and describes failures
+// with the in-container command line.
+func runCmd(ctx context.Context, cmd *exec.Cmd, user, name string, args []string) (string, int, error) {
+	var out syncBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	err := cmd.Run()
+	if err == nil {
+		return out.String(), 0, nil
+	}
+	desc := describe(user, name, args)
+	if ctx.Err() != nil {
+		return out.String(), -1, fmt.Errorf("container: %s: killed: %w", desc, ctx.Err())
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		code := exitErr.ExitCode()
+		if code < 0 {
+			return out.String(), -1, fmt.Errorf("container: %s: %w", desc, err)
+		}
+		return out.String(), code, fmt.Errorf("container: %s: %w", desc, err)
+	}
+	return out.String(), -1, fmt.Errorf("container: %s: %w", desc, err)
+}
+
+// describe renders a command line for error messages.
+func describe(user, name string, args []string) string {
+	var b strings.Builder
+	if user != "" {
+		b.WriteString("(as " + user + ") ")
+	}
+	b.WriteString(name)
+	for _, a := range args {
+		b.WriteByte(' ')
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`") {
+			b.WriteString(strconv.Quote(a))
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,298 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initEnv marks the re-executed test binary as a container's pid 1; its value
+// is the JSON-encoded initConfig.
+const initEnv = "OTPGATE_CONTAINER_INIT"
+
+// scratchDir is where pid 1 mounts the tmpfs holding the overlay's upper and
+// work directories and the merged root, before pivoting into it. It is a
+// mount in the container's own (private) mount namespace, invisible to the
+// host.
+const scratchDir = "/tmp"
+
+// initConfig is what Start tells the container's pid 1.
+type initConfig struct {
+	Hostname string `json:"hostname"`
+	Binds    []Bind `json:"binds"`
+}
+
+func init() {
+	if cfg, ok := os.LookupEnv(initEnv); ok {
+		os.Exit(runInit(cfg))
+	}
+}
+
+// runInit is the container's pid 1: it builds the root file system, reports
+// "ok" (or "error: ...") on fd 3, then reaps orphans until its stdin (the
+// lifeline pipe from the test process) reaches EOF or it is killed.
+func runInit(rawCfg string) int {
+	ready := os.NewFile(3, "ready")
+	var cfg initConfig
+	err := json.Unmarshal([]byte(rawCfg), &cfg)
+	if err == nil {
+		err = setupContainer(cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(ready, "error: %v\n", err)
+		return 1
+	}
+	// Watch for SIGCHLD before reporting ready so that no orphan is missed.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	if _, err := fmt.Fprintln(ready, "ok"); err != nil {
+		return 1
+	}
+	ready.Close()
+
+	lifeline := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(lifeline)
+	}()
+	for {
+		reapAll()
+		select {
+		case sig := <-sigs:
+			if sig != unix.SIGCHLD {
+				return 0
+			}
+		case <-lifeline:
+			return 0
+		}
+	}
+}
+
+// reapAll collects every exited child, including orphans reparented to pid 1.
+func reapAll() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+// mountSpec is one mount(2) call relative to the new root.
+type mountSpec struct {
+	source, target, fstype string
+	flags                  uintptr
+	data                   string
+	mkdir                  os.FileMode // create target (a directory) with this mode if non-zero
+}
+
+// setupContainer runs in pid 1, in fresh namespaces, still on the host root.
+func setupContainer(cfg initConfig) error {
+	// Nothing done from here on may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	// Open the bind sources now: the scratch tmpfs below may hide them (a
+	// source under /tmp) and bind mounts from an fd resolve the real path.
+	bindFds := make([]int, len(cfg.Binds))
+	for i, b := range cfg.Binds {
+		fd, err := unix.Open(b.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open bind source %s: %w", b.Source, err)
+		}
+		bindFds[i] = fd
+	}
+
+	if err := unix.Mount("otpgate-scratch", scratchDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
+		return fmt.Errorf("mount scratch tmpfs on %s: %w", scratchDir, err)
+	}
+	upper, work, root := scratchDir+"/upper", scratchDir+"/work", scratchDir+"/root"
+	for _, d := range []string{upper, work, root} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=/,upperdir=%s,workdir=%s", upper, work)
+	if err := unix.Mount("otpgate-root", root, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay of / (%s): %w (is the overlay module available?)", opts, err)
+	}
+
+	const nsd = unix.MS_NOSUID | unix.MS_NODEV
+	mounts := []mountSpec{
+		{"tmpfs", "/home", "tmpfs", nsd, "mode=0755", 0o755},
+		{"tmpfs", "/tmp", "tmpfs", nsd, "mode=1777", 0o1777},
+		{"tmpfs", "/run", "tmpfs", nsd, "mode=0755", 0o755},
+		{"tmpfs", "/var/lib/otpgate", "tmpfs", nsd, "mode=0755", 0o755},
+		{"tmpfs", "/var/log", "tmpfs", nsd, "mode=0755", 0o755},
+		{"proc", "/proc", "proc", nsd | unix.MS_NOEXEC, "", 0o555},
+		{"sysfs", "/sys", "sysfs", nsd | unix.MS_NOEXEC | unix.MS_RDONLY, "", 0o555},
+		// The host's devtmpfs (not recursively: its devpts and shm are replaced).
+		{"/dev", "/dev", "", unix.MS_BIND, "", 0o755},
+		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 0},
+		{"/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, "", 0}, // source is taken in the new root
+		{"tmpfs", "/dev/shm", "tmpfs", nsd, "mode=1777", 0},
+	}
+	for _, m := range mounts {
+		target := root + m.target
+		if m.mkdir != 0 {
+			if err := os.MkdirAll(target, m.mkdir); err != nil {
+				return err
+			}
+		}
+		source := m.source
+		if m.target == "/dev/ptmx" {
+			source = root + m.source
+		}
+		if err := unix.Mount(source, target, m.fstype, m.flags, m.data); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.source, m.target, err)
+		}
+	}
+	for i, b := range cfg.Binds {
+		if err := bindMount(root, b, bindFds[i]); err != nil {
+			return err
+		}
+		unix.Close(bindFds[i])
+	}
+	if err := prepareEtc(root, cfg.Hostname); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	if err := pivot(root); err != nil {
+		return err
+	}
+	return loopbackUp()
+}
+
+// bindMount binds the file or directory open as fd onto b.Target in root.
+func bindMount(root string, b Bind, fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat bind source %s: %w", b.Source, err)
+	}
+	target := root + b.Target
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return err
+		}
+		if f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		} else {
+			return err
+		}
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d", fd)
+	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", b.Source, b.Target, err)
+	}
+	if b.ReadOnly {
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("remount %s read-only: %w", b.Target, err)
+		}
+	}
+	return nil
+}
+
+// prepareEtc gives the container its hostname in /etc/hostname and
+// /etc/hosts (sudo warns when the hostname does not resolve) and the
+// directories daemons expect under the fresh /run.
+func prepareEtc(root, hostname string) error {
+	if err := os.WriteFile(root+"/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts, err := os.ReadFile(root + "/etc/hosts")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if !strings.Contains(string(hosts), "localhost") {
+		hosts = append(hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"...)
+	}
+	hosts = append(hosts, "127.0.1.1\t"+hostname+"\n"...)
+	if err := os.WriteFile(root+"/etc/hosts", hosts, 0o644); err != nil {
+		return err
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{"/run/sshd", 0o755}, {"/run/lock", 0o1777}} {
+		if err := os.Mkdir(root+d.path, d.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(root+d.path, d.mode); err != nil { // umask
+			return err
+		}
+	}
+	return nil
+}
+
+// pivot makes root the root of the mount namespace and detaches the old
+// root (the runc recipe: pivot_root(".", ".") then unmount the old root that
+// now sits on top).
+func pivot(root string) error {
+	oldRoot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(oldRoot)
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Fchdir(oldRoot); err != nil {
+		return err
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// loopbackUp brings lo up; a new network namespace starts with it down.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("get lo flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bring lo up: %w", err)
+	}
+	return nil
+}
+
+// startInitAttr is the SysProcAttr of the container's pid 1.
+func startInitAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		// No Pdeathsig: it fires when the forking OS thread exits, which Go
+		// does for locked threads (see DialContext); the lifeline pipe on
+		// stdin covers the death of the test process instead.
+	}
+}

@@ -1,0 +1,230 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// StopTimeout is how long Stop (and the cleanup of a background process)
+// waits after SIGTERM before it sends SIGKILL.
+const StopTimeout = 5 * time.Second
+
+// Process is a long-running process started inside a container by
+// Background.
+type Process struct {
+	c    *Container
+	name string
+	cmd  *exec.Cmd
+	out  syncBuffer
+
+	hostPid int // host pid of the command (nsenter's child), 0 if not found
+	pid     int // the same process's pid inside the container
+
+	done chan struct{}
+	err  error
+}
+
+// Background starts name with args inside as root (see Command) and returns
+// at once. Its stdout and stderr are captured (Output); at cleanup it gets
+// SIGTERM, then SIGKILL after StopTimeout, and if the test failed its output
+// is logged with t.Log.
+func (c *Container) Background(t testing.TB, name string, args ...string) *Process {
+	t.Helper()
+	return c.BackgroundCmd(t, c.Command(name, args...))
+}
+
+// BackgroundAs is Background as user (see CommandAs).
+func (c *Container) BackgroundAs(t testing.TB, user, name string, args ...string) *Process {
+	t.Helper()
+	return c.BackgroundCmd(t, c.CommandAs(user, name, args...))
+}
+
+// BackgroundCmd is Background for a command made by Command or CommandAs and
+// then customised (Env, Dir, Stdin...). If cmd.Stdout or cmd.Stderr is set,
+// the output goes there as well as to Output.
+func (c *Container) BackgroundCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{c: c, name: cmdName(cmd.Args), cmd: cmd, done: make(chan struct{})}
+	cmd.Stdout = teeTo(cmd.Stdout, &p.out)
+	cmd.Stderr = teeTo(cmd.Stderr, &p.out)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("container: background %s: %v", p.name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	p.findChild()
+
+	c.mu.Lock()
+	closed := c.closed
+	c.processes = append(c.processes, p)
+	c.mu.Unlock()
+	if closed {
+		p.Stop()
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("container: stop %s: %v", p.name, err)
+		}
+		if t.Failed() {
+			t.Logf("output of %s (pid %d in the container, %v):\n%s", p.name, p.pid, p.err, p.Output())
+		}
+	})
+	return p
+}
+
+// cmdName renders the in-container command line of an nsenter (and
+// setpriv) argv: what follows the last "--".
+func cmdName(argv []string) string {
+	inner := argv
+	for i := len(argv) - 1; i >= 0; i-- {
+		if argv[i] == "--" {
+			inner = argv[i+1:]
+			break
+		}
+	}
+	if len(inner) == 0 {
+		return "?"
+	}
+	return describe("", inner[0], inner[1:])
+}
+
+// teeTo returns a writer that writes to both w (if non-nil) and buf.
+func teeTo(w io.Writer, buf *syncBuffer) io.Writer {
+	if w == nil {
+		return buf
+	}
+	return io.MultiWriter(w, buf)
+}
+
+// findChild waits until nsenter has forked the command and records its host
+// and in-container pids; it gives up if nsenter exits or after 5 seconds.
+func (p *Process) findChild() {
+	nsenter := p.cmd.Process.Pid
+	children := fmt.Sprintf("/proc/%d/task/%d/children", nsenter, nsenter)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, err := os.ReadFile(children); err == nil {
+			if f := strings.Fields(string(data)); len(f) > 0 {
+				if pid, err := strconv.Atoi(f[0]); err == nil {
+					p.hostPid = pid
+					p.pid = innerPid(pid)
+					return
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// innerPid returns the innermost pid of host pid from its NSpid status line.
+func innerPid(hostPid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", hostPid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				n, _ := strconv.Atoi(f[len(f)-1])
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// Pid returns the process's pid as seen inside the container (what `ps` or a
+// pid file inside shows), or 0 if it exited before it could be found.
+func (p *Process) Pid() int { return p.pid }
+
+// HostPid returns the process's pid in the test's (host) pid namespace, or
+// 0 if it exited before it could be found.
+func (p *Process) HostPid() int { return p.hostPid }
+
+// Signal sends sig to the process itself (not to nsenter, which waits for
+// it).
+func (p *Process) Signal(sig os.Signal) error {
+	s, ok := sig.(syscall.Signal)
+	if !ok {
+		return fmt.Errorf("container: signal %v: not a syscall.Signal", sig)
+	}
+	if p.Exited() {
+		return fmt.Errorf("container: signal %s: %w", p.name, os.ErrProcessDone)
+	}
+	if p.hostPid == 0 {
+		return fmt.Errorf("container: signal %s: process not found", p.name)
+	}
+	if err := syscall.Kill(p.hostPid, s); err != nil {
+		return fmt.Errorf("container: signal %s: %w", p.name, err)
+	}
+	return nil
+}
+
+// Wait waits for the process to exit and returns its status as
+// exec.Cmd.Wait does (nil for exit status 0, an *exec.ExitError otherwise).
+// It may be called several times, from several goroutines.
+func (p *Process) Wait() error {
+	<-p.done
+	return p.err
+}
+
+// Done returns a channel closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Output returns the stdout and stderr captured so far.
+func (p *Process) Output() string { return p.out.String() }
+
+// Stop sends SIGTERM to the process, and SIGKILL to its process group after
+// StopTimeout, and waits for it. It returns an error only if the process
+// outlives SIGKILL; use Wait for the exit status.
+func (p *Process) Stop() error {
+	if p.Exited() {
+		return nil
+	}
+	pgid := p.cmd.Process.Pid
+	if p.hostPid != 0 {
+		_ = syscall.Kill(p.hostPid, syscall.SIGTERM)
+	} else {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(StopTimeout):
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if p.hostPid != 0 {
+		_ = syscall.Kill(p.hostPid, syscall.SIGKILL)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("still running 10s after SIGKILL")
+	}
+}

@@ -1,0 +1,262 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+// In-container paths used by the PAM suites.
+const (
+	pamSocket    = "/run/otpgate/otpgated.sock"
+	pamConfig    = "/etc/otpgate/config.toml"
+	pamGoLibDir  = "/usr/lib/otpgate"
+	pamGoLib     = pamGoLibDir + "/libpam_otpgate_go.so"
+	pamWorkDir   = "/tmp/pamtest"
+	pamSSHDPort  = 2222
+	pamCmdLimit  = 60 * time.Second // no single command may take longer
+	pamRequired  = "requser"        // in policy.required_users, never enrolled
+	pamMaxFailed = 3                // rate_limit.max_failures
+)
+
+// pamDaemonConfig is otpgated's configuration in the PAM suites: a short
+// failure limit so that tests can lock a user, and one required user.
+var pamDaemonConfig = fmt.Sprintf(`[daemon]
+socket = %q
+state_dir = "/var/lib/otpgate"
+
+[policy]
+default = "optional"
+required_users = [%q]
+
+[rate_limit]
+max_failures = %d
+lockout = "1h"
+max_lockout = "1h"
+`, pamSocket, pamRequired, pamMaxFailed)
+
+// pamEnv is one container with the built module installed where Debian
+// keeps PAM modules, and a real otpgated.
+type pamEnv struct {
+	t       testing.TB
+	c       *container.Container
+	daemon  *container.Process
+	client  *protocol.Client
+	secrets map[string]string // enrolled user -> base32 secret
+}
+
+// newPAMEnv starts a container, installs bin/pam_otpgate.so into the system
+// PAM directory and bin/libpam_otpgate_go.so into /usr/lib/otpgate (the
+// container's root is an overlay, so the host is untouched), and starts
+// otpgated.
+func newPAMEnv(t testing.TB) *pamEnv {
+	t.Helper()
+	container.Require(t, "pamtester", "oathtool", "pkg-config", "install", "timeout", "bash")
+	loader := container.Bin(t, "pam_otpgate.so")
+	golib := container.Bin(t, "libpam_otpgate_go.so")
+	otpgated := container.Bin(t, "otpgated")
+
+	c := container.Start(t)
+	e := &pamEnv{t: t, c: c, secrets: map[string]string{}}
+	pamDir := e.pamModuleDir()
+	c.Run(t, "install", "-D", "-o", "root", "-g", "root", "-m", "0644", loader, pamDir+"/pam_otpgate.so")
+	c.Run(t, "install", "-D", "-o", "root", "-g", "root", "-m", "0644", golib, pamGoLib)
+	c.MkdirAll(t, pamWorkDir, 0o755)
+
+	c.MkdirAll(t, path.Dir(pamConfig), 0o755)
+	c.WriteFile(t, pamConfig, []byte(pamDaemonConfig), 0o644)
+	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
+	e.daemon = c.Background(t, otpgated, "-config", pamConfig)
+	c.WaitForSocket(t, pamSocket, 15*time.Second)
+	e.client = &protocol.Client{Socket: c.Path(pamSocket), Timeout: 10 * time.Second}
+	return e
+}
+
+// pamModuleDir is the system PAM module directory inside the container,
+// found the way pam/Makefile finds it.
+func (e *pamEnv) pamModuleDir() string {
+	e.t.Helper()
+	libdir := strings.TrimSpace(e.c.Run(e.t, "pkg-config", "--variable=libdir", "pam"))
+	if libdir == "" {
+		e.t.Fatal("pkg-config --variable=libdir pam printed nothing (apt-get install libpam0g-dev)")
+	}
+	return libdir + "/security"
+}
+
+// restartDaemon starts otpgated again after a test stopped it.
+func (e *pamEnv) restartDaemon() {
+	e.t.Helper()
+	e.daemon = e.c.Background(e.t, container.Bin(e.t, "otpgated"), "-config", pamConfig)
+	e.c.WaitForSocket(e.t, pamSocket, 15*time.Second)
+}
+
+// writePAMService writes /etc/pam.d/<name>.
+func (e *pamEnv) writePAMService(name, stack string) {
+	e.t.Helper()
+	e.c.WriteFile(e.t, "/etc/pam.d/"+name, []byte(stack), 0o644)
+}
+
+// addUser creates a user in the container (no otpgate enrollment).
+func (e *pamEnv) addUser(name string) {
+	e.t.Helper()
+	e.c.AddUser(e.t, name)
+}
+
+// setPassword gives user a Unix password.
+func (e *pamEnv) setPassword(user, password string) {
+	e.t.Helper()
+	cmd := e.c.Command("chpasswd")
+	cmd.Stdin = strings.NewReader(user + ":" + password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("chpasswd %s: %v\n%s", user, err, out)
+	}
+}
+
+// enroll creates user (if missing) and stores a fresh random secret for
+// it in otpgated through admin_import, with recovery codes if given.
+func (e *pamEnv) enroll(user string, recovery ...string) {
+	e.t.Helper()
+	if _, err := e.c.LookupUser(user); err != nil {
+		e.addUser(user)
+	}
+	raw := make([]byte, 20)
+	if _, err := rand.Read(raw); err != nil {
+		e.t.Fatal(err)
+	}
+	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
+		Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30, RecoveryCodes: recovery,
+	}})
+	e.secrets[user] = secret
+}
+
+// do sends req to otpgated as root and fails the test on an error reply.
+func (e *pamEnv) do(req *protocol.Request) *protocol.Response {
+	e.t.Helper()
+	resp, err := e.client.Do(context.Background(), req)
+	if err != nil {
+		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
+	}
+	return resp
+}
+
+// code is user's current TOTP code, computed by oathtool (an independent
+// implementation) inside the container.
+func (e *pamEnv) code(user string) string {
+	e.t.Helper()
+	secret, ok := e.secrets[user]
+	if !ok {
+		e.t.Fatalf("user %s is not enrolled", user)
+	}
+	code := strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", "-b", secret))
+	if len(code) != 6 {
+		e.t.Fatalf("oathtool printed %q", code)
+	}
+	return code
+}
+
+// wrongCode is a code that is not user's for any step near now.
+func (e *pamEnv) wrongCode(user string) string {
+	e.t.Helper()
+	n, err := strconv.Atoi(e.code(user))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return fmt.Sprintf("%06d", (n+500000)%1000000)
+}
+
+// lock makes otpgated lock user by sending wrong codes, and returns the
+// message the daemon now gives for that user (what the PAM module must
+// show).
+func (e *pamEnv) lock(user string) string {
+	e.t.Helper()
+	for i := 0; i < pamMaxFailed; i++ {
+		e.do(&protocol.Request{Op: protocol.OpVerify, User: user, Code: e.wrongCode(user), Service: "pamtest-lock"})
+	}
+	return e.checkMessage(user, protocol.OutcomeLocked)
+}
+
+// checkMessage asks otpgated the check question for user, asserts the
+// outcome and returns its (non-empty) message.
+func (e *pamEnv) checkMessage(user string, want protocol.Outcome) string {
+	e.t.Helper()
+	resp := e.do(&protocol.Request{Op: protocol.OpCheck, User: user, Service: "pamtest"})
+	if resp.Verify == nil || resp.Verify.Outcome != want {
+		e.t.Fatalf("check %s: got %+v, want outcome %s", user, resp.Verify, want)
+	}
+	if resp.Verify.Message == "" {
+		e.t.Fatalf("check %s: outcome %s without a message", user, want)
+	}
+	return resp.Verify.Message
+}
+
+// pamResult is what pamtester printed and its exit status.
+type pamResult struct {
+	out  string
+	exit int
+}
+
+// pamtester strings for the PAM results the suites expect (pam_strerror).
+const (
+	pamOK          = "pamtester: successfully authenticated"
+	pamAuthErr     = "pamtester: Authentication failure"
+	pamUnavail     = "pamtester: Authentication service cannot retrieve authentication info"
+	pamPermDenied  = "pamtester: Permission denied"
+	pamCodePrompt  = "Verification code: "
+	pamPassAndCode = "Password and verification code: "
+)
+
+// pamtester runs `pamtester SERVICE USER authenticate` inside the
+// container, as runAs ("" for root), with input on stdin, under a deadline.
+func (e *pamEnv) pamtester(runAs, service, user, input string) pamResult {
+	e.t.Helper()
+	args := []string{"-k", "5", strconv.Itoa(int(pamCmdLimit / time.Second / 2)), "pamtester", service, user, "authenticate"}
+	var cmd *exec.Cmd
+	if runAs == "" {
+		cmd = e.c.Command("timeout", args...)
+	} else {
+		cmd = e.c.CommandAs(runAs, "timeout", args...)
+	}
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.CombinedOutput()
+	res := pamResult{out: string(out)}
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		res.exit = exitErr.ExitCode()
+	default:
+		e.t.Fatalf("pamtester %s %s: %v\n%s", service, user, err, out)
+	}
+	if res.exit == 124 || res.exit == 137 {
+		e.t.Fatalf("pamtester %s %s hung (killed by timeout):\n%s", service, user, out)
+	}
+	return res
+}
+
+// readOptional returns the in-container file p, or "" if it does not exist.
+func (e *pamEnv) readOptional(p string) string {
+	e.t.Helper()
+	data, err := os.ReadFile(e.c.Path(p))
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(data)
+}
