@@ -68,7 +68,7 @@ func openBenchDB(b *testing.B) *DB {
 // i always updating user i.
 func runConcurrent(b *testing.B, d *DB, c int, update func(user string) error) {
 	b.Helper()
-	txBefore := d.benchTxID(b)
+	txBefore := d.txID(b)
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for i := range c {
@@ -88,20 +88,10 @@ func runConcurrent(b *testing.B, d *DB, c int, update func(user string) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(d.benchTxID(b)-txBefore)/float64(b.N), "commits/op")
+	b.ReportMetric(float64(d.txID(b)-txBefore)/float64(b.N), "commits/op")
 	total := 0
 	err := d.List("", func(rec *store.Record) error { total += rec.Failures; return nil })
 	if err != nil || total != b.N {
 		b.Fatalf("counters sum to %d (%v), want %d", total, err, b.N)
 	}
-}
-
-func (d *DB) benchTxID(b *testing.B) int {
-	b.Helper()
-	tx, err := d.db.Begin(false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tx.Rollback()
-	return tx.ID()
 }

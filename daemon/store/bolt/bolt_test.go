@@ -282,7 +282,7 @@ func waitQueued(t *testing.T, d *DB, n int) {
 	}
 }
 
-func (d *DB) txID(t *testing.T) int {
+func (d *DB) txID(t testing.TB) int {
 	t.Helper()
 	tx, err := d.db.Begin(false)
 	if err != nil {
