@@ -158,8 +158,8 @@ func decodeSecret(s string) ([]byte, error) {
 	case 1, 3, 6:
 		return nil, fmt.Errorf("a secret of %d base32 characters is impossible: a character is missing or extra", n)
 	}
-	if want := (8 - n%8) % 8; pad != 0 && pad != want {
-		return nil, fmt.Errorf("the secret has %d '=' padding characters where its %d base32 characters need %d (or none)", pad, n, want)
+	if needed := (8 - n%8) % 8; pad != 0 && pad != needed {
+		return nil, fmt.Errorf("the secret has %d '=' padding characters where its %d base32 characters need %d (or none)", pad, n, needed)
 	}
 	// The last character carries 5*n mod 8 bits that belong to no byte;
 	// RFC 4648 §3.5 makes them zero. Rejecting other values keeps one
