@@ -23,6 +23,9 @@ const maxAuthorizedKeys = 1 << 20
 // above it) that someone other than root or the user could change.
 var errInsecure = errors.New("sshd: insecure authorized_keys path")
 
+// errTooLarge is returned for an authorized_keys file over the size limit.
+var errTooLarge = errors.New("sshd: authorized_keys too large")
+
 // authorizedKeysPath is where a user's keys are read from.
 func authorizedKeysPath(home string) string {
 	return filepath.Join(home, ".ssh", "authorized_keys")
@@ -88,7 +91,7 @@ func readAuthorizedKeys(file string, uid uint32) ([]byte, error) {
 		return nil, fmt.Errorf("sshd: authorized_keys: %w", err)
 	}
 	if len(data) > maxAuthorizedKeys {
-		return nil, fmt.Errorf("sshd: authorized_keys: %s is larger than %d bytes", file, maxAuthorizedKeys)
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", errTooLarge, file, maxAuthorizedKeys)
 	}
 	return data, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -185,6 +186,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+var decodeLineRE = regexp.MustCompile(`^toml: line (\d+) (.*)$`)
+
 // fileSections is what LoadConfig decodes: only [sshd]; every other
 // section belongs to other programs and is left alone.
 type fileSections struct {
@@ -211,9 +214,13 @@ func parseConfig(file string, data []byte) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("%s:%d: %s", file, pe.Position.Line, pe.Message)
 		}
+		// Type errors read "toml: line N (last key "k"): ...".
+		if m := decodeLineRE.FindStringSubmatch(err.Error()); m != nil {
+			return nil, fmt.Errorf("%s:%s: %s", file, m[1], m[2])
+		}
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	if md.IsDefined("sshd") && md.Type("sshd") != "Hash" {
+	if t := md.Type("sshd"); t != "" && t != "Hash" {
 		return nil, fmt.Errorf("%s: sshd must be a table", file)
 	}
 	for _, k := range md.Undecoded() {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -326,3 +327,5 @@ var _ io.Writer = (*syncBuffer)(nil)
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+func mkfifoErr(p string) error { return syscall.Mkfifo(p, 0o600) }
