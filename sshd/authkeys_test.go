@@ -113,7 +113,6 @@ func TestReadAuthorizedKeysStrictModes(t *testing.T) {
 // for O_NOFOLLOW (ELOOP).
 var errSymlink = errors.New("symlink")
 
-
 func mkfifo(t *testing.T, p string) {
 	t.Helper()
 	if err := mkfifoErr(p); err != nil {
