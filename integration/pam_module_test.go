@@ -5,6 +5,9 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,25 +277,37 @@ func TestPAMSymbols(t *testing.T) {
 			}
 		})
 	}
-	t.Run("no SetData in the module", func(t *testing.T) {
-		dir := filepath.Join(container.RepoRoot(), "pam")
-		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".go") || strings.HasSuffix(p, ".c")) || strings.HasSuffix(p, "_test.go") {
-				return err
-			}
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			for _, bad := range []string{".SetData(", "pam_set_data(", "os/exec", "signal.Notify", "os/user", "os.Stderr"} {
-				if strings.Contains(string(data), bad) {
-					t.Errorf("%s uses %s", p, bad)
-				}
-			}
-			return nil
-		})
+	t.Run("fork-safety rules of the Go module", func(t *testing.T) {
+		dir := filepath.Join(container.RepoRoot(), "pam", "module")
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
+			return !strings.HasSuffix(fi.Name(), "_test.go")
+		}, parser.ImportsOnly)
 		if err != nil {
 			t.Fatal(err)
+		}
+		files := 0
+		for _, pkg := range pkgs {
+			for name, f := range pkg.Files {
+				files++
+				for _, imp := range f.Imports {
+					switch p := strings.Trim(imp.Path.Value, `"`); p {
+					case "os/exec", "os/signal", "os/user":
+						t.Errorf("%s imports %s", name, p)
+					}
+				}
+				src, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, bad := range []string{".SetData(", "pam_set_data(", "os.Stderr", "go func", "time.AfterFunc", "time.NewTimer", "time.NewTicker", "time.Tick(", "time.After("} {
+					if strings.Contains(string(src), bad) && !strings.HasSuffix(name, "stress_on.go") {
+						t.Errorf("%s uses %s", name, bad)
+					}
+				}
+			}
+		}
+		if files < 3 {
+			t.Fatalf("found only %d Go files in %s", files, dir)
 		}
 	})
 }
