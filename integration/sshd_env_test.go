@@ -1,0 +1,261 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+// In-container paths and settings of the otpgate-sshd suites.
+const (
+	sshdSocket     = "/run/otpgate/otpgated.sock"
+	sshdDaemonConf = "/etc/otpgate/config.toml"
+	sshdConf       = "/etc/otpgate/sshd.toml"
+	sshdWorkDir    = "/tmp/sshdtest"
+	sshdPort       = 2222
+	sshdCmdLimit   = 60 * time.Second
+	sshdExempt     = "sshexempt" // in policy.exempt_users
+	sshdRequired   = "sshreq"    // in policy.required_users, never enrolled
+	sshdMaxFailed  = 3           // rate_limit.max_failures
+	sshdPrompt     = "Verification code: "
+)
+
+// sshdDaemonConfig is otpgated's configuration for the suites.
+var sshdDaemonConfig = fmt.Sprintf(`[daemon]
+socket = %q
+state_dir = "/var/lib/otpgate"
+
+[policy]
+default = "optional"
+exempt_users = [%q]
+required_users = [%q]
+
+[rate_limit]
+max_failures = %d
+lockout = "1h"
+max_lockout = "1h"
+`, sshdSocket, sshdExempt, sshdRequired, sshdMaxFailed)
+
+// sshdServerConfig renders the [sshd] section; extra lines are appended.
+func sshdServerConfig(extra string) string {
+	return fmt.Sprintf(`[sshd]
+listen = "127.0.0.1:%d"
+host_key_dir = "/etc/otpgate/sshd"
+socket = %q
+log_level = "debug"
+`, sshdPort, sshdSocket) + extra
+}
+
+// sshdAskpass answers keyboard-interactive prompts for ssh: it logs the
+// prompt and prints the code from the environment.
+const sshdAskpass = `#!/bin/sh
+printf '%s\n' "$1" >> "$ASKPASS_LOG"
+printf '%s\n' "$ASKPASS_CODE"
+`
+
+// sshdClientConfig is the client configuration (-F) for every ssh run; a
+// jump host (-J) reads it too, which command-line options do not reach.
+var sshdClientConfig = `Host localhost
+  IdentityFile ` + sshdWorkDir + `/id_ed25519
+Host *
+  StrictHostKeyChecking no
+  UserKnownHostsFile /dev/null
+  IdentitiesOnly yes
+  BatchMode no
+  NumberOfPasswordPrompts 1
+  ConnectTimeout 10
+  LogLevel INFO
+`
+
+// sshdEnv is a container running the real otpgated and otpgate-sshd.
+type sshdEnv struct {
+	t       testing.TB
+	c       *container.Container
+	server  *container.Process
+	client  *protocol.Client
+	secrets map[string]string
+	n       int
+}
+
+// newSSHDEnv starts a container with otpgated and otpgate-sshd (whose
+// [sshd] section gets extra), a client key pair (id_ed25519) and a second,
+// unauthorized one (stranger).
+func newSSHDEnv(t testing.TB, extra string) *sshdEnv {
+	t.Helper()
+	container.Require(t, "ssh", "ssh-keygen", "sftp", "oathtool", "timeout", "/usr/lib/openssh/sftp-server")
+	otpgated := container.Bin(t, "otpgated")
+	c := container.Start(t)
+	e := &sshdEnv{t: t, c: c, secrets: map[string]string{}}
+	c.MkdirAll(t, sshdWorkDir, 0o755)
+	c.MkdirAll(t, "/etc/otpgate", 0o755)
+	c.WriteFile(t, sshdDaemonConf, []byte(sshdDaemonConfig), 0o644)
+	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
+	c.Background(t, otpgated, "-config", sshdDaemonConf)
+	c.WaitForSocket(t, sshdSocket, 15*time.Second)
+	e.client = &protocol.Client{Socket: c.Path(sshdSocket), Timeout: 10 * time.Second}
+	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sshdWorkDir+"/id_ed25519")
+	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sshdWorkDir+"/stranger")
+	c.WriteFile(t, sshdWorkDir+"/askpass", []byte(sshdAskpass), 0o755)
+	c.WriteFile(t, sshdWorkDir+"/ssh_config", []byte(sshdClientConfig), 0o644)
+	e.writeConfig(extra)
+	e.server = c.Background(t, container.Bin(t, "otpgate-sshd"), "-config", sshdConf)
+	c.WaitForPort(t, sshdPort, 15*time.Second)
+	return e
+}
+
+// writeConfig rewrites otpgate-sshd's configuration file.
+func (e *sshdEnv) writeConfig(extra string) {
+	e.t.Helper()
+	e.c.WriteFile(e.t, sshdConf, []byte(sshdServerConfig(extra)), 0o644)
+}
+
+// reload rewrites the configuration and sends SIGHUP, then waits for the
+// server to log the reload.
+func (e *sshdEnv) reload(extra string) {
+	e.t.Helper()
+	before := strings.Count(e.server.Output(), "configuration reloaded")
+	e.writeConfig(extra)
+	if err := e.server.Signal(syscall.SIGHUP); err != nil {
+		e.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(e.server.Output(), "configuration reloaded") == before {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("otpgate-sshd did not reload:\n%s", e.server.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitLog waits for text to appear in otpgate-sshd's output (which
+// arrives through a pipe, a little after the event).
+func (e *sshdEnv) waitLog(text string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !strings.Contains(e.server.Output(), text) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// addUser creates user with the suite's public key authorized.
+func (e *sshdEnv) addUser(user string) {
+	e.t.Helper()
+	e.c.AddUser(e.t, user)
+	u, err := e.c.LookupUser(user)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pub := e.c.ReadFile(e.t, sshdWorkDir+"/id_ed25519.pub")
+	e.c.MkdirAll(e.t, u.Home+"/.ssh", 0o700)
+	e.c.WriteFile(e.t, u.Home+"/.ssh/authorized_keys", pub, 0o600)
+	e.c.Chown(e.t, u.Home+"/.ssh", user)
+	e.c.Chown(e.t, u.Home+"/.ssh/authorized_keys", user)
+}
+
+// enroll stores a fresh random secret for user through admin_import.
+func (e *sshdEnv) enroll(user string) {
+	e.t.Helper()
+	raw := make([]byte, 20)
+	if _, err := rand.Read(raw); err != nil {
+		e.t.Fatal(err)
+	}
+	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
+		Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30,
+	}})
+	e.secrets[user] = secret
+}
+
+func (e *sshdEnv) do(req *protocol.Request) *protocol.Response {
+	e.t.Helper()
+	resp, err := e.client.Do(context.Background(), req)
+	if err != nil {
+		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
+	}
+	return resp
+}
+
+// code is user's current code from oathtool (an independent
+// implementation), run inside the container.
+func (e *sshdEnv) code(user string) string {
+	e.t.Helper()
+	code := strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", "-b", e.secrets[user]))
+	if len(code) != 6 {
+		e.t.Fatalf("oathtool printed %q", code)
+	}
+	return code
+}
+
+// wrongCode is a code that is not user's for any step near now.
+func (e *sshdEnv) wrongCode(user string) string {
+	e.t.Helper()
+	n, err := strconv.Atoi(e.code(user))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return fmt.Sprintf("%06d", (n+500000)%1000000)
+}
+
+// sshRun is one run of the real ssh client.
+type sshRun struct {
+	out     string
+	exit    int
+	prompts string
+}
+
+// ssh runs the OpenSSH client inside the container as root against
+// otpgate-sshd, answering prompts with code, with extra options before the
+// destination and the remote command after it.
+func (e *sshdEnv) ssh(user, key, code string, opts []string, remote ...string) sshRun {
+	e.t.Helper()
+	return e.sshTool("ssh", user, key, code, opts, remote...)
+}
+
+// sshTool runs ssh or sftp; for sftp, remote is empty and the batch file
+// is in opts.
+func (e *sshdEnv) sshTool(tool, user, key, code string, opts []string, remote ...string) sshRun {
+	e.t.Helper()
+	e.n++
+	log := fmt.Sprintf("%s/askpass-%d.log", sshdWorkDir, e.n)
+	ctx, cancel := context.WithTimeout(context.Background(), sshdCmdLimit)
+	defer cancel()
+	port := "-p"
+	if tool == "sftp" {
+		port = "-P"
+	}
+	args := []string{
+		"ASKPASS_CODE=" + code, "ASKPASS_LOG=" + log,
+		"SSH_ASKPASS=" + sshdWorkDir + "/askpass", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0",
+		"timeout", "-k", "5", "40",
+		tool, "-F", sshdWorkDir + "/ssh_config", port, strconv.Itoa(sshdPort),
+		"-o", "IdentityFile=" + sshdWorkDir + "/" + key,
+	}
+	args = append(args, opts...)
+	args = append(args, user+"@127.0.0.1")
+	args = append(args, remote...)
+	out, exit, err := e.c.Exec(ctx, "env", args...)
+	if ctx.Err() != nil || exit == 124 || exit == 137 {
+		e.t.Fatalf("%s %s hung (%v, exit %d):\n%s", tool, user, err, exit, out)
+	}
+	prompts, rerr := os.ReadFile(e.c.Path(log))
+	if rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		e.t.Fatal(rerr)
+	}
+	return sshRun{out: out, exit: exit, prompts: string(prompts)}
+}
