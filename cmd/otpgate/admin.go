@@ -59,18 +59,18 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	}
 	switch sub {
 	case "list":
-		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminList})
+		// The daemon answers in pages (a frame holds about 100 users).
+		users, err := a.client().ListUsers(ctx)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
-			users := resp.Users
 			if users == nil {
 				users = []protocol.UserStatus{}
 			}
 			return writeJSON(a.stdout, users)
 		}
-		writeUserTable(a.stdout, resp.Users, a.now())
+		writeUserTable(a.stdout, users, a.now())
 		return nil
 	case "show":
 		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminShow, User: pos[0]})
