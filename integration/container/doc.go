@@ -3,14 +3,15 @@
 //
 // [Start] creates a container: a process tree in new mount, pid, network, UTS
 // and IPC namespaces whose root is an overlay of the host root (writes land
-// in a tmpfs and vanish with the container). Inside it /home, /tmp, /run,
-// /var/lib/otpgate, /var/log and /dev/shm are fresh tmpfs, /proc belongs to
-// the new pid namespace, /sys is a read-only sysfs of the new network
-// namespace, /dev is the host's devtmpfs with a private devpts instance
-// mounted on /dev/pts (and its ptmx bound over /dev/ptmx, so ptys, ssh -tt and
-// tmux work), only the loopback interface exists (and is up), and the
-// hostname is the container's own. The repository and $OTPGATE_BIN are bound
-// read-only at their host paths.
+// in a tmpfs and vanish with the container). Inside it /home, /root, /tmp,
+// /run, /var/lib/otpgate, /var/log (with empty wtmp, btmp and lastlog) and
+// /dev/shm are fresh tmpfs (so the host's ~root/.ssh stays out), /proc
+// belongs to the new pid namespace, /sys is a read-only sysfs of the new
+// network namespace, /dev is the host's devtmpfs with a private devpts
+// instance mounted on /dev/pts (and its ptmx bound over /dev/ptmx, so ptys,
+// ssh -tt and tmux work), only the loopback interface exists (and is up), and
+// the hostname is the container's own (and resolves, through /etc/hosts).
+// The repository and $OTPGATE_BIN are bound read-only at their host paths.
 //
 // Users, groups, /etc/pam.d, sshd configs and daemons created inside never
 // touch the host. Everything is torn down by a t.Cleanup registered by

@@ -34,11 +34,14 @@ const (
 // the container and the process group); modify its fields instead.
 //
 // The process is nsenter(1), started chrooted into the container's root so
-// that Dir and the namespace files (/proc/1/ns/*) resolve inside; it enters
-// the namespaces, forks the command (which is in the container's pid
-// namespace) and passes on its exit status. It leads a new process group:
-// killing the group (kill -- -pid) kills the command too, unless the command
-// moved to another group.
+// that Dir and the namespace files (/proc/1/ns/*) resolve inside: nsenter
+// opens them, and the working directory (--wd=.), before it enters the
+// namespaces. It then forks the command, which lives in the container's pid
+// namespace, and passes on its exit status. It leads a new process group.
+// To stop a command early, use a context (Exec) or Background's Stop rather
+// than killing nsenter: nsenter is in the host's pid namespace, and a
+// command it leaves orphaned is reaped by the host's init, not the
+// container's.
 func (c *Container) Command(name string, args ...string) *exec.Cmd {
 	return c.command(nil, name, args...)
 }
@@ -55,7 +58,8 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 	if ctx != nil {
 		cmd = exec.CommandContext(ctx, nsenterPath, argv...)
 		cmd.Cancel = func() error {
-			return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			killCommand(cmd.Process.Pid)
+			return nil
 		}
 		// A daemon forked by the command may hold the output pipe open.
 		cmd.WaitDelay = 5 * time.Second

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -132,6 +133,7 @@ func setupContainer(cfg initConfig) error {
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV
 	mounts := []mountSpec{
 		{"tmpfs", "/home", "tmpfs", nsd, "mode=0755", 0o755},
+		{"tmpfs", "/root", "tmpfs", nsd, "mode=0700", 0o700},
 		{"tmpfs", "/tmp", "tmpfs", nsd, "mode=1777", 0o1777},
 		{"tmpfs", "/run", "tmpfs", nsd, "mode=0755", 0o755},
 		{"tmpfs", "/var/lib/otpgate", "tmpfs", nsd, "mode=0755", 0o755},
@@ -239,7 +241,41 @@ func prepareEtc(root, hostname string) error {
 			return err
 		}
 	}
+	// The login records Debian creates at install or boot (sshd, login
+	// and su complain without them), owned by group utmp.
+	utmpGID := groupID(root+"/etc/group", "utmp")
+	for _, f := range []struct {
+		path string
+		mode os.FileMode
+	}{{"/run/utmp", 0o664}, {"/var/log/wtmp", 0o664}, {"/var/log/btmp", 0o660}, {"/var/log/lastlog", 0o664}} {
+		if err := os.WriteFile(root+f.path, nil, f.mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(root+f.path, f.mode); err != nil {
+			return err
+		}
+		if err := os.Chown(root+f.path, 0, utmpGID); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// groupID returns the gid of group name in the group file, or 0.
+func groupID(groupFile, name string) int {
+	data, err := os.ReadFile(groupFile)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[0] == name {
+			if gid, err := strconv.Atoi(f[2]); err == nil {
+				return gid
+			}
+		}
+	}
+	return 0
 }
 
 // pivot makes root the root of the mount namespace and detaches the old

@@ -106,26 +106,26 @@ func teeTo(w io.Writer, buf *syncBuffer) io.Writer {
 	return io.MultiWriter(w, buf)
 }
 
-// findChild waits until nsenter has forked the command and records its host
-// and in-container pids; it gives up if nsenter exits or after 5 seconds.
+// findChild waits until nsenter has forked and executed the command and
+// records its host and in-container pids; it gives up if nsenter exits, and
+// after 5 seconds takes the child as it is.
 func (p *Process) findChild() {
 	nsenter := p.cmd.Process.Pid
-	children := fmt.Sprintf("/proc/%d/task/%d/children", nsenter, nsenter)
 	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if data, err := os.ReadFile(children); err == nil {
-			if f := strings.Fields(string(data)); len(f) > 0 {
-				if pid, err := strconv.Atoi(f[0]); err == nil {
-					p.hostPid = pid
-					p.pid = innerPid(pid)
-					return
-				}
-			}
+	for {
+		pid := firstChild(nsenter)
+		if pid > 0 && (execed(pid) || time.Now().After(deadline)) {
+			p.hostPid = pid
+			p.pid = innerPid(pid)
+			return
 		}
 		select {
 		case <-p.done:
 			return
 		case <-time.After(time.Millisecond):
+		}
+		if pid == 0 && time.Now().After(deadline) {
+			return
 		}
 	}
 }
@@ -217,14 +217,54 @@ func (p *Process) Stop() error {
 		return nil
 	case <-time.After(StopTimeout):
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	if p.hostPid != 0 {
-		_ = syscall.Kill(p.hostPid, syscall.SIGKILL)
-	}
+	killCommand(pgid)
 	select {
 	case <-p.done:
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("still running 10s after SIGKILL")
 	}
+}
+
+// killCommand SIGKILLs a command started through nsenter (nsenterPid) and
+// its process group. The command itself dies first and nsenter reaps it:
+// were nsenter killed first, its orphaned child would be handed to the
+// host's reaper (nsenter lives in the host's pid namespace), not to the
+// container's pid 1, and linger as a zombie that also holds up the
+// container's teardown.
+func killCommand(nsenterPid int) {
+	if child := firstChild(nsenterPid); child > 0 {
+		_ = syscall.Kill(child, syscall.SIGKILL)
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err != nil {
+				break // reaped by nsenter
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	_ = syscall.Kill(-nsenterPid, syscall.SIGKILL)
+}
+
+// firstChild returns the first child of pid, or 0.
+func firstChild(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+// execed reports whether pid, forked by nsenter, has executed the command
+// (rather than still being nsenter, or setpriv for CommandAs), so that
+// signals reach the command's handlers. A command that is itself nsenter or
+// setpriv is taken as soon as the 5-second search of findChild ends.
+func execed(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	return err == nil && exe != nsenterPath && exe != setprivPath
 }

@@ -62,6 +62,7 @@ func (c *Container) hasGroup(name string) (bool, error) {
 // first if missing. It returns the uid.
 func (c *Container) AddUser(t testing.TB, name string, groups ...string) int {
 	t.Helper()
+	Require(t, "useradd", "groupadd")
 	args := []string{"-m", "-s", "/bin/bash", "-p", "*"}
 	if len(groups) > 0 {
 		for _, g := range groups {
