@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // passwdFile is the account database read by lookupAccount.
@@ -100,4 +102,55 @@ func (a *account) credential() (*syscall.Credential, error) {
 		}
 	}
 	return &syscall.Credential{Uid: a.uid, Gid: a.gid, Groups: groups}, nil
+}
+
+// shadowFile holds account expiry dates.
+var shadowFile = "/etc/shadow"
+
+// errAccountUnusable is returned for an expired account or one whose
+// login shell cannot run.
+var errAccountUnusable = errors.New("sshd: account not usable")
+
+// usable applies the account checks OpenSSH's sshd makes itself and that
+// Debian's PAM account stack (pam_unix) makes for it, since otpgate-sshd
+// runs no PAM stack: the login shell must be an executable file, and an
+// account expiry date (shadow field 8, set by `usermod -e` or `chage -E`)
+// must not have passed. A password locked with "!" does not block key
+// logins, as with Debian's default sshd (UsePAM yes).
+func (a *account) usable(now time.Time) error {
+	fi, err := os.Stat(a.shell)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%w: login shell %s is not executable", errAccountUnusable, a.shell)
+	}
+	f, err := os.Open(shadowFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sshd: shadow: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<20))
+	sc.Buffer(make([]byte, 4096), 64*1024)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 8 || fields[0] != a.name {
+			continue
+		}
+		if fields[7] == "" {
+			return nil
+		}
+		days, err := strconv.ParseInt(fields[7], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: malformed expiry date in shadow", errAccountUnusable)
+		}
+		if days >= 0 && !now.Before(time.Unix(days*86400, 0)) {
+			return fmt.Errorf("%w: account expired on %s", errAccountUnusable, time.Unix(days*86400, 0).UTC().Format("2006-01-02"))
+		}
+		return nil
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("sshd: shadow: %w", err)
+	}
+	return nil
 }

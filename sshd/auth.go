@@ -135,6 +135,10 @@ func (a *authenticator) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.P
 	if acct.uid == 0 && !a.cfg.PermitRootLogin {
 		return nil, errDenied
 	}
+	if err := acct.usable(a.now()); err != nil {
+		a.log.Info("login refused", "user", acct.name, "err", err)
+		return nil, errDenied
+	}
 	data, err := a.readKeys(acct)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +215,47 @@ func TestFindAuthorizedKey(t *testing.T) {
 			o, ok := findAuthorizedKey([]byte(strings.Join(tt.lines, "\n")), key.PublicKey(), ip, now, func(int, error) { skipped++ })
 			if ok != tt.found || o.noPTY != tt.noPTY {
 				t.Errorf("found %v noPTY %v, want %v %v (skipped %d)", ok, o.noPTY, tt.found, tt.noPTY, skipped)
+			}
+		})
+	}
+}
+
+func TestAccountUsable(t *testing.T) {
+	dir := t.TempDir()
+	shadow := filepath.Join(dir, "shadow")
+	old := shadowFile
+	shadowFile = shadow
+	t.Cleanup(func() { shadowFile = old })
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	now := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+	day := func(tm time.Time) string { return strconv.FormatInt(tm.Unix()/86400, 10) }
+	tests := []struct {
+		name   string
+		shadow string
+		shell  string
+		ok     bool
+	}{
+		{name: "no expiry", shadow: "u:*:19000:0:99999:7:::\n", ok: true},
+		{name: "expires later", shadow: "u:*:19000:0:99999:7::" + day(now.AddDate(0, 0, 2)) + ":\n", ok: true},
+		{name: "expired", shadow: "u:*:19000:0:99999:7::" + day(now.AddDate(0, 0, -1)) + ":\n"},
+		{name: "expired on day 0 (chage -E 0)", shadow: "u:*:19000:0:99999:7::0:\n"},
+		{name: "locked password does not block keys", shadow: "u:!$y$abc:19000:0:99999:7:::\n", ok: true},
+		{name: "no shadow entry", shadow: "other:*:1:0:99999:7::0:\n", ok: true},
+		{name: "malformed expiry", shadow: "u:*:19000:0:99999:7::soon:\n"},
+		{name: "shell not executable", shadow: "", shell: noexec},
+		{name: "shell missing", shadow: "", shell: "/nonexistent/sh"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			os.WriteFile(shadow, []byte(tt.shadow), 0o600)
+			shell := tt.shell
+			if shell == "" {
+				shell = "/bin/sh"
+			}
+			err := (&account{name: "u", shell: shell}).usable(now)
+			if (err == nil) != tt.ok {
+				t.Errorf("usable = %v, want ok %v", err, tt.ok)
 			}
 		})
 	}

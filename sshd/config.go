@@ -57,6 +57,9 @@ type Config struct {
 	// ClientAliveCountMax unanswered probes in a row close the connection
 	// (reloadable).
 	ClientAliveCountMax int `toml:"client_alive_count_max"`
+	// MaxSessions caps the open session channels of one connection
+	// (reloadable).
+	MaxSessions int `toml:"max_sessions"`
 	// PermitRootLogin allows logins as uid 0 (reloadable).
 	PermitRootLogin bool `toml:"permit_root_login"`
 	// AllowTCPForwarding allows direct-tcpip channels (ssh -J, -W, -L)
@@ -112,6 +115,7 @@ func DefaultConfig() Config {
 		PerSourceMaxStartups: 3,
 		ClientAliveInterval:  Duration{15 * time.Second},
 		ClientAliveCountMax:  3,
+		MaxSessions:          10,
 		PermitRootLogin:      false,
 		AllowTCPForwarding:   false,
 		PermitOpen:           []string{"any"},
@@ -163,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ClientAliveCountMax < 1 {
 		return errors.New("sshd.client_alive_count_max must be at least 1")
+	}
+	if c.MaxSessions < 1 || c.MaxSessions > 1000 {
+		return errors.New("sshd.max_sessions must be 1 to 1000")
 	}
 	for _, p := range c.PermitOpen {
 		if _, err := parsePermitOpen(p); err != nil {

@@ -248,11 +248,18 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 
 	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log}
 	var wg sync.WaitGroup
+	var sessions atomic.Int32
 	for nch := range chans {
 		switch nch.ChannelType() {
 		case "session":
+			if sessions.Load() >= int32(cfg.MaxSessions) {
+				log.Info("session refused: max_sessions reached")
+				nch.Reject(ssh.ResourceShortage, "too many sessions")
+				continue
+			}
+			sessions.Add(1)
 			wg.Add(1)
-			go func() { defer wg.Done(); u.handleSession(nch) }()
+			go func() { defer wg.Done(); defer sessions.Add(-1); u.handleSession(nch) }()
 		case "direct-tcpip":
 			wg.Add(1)
 			go func() { defer wg.Done(); u.handleDirectTCPIP(nch) }()

@@ -351,3 +351,116 @@ func TestShutdownWaitsForSessions(t *testing.T) {
 		t.Error("still accepting after shutdown")
 	}
 }
+
+func TestMaxSessions(t *testing.T) {
+	_, c := loginExempt(t, "", func(c *Config) { c.MaxSessions = 2 })
+	s1, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3, err := c.NewSession(); err == nil {
+		s3.Close()
+		t.Fatal("third session opened with max_sessions = 2")
+	}
+	s1.Close()
+	s2.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := c.NewSession()
+		if err == nil {
+			s.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session after closing the others: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freezingProxy forwards one TCP connection to target; after freeze() it
+// stops passing the server's bytes to the client, like a dead network.
+type freezingProxy struct {
+	addr   string
+	frozen chan struct{}
+}
+
+func newFreezingProxy(t *testing.T, target string) *freezingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &freezingProxy{addr: ln.Addr().String(), frozen: make(chan struct{})}
+	go func() {
+		client, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", target)
+		if err != nil {
+			client.Close()
+			return
+		}
+		t.Cleanup(func() { client.Close(); server.Close() })
+		go io.Copy(server, client)
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := server.Read(buf)
+			if err != nil {
+				client.Close()
+				return
+			}
+			select {
+			case <-p.frozen:
+				<-make(chan struct{}) // swallow everything from now on
+			default:
+			}
+			client.Write(buf[:n])
+		}
+	}()
+	return p
+}
+
+func TestClientAlive(t *testing.T) {
+	key := newSigner(t)
+	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) {
+		c.ClientAliveInterval = Duration{200 * time.Millisecond}
+		c.ClientAliveCountMax = 2
+	})
+	e.daemon.check = protocol.OutcomeExempt
+	p := newFreezingProxy(t, e.addr)
+	nc, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, chans, reqs, err := ssh.NewClientConn(nc, p.addr, &ssh.ClientConfig{
+		User: testUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)}, HostKeyCallback: ssh.InsecureIgnoreHostKey(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ssh.NewClient(cc, chans, reqs)
+	defer c.Close()
+	// A responsive client survives several probe intervals.
+	time.Sleep(time.Second)
+	if out, status := run(t, c, "echo alive", nil); out != "alive\n" || status != 0 {
+		t.Fatalf("exec after 1s = %q %d", out, status)
+	}
+	if strings.Contains(e.logs.String(), "keep-alives") {
+		t.Fatal("a responsive client was treated as dead")
+	}
+	close(p.frozen)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.logs.String(), "client not responding to keep-alives") {
+		if time.Now().After(deadline) {
+			t.Fatal("unresponsive client not disconnected")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
