@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +46,8 @@ required_users = [%q]
 
 [rate_limit]
 max_failures = %d
-lockout = "1h"
-max_lockout = "1h"
+lockout = "90m"
+max_lockout = "2h"
 `, pamSocket, pamRequired, pamMaxFailed)
 
 // pamEnv is one container with the built module installed where Debian
@@ -246,6 +247,13 @@ func (e *pamEnv) pamtester(runAs, service, user, input string) pamResult {
 		e.t.Fatalf("pamtester %s %s hung (killed by timeout):\n%s", service, user, out)
 	}
 	return res
+}
+
+// containsMessage reports whether out contains the daemon message msg,
+// allowing the numbers in it to differ (a lockout message counts down).
+func containsMessage(out, msg string) bool {
+	digits := regexp.MustCompile(`[0-9]+`)
+	return msg != "" && strings.Contains(digits.ReplaceAllString(out, "#"), digits.ReplaceAllString(msg, "#"))
 }
 
 // readOptional returns the in-container file p, or "" if it does not exist.

@@ -112,7 +112,7 @@ func TestPAMModule(t *testing.T) {
 				t.Errorf("prompt %q missing:\n%s", tt.wantPrompt, res.out)
 			}
 			for _, s := range tt.wantOut {
-				if !strings.Contains(res.out, s) {
+				if !containsMessage(res.out, s) {
 					t.Errorf("transcript lacks %q:\n%s", s, res.out)
 				}
 			}

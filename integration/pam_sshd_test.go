@@ -177,7 +177,7 @@ func TestPAMSSHD(t *testing.T) {
 		if r.loggedIn("sshlocked") || r.exit == 0 {
 			t.Fatalf("locked user logged in:\n%s", r.out)
 		}
-		if !strings.Contains(r.out, lockedMsg) {
+		if !containsMessage(r.out, lockedMsg) {
 			t.Errorf("the client did not see the lockout message %q:\n%s", lockedMsg, r.out)
 		}
 		if r.prompts != "" {
@@ -198,7 +198,7 @@ func TestPAMSSHD(t *testing.T) {
 		if r.loggedIn(pamRequired) || r.exit == 0 {
 			t.Fatalf("unenrolled required user logged in:\n%s", r.out)
 		}
-		if !strings.Contains(r.out, requiredMsg) {
+		if !containsMessage(r.out, requiredMsg) {
 			t.Errorf("the client did not see the enrollment hint %q:\n%s", requiredMsg, r.out)
 		}
 	})

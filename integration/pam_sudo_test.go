@@ -40,7 +40,7 @@ func (e *pamEnv) sudo(user string, env []string, lines ...string) sudoResult {
 	args := append([]string{"-i"}, env...)
 	args = append(args, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		"timeout", "-k", "5", "40", "bash", "-c",
-		`printf '%s' "$1" | sudo -S -k -p 'Password: ' /bin/sh -c 'echo SUDO-RAN-AS-$(id -un)'`, "sudo-test", input)
+		`printf '%s' "$1" | sudo -S -k /bin/sh -c 'echo SUDO-RAN-AS-$(id -un)'`, "sudo-test", input)
 	cmd := e.c.CommandAs(user, "env", args...)
 	out, err := cmd.CombinedOutput()
 	res := sudoResult{out: string(out)}
