@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -254,5 +255,52 @@ func TestSSHDPreAuthLimits(t *testing.T) {
 	}
 	if !e.waitLog("login grace time exceeded", 5*time.Second) {
 		t.Errorf("no grace-time log line")
+	}
+}
+
+// TestSSHDShutdown sends SIGTERM while a session runs: the server stops
+// accepting, lets the session finish and exits.
+func TestSSHDShutdown(t *testing.T) {
+	e := newSSHDEnv(t, "shutdown_timeout = \"20s\"\n")
+	e.addUser(sshdExempt)
+	done := make(chan sshRun, 1)
+	go func() {
+		done <- e.ssh(sshdExempt, "id_ed25519", "", nil, "sleep 2; echo FINISHED")
+	}()
+	if !e.waitLog("process started", 15*time.Second) {
+		t.Fatal("session did not start")
+	}
+	if err := e.server.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if !e.waitLog("shutting down", 5*time.Second) {
+		t.Fatal("no shutdown log line")
+	}
+	if c, err := e.c.DialContext(t.Context(), "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(sshdPort))); err == nil {
+		c.Close()
+		t.Error("still accepting connections after SIGTERM")
+	}
+	r := <-done
+	if r.exit != 0 || !strings.Contains(r.out, "FINISHED") {
+		t.Fatalf("session cut short: exit %d\n%s", r.exit, r.out)
+	}
+	select {
+	case <-e.server.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("otpgate-sshd did not exit after its last session")
+	}
+}
+
+// TestSSHDExpiredAccount: an account past its expiry date cannot log in,
+// as with sshd's PAM account stack.
+func TestSSHDExpiredAccount(t *testing.T) {
+	e := newSSHDEnv(t, "")
+	e.addUser(sshdExempt)
+	if r := e.ssh(sshdExempt, "id_ed25519", "", nil, "echo IN"); r.exit != 0 {
+		t.Fatalf("login before expiry refused: exit %d\n%s", r.exit, r.out)
+	}
+	e.c.Run(t, "chage", "-E", "0", sshdExempt)
+	if r := e.ssh(sshdExempt, "id_ed25519", "", nil, "echo IN"); r.exit != 255 || strings.Contains(r.out, "IN") {
+		t.Fatalf("expired account logged in: exit %d\n%s", r.exit, r.out)
 	}
 }
