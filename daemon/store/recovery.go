@@ -16,16 +16,16 @@ const recoveryAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 // bits, above NIST SP 800-63B's look-up secret minimum.
 const recoveryLen = 12
 
-// Argon2id parameters for recovery-code hashes: one pass over 8 MiB, one
+// Argon2id parameters for recovery-code hashes: one pass over 4 MiB, one
 // lane, 32-byte output. Codes have 60 bits of entropy, so the KDF is there
 // to make an offline search of a stolen database costly, not to stretch a
-// weak secret; a verify attempt pays one KDF, about 3-5 ms on the
+// weak secret; a verify attempt pays one KDF, about 4 ms on the
 // reference machine (BenchmarkHashRecoveryCode, docs/BENCHMARKS.md).
 // Changing any of these makes every stored hash unverifiable:
 // TestHashRecoveryCodeKnownAnswer pins them.
 const (
 	argonTime    = 1
-	argonMemory  = 8 * 1024
+	argonMemory  = 4 * 1024
 	argonThreads = 1
 	argonKeyLen  = 32
 )

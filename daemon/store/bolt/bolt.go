@@ -335,6 +335,8 @@ func (d *DB) List(after string, fn func(*store.Record) error) error {
 // User is set to user) or nil to delete it. fn runs exactly once; if it
 // returns an error nothing is written and Update returns that error; if
 // it panics, Update panics with the same value in the caller's goroutine.
+// fn runs inside the store's write transaction, possibly on another
+// goroutine, so it must not call the store itself.
 func (d *DB) Update(user string, fn func(*store.Record) (*store.Record, error)) error {
 	if user == "" {
 		return errors.New("store: update: empty user name")
