@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/integration/container"
 )
 
 // BenchmarkPAMAuthenticate measures one pam_authenticate through
 // pam_otpgate.so as PAM applications see it: each iteration is a fresh
 // pamtester process inside the container (so the Go runtime starts every
 // time, as in sshd's per-connection [pam] child) talking to the real
-// otpgated. The pam_permit baseline is the same process without the module.
+// otpgated, whose state directory is on the host's disk (not the
+// container's tmpfs), so that every accepted code pays a real fsync. The
+// pam_permit baseline is the same process without the module.
 //
 //	OTPGATE_BIN=$PWD/bin go test -tags integration -run '^$' -bench PAMAuthenticate -benchtime 200x ./integration/
 func BenchmarkPAMAuthenticate(b *testing.B) {
-	e := newPAMEnv(b)
+	e := newPAMEnv(b, container.WithBind(b.TempDir(), "/var/lib/otpgate", false))
 	e.writePAMService("bench-permit", "auth required pam_permit.so\n")
 	e.writePAMService("bench-otp", "auth required pam_otpgate.so\nauth required pam_permit.so\n")
 	e.addUser("benchplain")

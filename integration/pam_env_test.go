@@ -63,15 +63,15 @@ type pamEnv struct {
 // newPAMEnv starts a container, installs bin/pam_otpgate.so into the system
 // PAM directory and bin/libpam_otpgate_go.so into /usr/lib/otpgate (the
 // container's root is an overlay, so the host is untouched), and starts
-// otpgated.
-func newPAMEnv(t testing.TB) *pamEnv {
+// otpgated. opts are passed to container.Start.
+func newPAMEnv(t testing.TB, opts ...container.Option) *pamEnv {
 	t.Helper()
 	container.Require(t, "pamtester", "oathtool", "pkg-config", "install", "timeout", "bash")
 	loader := container.Bin(t, "pam_otpgate.so")
 	golib := container.Bin(t, "libpam_otpgate_go.so")
 	otpgated := container.Bin(t, "otpgated")
 
-	c := container.Start(t)
+	c := container.Start(t, opts...)
 	e := &pamEnv{t: t, c: c, secrets: map[string]string{}}
 	pamDir := e.pamModuleDir()
 	c.Run(t, "install", "-D", "-o", "root", "-g", "root", "-m", "0644", loader, pamDir+"/pam_otpgate.so")
