@@ -17,4 +17,5 @@ require (
 	rsc.io/qr v0.2.0 // indirect
 )
 
+// PAM module API (pam.ModuleHandler) of the unmerged msteinert/pam PR #13, from its author's fork, as ubuntu/authd does; revisit when a msteinert/pam release has it (checked 2026-11: latest v2.1.0 has not).
 replace github.com/msteinert/pam/v2 => github.com/3v1n0/go-pam/v2 v2.0.0-20240321054421-f19903865176
