@@ -51,12 +51,15 @@ max_lockout = "1h"
 
 // sshdServerConfig renders the [sshd] section; extra lines are appended.
 func sshdServerConfig(extra string) string {
-	return fmt.Sprintf(`[sshd]
+	base := fmt.Sprintf(`[sshd]
 listen = "127.0.0.1:%d"
 host_key_dir = "/etc/otpgate/sshd"
 socket = %q
-log_level = "debug"
-`, sshdPort, sshdSocket) + extra
+`, sshdPort, sshdSocket)
+	if !strings.Contains(extra, "log_level") {
+		base += "log_level = \"debug\"\n"
+	}
+	return base + extra
 }
 
 // sshdAskpass answers keyboard-interactive prompts for ssh: it logs the
