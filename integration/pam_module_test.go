@@ -92,6 +92,9 @@ func TestPAMModule(t *testing.T) {
 		{"go library owned by a user", "", "otp-ulib", "plainuser", func() string { return "" }, pamUnavail, "", nil},
 		{"go library in a world-writable directory", "", "otp-wdir", "plainuser", func() string { return "" }, pamUnavail, "", nil},
 		{"go library path relative", "", "otp-rellib", "plainuser", func() string { return "" }, pamUnavail, "", nil},
+		// The daemon answers for unknown users as for users without
+		// enrollment (no enumeration), so the transcript is the same.
+		{"unknown user is answered like a user without enrollment", "", "otp-alone", "nosuchuser", func() string { return "" }, pamPermDenied, "", nil},
 		{"unprivileged caller for herself", "alice", "otp-permit", "alice", func() string { return e.code("alice") }, pamOK, pamCodePrompt, nil},
 		{"unprivileged caller for another user", "alice", "otp-permit", "bob", func() string { return e.code("bob") }, pamUnavail, "", nil},
 	}
