@@ -39,6 +39,7 @@ func TestPAMModule(t *testing.T) {
 		"otp-wdir":     "auth required pam_otpgate.so golib=/srv/opendir/lib.so\nauth required pam_permit.so\n",
 		"otp-rellib":   "auth required pam_otpgate.so golib=usr/lib/otpgate/libpam_otpgate_go.so\nauth required pam_permit.so\n",
 		"otp-prompt":   "auth required pam_otpgate.so [prompt=Code from your phone: ]\nauth required pam_permit.so\n",
+		"otp-extraarg": "auth required pam_otpgate.so nullok secret=/etc/x timeout=abc\nauth required pam_permit.so\n",
 	}
 	for name, stack := range services {
 		e.writePAMService(name, stack)
@@ -51,7 +52,7 @@ func TestPAMModule(t *testing.T) {
 	e.c.Run(t, "install", "-d", "-m", "0777", "/srv/opendir")
 	e.c.Run(t, "install", "-m", "0644", lib, "/srv/opendir/lib.so")
 
-	for _, u := range []string{"okuser", "baduser", "replayuser", "lockeduser", "bob", "promptuser", "pamalice"} {
+	for _, u := range []string{"okuser", "baduser", "replayuser", "lockeduser", "bob", "promptuser", "argsuser"} {
 		e.enroll(u)
 	}
 	e.enroll("recoveryuser", "12345678", "87654321")
@@ -83,6 +84,7 @@ func TestPAMModule(t *testing.T) {
 		{"not enrolled: ignored, pam_permit admits", "", "otp-permit", "plainuser", func() string { return "" }, pamOK, "", nil},
 		{"recovery code", "", "otp-permit", "recoveryuser", func() string { return "87654321" }, pamOK, pamCodePrompt, []string{"Recovery code accepted; 1 left."}},
 		{"custom prompt", "", "otp-prompt", "promptuser", func() string { return e.code("promptuser") }, pamOK, "Code from your phone: ", nil},
+		{"unknown arguments are not fatal", "", "otp-extraarg", "argsuser", func() string { return e.code("argsuser") }, pamOK, pamCodePrompt, nil},
 		{"daemon socket absent, enrolled user", "", "otp-nosock", "bob", func() string { return e.code("bob") }, pamUnavail, "", nil},
 		{"daemon socket absent, user without enrollment", "", "otp-nosock", "plainuser", func() string { return "" }, pamUnavail, "", nil},
 		{"fail=open skips the module when the daemon is absent", "", "otp-failopen", "bob", func() string { return "" }, pamOK, "", nil},
