@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
@@ -25,6 +26,10 @@ const (
 	maxEnvBytes = 4096
 	maxTermLen  = 64
 )
+
+// closeGrace is how long a session waits for a process's last output or
+// for its exit after a hangup.
+const closeGrace = 2 * time.Second
 
 // userPath is the PATH given to sessions (Debian's sshd defaults).
 const (
@@ -142,7 +147,13 @@ func (u *userConn) handleSession(nch ssh.NewChannel) {
 		}
 	}
 	if s.started {
-		<-done
+		// Give the process a moment to exit after the hangup; one that
+		// ignores it is left running (as with OpenSSH), and its exit is
+		// reported to no one.
+		select {
+		case <-done:
+		case <-time.After(closeGrace):
+		}
 	}
 	ch.Close()
 }
@@ -422,7 +433,13 @@ func (s *session) wait(done chan struct{}) {
 			close(outDone)
 		}()
 		err := cmd.Wait()
-		<-outDone
+		// Output still buffered in the terminal is read at once; a
+		// background process that keeps the terminal open must not hold
+		// the session, so the master is closed soon after the exit.
+		select {
+		case <-outDone:
+		case <-time.After(closeGrace):
+		}
 		ptmx.Close()
 		s.exit(cmd, err)
 		return

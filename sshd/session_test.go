@@ -464,3 +464,31 @@ func TestClientAlive(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestPTYBackgroundProcessDoesNotHoldSession(t *testing.T) {
+	_, c := loginExempt(t, "", nil)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s.Stdout = &out
+	start := time.Now()
+	// The background process ignores the hangup and still holds the
+	// terminal when the shell exits; the exit status must arrive anyway.
+	if err := s.Run("(trap '' HUP; exec sleep 30) & echo started; exit 4"); err == nil {
+		t.Fatal("want exit status 4")
+	} else if ee, ok := err.(*ssh.ExitError); !ok || ee.ExitStatus() != 4 {
+		t.Fatalf("err = %v, want exit status 4", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("session took %v", d)
+	}
+	if !strings.Contains(out.String(), "started") {
+		t.Errorf("output %q", out.String())
+	}
+}
