@@ -124,6 +124,16 @@ func TestPAMModule(t *testing.T) {
 		})
 	}
 
+	// During a package upgrade the loader itself may be briefly absent:
+	// libpam must then fail the recommended stack, not skip the line.
+	t.Run("loader file missing denies the stack", func(t *testing.T) {
+		e.writePAMService("otp-noloader", "auth required "+e.pamModuleDir()+"/pam_otpgate_absent.so\nauth required pam_permit.so\n")
+		res := e.pamtester("", "otp-noloader", "plainuser", "\n")
+		if res.exit == 0 || strings.Contains(res.out, pamOK) {
+			t.Fatalf("stack with a missing module admitted the user:\n%s", res.out)
+		}
+	})
+
 	// The unprivileged caller's request for bob must not have touched bob:
 	// his code still works for root.
 	t.Run("a refused request does not use up the victim's code", func(t *testing.T) {

@@ -89,7 +89,7 @@ func authenticate(s session, args []string) error {
 		lg.warning("%s", w)
 	}
 
-	user, err := s.GetUser("")
+	user, err := s.GetUser("login: ")
 	if err != nil || user == "" {
 		lg.error("cannot get the user name: %v", err)
 		return fmt.Errorf("%w: pam_otpgate: no user: %w", pam.ErrAuthinfoUnavail, err)
