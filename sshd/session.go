@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,7 +343,9 @@ func (s *session) start(req *ssh.Request) error {
 		cmd.Args[0] = filepath.Base(argv[0])
 	}
 	cmd.Dir = s.u.acct.home
-	if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+	if !canEnter(cmd.Dir, cred) {
+		// As OpenSSH: start in / rather than fail.
+		s.log.Warn("home directory not accessible; starting in /", "home", cmd.Dir)
 		cmd.Dir = "/"
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
@@ -466,4 +469,25 @@ func (s *session) exit(cmd *exec.Cmd, err error) {
 	}
 	s.ch.CloseWrite()
 	s.ch.Close()
+}
+
+// canEnter reports whether a process with cred could chdir into dir,
+// judged from its owner, group and mode bits (ACLs are not consulted; if
+// they deny, starting the process fails instead).
+func canEnter(dir string, cred *syscall.Credential) bool {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	perm := fi.Mode().Perm()
+	switch {
+	case cred.Uid == 0:
+		return true
+	case st.Uid == cred.Uid:
+		return perm&0o100 != 0
+	case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+		return perm&0o010 != 0
+	}
+	return perm&0o001 != 0
 }

@@ -5,7 +5,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,5 +493,44 @@ func TestPTYBackgroundProcessDoesNotHoldSession(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "started") {
 		t.Errorf("output %q", out.String())
+	}
+}
+
+func TestInaccessibleHomeStartsInRoot(t *testing.T) {
+	e, c := loginExempt(t, "", nil)
+	if err := os.Chown(e.home, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(e.home, 0o700)
+	out, status := run(t, c, "pwd", nil)
+	if out != "/\n" || status != 0 {
+		t.Errorf("pwd = %q, %d; want / when the home directory cannot be entered", out, status)
+	}
+}
+
+func TestCanEnter(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		mode os.FileMode
+		uid  uint32
+		gid  uint32
+		cred syscall.Credential
+		want bool
+	}{
+		{0o700, 1000, 1000, syscall.Credential{Uid: 1000, Gid: 1000}, true},
+		{0o600, 1000, 1000, syscall.Credential{Uid: 1000, Gid: 1000}, false},
+		{0o710, 0, 1000, syscall.Credential{Uid: 1000, Gid: 5, Groups: []uint32{5, 1000}}, true},
+		{0o700, 0, 1000, syscall.Credential{Uid: 1000, Gid: 1000}, false},
+		{0o701, 0, 0, syscall.Credential{Uid: 1000, Gid: 1000}, true},
+		{0o000, 5, 5, syscall.Credential{Uid: 0}, true},
+	}
+	for i, tt := range tests {
+		d := filepath.Join(dir, strconv.Itoa(i))
+		os.Mkdir(d, 0o700)
+		os.Chmod(d, tt.mode)
+		os.Chown(d, int(tt.uid), int(tt.gid))
+		if got := canEnter(d, &tt.cred); got != tt.want {
+			t.Errorf("case %d: canEnter = %v, want %v", i, got, tt.want)
+		}
 	}
 }
