@@ -44,6 +44,12 @@ func TestSSHDLogin(t *testing.T) {
 		if !strings.Contains(r.out, "too many invalid codes") {
 			t.Errorf("no refusal message:\n%s", r.out)
 		}
+		// The three failures count in otpgated's per-user limiter, the
+		// one every entry point shares (T30): bob is now locked.
+		check := e.do(&protocol.Request{Op: protocol.OpCheck, User: "bob", Service: "sudo"})
+		if check.Verify == nil || check.Verify.Outcome != protocol.OutcomeLocked {
+			t.Errorf("after %d wrong codes through otpgate-sshd, check = %+v, want locked", sshdMaxFailed, check.Verify)
+		}
 	})
 	t.Run("replayed code is denied", func(t *testing.T) {
 		code := e.code("carol")
@@ -52,6 +58,11 @@ func TestSSHDLogin(t *testing.T) {
 		}
 		if r := e.ssh("carol", "id_ed25519", code, nil, "echo IN"); r.exit != 255 || strings.Contains(r.out, "IN") {
 			t.Fatalf("replay accepted: exit %d\n%s", r.exit, r.out)
+		}
+		// Nor does another entry point accept it in the same step (T30).
+		v := e.do(&protocol.Request{Op: protocol.OpVerify, User: "carol", Code: code, Service: "sudo"})
+		if v.Verify == nil || v.Verify.Outcome == protocol.OutcomeAccept {
+			t.Errorf("code used through otpgate-sshd accepted again for sudo: %+v", v.Verify)
 		}
 	})
 	t.Run("wrong key is denied without a prompt", func(t *testing.T) {
