@@ -439,6 +439,92 @@ func TestLoginGraceTime(t *testing.T) {
 	}
 }
 
+// stallingConn lets the first n writes through and blocks later ones
+// until closed, like a client that stops mid-handshake.
+type stallingConn struct {
+	net.Conn
+	n      int
+	closed chan struct{}
+}
+
+func (c *stallingConn) Write(p []byte) (int, error) {
+	if c.n <= 0 {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	c.n--
+	return c.Conn.Write(p)
+}
+
+func (c *stallingConn) Close() error {
+	select {
+	case <-c.closed:
+	default:
+		close(c.closed)
+	}
+	return c.Conn.Close()
+}
+
+// TestGraceTimeMidHandshake is part of T29: a client that stops after its
+// KEXINIT, and one that never answers the code prompt, are both closed at
+// the grace time.
+func TestGraceTimeMidHandshake(t *testing.T) {
+	key := newSigner(t)
+	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) { c.LoginGraceTime = Duration{700 * time.Millisecond} })
+	t.Run("half-finished key exchange", func(t *testing.T) {
+		nc, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Version string and KEXINIT go out; the key exchange reply does not.
+		sc := &stallingConn{Conn: nc, n: 2, closed: make(chan struct{})}
+		defer sc.Close()
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() {
+			_, _, _, err := ssh.NewClientConn(sc, e.addr, &ssh.ClientConfig{User: testUser, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+			done <- err
+		}()
+		// The client is stuck in its own write, so the server's side is
+		// what tells: it must log the grace timeout and close.
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(e.logs.String(), "login grace time exceeded") {
+			if time.Now().After(deadline) {
+				t.Fatal("stalled key exchange not closed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if d := time.Since(start); d < 600*time.Millisecond {
+			t.Errorf("closed after %v, before the grace time", d)
+		}
+		sc.Close()
+		if err := <-done; err == nil {
+			t.Fatal("handshake completed")
+		}
+	})
+	t.Run("code prompt never answered", func(t *testing.T) {
+		start := time.Now()
+		_, res, err := e.dial(testUser, []ssh.Signer{key}, func(int) []string {
+			time.Sleep(3 * time.Second)
+			return []string{"123456"}
+		})
+		if err == nil {
+			t.Fatal("logged in after the grace time")
+		}
+		if res.prompts != 1 {
+			t.Errorf("prompts = %d", res.prompts)
+		}
+		if d := time.Since(start); d > 4*time.Second {
+			t.Errorf("took %v", d)
+		}
+		for _, op := range e.daemon.ops() {
+			if op == protocol.OpVerify {
+				t.Error("a code arriving after the grace time reached the daemon")
+			}
+		}
+	})
+}
+
 // TestMaxStartups is part of T29: unauthenticated connections beyond the
 // cap are closed at once, and a login works once the slots are free.
 func TestMaxStartups(t *testing.T) {
