@@ -42,6 +42,28 @@ type Server struct {
 	perUID   map[uint32]int
 	conns    sync.WaitGroup
 	draining atomic.Bool
+
+	// fatal receives the first store failure that makes the store
+	// read-only; Serve then stops so that a supervisor restarts the daemon
+	// once the disk is fixed.
+	fatal     chan error
+	fatalOnce sync.Once
+}
+
+// failFast wraps a store: an Update error meaning the store can no longer
+// write is reported to the server, which shuts down (every request until
+// then is denied, as for any store error).
+type failFast struct {
+	store.Store
+	s *Server
+}
+
+func (f failFast) Update(user string, fn func(*store.Record) (*store.Record, error)) error {
+	err := f.Store.Update(user, fn)
+	if errors.Is(err, store.ErrReadOnly) {
+		f.s.fatalOnce.Do(func() { f.s.fatal <- err })
+	}
+	return err
 }
 
 // Option configures a Server.
@@ -58,7 +80,8 @@ func WithAuditLogger(l *slog.Logger) Option { return func(s *Server) { s.audit =
 
 // New returns a Server over an opened store. cfg must have been validated.
 func New(cfg *config.Config, st store.Store, sealer Sealer, opts ...Option) *Server {
-	s := &Server{store: st, sealer: sealer, clock: systemClock{}, log: slog.Default(), perUID: map[uint32]int{}}
+	s := &Server{sealer: sealer, clock: systemClock{}, log: slog.Default(), perUID: map[uint32]int{}, fatal: make(chan error, 1)}
+	s.store = failFast{Store: st, s: s}
 	for _, o := range opts {
 		o(s)
 	}
@@ -83,18 +106,28 @@ func (s *Server) Reload(cfg *config.Config) {
 
 // Serve accepts connections on ln until ctx is done, then stops accepting
 // and waits up to grace for open connections to finish. Cancellation is
-// not an error.
+// not an error. If the store fails in a way that makes it read-only (a
+// failed fsync is never retried), Serve stops the same way and returns that
+// error: the daemon exits non-zero and its supervisor restarts it.
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener, grace time.Duration) error {
+	var fatalErr atomic.Value
+	stopped := make(chan struct{})
 	go func() {
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case err := <-s.fatal:
+			fatalErr.Store(err)
+			s.log.Error("the state store can no longer write; stopping so that otpgated is restarted once the disk is fixed", "err", err)
+		}
 		s.draining.Store(true)
 		ln.Close()
+		close(stopped)
 	}()
 	var tempDelay time.Duration
 	for {
 		c, err := ln.AcceptUnix()
 		if err != nil {
-			if ctx.Err() != nil {
+			if s.draining.Load() {
 				break
 			}
 			var ne net.Error
@@ -119,6 +152,10 @@ func (s *Server) Serve(ctx context.Context, ln *net.UnixListener, grace time.Dur
 	case <-done:
 	case <-time.After(grace):
 		s.log.Warn("shutdown: connections still open after grace period", "grace", grace)
+	}
+	<-stopped
+	if err, ok := fatalErr.Load().(error); ok {
+		return fmt.Errorf("state store failed: %w", err)
 	}
 	return nil
 }

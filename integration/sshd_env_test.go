@@ -49,13 +49,15 @@ lockout = "1h"
 max_lockout = "1h"
 `, sshdSocket, sshdExempt, sshdRequired, sshdMaxFailed)
 
-// sshdServerConfig renders the [sshd] section; extra lines are appended.
+// sshdServerConfig renders otpgate-sshd's configuration file: the
+// daemon's settings (otpgate-sshd reaches otpgated on daemon.socket) and
+// the [sshd] section, to which extra lines are appended.
 func sshdServerConfig(extra string) string {
-	base := fmt.Sprintf(`[sshd]
+	base := sshdDaemonConfig + fmt.Sprintf(`
+[sshd]
 listen = "127.0.0.1:%d"
 host_key_dir = "/etc/otpgate/sshd"
-socket = %q
-`, sshdPort, sshdSocket)
+`, sshdPort)
 	if !strings.Contains(extra, "log_level") {
 		base += "log_level = \"debug\"\n"
 	}

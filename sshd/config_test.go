@@ -11,7 +11,7 @@ import (
 
 func TestDefaultConfigValid(t *testing.T) {
 	c := DefaultConfig()
-	if err := c.Validate(); err != nil {
+	if err := Validate(&c); err != nil {
 		t.Fatal(err)
 	}
 	if c.AllowTCPForwarding || c.PermitRootLogin {
@@ -32,7 +32,6 @@ func TestLoadConfig(t *testing.T) {
 	p := writeFile(t, `issuer = "x"
 [daemon]
 socket = "/run/elsewhere.sock"
-unknown_daemon_key = 1
 
 [sshd]
 listen = "127.0.0.1:2200"
@@ -58,6 +57,7 @@ default = "required"
 	want.PermitOpen = []string{"localhost:22", "*:443"}
 	want.AcceptEnv = []string{"LANG"}
 	want.Banner = "hello"
+	want.Socket = "/run/elsewhere.sock" // daemon.socket
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("got  %+v\nwant %+v", *c, want)
 	}
@@ -79,10 +79,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		text string
 		want string // substring after the file name
 	}{
-		{name: "unknown key", text: "[daemon]\nx = 1\n\n[sshd]\nlisten = \":22\"\nlisten_adress = \":2\"\n", want: ":6: unknown key sshd.listen_adress"},
-		{name: "unknown subtable", text: "[sshd]\n[sshd.extra]\na = 1\n", want: ":2: unknown key sshd.extra"},
-		{name: "dotted unknown key", text: "sshd.bogus = true\n", want: ":1: unknown key sshd.bogus"},
-		{name: "wrong type", text: "[sshd]\nmax_startups = \"ten\"\n", want: ":2: (last key \"sshd.max_startups\"): incompatible types"},
+		{name: "unknown key", text: "[daemon]\nx = 1\n\n[sshd]\nlisten = \":22\"\nlisten_adress = \":2\"\n", want: ":6: unknown key \"sshd.listen_adress\""},
+		{name: "unknown subtable", text: "[sshd]\n[sshd.extra]\na = 1\n", want: ":2: unknown table \"sshd.extra\""},
+		{name: "dotted unknown key", text: "sshd.bogus = true\n", want: ":1: unknown key \"sshd.bogus\""},
+		{name: "wrong type", text: "[sshd]\nmax_startups = \"ten\"\n", want: ":2: key \"sshd.max_startups\": expected an integer"},
 		{name: "bad duration", text: "[sshd]\n\nlogin_grace_time = \"soon\"\n", want: ":3:"},
 		{name: "syntax", text: "[sshd\n", want: "to end table name"},
 		{name: "zero grace", text: "[sshd]\nlogin_grace_time = \"0s\"\n", want: "sshd.login_grace_time"},
@@ -95,6 +95,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "bad log level", text: "[sshd]\nlog_level = \"loud\"\n", want: "sshd.log_level"},
 		{name: "relative sftp server", text: "[sshd]\nsftp_server = \"sftp-server\"\n", want: "sshd.sftp_server"},
 		{name: "sshd not a table", text: "sshd = 1\n", want: "sshd"},
+		{name: "unknown key in another section", text: "[daemon]\nsockett = \"/x\"\n", want: ":2: unknown key \"daemon.sockett\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -58,7 +58,7 @@ func New(cfg *Config, signers []ssh.Signer, log *slog.Logger, level *slog.LevelV
 	if len(signers) == 0 {
 		return nil, errors.New("sshd: no host keys")
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := Validate(cfg); err != nil {
 		return nil, err
 	}
 	s := &Server{

@@ -21,7 +21,7 @@ func TestRunCheckConfig(t *testing.T) {
 		want string
 	}{
 		{name: "valid file", args: []string{"-config", good, "-check-config"}, code: 0, want: "is valid"},
-		{name: "unknown key", args: []string{"-config", bad, "-check-config"}, code: 1, want: bad + ":3: unknown key sshd.bogus"},
+		{name: "unknown key", args: []string{"-config", bad, "-check-config"}, code: 1, want: bad + ":3: unknown key \"sshd.bogus\""},
 		{name: "missing explicit file", args: []string{"-config", filepath.Join(dir, "none.toml"), "-check-config"}, code: 1, want: "no such file"},
 		{name: "stray argument", args: []string{"extra"}, code: 2, want: "usage:"},
 		{name: "unknown flag", args: []string{"-frobnicate"}, code: 2, want: "flag provided but not defined"},

@@ -25,6 +25,8 @@ type Config struct {
 	RateLimit RateLimit `toml:"rate_limit"`
 	Enroll    Enroll    `toml:"enroll"`
 	Audit     Audit     `toml:"audit"`
+	// SSHD configures otpgate-sshd; otpgated ignores it.
+	SSHD SSHD `toml:"sshd"`
 }
 
 // TOTP holds the code parameters given to newly enrolled users and the
@@ -156,5 +158,6 @@ func Default() Config {
 		},
 		Enroll: Enroll{SecretBytes: 20, RecoveryCodes: 10, PendingTimeout: Duration{15 * time.Minute}},
 		Audit:  Audit{Destination: "stderr"},
+		SSHD:   defaultSSHD("/run/otpgate/otpgated.sock"),
 	}
 }

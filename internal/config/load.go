@@ -216,4 +216,6 @@ func (c *Config) normalize() {
 			*list = nil
 		}
 	}
+	// otpgate-sshd reaches the daemon where the daemon listens.
+	c.SSHD.Socket = c.Daemon.Socket
 }

@@ -87,6 +87,27 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 		},
 		Enroll: config.Enroll{SecretBytes: 32, RecoveryCodes: 0, PendingTimeout: config.Duration{Duration: 90 * time.Minute}},
 		Audit:  config.Audit{Destination: "/var/log/otpgate/audit.log"},
+		SSHD: config.SSHD{
+			Listen:               "127.0.0.1:2200",
+			HostKeyDir:           "/srv/otpgate/sshd-keys",
+			HostKeyTypes:         []string{"ed25519", "rsa"},
+			Socket:               "/run/otpgate-test/otpgated.sock", // daemon.socket
+			LoginGraceTime:       config.Duration{Duration: 20 * time.Second},
+			MaxAuthTries:         3,
+			MaxStartups:          50,
+			PerSourceMaxStartups: 5,
+			ClientAliveInterval:  config.Duration{Duration: 30 * time.Second},
+			ClientAliveCountMax:  4,
+			MaxSessions:          2,
+			PermitRootLogin:      true,
+			AllowTCPForwarding:   true,
+			PermitOpen:           []string{"db.internal:5432"},
+			AcceptEnv:            []string{"LANG"},
+			SFTPServer:           "",
+			ShutdownTimeout:      config.Duration{Duration: time.Minute},
+			Banner:               "Authorized use only.",
+			LogLevel:             "warn",
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(full.toml):\n got %+v\nwant %+v", got, want)

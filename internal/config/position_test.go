@@ -142,7 +142,7 @@ func TestSuggest(t *testing.T) {
 		{"a dropped letter", toml.Key{"rate_limit", "max_failure"}, false, "rate_limit.max_failures"},
 		{"a doubled letter", toml.Key{"totp", "perriod"}, false, "totp.period"},
 		{"a different case", toml.Key{"TOTP", "Digits"}, false, "totp.digits"},
-		{"a key in the wrong table", toml.Key{"enroll", "log_level"}, false, "daemon.log_level"},
+		{"a key in the wrong table", toml.Key{"enroll", "state_dir"}, false, "daemon.state_dir"},
 		{"a misspelt table", toml.Key{"ratelimit"}, true, "rate_limit"},
 		{"a table is not offered for a value", toml.Key{"totpp"}, false, ""},
 		{"a value is not offered for a table", toml.Key{"issuers"}, true, ""},

@@ -19,6 +19,7 @@ const (
 	kindFloat
 	kindDuration
 	kindStrings
+	kindBool
 )
 
 // field is one key the file may set.
@@ -70,6 +71,8 @@ func kindOf(t reflect.Type) kind {
 		return kindFloat
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
 		return kindStrings
+	case t.Kind() == reflect.Bool:
+		return kindBool
 	}
 	panic(fmt.Sprintf("config: field type %s has no TOML kind; extend kindOf", t))
 }
@@ -87,6 +90,8 @@ func (k kind) expected() string {
 		return "a number"
 	case kindDuration:
 		return `a duration string such as "90s", "5m" or "1h30m"`
+	case kindBool:
+		return "true or false"
 	default:
 		return "an array of strings"
 	}
@@ -147,6 +152,8 @@ func (f field) check(typ string, v any) string {
 		ok = typ == "String"
 	case kindInt:
 		ok = typ == "Integer"
+	case kindBool:
+		ok = typ == "Bool"
 	case kindFloat:
 		ok = typ == "Integer" || typ == "Float"
 	case kindDuration:
