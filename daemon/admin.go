@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/otpgate/otpgate/daemon/store"
@@ -26,6 +27,9 @@ func (s *Server) adminList(rc *reqCtx) (*protocol.Response, error) {
 	users := []protocol.UserStatus{}
 	next := ""
 	err := s.store.List(rc.After, func(rec *store.Record) error {
+		if strings.HasPrefix(rec.User, protocol.ReservedUserPrefix) {
+			return nil
+		}
 		if len(users) == listPageSize {
 			next = users[len(users)-1].User
 			return store.ErrStop
@@ -72,6 +76,7 @@ func (s *Server) adminUnlock(rc *reqCtx) (*protocol.Response, error) {
 			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: rc.User + " has no state to unlock."}
 		}
 		cur.Failures, cur.Lockouts, cur.AdminLocked = 0, 0, false
+		cur.Sources = nil
 		cur.LockedUntil = time.Time{}
 		return cur, nil
 	})

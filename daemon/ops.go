@@ -61,6 +61,10 @@ func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error)
 		s.auditDecision(rc, string(protocol.OutcomeExempt), "policy")
 		return &protocol.VerifyResult{Outcome: protocol.OutcomeExempt}, nil, nil
 	}
+	if exemptNetwork(&rc.cfg.Policy, rc.RHost) {
+		s.auditDecision(rc, string(protocol.OutcomeExempt), "exempt_network")
+		return &protocol.VerifyResult{Outcome: protocol.OutcomeExempt}, nil, nil
+	}
 	rec, err := s.getRecord(rc.User)
 	if err != nil {
 		return nil, nil, err
@@ -85,6 +89,17 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 	if err != nil || res != nil {
 		return &protocol.Response{Verify: res}, err
 	}
+	if blocked, retry, err := s.globalSourceBlock(rc); err != nil || blocked {
+		if err != nil {
+			return nil, err
+		}
+		s.auditDecision(rc, "locked", "source_blocked")
+		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: sourceLockedMessage(retry)}}, nil
+	}
+	if blocked, retry := sourceBlocked(&rc.cfg.RateLimit, rec, rc.source, rc.now); blocked {
+		s.auditDecision(rc, "locked", "source_locked")
+		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: sourceLockedMessage(retry)}}, nil
+	}
 	if locked, retry := lockState(rec, rc.now); locked {
 		s.auditDecision(rc, "locked", "locked")
 		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: lockedMessage(rc.User, retry)}}, nil
@@ -105,6 +120,13 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept f
 		if locked, _ := lockState(rec, rc.now); !locked {
 			guess = guessRecovery(rec.Active, rc.Code)
 		}
+	}
+	if blocked, retry, err := s.globalSourceBlock(rc); err != nil {
+		return attempt{}, err
+	} else if blocked {
+		a := attempt{outcome: protocol.OutcomeLocked, reason: "source_blocked", retryAfter: retry, message: sourceLockedMessage(retry)}
+		s.auditDecision(rc, string(a.outcome), a.reason)
+		return a, nil
 	}
 	var a attempt
 	err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
@@ -136,6 +158,11 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept f
 		return attempt{}, err
 	}
 	s.auditDecision(rc, string(a.outcome), a.reason)
+	if a.outcome != protocol.OutcomeLocked {
+		if err := s.noteSourceResult(rc, a.outcome != protocol.OutcomeAccept); err != nil {
+			s.log.Error("per-address failure count not updated", "source", rc.source, "err", err)
+		}
+	}
 	return a, nil
 }
 
@@ -207,6 +234,7 @@ func (s *Server) userStatus(rc *reqCtx, rec *store.Record, a account) protocol.U
 		st.LockedUntil = rec.LockedUntil
 	}
 	st.LastSuccess = rec.LastSuccess
+	st.BlockedSources = blockedSources(rec, rc.now)
 	return st
 }
 

@@ -260,7 +260,7 @@ func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) 
 			resp = errorResponse(id, protocol.ErrInternal, "internal error; see the otpgated log")
 		}
 	}()
-	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now()}
+	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now(), source: sourceOf(req.RHost)}
 	resp, err = s.dispatch(rc)
 	if err != nil {
 		var pe *protocol.Error
@@ -280,4 +280,6 @@ type reqCtx struct {
 	peer Peer
 	cfg  *config.Config
 	now  time.Time
+	// source is the remote address as a per-source limit key ("" if none).
+	source string
 }

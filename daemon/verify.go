@@ -92,6 +92,10 @@ func lockedMessage(user string, retryAfter int64) string {
 // user is refused before the code is looked at, and a failure is counted in
 // the same commit that decided it.
 func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code string, guess *recoveryGuess) (attempt, error) {
+	rl := &rc.cfg.RateLimit
+	if blocked, retry := sourceBlocked(rl, rec, rc.source, rc.now); blocked {
+		return attempt{outcome: protocol.OutcomeLocked, reason: "source_locked", retryAfter: retry, message: sourceLockedMessage(retry)}, nil
+	}
 	if locked, retry := lockState(rec, rc.now); locked {
 		return attempt{outcome: protocol.OutcomeLocked, reason: "locked", retryAfter: retry, message: lockedMessage(rec.User, retry)}, nil
 	}
@@ -153,9 +157,14 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 	if a.outcome == protocol.OutcomeAccept {
 		rec.Failures, rec.Lockouts, rec.LockedUntil = 0, 0, time.Time{}
 		rec.LastSuccess = rc.now
+		if st := rec.Sources[rc.source]; st != nil {
+			st.Failures = 0
+			pruneSources(rec, rc.now)
+		}
 		return a, nil
 	}
 	s.chargeFailure(rc.cfg, rec, rc.now, &a)
+	chargeSource(rl, rec, rc.source, rc.now, &a)
 	return a, nil
 }
 

@@ -54,6 +54,21 @@ type Record struct {
 	AdminLocked bool `json:"admin_locked,omitempty"`
 
 	LastSuccess time.Time `json:"last_success,omitzero"`
+
+	// Sources holds per-remote-address failure state for this user
+	// (rate_limit.per_source_max_failures), keyed by address (an IPv6
+	// address by its /64).
+	Sources map[string]*SourceState `json:"sources,omitempty"`
+}
+
+// SourceState is the failure state of one remote address.
+type SourceState struct {
+	// Failures counts consecutive failures from this address.
+	Failures int `json:"failures"`
+	// BlockedUntil is the end of this address's block (zero: not blocked).
+	BlockedUntil time.Time `json:"blocked_until,omitzero"`
+	// LastFailure is when the last failure happened (for pruning).
+	LastFailure time.Time `json:"last_failure,omitzero"`
 }
 
 // Enrollment is one TOTP secret with its parameters and recovery codes.

@@ -75,6 +75,11 @@ type Policy struct {
 	// required and exempt in the same file.
 	ExemptUsers  []string `toml:"exempt_users"`
 	ExemptGroups []string `toml:"exempt_groups"`
+	// ExemptNetworks are CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"):
+	// logins whose remote address (PAM_RHOST, or otpgate-sshd's peer) is
+	// inside one skip the code. An empty or unparseable remote host (a host
+	// name with sshd's UseDNS, sudo without a remote host) never matches.
+	ExemptNetworks []string `toml:"exempt_networks"`
 }
 
 // RateLimit bounds guessing. Failures are counted per user across every
@@ -91,6 +96,19 @@ type RateLimit struct {
 	// MaxConsecutiveFailures locks the user until an admin unlocks them
 	// (at most 100, NIST SP 800-63B 5.2.2).
 	MaxConsecutiveFailures int `toml:"max_consecutive_failures"`
+	// PerSourceMaxFailures consecutive failures for one user from one
+	// remote address block that address for that user for
+	// PerSourceLockout, before the per-user limit is reached, so that a
+	// guesser at one address cannot lock the owner out (0: off; must be
+	// below MaxFailures).
+	PerSourceMaxFailures int `toml:"per_source_max_failures"`
+	// PerSourceLockout is how long such an address stays blocked.
+	PerSourceLockout Duration `toml:"per_source_lockout"`
+	// SourceMaxFailures failures from one remote address, across all
+	// users, block that address for every user for SourceLockout (0: off).
+	SourceMaxFailures int `toml:"source_max_failures"`
+	// SourceLockout is how long such an address stays blocked.
+	SourceLockout Duration `toml:"source_lockout"`
 }
 
 // Enroll configures new enrollments.
@@ -155,6 +173,8 @@ func Default() Config {
 			Backoff:                2,
 			MaxLockout:             Duration{time.Hour},
 			MaxConsecutiveFailures: 100,
+			PerSourceLockout:       Duration{15 * time.Minute},
+			SourceLockout:          Duration{time.Hour},
 		},
 		Enroll: Enroll{SecretBytes: 20, RecoveryCodes: 10, PendingTimeout: Duration{15 * time.Minute}},
 		Audit:  Audit{Destination: "stderr"},

@@ -77,6 +77,7 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			RequiredGroups: []string{"wheel", "domain-admins@EXAMPLE.COM"},
 			ExemptUsers:    []string{"ansible", "backup$"},
 			ExemptGroups:   []string{"svc-accounts"},
+			ExemptNetworks: []string{"10.0.0.0/8", "2001:db8::/32"},
 		},
 		RateLimit: config.RateLimit{
 			MaxFailures:            3,
@@ -84,6 +85,10 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			Backoff:                1.5,
 			MaxLockout:             config.Duration{Duration: 6 * time.Hour},
 			MaxConsecutiveFailures: 50,
+			PerSourceMaxFailures:   2,
+			PerSourceLockout:       config.Duration{Duration: 30 * time.Minute},
+			SourceMaxFailures:      40,
+			SourceLockout:          config.Duration{Duration: 2 * time.Hour},
 		},
 		Enroll: config.Enroll{SecretBytes: 32, RecoveryCodes: 0, PendingTimeout: config.Duration{Duration: 90 * time.Minute}},
 		Audit:  config.Audit{Destination: "/var/log/otpgate/audit.log"},

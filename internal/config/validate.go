@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -178,6 +179,11 @@ func (c *Config) problems() []*keyError {
 	ch.names("policy.exempt_groups", "group", p.ExemptGroups)
 	ch.overlap("policy.required_users", "policy.exempt_users", "user", p.RequiredUsers, p.ExemptUsers)
 	ch.overlap("policy.required_groups", "policy.exempt_groups", "group", p.RequiredGroups, p.ExemptGroups)
+	for _, n := range p.ExemptNetworks {
+		if pfx, err := netip.ParsePrefix(n); err != nil || pfx.Masked() != pfx {
+			ch.add("policy.exempt_networks", nil, "%q is not a network in CIDR form with the host bits zero, such as \"10.0.0.0/8\" or \"2001:db8::/32\"", n)
+		}
+	}
 
 	rl := c.RateLimit
 	maxFailuresOK := ch.intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100, "")
@@ -204,6 +210,16 @@ func (c *Config) problems() []*keyError {
 		ch.add("rate_limit.max_consecutive_failures", []string{"rate_limit.max_failures"},
 			"must be at least rate_limit.max_failures (%d), got %d", rl.MaxFailures, mcf)
 	}
+
+	if ch.intRange("rate_limit.per_source_max_failures", rl.PerSourceMaxFailures, 0, 100, "") &&
+		maxFailuresOK && rl.PerSourceMaxFailures != 0 && rl.PerSourceMaxFailures >= rl.MaxFailures {
+		ch.add("rate_limit.per_source_max_failures", []string{"rate_limit.max_failures"},
+			"must be below rate_limit.max_failures (%d), so that one address is blocked before its guesses lock the user out; got %d",
+			rl.MaxFailures, rl.PerSourceMaxFailures)
+	}
+	ch.durationRange("rate_limit.per_source_lockout", rl.PerSourceLockout, time.Second, week)
+	ch.intRange("rate_limit.source_max_failures", rl.SourceMaxFailures, 0, 100000, "")
+	ch.durationRange("rate_limit.source_lockout", rl.SourceLockout, time.Second, week)
 
 	e := c.Enroll
 	if e.SecretBytes < 16 || e.SecretBytes > 64 {

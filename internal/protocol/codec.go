@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -21,6 +22,10 @@ const (
 	MaxAuthInfoLen = 8192
 	MaxImportCodes = 100
 )
+
+// ReservedUserPrefix starts the store keys the daemon keeps for itself
+// (per-address counters); no request may name a user with it.
+const ReservedUserPrefix = "/"
 
 // ErrFrameTooLarge is returned when a frame's declared length exceeds MaxFrame.
 var ErrFrameTooLarge = errors.New("protocol: frame exceeds 64 KiB")
@@ -170,6 +175,9 @@ func (r *Request) Validate() error {
 	}
 	if err := checkField("auth_info", r.AuthInfo, MaxAuthInfoLen, true); err != nil {
 		return err
+	}
+	if strings.HasPrefix(r.User, ReservedUserPrefix) {
+		return fmt.Errorf("user names starting with %q are reserved", ReservedUserPrefix)
 	}
 	needsUser := r.Op != OpPing && r.Op != OpAdminList
 	if needsUser && r.User == "" {

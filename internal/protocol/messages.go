@@ -196,6 +196,16 @@ type UserStatus struct {
 	LockedByAdmin     bool      `json:"locked_by_admin,omitempty"`
 	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
 	LastSuccess       time.Time `json:"last_success,omitzero"`
+	// BlockedSources lists remote addresses currently blocked for this
+	// user by the per-source limit.
+	BlockedSources []BlockedSource `json:"blocked_sources,omitempty"`
+}
+
+// BlockedSource is one remote address blocked for a user.
+type BlockedSource struct {
+	Source   string    `json:"source"`
+	Until    time.Time `json:"until"`
+	Failures int       `json:"failures"`
 }
 
 // EnrollInfo is returned once, to the enrolling user, by OpEnrollBegin.
