@@ -109,18 +109,21 @@ type clientResult struct {
 }
 
 func clientMain() int {
-	var req protocol.Request
-	if err := json.NewDecoder(os.Stdin).Decode(&req); err != nil {
+	var reqs []*protocol.Request
+	if err := json.NewDecoder(os.Stdin).Decode(&reqs); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
 	c := protocol.Client{Socket: os.Getenv("OTPGATE_SOCKET")}
-	resp, err := c.Do(context.Background(), &req)
-	res := clientResult{Resp: resp}
-	if err != nil {
-		res.Err = err.Error()
+	results := make([]clientResult, len(reqs))
+	for i, req := range reqs {
+		resp, err := c.Do(context.Background(), req)
+		results[i].Resp = resp
+		if err != nil {
+			results[i].Err = err.Error()
+		}
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+	if err := json.NewEncoder(os.Stdout).Encode(results); err != nil {
 		return 3
 	}
 	return 0
@@ -315,7 +318,14 @@ func (d *testDaemon) oathtoolCode(secret []byte) string {
 // the reply or the error text.
 func (d *testDaemon) clientAs(uid uint32, req *protocol.Request) (*protocol.Response, string) {
 	d.t.Helper()
-	body, err := json.Marshal(req)
+	res := d.clientAsMany(uid, []*protocol.Request{req})
+	return res[0].Resp, res[0].Err
+}
+
+// clientAsMany sends reqs in order from one process running as uid.
+func (d *testDaemon) clientAsMany(uid uint32, reqs []*protocol.Request) []clientResult {
+	d.t.Helper()
+	body, err := json.Marshal(reqs)
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -329,11 +339,11 @@ func (d *testDaemon) clientAs(uid uint32, req *protocol.Request) (*protocol.Resp
 	if err != nil {
 		d.t.Fatalf("client as uid %d: %v: %s", uid, err, stderr.String())
 	}
-	var res clientResult
-	if err := json.Unmarshal(out, &res); err != nil {
+	var res []clientResult
+	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(reqs) {
 		d.t.Fatalf("client output %q: %v", out, err)
 	}
-	return res.Resp, res.Err
+	return res
 }
 
 // errCode extracts the protocol error code from an error.
