@@ -207,6 +207,42 @@ func TestExec(t *testing.T) {
 	if out, code, _ := c.Exec(context.Background(), "ps", "-eo", "pid,stat,args"); strings.Contains(out, "sleep") || code != 0 {
 		t.Errorf("sleep still there after the deadline:\n%s", out)
 	}
+	// timeout(1) leaves nsenter's process group; the deadline still kills
+	// it and its child, and Exec returns promptly.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	start = time.Now()
+	if _, code, err := c.Exec(ctx2, "timeout", "100", "sh", "-c", "sleep 1000; echo never"); code != -1 || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
+		t.Errorf("Exec of timeout past deadline: code %d err %v after %v", code, err, time.Since(start))
+	}
+	// Kill does the same for a started command.
+	started := c.Command("timeout", "100", "sh", "-c", "sleep 1000; echo never")
+	if err := started.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool {
+		out, _, _ := c.Exec(context.Background(), "ps", "-eo", "args")
+		return strings.Contains(out, "sleep 1000\n")
+	})
+	if err := c.Kill(started); err != nil {
+		t.Fatal(err)
+	}
+	if err := started.Wait(); err == nil {
+		t.Error("killed command exited 0")
+	}
+	if out, _, _ := c.Exec(context.Background(), "ps", "-eo", "pid,stat,args"); strings.Contains(out, "sleep") || strings.Contains(out, "timeout") {
+		t.Errorf("processes left after Kill:\n%s", out)
+	}
+	// A process left holding the output pipe does not hang Wait forever.
+	lingering := c.Command("sh", "-c", "sleep 1000 & echo done")
+	if lingering.WaitDelay != PipeWaitDelay {
+		t.Errorf("WaitDelay %v, want %v", lingering.WaitDelay, PipeWaitDelay)
+	}
+	lingering.WaitDelay = 100 * time.Millisecond
+	start = time.Now()
+	if out, err := lingering.Output(); !errors.Is(err, exec.ErrWaitDelay) || string(out) != "done\n" || time.Since(start) > 3*time.Second {
+		t.Errorf("command leaving a process on its stdout: %q, %v after %v", out, err, time.Since(start))
+	}
 	cmd := c.Command("cat")
 	cmd.Stdin = strings.NewReader("stdin data")
 	if got, err := cmd.Output(); err != nil || string(got) != "stdin data" {

@@ -46,6 +46,17 @@ func (c *Container) Command(name string, args ...string) *exec.Cmd {
 	return c.command(nil, name, args...)
 }
 
+// CommandContext is Command bound to ctx: when ctx is done the command and
+// every process it started inside are killed (see Kill).
+func (c *Container) CommandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return c.command(ctx, name, args...)
+}
+
+// CommandAsContext is CommandAs bound to ctx (see CommandContext).
+func (c *Container) CommandAsContext(ctx context.Context, user, name string, args ...string) *exec.Cmd {
+	return c.commandAs(ctx, user, name, args...)
+}
+
 // command builds Command's *exec.Cmd, bound to ctx when it is non-nil: on
 // cancellation the whole process group is killed, not only nsenter.
 func (c *Container) command(ctx context.Context, name string, args ...string) *exec.Cmd {
@@ -61,11 +72,13 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 			killCommand(cmd.Process.Pid)
 			return nil
 		}
-		// A daemon forked by the command may hold the output pipe open.
-		cmd.WaitDelay = 5 * time.Second
 	} else {
 		cmd = exec.Command(nsenterPath, argv...)
 	}
+	// A process started by the command (a daemon, or one left behind when
+	// the command was killed) may hold the output pipes open: Wait then
+	// returns this long after the command exited, instead of never.
+	cmd.WaitDelay = PipeWaitDelay
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=" + defaultPath, "HOME=/root", "LANG=C.UTF-8"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: c.root, Setpgid: true}
@@ -189,4 +202,25 @@ func describe(user, name string, args []string) string {
 		}
 	}
 	return b.String()
+}
+
+// PipeWaitDelay is the WaitDelay of the commands made by Command and
+// CommandAs (see exec.Cmd.WaitDelay): once the command has exited, or its
+// context is done, Wait waits at most this long for its output pipes to
+// close. Wait then returns exec.ErrWaitDelay if the command itself
+// succeeded.
+const PipeWaitDelay = 5 * time.Second
+
+// Kill kills a command made by Command or CommandAs and started, with every
+// process it started inside, including those that left its process group
+// (timeout(1) does, and daemons), and lets nsenter reap the command. Prefer
+// it to killing the process group yourself: killing nsenter first hands the
+// command to the host's init instead of the container's. The caller still
+// calls Wait (Kill does not).
+func (c *Container) Kill(cmd *exec.Cmd) error {
+	if cmd.Process == nil {
+		return errors.New("container: kill: command not started")
+	}
+	killCommand(cmd.Process.Pid)
+	return nil
 }

@@ -227,13 +227,31 @@ func (p *Process) Stop() error {
 }
 
 // killCommand SIGKILLs a command started through nsenter (nsenterPid) and
-// its process group. The command itself dies first and nsenter reaps it:
-// were nsenter killed first, its orphaned child would be handed to the
-// host's reaper (nsenter lives in the host's pid namespace), not to the
-// container's pid 1, and linger as a zombie that also holds up the
-// container's teardown.
+// every process it started, including those that left its process group
+// (timeout(1), shells with job control, daemons). The descendants are
+// stopped first, so they cannot fork while being collected; then the
+// command dies and nsenter reaps it, then the descendants die (pid 1 of the
+// container reaps them), then nsenter's group. Were nsenter killed first,
+// its orphaned child would be handed to the host's reaper (nsenter lives in
+// the host's pid namespace), not to the container's pid 1, and linger as a
+// zombie that also holds up the container's teardown.
 func killCommand(nsenterPid int) {
-	if child := firstChild(nsenterPid); child > 0 {
+	child := firstChild(nsenterPid)
+	if child > 0 {
+		stopped := map[int]bool{}
+		for range 5 { // until no new descendant appears
+			grew := false
+			for _, pid := range descendants(child) {
+				if !stopped[pid] {
+					stopped[pid] = true
+					grew = true
+					_ = syscall.Kill(pid, syscall.SIGSTOP)
+				}
+			}
+			if !grew {
+				break
+			}
+		}
 		_ = syscall.Kill(child, syscall.SIGKILL)
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
@@ -242,22 +260,53 @@ func killCommand(nsenterPid int) {
 			}
 			time.Sleep(time.Millisecond)
 		}
+		for pid := range stopped {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 	_ = syscall.Kill(-nsenterPid, syscall.SIGKILL)
 }
 
+// children returns the children of every thread of pid.
+func children(pid int) []int {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil
+	}
+	var kids []int
+	for _, task := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, n)
+			}
+		}
+	}
+	return kids
+}
+
+// descendants returns the children of pid, their children, and so on.
+func descendants(pid int) []int {
+	var all []int
+	queue := children(pid)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		all = append(all, p)
+		queue = append(queue, children(p)...)
+	}
+	return all
+}
+
 // firstChild returns the first child of pid, or 0.
 func firstChild(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil {
-		return 0
+	if kids := children(pid); len(kids) > 0 {
+		return kids[0]
 	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0
-	}
-	n, _ := strconv.Atoi(f[0])
-	return n
+	return 0
 }
 
 // execed reports whether pid, forked by nsenter, has executed the command
