@@ -407,7 +407,7 @@ func rsaTestSigner(t *testing.T) ssh.Signer {
 // TestLoginGraceTime is part of T29: silent and stalled connections are
 // closed at the grace time.
 func TestLoginGraceTime(t *testing.T) {
-	e := startServer(t, nil, func(c *Config) { c.LoginGraceTime = Duration{700 * time.Millisecond} })
+	e := startServer(t, nil, func(c *Config) { c.LoginGraceTime = Duration{Duration: 700 * time.Millisecond} })
 	tests := []struct {
 		name string
 		send []byte
@@ -470,7 +470,7 @@ func (c *stallingConn) Close() error {
 // the grace time.
 func TestGraceTimeMidHandshake(t *testing.T) {
 	key := newSigner(t)
-	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) { c.LoginGraceTime = Duration{700 * time.Millisecond} })
+	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) { c.LoginGraceTime = Duration{Duration: 700 * time.Millisecond} })
 	t.Run("half-finished key exchange", func(t *testing.T) {
 		nc, err := net.Dial("tcp", e.addr)
 		if err != nil {
@@ -532,7 +532,7 @@ func TestMaxStartups(t *testing.T) {
 	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) {
 		c.MaxStartups = 3
 		c.PerSourceMaxStartups = 2
-		c.LoginGraceTime = Duration{2 * time.Second}
+		c.LoginGraceTime = Duration{Duration: 2 * time.Second}
 	})
 	e.daemon.check = protocol.OutcomeExempt
 	var idle []net.Conn

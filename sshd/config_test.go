@@ -51,7 +51,7 @@ default = "required"
 	}
 	want := DefaultConfig()
 	want.Listen = "127.0.0.1:2200"
-	want.LoginGraceTime = Duration{10 * time.Second}
+	want.LoginGraceTime = Duration{Duration: 10 * time.Second}
 	want.MaxStartups = 20
 	want.AllowTCPForwarding = true
 	want.PermitOpen = []string{"localhost:22", "*:443"}

@@ -192,7 +192,7 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HostKeyDir = filepath.Join(base, "hostkeys")
-	cfg.LoginGraceTime = Duration{5 * time.Second}
+	cfg.LoginGraceTime = Duration{Duration: 5 * time.Second}
 	cfg.ClientAliveInterval = Duration{}
 	cfg.PerSourceMaxStartups = 0
 	if mod != nil {

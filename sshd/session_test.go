@@ -433,7 +433,7 @@ func newFreezingProxy(t *testing.T, target string) *freezingProxy {
 func TestClientAlive(t *testing.T) {
 	key := newSigner(t)
 	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) {
-		c.ClientAliveInterval = Duration{200 * time.Millisecond}
+		c.ClientAliveInterval = Duration{Duration: 200 * time.Millisecond}
 		c.ClientAliveCountMax = 2
 	})
 	e.daemon.check = protocol.OutcomeExempt
