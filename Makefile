@@ -47,7 +47,7 @@ bench: ## Go benchmarks
 ##### lint
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: deps ## gofmt and go vet (after deps: vet compiles the cgo PAM module)
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
