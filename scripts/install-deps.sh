@@ -3,8 +3,8 @@
 # does); as another user it only checks, and fails naming what is missing.
 set -eu
 
-PKGS="libpam0g-dev openssh-server openssh-client sudo pamtester oathtool zbar-tools imagemagick tmux strace util-linux iproute2 passwd libpam-wrapper"
-TOOLS="oathtool zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux convert unshare setpriv useradd strace"
+PKGS="libpam0g-dev openssh-server openssh-client sudo pamtester oathtool zbar-tools tmux strace util-linux iproute2 passwd libpam-wrapper"
+TOOLS="oathtool zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux unshare setpriv useradd strace"
 
 missing=""
 for t in $TOOLS; do
