@@ -457,3 +457,14 @@ func BenchmarkStart(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExec measures running a trivial command inside (nsenter's fork
+// and exec included).
+func BenchmarkExec(b *testing.B) {
+	c := Start(b)
+	for b.Loop() {
+		if out, _, err := c.Exec(context.Background(), "true"); err != nil {
+			b.Fatalf("%v: %s", err, out)
+		}
+	}
+}
