@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,6 +106,10 @@ func setupContainer(cfg initConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
+	submounts, err := realSubmounts()
+	if err != nil {
+		return err
+	}
 	// Open the bind sources now: the scratch tmpfs below may hide them (a
 	// source under /tmp) and bind mounts from an fd resolve the real path.
 	bindFds := make([]int, len(cfg.Binds))
@@ -119,15 +124,19 @@ func setupContainer(cfg initConfig) error {
 	if err := unix.Mount("otpgate-scratch", scratchDir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0700"); err != nil {
 		return fmt.Errorf("mount scratch tmpfs on %s: %w", scratchDir, err)
 	}
-	upper, work, root := scratchDir+"/upper", scratchDir+"/work", scratchDir+"/root"
-	for _, d := range []string{upper, work, root} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	root := scratchDir + "/root"
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	if err := overlay("/", root, "root"); err != nil {
+		return err
+	}
+	// The overlay of / does not show file systems mounted below / (say a
+	// separate /usr or /work): give each its own overlay, in mount order.
+	for i, m := range submounts {
+		if err := overlay(m, root+m, strconv.Itoa(i)); err != nil {
 			return err
 		}
-	}
-	opts := fmt.Sprintf("lowerdir=/,upperdir=%s,workdir=%s", upper, work)
-	if err := unix.Mount("otpgate-root", root, "overlay", 0, opts); err != nil {
-		return fmt.Errorf("mount overlay of / (%s): %w (is the overlay module available?)", opts, err)
 	}
 
 	const nsd = unix.MS_NOSUID | unix.MS_NODEV
@@ -177,6 +186,106 @@ func setupContainer(cfg initConfig) error {
 		return err
 	}
 	return loopbackUp()
+}
+
+// overlay mounts an overlay of the directory lower on target, with its upper
+// and work directories in the scratch tmpfs under name.
+func overlay(lower, target, name string) error {
+	upper, work := scratchDir+"/upper-"+name, scratchDir+"/work-"+name
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("otpgate-root", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay of %s (%s): %w (is the overlay module available?)", lower, opts, err)
+	}
+	return nil
+}
+
+// pseudoFS are file system types that are not part of the host's file
+// tree proper: they are not carried into containers (or are mounted afresh).
+var pseudoFS = map[string]bool{
+	"proc": true, "sysfs": true, "cgroup": true, "cgroup2": true, "devtmpfs": true, "devpts": true,
+	"mqueue": true, "tmpfs": true, "ramfs": true, "securityfs": true, "debugfs": true, "tracefs": true,
+	"pstore": true, "bpf": true, "hugetlbfs": true, "fusectl": true, "configfs": true, "binfmt_misc": true,
+	"autofs": true, "efivarfs": true, "nsfs": true, "rpc_pipefs": true, "selinuxfs": true,
+}
+
+// freshDirs are replaced inside the container; mounts below them are not
+// carried in.
+var freshDirs = []string{"/proc", "/sys", "/dev", "/tmp", "/run", "/home", "/root", "/var/lib/otpgate", "/var/log"}
+
+// realSubmounts lists the directories where a real (disk, network or
+// overlay) file system is mounted below /, outside freshDirs, parents first.
+func realSubmounts() ([]string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	return parseSubmounts(string(data), isDir), nil
+}
+
+// isDir reports whether p is a directory.
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// parseSubmounts is realSubmounts on the text of a mountinfo file.
+func parseSubmounts(mountinfo string, isDir func(string) bool) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(mountinfo, "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 1 || pseudoFS[g[0]] {
+			continue
+		}
+		dir := unescapeMountinfo(f[4])
+		if dir == "/" || seen[dir] || under(dir, freshDirs) || strings.ContainsAny(dir, ",:\\") {
+			continue
+		}
+		if !isDir(dir) {
+			continue // a file bind mount (/etc/hosts in some containers)
+		}
+		seen[dir] = true
+		dirs = append(dirs, dir)
+	}
+	// Parents before children, whatever order they were mounted in.
+	sort.SliceStable(dirs, func(i, j int) bool { return strings.Count(dirs[i], "/") < strings.Count(dirs[j], "/") })
+	return dirs
+}
+
+// under reports whether dir is one of roots or below one.
+func under(dir string, roots []string) bool {
+	for _, r := range roots {
+		if dir == r || strings.HasPrefix(dir, r+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // bindMount binds the file or directory open as fd onto b.Target in root.
