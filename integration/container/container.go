@@ -84,7 +84,7 @@ var hostCounter atomic.Int64
 // be created, for example when not running as root.
 func Start(t testing.TB, opts ...Option) *Container {
 	t.Helper()
-	Require(t, "nsenter", "setpriv")
+	Require(t, nsenterPath, setprivPath)
 	c, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)

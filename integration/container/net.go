@@ -72,7 +72,7 @@ func (c *Container) DialContext(ctx context.Context, network, addr string) (net.
 	return r.conn, r.err
 }
 
-// WaitForSocket polls until a Unix stream socket is listening at the
+// WaitForSocket polls until a Unix stream (or seqpacket) socket is listening at the
 // in-container path p (a listening socket in the container's network
 // namespace is bound to the same file), and fails the test after timeout, or
 // as soon as the container is gone. It does not connect, so the daemon sees
@@ -158,7 +158,7 @@ func (c *Container) unixListening(p string) error {
 	// Num RefCount Protocol Flags Type St Inode Path
 	for _, line := range strings.Split(string(data), "\n")[1:] {
 		f := strings.Fields(line)
-		if len(f) < 8 || f[3] != "00010000" || f[4] != "0001" { // __SO_ACCEPTCON, SOCK_STREAM
+		if len(f) < 8 || f[3] != "00010000" || (f[4] != "0001" && f[4] != "0005") { // __SO_ACCEPTCON; SOCK_STREAM or SOCK_SEQPACKET
 			continue
 		}
 		bound := f[7]

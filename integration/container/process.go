@@ -76,7 +76,11 @@ func (c *Container) BackgroundCmd(t testing.TB, cmd *exec.Cmd) *Process {
 			t.Errorf("container: stop %s: %v", p.name, err)
 		}
 		if t.Failed() {
-			t.Logf("output of %s (pid %d in the container, %v):\n%s", p.name, p.pid, p.err, p.Output())
+			status := "still running"
+			if p.Exited() {
+				status = fmt.Sprint("exit: ", p.err)
+			}
+			t.Logf("output of %s (pid %d in the container, %s):\n%s", p.name, p.pid, status, p.Output())
 		}
 	})
 	return p
