@@ -73,6 +73,11 @@ func TestMounts(t *testing.T) {
 	if out := strings.TrimSpace(c.Run(t, "stat", "-c", "%a", "/tmp")); out != "1777" {
 		t.Errorf("/tmp mode %s, want 1777", out)
 	}
+	// Host sysctls cannot be changed from inside (the probe writes the
+	// current value back, harmless should it succeed).
+	if out, code, _ := c.Exec(context.Background(), "sh", "-c", "v=$(cat /proc/sys/kernel/printk_ratelimit) && echo $v > /proc/sys/kernel/printk_ratelimit"); code == 0 {
+		t.Errorf("/proc/sys is writable inside: %s", out)
+	}
 	opts := c.Run(t, "findmnt", "-n", "-o", "OPTIONS", "/dev/pts")
 	if !strings.Contains(opts, "ptmxmode=666") {
 		t.Errorf("/dev/pts options %q, want a devpts instance with ptmxmode=666", opts)

@@ -31,4 +31,26 @@
 //
 // Everything here needs root; [Require] fails (never skips) a test that is
 // not run as root or lacks a tool, naming the Debian package to install.
+//
+// Things to know:
+//
+//   - A container is a test fixture, not a security boundary: commands run
+//     as real root with all capabilities, /dev is the host's devtmpfs, and
+//     only /sys and /proc/sys are read-only. What it guarantees is that
+//     files, users, mounts, processes and network listeners stay inside.
+//   - File systems mounted below the host's / (a separate /usr, /work...)
+//     get overlays of their own, so they are seen, and written to only
+//     inside. The host's /tmp, /home, /root and /run are not seen at all.
+//   - [Container.Path] gives a host path into the container, for the test
+//     process's own opens, dials and reads; absolute symlinks met through
+//     it resolve against the host (see its doc). The file helpers
+//     ([Container.WriteFile], ReadFile, MkdirAll, Chown) and
+//     [Container.DialContext] resolve everything inside.
+//   - To stop a command early, use a context ([Container.Exec],
+//     [Container.CommandContext]), [Container.Kill] or [Process.Stop]; not
+//     kill(2) on the *exec.Cmd's process, which is nsenter and not the
+//     command (see [Container.Command]).
+//   - [Container.WaitForPort] and [Container.WaitForSocket] read the
+//     kernel's listen tables instead of connecting, so no probe connection
+//     reaches a daemon's logs or rate limits.
 package container

@@ -92,7 +92,8 @@ func reapAll() {
 	}
 }
 
-// mountSpec is one mount(2) call relative to the new root.
+// mountSpec is one mount(2) call relative to the new root. A source
+// "root:/path" is /path in the new root (for binds within it).
 type mountSpec struct {
 	source, target, fstype string
 	flags                  uintptr
@@ -148,11 +149,14 @@ func setupContainer(cfg initConfig) error {
 		{"tmpfs", "/var/lib/otpgate", "tmpfs", nsd, "mode=0755", 0o755},
 		{"tmpfs", "/var/log", "tmpfs", nsd, "mode=0755", 0o755},
 		{"proc", "/proc", "proc", nsd | unix.MS_NOEXEC, "", 0o555},
+		// Sysctls are mostly global: keep tests from changing the host's.
+		{"root:/proc/sys", "/proc/sys", "", unix.MS_BIND, "", 0},
+		{"", "/proc/sys", "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY, "", 0},
 		{"sysfs", "/sys", "sysfs", nsd | unix.MS_NOEXEC | unix.MS_RDONLY, "", 0o555},
 		// The host's devtmpfs (not recursively: its devpts and shm are replaced).
 		{"/dev", "/dev", "", unix.MS_BIND, "", 0o755},
 		{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 0},
-		{"/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, "", 0}, // source is taken in the new root
+		{"root:/dev/pts/ptmx", "/dev/ptmx", "", unix.MS_BIND, "", 0},
 		{"tmpfs", "/dev/shm", "tmpfs", nsd, "mode=1777", 0},
 	}
 	for _, m := range mounts {
@@ -163,8 +167,8 @@ func setupContainer(cfg initConfig) error {
 			}
 		}
 		source := m.source
-		if m.target == "/dev/ptmx" {
-			source = root + m.source
+		if p, ok := strings.CutPrefix(source, "root:"); ok {
+			source = root + p
 		}
 		if err := unix.Mount(source, target, m.fstype, m.flags, m.data); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.source, m.target, err)
