@@ -54,7 +54,7 @@ func WithBind(source, target string, readOnly bool) Option {
 
 // WithoutRepo does not bind the repository and $OTPGATE_BIN (they are then
 // still visible through the overlay of the host root, as of the moment the
-// container started, unless they live under /tmp, /home or /run).
+// container started, unless they live under /tmp, /home, /root or /run).
 func WithoutRepo() Option {
 	return func(o *options) { o.noRepo = true }
 }
