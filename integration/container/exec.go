@@ -215,8 +215,8 @@ const PipeWaitDelay = 5 * time.Second
 // process it started inside, including those that left its process group
 // (timeout(1) does, and daemons), and lets nsenter reap the command. Prefer
 // it to killing the process group yourself: killing nsenter first hands the
-// command to the host's init instead of the container's. The caller still
-// calls Wait (Kill does not).
+// command to the host's init instead of the container's. It returns once
+// they are gone (or after 3 seconds); the caller still calls Wait.
 func (c *Container) Kill(cmd *exec.Cmd) error {
 	if cmd.Process == nil {
 		return errors.New("container: kill: command not started")

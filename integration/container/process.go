@@ -257,7 +257,7 @@ func killCommand(nsenterPid int) {
 			}
 		}
 		_ = syscall.Kill(child, syscall.SIGKILL)
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(3 * time.Second)
 		for time.Now().Before(deadline) {
 			if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err != nil {
 				break // reaped by nsenter
@@ -266,6 +266,15 @@ func killCommand(nsenterPid int) {
 		}
 		for pid := range stopped {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		// Return once they are gone (reaped by the container's pid 1).
+		for pid := range stopped {
+			for time.Now().Before(deadline) {
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 		}
 	}
 	_ = syscall.Kill(-nsenterPid, syscall.SIGKILL)
