@@ -161,6 +161,12 @@ func TestWriteStatus(t *testing.T) {
 		{"admin lock", protocol.UserStatus{User: "bob", State: protocol.StateActive, LockedByAdmin: true}, []string{
 			"Locked:           yes, until an administrator runs 'otpgate admin unlock bob'",
 		}},
+		{"an address blocked by the per-source limit", protocol.UserStatus{
+			User: "carol", State: protocol.StateActive,
+			BlockedSources: []protocol.BlockedSource{{Source: "192.0.2.7", Until: now.Add(5 * time.Minute)}},
+		}, []string{
+			"Blocked address:  192.0.2.7 until 2026-03-01 12:05:00 UTC (too many failures from there; 'otpgate admin unlock carol' clears it)",
+		}},
 		{"escape sequences in names are neutralised", protocol.UserStatus{User: "ev\x1b]0;pwned\x07il", State: protocol.StateNone}, []string{
 			"User:             ev?]0;pwned?il",
 		}},

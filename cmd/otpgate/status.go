@@ -65,6 +65,10 @@ func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
 	}
 	row("Failed attempts", fmt.Sprint(st.Failures))
 	row("Locked", lockText(st, now, true))
+	for _, b := range st.BlockedSources {
+		row("Blocked address", fmt.Sprintf("%s until %s (too many failures from there; 'otpgate admin unlock %s' clears it)",
+			clean(b.Source), localTime(b.Until), clean(st.User)))
+	}
 	if !st.EnrolledAt.IsZero() {
 		row("Enrolled", localTime(st.EnrolledAt))
 	}
