@@ -53,7 +53,7 @@ func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
 		}
 	}
 	deny := func(msg string) (account, error) {
-		s.auditDecision(rc, "denied", "permission", "peer may not perform this operation")
+		s.auditDecision(rc, "denied", "permission", "detail", "peer may not perform this operation")
 		return account{}, permissionDenied(msg)
 	}
 	switch acc {

@@ -146,7 +146,8 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 		for i, h := range enr.Recovery {
 			if subtle.ConstantTimeCompare(h, guess.hash) == 1 {
 				enr.Recovery = append(enr.Recovery[:i:i], enr.Recovery[i+1:]...)
-				a = attempt{outcome: protocol.OutcomeAccept, reason: "recovery_code", recovery: true, remaining: len(enr.Recovery)}
+				a = attempt{outcome: protocol.OutcomeAccept, reason: "recovery_code", recovery: true, remaining: len(enr.Recovery),
+					message: recoveryMessage(len(enr.Recovery))}
 				break
 			}
 		}
@@ -195,6 +196,22 @@ func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.T
 	} else {
 		a.message = "Wrong code. " + lock
 	}
+}
+
+// lowRecovery is the number of recovery codes left at or below which the
+// user is told to make new ones.
+const lowRecovery = 2
+
+// recoveryMessage tells the user that a recovery code was used up and how
+// many are left, and, when few are, how to make new ones.
+func recoveryMessage(remaining int) string {
+	switch {
+	case remaining > lowRecovery:
+		return fmt.Sprintf("Recovery code accepted; %d left.", remaining)
+	case remaining == 0:
+		return "Recovery code accepted; none left: run 'otpgate recovery-codes' to make new ones."
+	}
+	return fmt.Sprintf("Recovery code accepted; only %d left: run 'otpgate recovery-codes' to make new ones.", remaining)
 }
 
 func clockMessage(offsetSeconds int64) string {

@@ -82,7 +82,7 @@ func TestPAMModule(t *testing.T) {
 		{"required user not enrolled", "", "otp-permit", pamRequired, func() string { return "" }, pamAuthErr, "", []string{requiredMsg}},
 		{"not enrolled: ignored, so the module alone denies", "", "otp-alone", "plainuser", func() string { return "" }, pamPermDenied, "", nil},
 		{"not enrolled: ignored, pam_permit admits", "", "otp-permit", "plainuser", func() string { return "" }, pamOK, "", nil},
-		{"recovery code", "", "otp-permit", "recoveryuser", func() string { return "87654321" }, pamOK, pamCodePrompt, []string{"Recovery code accepted; 1 left."}},
+		{"recovery code", "", "otp-permit", "recoveryuser", func() string { return "87654321" }, pamOK, pamCodePrompt, []string{"Recovery code accepted; only 1 left: run 'otpgate recovery-codes' to make new ones."}},
 		{"custom prompt", "", "otp-prompt", "promptuser", func() string { return e.code("promptuser") }, pamOK, "Code from your phone: ", nil},
 		{"unknown arguments are not fatal", "", "otp-extraarg", "argsuser", func() string { return e.code("argsuser") }, pamOK, pamCodePrompt, nil},
 		{"daemon socket absent, enrolled user", "", "otp-nosock", "bob", func() string { return e.code("bob") }, pamUnavail, "", nil},

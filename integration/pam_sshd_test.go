@@ -109,21 +109,32 @@ func (r sshResult) loggedIn(user string) bool {
 // SSH_ASKPASS. It never takes longer than pamCmdLimit.
 func (s *pamSSHD) login(user, key, code string) sshResult {
 	s.t.Helper()
+	return s.loginOpts(user, key, code, nil)
+}
+
+// loginOpts is login with extra ssh options (e.g. "-tt" for a terminal,
+// which makes sshd print PAM's messages after a successful login).
+func (s *pamSSHD) loginOpts(user, key, code string, opts []string) sshResult {
+	s.t.Helper()
 	s.logins++
 	log := fmt.Sprintf("%s/askpass-%d.log", pamWorkDir, s.logins)
 	ctx, cancel := context.WithTimeout(context.Background(), pamCmdLimit)
 	defer cancel()
 	start := time.Now()
-	out, exit, err := s.c.Exec(ctx, "env",
-		"ASKPASS_CODE="+code, "ASKPASS_LOG="+log,
-		"SSH_ASKPASS="+pamWorkDir+"/askpass", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0",
+	if opts == nil {
+		opts = []string{"-T"}
+	}
+	args := []string{"ASKPASS_CODE=" + code, "ASKPASS_LOG=" + log,
+		"SSH_ASKPASS=" + pamWorkDir + "/askpass", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0",
 		"timeout", "-k", "5", "40",
-		"ssh", "-F", "/dev/null", "-T", "-p", fmt.Sprint(pamSSHDPort),
-		"-i", pamWorkDir+"/"+key, "-o", "IdentitiesOnly=yes",
+		"ssh", "-F", "/dev/null", "-p", fmt.Sprint(pamSSHDPort)}
+	args = append(args, opts...)
+	args = append(args, "-i", pamWorkDir+"/"+key, "-o", "IdentitiesOnly=yes",
 		"-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
 		"-o", "ConnectTimeout=10", "-o", "LogLevel=INFO",
 		user+"@127.0.0.1", "echo LOGIN-OK-"+user)
+	out, exit, err := s.c.Exec(ctx, "env", args...)
 	r := sshResult{out: out, exit: exit, prompts: s.readOptional(log), elapsed: time.Since(start)}
 	if ctx.Err() != nil || exit == 124 || exit == 137 {
 		s.t.Fatalf("ssh %s hung (%v, exit %d):\n%s", user, err, exit, out)

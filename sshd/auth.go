@@ -259,6 +259,7 @@ func (a *authenticator) codeStep(user string, perms *ssh.Permissions, key ssh.Pu
 					second = "recovery"
 				}
 				log.Info("login accepted", "second_factor", second)
+				a.notice(res.Message)
 				return finalPerms(perms, second), nil
 			case protocol.OutcomeReject, protocol.OutcomeReplay:
 				log.Info("code refused", "outcome", string(res.Outcome), "try", try)
@@ -302,6 +303,16 @@ func (a *authenticator) terminal(msg string) error {
 		_ = a.preauth.SendAuthBanner(msg)
 	}
 	return &ssh.PartialSuccessError{}
+}
+
+// notice sends the daemon's note on a successful step (how many recovery
+// codes are left) as an auth banner; OpenSSH's client prints it before the
+// session starts. Unprintable or empty notes are dropped.
+func (a *authenticator) notice(msg string) {
+	if msg = userMessage(msg, ""); msg == "" || a.preauth == nil {
+		return
+	}
+	_ = a.preauth.SendAuthBanner(msg + "\n")
 }
 
 // userMessage returns the daemon's text if it is printable, else def.

@@ -624,3 +624,34 @@ func TestMaxAuthTries(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestRecoveryCodeNotice: a recovery code logs in, and the daemon's note
+// (codes left, how to make new ones) reaches the client as a banner.
+func TestRecoveryCodeNotice(t *testing.T) {
+	key := newSigner(t)
+	e := startServer(t, []string{authorizedLine(key, "")}, nil)
+	const note = "Recovery code accepted; only 1 left: run 'otpgate recovery-codes' to make new ones."
+	e.daemon.mu.Lock()
+	e.daemon.recovery, e.daemon.recoveryMessage = "abcd-efgh-jkmn", note
+	e.daemon.mu.Unlock()
+	c, res, err := e.dial(testUser, []ssh.Signer{key}, func(int) []string { return []string{"abcd-efgh-jkmn"} })
+	if err != nil {
+		t.Fatalf("recovery code refused: %v", err)
+	}
+	c.Close()
+	if got := strings.Join(res.banners, ""); got != note+"\n" {
+		t.Errorf("banners = %q, want %q", got, note+"\n")
+	}
+	// A plain code gets no banner.
+	e.daemon.mu.Lock()
+	e.daemon.code = "654321"
+	e.daemon.mu.Unlock()
+	c, res, err = e.dial(testUser, []ssh.Signer{key}, func(int) []string { return []string{"654321"} })
+	if err != nil {
+		t.Fatalf("code refused: %v", err)
+	}
+	c.Close()
+	if len(res.banners) != 0 {
+		t.Errorf("banners after a plain code: %q", res.banners)
+	}
+}

@@ -46,6 +46,10 @@ type recordingDaemon struct {
 	// code is the one code verify accepts (once: then replay).
 	code string
 	used bool
+	// recovery, if set, is accepted once as a recovery code with
+	// recoveryMessage.
+	recovery        string
+	recoveryMessage string
 }
 
 func (d *recordingDaemon) Do(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
@@ -74,6 +78,9 @@ func (d *recordingDaemon) Do(_ context.Context, req *protocol.Request) (*protoco
 		return &protocol.Response{Verify: res}, nil
 	case protocol.OpVerify:
 		switch {
+		case d.recovery != "" && req.Code == d.recovery:
+			d.recovery = ""
+			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeAccept, Recovery: true, Message: d.recoveryMessage}}, nil
 		case req.Code == d.code && !d.used:
 			d.used = true
 			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeAccept}}, nil

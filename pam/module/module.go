@@ -209,6 +209,9 @@ func verifyDecision(resp *protocol.Response, err error) (info, msg string, resul
 	v := resp.Verify
 	switch v.Outcome {
 	case protocol.OutcomeAccept:
+		if msg := sanitize(v.Message); msg != "" {
+			return msg, "", nil
+		}
 		if v.Recovery {
 			return fmt.Sprintf("Recovery code accepted; %d left.", v.RecoveryRemaining), "", nil
 		}

@@ -114,7 +114,8 @@ func TestVerifyDecision(t *testing.T) {
 		unreachable bool
 	}{
 		{"accept", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeAccept}), nil, "", "", 0, false},
-		{"recovery accept", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeAccept, Recovery: true, RecoveryRemaining: 7}), nil, "Recovery code accepted; 7 left.", "", 0, false},
+		{"recovery accept from an older daemon", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeAccept, Recovery: true, RecoveryRemaining: 7}), nil, "Recovery code accepted; 7 left.", "", 0, false},
+		{"recovery accept with the daemon's message", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeAccept, Recovery: true, RecoveryRemaining: 1, Message: "Recovery code accepted; only 1 left: run 'otpgate recovery-codes'.\x1b[2J"}), nil, "Recovery code accepted; only 1 left: run 'otpgate recovery-codes'.[2J", "", 0, false},
 		{"reject with clock hint", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeReject, Message: "clock 3 minutes behind"}), nil, "", "clock 3 minutes behind", int(pam.ErrAuth), false},
 		{"reject", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeReject}), nil, "", "", int(pam.ErrAuth), false},
 		{"replay", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeReplay}), nil, "", "", int(pam.ErrAuth), false},
