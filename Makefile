@@ -44,6 +44,12 @@ test: deps build ## unit tests with -race, then the container integration suites
 bench: ## Go benchmarks
 	$(Q)$(GO) test -run '^$$' -bench . -benchmem ./...
 
+##### demo
+
+.PHONY: demo
+demo: build ## (as root) otpgated, OpenSSH+pam_otpgate and otpgate-sshd in a throwaway container; Ctrl-C ends it
+	$(Q)$(BIN)/otpgate-demo -bin $(BIN)
+
 ##### lint
 
 .PHONY: lint
