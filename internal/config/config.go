@@ -80,6 +80,16 @@ type Policy struct {
 	// inside one skip the code. An empty or unparseable remote host (a host
 	// name with sshd's UseDNS, sudo without a remote host) never matches.
 	ExemptNetworks []string `toml:"exempt_networks"`
+	// Remember, when above zero (at most 720h), lets a user who gave a
+	// code over SSH skip it for this long on later logins from the same
+	// remote address with the same public key. Zero turns it off.
+	Remember Duration `toml:"remember"`
+	// EnrollOnLogin lets a user who must use a code but is not enrolled
+	// enroll inside an SSH login, after a verified public key.
+	EnrollOnLogin bool `toml:"enroll_on_login"`
+	// EnrollOnLoginUntil, a date "YYYY-MM-DD" (UTC) or "", ends
+	// EnrollOnLogin at the start of that day.
+	EnrollOnLoginUntil string `toml:"enroll_on_login_until"`
 }
 
 // RateLimit bounds guessing. Failures are counted per user across every

@@ -85,6 +85,9 @@ func (ch *checker) intRange(key string, v, lo, hi int, unit string) bool {
 }
 
 // durationRange checks lo <= v <= hi and reports whether it holds.
+// MaxRemember is the longest policy.remember may be (30 days).
+const MaxRemember = 720 * time.Hour
+
 func (ch *checker) durationRange(key string, v Duration, lo, hi time.Duration) bool {
 	if v.Duration < lo || v.Duration > hi {
 		ch.add(key, nil, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(v.Duration))
@@ -182,6 +185,13 @@ func (c *Config) problems() []*keyError {
 	for _, n := range p.ExemptNetworks {
 		if pfx, err := netip.ParsePrefix(n); err != nil || pfx.Masked() != pfx {
 			ch.add("policy.exempt_networks", nil, "%q is not a network in CIDR form with the host bits zero, such as \"10.0.0.0/8\" or \"2001:db8::/32\"", n)
+		}
+	}
+
+	ch.durationRange("policy.remember", p.Remember, 0, MaxRemember)
+	if p.EnrollOnLoginUntil != "" {
+		if _, err := time.Parse(time.DateOnly, p.EnrollOnLoginUntil); err != nil {
+			ch.add("policy.enroll_on_login_until", nil, "must be a date such as \"2026-12-31\" or empty, got %q", p.EnrollOnLoginUntil)
 		}
 	}
 
