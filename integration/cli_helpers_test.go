@@ -1,0 +1,309 @@
+//go:build integration
+
+package integration
+
+// Helpers of the otpgate CLI suites (cli_*_test.go): a container running the
+// real otpgated, the real otpgate binary run as a user with piped stdio or
+// inside tmux, and oathtool as the independent code generator.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// In-container paths of the CLI suites.
+const (
+	cliSocket = "/run/otpgate/otpgated.sock" // the default: otpgate finds it without flags
+	cliConfig = "/etc/otpgate/config.toml"
+	// cliMaxFailures is high so that the wrong codes these tests type do not
+	// lock users; the counter itself is asserted.
+	cliMaxFailures = 50
+)
+
+var cliDaemonConfig = fmt.Sprintf(`issuer = "otpgate-test"
+
+[daemon]
+socket = %q
+state_dir = "/var/lib/otpgate"
+
+[rate_limit]
+max_failures = %d
+
+[enroll]
+recovery_codes = 10
+`, cliSocket, cliMaxFailures)
+
+// cliEnv is a container with otpgated running and the otpgate binary.
+type cliEnv struct {
+	t       testing.TB
+	c       *container.Container
+	bin     string // otpgate, valid inside the container
+	client  *protocol.Client
+	daemon  *container.Process
+	secrets map[string]string // user -> base32 secret known to the test
+}
+
+func newCLIEnv(t testing.TB) *cliEnv {
+	t.Helper()
+	container.Require(t, "tmux", "zbarimg", "oathtool", "timeout", "sha256sum", "find", "ln")
+	otpgated := container.Bin(t, "otpgated")
+	e := &cliEnv{t: t, c: container.Start(t), bin: container.Bin(t, "otpgate"), secrets: map[string]string{}}
+	e.c.MkdirAll(t, path.Dir(cliConfig), 0o755)
+	e.c.WriteFile(t, cliConfig, []byte(cliDaemonConfig), 0o644)
+	e.c.Run(t, "chmod", "0700", "/var/lib/otpgate")
+	e.daemon = e.c.Background(t, otpgated, "-config", cliConfig)
+	e.c.WaitForSocket(t, cliSocket, 15*time.Second)
+	e.client = &protocol.Client{Socket: e.c.Path(cliSocket), Timeout: 10 * time.Second}
+	return e
+}
+
+// status asks otpgated (as root, through the protocol) for user's status.
+func (e *cliEnv) status(user string) protocol.UserStatus {
+	e.t.Helper()
+	resp, err := e.client.Do(context.Background(), &protocol.Request{Op: protocol.OpStatus, User: user})
+	if err != nil {
+		e.t.Fatalf("status %s: %v", user, err)
+	}
+	return *resp.Status
+}
+
+// verify sends code for user to otpgated's verify operation, as the PAM
+// module does.
+func (e *cliEnv) verify(user, code string) *protocol.VerifyResult {
+	e.t.Helper()
+	resp, err := e.client.Do(context.Background(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "cli-test"})
+	if err != nil {
+		e.t.Fatalf("verify %s: %v", user, err)
+	}
+	return resp.Verify
+}
+
+// oathtool computes the current TOTP code of a base32 secret inside the
+// container; the secret goes through stdin, never argv.
+func (e *cliEnv) oathtool(secret string, flags ...string) string {
+	e.t.Helper()
+	cmd := e.c.Command("oathtool", append(append([]string{"--totp", "-b"}, flags...), "-")...)
+	cmd.Stdin = strings.NewReader(secret + "\n")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("oathtool: %v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// wrongCode returns a 6-digit code that is not the code of secret for any
+// step within ±10 of now.
+func wrongCode(t testing.TB, secret string) string {
+	t.Helper()
+	key, err := otp.DecodeSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := map[string]bool{}
+	now := time.Now()
+	for i := -10; i <= 10; i++ {
+		near[otp.TOTP(key, now.Add(time.Duration(i)*30*time.Second), otp.DefaultParams())] = true
+	}
+	for n := 0; ; n++ {
+		c := fmt.Sprintf("%06d", (n*7919+123457)%1000000)
+		if !near[c] {
+			return c
+		}
+	}
+}
+
+// run runs otpgate as user ("root" for root) with stdin and extra
+// environment, and returns the combined output and exit code.
+func (e *cliEnv) run(user, stdin string, env []string, args ...string) (string, int) {
+	e.t.Helper()
+	cmd := e.cmd(user, env, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("otpgate %v as %s: %v\n%s", args, user, err, out.String())
+		}
+		code = ee.ExitCode()
+	}
+	if code == 124 {
+		e.t.Fatalf("otpgate %v as %s timed out\n%s", args, user, out.String())
+	}
+	return out.String(), code
+}
+
+// cmd builds the command line of otpgate run as user under timeout(1).
+func (e *cliEnv) cmd(user string, env []string, args ...string) *exec.Cmd {
+	argv := append([]string{"60", e.bin}, args...)
+	var cmd *exec.Cmd
+	if user == "root" {
+		cmd = e.c.Command("timeout", argv...)
+	} else {
+		cmd = e.c.CommandAs(user, "timeout", argv...)
+	}
+	cmd.Env = mergeEnv(cmd.Env, env)
+	return cmd
+}
+
+// mergeEnv overrides base with extra ("K=V" sets, "K" alone removes).
+func mergeEnv(base, extra []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		kept := out[:0]
+		for _, b := range out {
+			if bk, _, _ := strings.Cut(b, "="); bk != k {
+				kept = append(kept, b)
+			}
+		}
+		out = kept
+		if strings.Contains(kv, "=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// session is otpgate running with piped stdin, for dialogues whose answers
+// depend on what it printed (the code of a new secret).
+type session struct {
+	t     testing.TB
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	out   bytes.Buffer
+	done  chan struct{}
+	err   error
+}
+
+func (s *session) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.Write(p)
+}
+
+func (s *session) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+// start runs otpgate as user and returns the running session.
+func (e *cliEnv) start(user string, env []string, args ...string) *session {
+	e.t.Helper()
+	s := &session{t: e.t, cmd: e.cmd(user, env, args...), done: make(chan struct{})}
+	s.cmd.Stdout, s.cmd.Stderr = s, s
+	var err error
+	if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			<-s.done
+		}
+	})
+	return s
+}
+
+// waitFor waits until the output contains want and returns the output.
+func (s *session) waitFor(want string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := s.output()
+		if strings.Contains(out, want) {
+			return out
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("otpgate exited (%v) before printing %q:\n%s", s.err, want, s.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("timed out waiting for %q:\n%s", want, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *session) send(line string) {
+	s.t.Helper()
+	if _, err := io.WriteString(s.stdin, line+"\n"); err != nil {
+		s.t.Fatalf("write to otpgate: %v", err)
+	}
+}
+
+// wait closes stdin and waits for the exit code.
+func (s *session) wait() (string, int) {
+	s.t.Helper()
+	s.stdin.Close()
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("otpgate did not exit:\n%s", s.output())
+	}
+	code := 0
+	if ee, ok := s.err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if s.err != nil {
+		s.t.Fatalf("otpgate: %v", s.err)
+	}
+	return s.output(), code
+}
+
+// field returns the value of the first "  Name:  value" line in out.
+func field(t testing.TB, out, name string) string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no %q line in:\n%s", name, out)
+	return ""
+}
+
+// recoveryCodes returns the indented recovery codes printed in out.
+func recoveryCodes(out string) []string {
+	var codes []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "    ") {
+			c := strings.TrimSpace(line)
+			if len(c) == 14 && c[4] == '-' && c[9] == '-' {
+				codes = append(codes, c)
+			}
+		}
+	}
+	return codes
+}
+
+// nextStep is an oathtool flag for the code of the next 30-second step,
+// which otpgated accepts (skew 1) even when the current step's code was
+// just used.
+func nextStep() string {
+	return "--now=@" + strconv.FormatInt(time.Now().Unix()+30, 10)
+}
