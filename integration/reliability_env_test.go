@@ -1,0 +1,253 @@
+//go:build integration
+
+package integration
+
+// Shared fixture of the reliability and security suite (issue 8; T08–T19
+// of the test catalogue): a container with the real otpgated, users
+// enrolled through admin_import with secrets the test knows, and a driver
+// that talks to the daemon's real socket with protocol.Client as root.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
+)
+
+// In-container paths of the reliability suite.
+const (
+	relSocket     = "/run/otpgate/otpgated.sock"
+	relConfigPath = "/etc/otpgate/config.toml"
+	relStateDir   = "/var/lib/otpgate"
+	relDB         = relStateDir + "/otpgate.db"
+	// relMaxFailures is rate_limit.max_failures; a lockout lasts an hour,
+	// far longer than any test, so a lockout seen once must hold.
+	relMaxFailures = 6
+	// relConnCap is daemon.max_conns_per_uid.
+	relConnCap = 16
+)
+
+// relConfig is otpgated's configuration in the reliability suite at the
+// given log level: a short request timeout, a per-uid cap the DoS test can
+// reach, and a lockout that outlasts every test.
+func relConfig(logLevel string) string {
+	return fmt.Sprintf(`[daemon]
+socket = %q
+state_dir = %q
+log_level = %q
+max_conns_per_uid = %d
+request_timeout = "3s"
+
+[rate_limit]
+max_failures = %d
+lockout = "1h"
+max_lockout = "2h"
+`, relSocket, relStateDir, logLevel, relConnCap, relMaxFailures)
+}
+
+// soak reports whether the long variants run (`make test-soak` sets
+// OTPGATE_SOAK=1).
+func soak() bool { return os.Getenv("OTPGATE_SOAK") == "1" }
+
+// relUser is an enrolled user whose secret the test knows.
+type relUser struct {
+	name   string
+	secret []byte
+	b32    string
+	params otp.Params
+}
+
+// code returns u's code for step.
+func (u *relUser) code(step uint64) string {
+	return otp.HOTP(u.secret, step, u.params.Algorithm, u.params.Digits)
+}
+
+// step returns u's current step.
+func (u *relUser) step() uint64 { return otp.Step(time.Now(), u.params.Period) }
+
+// wrongCode returns a code that matches none of u's steps within 40 steps
+// of now, so the daemon judges it a plain wrong code (not a clock hint).
+func (u *relUser) wrongCode() string {
+	center := u.step()
+	near := map[string]bool{}
+	for s := center - 40; s <= center+40; s++ {
+		near[u.code(s)] = true
+	}
+	for {
+		n, err := rand.Int(rand.Reader, big.NewInt(1000000))
+		if err != nil {
+			panic(err)
+		}
+		if c := fmt.Sprintf("%06d", n.Int64()); !near[c] {
+			return c
+		}
+	}
+}
+
+// relEnv is one container with otpgated and enrolled users.
+type relEnv struct {
+	t        testing.TB
+	c        *container.Container
+	otpgated string
+	daemon   *container.Process
+	client   *protocol.Client
+	users    map[string]*relUser
+}
+
+// newRelEnv starts a container with configuration cfg (see relConfig)
+// and a running otpgated. opts go to container.Start.
+func newRelEnv(t testing.TB, cfg string, opts ...container.Option) *relEnv {
+	t.Helper()
+	e := &relEnv{t: t, otpgated: container.Bin(t, "otpgated"), users: map[string]*relUser{}}
+	e.c = container.Start(t, opts...)
+	e.c.MkdirAll(t, path.Dir(relConfigPath), 0o755)
+	e.c.WriteFile(t, relConfigPath, []byte(cfg), 0o644)
+	e.c.Run(t, "chmod", "0700", relStateDir)
+	e.client = &protocol.Client{Socket: e.c.Path(relSocket), Timeout: 10 * time.Second}
+	e.start()
+	return e
+}
+
+// start starts otpgated and waits until it answers a ping.
+func (e *relEnv) start() *container.Process {
+	e.t.Helper()
+	e.daemon = e.c.Background(e.t, e.otpgated, "-config", relConfigPath)
+	e.waitReady(e.daemon)
+	return e.daemon
+}
+
+// waitReady waits until p's otpgated answers a ping; it fails the test,
+// with the daemon's output, if p exits first or after 20 seconds.
+func (e *relEnv) waitReady(p *container.Process) {
+	e.t.Helper()
+	if err := e.ready(p, 20*time.Second); err != nil {
+		e.t.Fatalf("%v\noutput of otpgated:\n%s", err, p.Output())
+	}
+}
+
+// ready is waitReady returning an error instead of failing the test.
+func (e *relEnv) ready(p *container.Process, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	ping := &protocol.Client{Socket: e.client.Socket, Timeout: 200 * time.Millisecond}
+	for {
+		if p.Exited() {
+			return fmt.Errorf("otpgated exited before serving: %v", p.Wait())
+		}
+		if _, err := ping.Do(context.Background(), &protocol.Request{Op: protocol.OpPing}); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("otpgated does not answer a ping after %v", timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// stop stops the running otpgated with SIGTERM and waits for it.
+func (e *relEnv) stop() {
+	e.t.Helper()
+	if err := e.daemon.Stop(); err != nil {
+		e.t.Fatalf("stop otpgated: %v", err)
+	}
+}
+
+// enroll creates the user in the container and stores a fresh random
+// 20-byte secret for it with admin_import (period in seconds).
+func (e *relEnv) enroll(name string, period int, recovery ...string) *relUser {
+	e.t.Helper()
+	if _, err := e.c.LookupUser(name); err != nil {
+		e.c.AddUser(e.t, name)
+	}
+	raw := make([]byte, 20)
+	if _, err := rand.Read(raw); err != nil {
+		e.t.Fatal(err)
+	}
+	u := &relUser{
+		name: name, secret: raw,
+		b32:    base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw),
+		params: otp.Params{Algorithm: otp.SHA1, Digits: 6, Period: period},
+	}
+	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: name, Import: &protocol.Import{
+		Secret: u.b32, Algorithm: "SHA1", Digits: 6, Period: period, RecoveryCodes: recovery,
+	}})
+	e.users[name] = u
+	return u
+}
+
+// do sends req as root and fails the test on any error.
+func (e *relEnv) do(req *protocol.Request) *protocol.Response {
+	e.t.Helper()
+	resp, err := e.client.Do(context.Background(), req)
+	if err != nil {
+		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
+	}
+	return resp
+}
+
+// verify sends a verify request as root, as the PAM module does, and
+// returns the outcome: the verify outcome, "error:<code>" for an error
+// reply, or "unavailable" when the daemon could not be reached or did not
+// answer.
+func (e *relEnv) verify(cl *protocol.Client, user, code string) (string, *protocol.Response) {
+	resp, err := cl.Do(context.Background(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "reliability"})
+	return outcomeOf(resp, err), resp
+}
+
+// outcomeOf classifies a reply as verify does.
+func outcomeOf(resp *protocol.Response, err error) string {
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe):
+		return "error:" + string(pe.Code)
+	case err != nil:
+		return "unavailable"
+	case resp.Verify == nil:
+		return "error:no_verify_result"
+	}
+	return string(resp.Verify.Outcome)
+}
+
+// daemonHostPid returns the host pid of the otpgated run by p, which may
+// be otpgated itself or a wrapper (strace, prlimit) that started it.
+func daemonHostPid(t testing.TB, p *container.Process) int {
+	t.Helper()
+	pid := p.HostPid()
+	for range 200 {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/otpgated") {
+			return pid
+		}
+		if kid := firstChildPid(pid); kid > 0 {
+			pid = kid
+			continue
+		}
+		time.Sleep(10 * time.Millisecond)
+		pid = p.HostPid()
+	}
+	t.Fatalf("no otpgated process under pid %d", p.HostPid())
+	return 0
+}
+
+// firstChildPid returns a child of pid (from its threads' children lists),
+// or 0.
+func firstChildPid(pid int) int {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, task := range tasks {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
+		var kid int
+		if _, err := fmt.Sscan(string(data), &kid); err == nil {
+			return kid
+		}
+	}
+	return 0
+}
