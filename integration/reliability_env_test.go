@@ -109,20 +109,36 @@ type relEnv struct {
 // and a running otpgated. opts go to container.Start.
 func newRelEnv(t testing.TB, cfg string, opts ...container.Option) *relEnv {
 	t.Helper()
+	e := newRelContainer(t, cfg, opts...)
+	e.start()
+	return e
+}
+
+// newRelContainer is newRelEnv without starting otpgated.
+func newRelContainer(t testing.TB, cfg string, opts ...container.Option) *relEnv {
+	t.Helper()
 	e := &relEnv{t: t, otpgated: container.Bin(t, "otpgated"), users: map[string]*relUser{}}
 	e.c = container.Start(t, opts...)
 	e.c.MkdirAll(t, path.Dir(relConfigPath), 0o755)
 	e.c.WriteFile(t, relConfigPath, []byte(cfg), 0o644)
 	e.c.Run(t, "chmod", "0700", relStateDir)
 	e.client = &protocol.Client{Socket: e.c.Path(relSocket), Timeout: 10 * time.Second}
-	e.start()
 	return e
 }
 
 // start starts otpgated and waits until it answers a ping.
 func (e *relEnv) start() *container.Process {
 	e.t.Helper()
-	e.daemon = e.c.Background(e.t, e.otpgated, "-config", relConfigPath)
+	return e.startWrapped()
+}
+
+// startWrapped starts otpgated under the wrapper command line (strace
+// ..., prlimit ...; none for otpgated alone) and waits until it answers a
+// ping.
+func (e *relEnv) startWrapped(wrapper ...string) *container.Process {
+	e.t.Helper()
+	args := append(wrapper, e.otpgated, "-config", relConfigPath)
+	e.daemon = e.c.Background(e.t, args[0], args[1:]...)
 	e.waitReady(e.daemon)
 	return e.daemon
 }
