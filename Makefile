@@ -60,14 +60,88 @@ lint: deps ## gofmt and go vet (after deps: vet compiles the cgo PAM module)
 
 ##### install
 
+# Where install puts things. DESTDIR stages a tree (packaging); PREFIX is
+# the installed prefix. The PAM module goes to the system PAM directory and
+# the Go library to /usr/lib/otpgate whatever PREFIX is (pam/Makefile; the
+# loader has that path compiled in); the configuration to /etc/otpgate.
 PREFIX ?= /usr/local
-.PHONY: install
-install: build ## install binaries (PREFIX=/usr/local)
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN)/otpgated $(DESTDIR)$(PREFIX)/sbin/otpgated
-	install -m 0755 $(BIN)/otpgate $(DESTDIR)$(PREFIX)/bin/otpgate
-	install -m 0755 $(BIN)/otpgate-sshd $(DESTDIR)$(PREFIX)/sbin/otpgate-sshd
-	$(MAKE) -C pam install BIN=$(BIN) DESTDIR=$(DESTDIR)
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+GOLIBDIR := /usr/lib/otpgate
+# The system PAM module directory, found as pam/Makefile finds it and passed
+# down, so that install and uninstall agree.
+PAM_LIBDIR := $(shell pkg-config --variable=libdir pam 2>/dev/null)
+ifeq ($(PAM_LIBDIR),)
+PAM_LIBDIR := /lib/$(shell $(CC) -print-multiarch 2>/dev/null)
+endif
+PAMDIR ?= $(PAM_LIBDIR)/security
+UNITS := otpgated otpgate-sshd
+MAN1 := otpgate.1
+MAN5 := otpgate.toml.5
+MAN8 := otpgated.8 otpgate-sshd.8 pam_otpgate.8
+
+.PHONY: install uninstall
+install: build ## install binaries, PAM module, config (if absent), systemd units, man pages (PREFIX=/usr/local, DESTDIR)
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/otpgate \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BIN)/otpgated $(DESTDIR)$(SBINDIR)/otpgated
+	install -m 0755 $(BIN)/otpgate $(DESTDIR)$(BINDIR)/otpgate
+	install -m 0755 $(BIN)/otpgate-sshd $(DESTDIR)$(SBINDIR)/otpgate-sshd
+	$(MAKE) -C pam install BIN=$(BIN) DESTDIR=$(DESTDIR) PAMDIR=$(PAMDIR) GO=$(GO) VERSION=$(VERSION)
+	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml ]; then \
+		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml (compare it with config.example.toml)"; \
+	else \
+		echo install -m 0644 config.example.toml $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml; \
+		install -m 0644 config.example.toml $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml; \
+	fi
+	$(Q)for u in $(UNITS); do \
+		echo "install packaging/systemd/$$u.service $(DESTDIR)$(UNITDIR)/$$u.service (ExecStart in $(SBINDIR))"; \
+		sed 's|/usr/sbin/|$(SBINDIR)/|g' packaging/systemd/$$u.service >$(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service.tmp && \
+		mv $(DESTDIR)$(UNITDIR)/$$u.service.tmp $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 0644 $(addprefix packaging/man/,$(MAN1)) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(addprefix packaging/man/,$(MAN5)) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(addprefix packaging/man/,$(MAN8)) $(DESTDIR)$(MANDIR)/man8/
+
+# uninstall refuses while /etc/pam.d uses the module: removing it would make
+# every "auth required pam_otpgate.so" stack deny all logins.
+uninstall: ## remove what install installed; keeps /etc/otpgate and /var/lib/otpgate (secrets)
+	$(Q)if used=$$(grep -lE '^[^#]*pam_otpgate' $(DESTDIR)/etc/pam.d/* 2>/dev/null); then \
+		echo "uninstall: $$used still use pam_otpgate.so: remove those lines first (with a root shell open), or logins will fail" >&2; exit 1; \
+	fi
+	rm -f $(DESTDIR)$(SBINDIR)/otpgated $(DESTDIR)$(BINDIR)/otpgate $(DESTDIR)$(SBINDIR)/otpgate-sshd
+	rm -f $(DESTDIR)$(PAMDIR)/pam_otpgate.so $(DESTDIR)$(GOLIBDIR)/libpam_otpgate_go.so
+	rm -f $(foreach u,$(UNITS),$(DESTDIR)$(UNITDIR)/$(u).service)
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(MAN5)) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MAN8))
+	-$(Q)rmdir $(DESTDIR)$(GOLIBDIR) 2>/dev/null
+	$(Q)echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/otpgate (configuration, host keys) and /var/lib/otpgate (secrets); remove them yourself if they are no longer needed"
+
+##### package
+
+DEB_ARCH = $(shell dpkg --print-architecture)
+# A Debian version from the last commit: 0~YYYYMMDD.HASH (sorts by date).
+DEB_VERSION ?= 0~$(shell git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null || echo 0)
+DEB_ROOT = $(BIN)/deb
+DEB_DOCS := README.md config.example.toml $(wildcard docs/*.md)
+
+.PHONY: deb
+deb: build ## Debian package bin/otpgate_VERSION_ARCH.deb (dpkg-deb; changes no PAM config when installed)
+	$(Q)rm -rf $(DEB_ROOT)
+	$(Q)$(MAKE) -s install DESTDIR=$(DEB_ROOT) PREFIX=/usr UNITDIR=/lib/systemd/system >/dev/null
+	$(Q)gzip -9n $(DEB_ROOT)/usr/share/man/man*/*
+	$(Q)install -d -m 0755 $(DEB_ROOT)/usr/share/doc/otpgate $(DEB_ROOT)/DEBIAN
+	$(Q)install -m 0644 packaging/debian/copyright $(DEB_ROOT)/usr/share/doc/otpgate/copyright
+	$(Q)install -m 0644 $(DEB_DOCS) $(DEB_ROOT)/usr/share/doc/otpgate/
+	$(Q)install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
+	$(Q)install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	$(Q)sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" packaging/debian/control >$(DEB_ROOT)/DEBIAN/control
+	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BIN)/otpgate_$(DEB_VERSION)_$(DEB_ARCH).deb
+	$(Q)rm -rf $(DEB_ROOT)
 
 .PHONY: clean
 clean: ## remove build outputs
