@@ -139,6 +139,7 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 			return nil, &protocol.Error{Code: protocol.ErrConflict, Message: rc.User + " is already enrolled (use --replace to overwrite)"}
 		}
 		cur.Active, cur.Pending = enr, nil
+		cur.Remembered = nil
 		return cur, nil
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ var opAccess = map[protocol.Op]access{
 	protocol.OpAdminReset:    rootOnly,
 	protocol.OpAdminUnlock:   rootOnly,
 	protocol.OpAdminImport:   rootOnly,
+	protocol.OpForget:        selfOrRoot,
 }
 
 func permissionDenied(msg string) *protocol.Error {

@@ -1,8 +1,17 @@
 package daemon
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
@@ -30,5 +39,252 @@ func TestRecoveryCodeMessages(t *testing.T) {
 	}
 	if r := d.verify(alice, "aaaa-1111"); r.Outcome != protocol.OutcomeReject || r.Message == tests[0].message {
 		t.Errorf("used recovery code again: %+v", r)
+	}
+}
+
+// sshKey is a fresh ed25519 public key as OpenSSH's SSH_AUTH_INFO_0 shows
+// it, with its SHA256 fingerprint as otpgate-sshd sends it.
+type sshKey struct {
+	openssh, fingerprint string
+}
+
+func newSSHKey(t *testing.T) sshKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sshKey{
+		openssh:     "publickey " + k.Type() + " " + base64.StdEncoding.EncodeToString(k.Marshal()),
+		fingerprint: "publickey " + k.Type() + " " + ssh.FingerprintSHA256(k),
+	}
+}
+
+// sshLogin is the request context of one SSH login.
+type sshLogin struct {
+	rhost, authInfo string
+}
+
+func (d *testDaemon) checkFrom(user string, l sshLogin) *protocol.VerifyResult {
+	d.t.Helper()
+	return d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: user, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo}).Verify
+}
+
+func (d *testDaemon) verifyFrom(user, code string, l sshLogin) *protocol.VerifyResult {
+	d.t.Helper()
+	return d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo}).Verify
+}
+
+// rememberConfig is testConfig with policy.remember = 12h.
+func rememberConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Policy.Remember.Duration = 12 * time.Hour
+	return cfg
+}
+
+// TestRememberDevice: after a code, the same user from the same address
+// with the same key is not asked again, whichever server form the key
+// comes in; any other address, key, caller or shape of auth info is.
+func TestRememberDevice(t *testing.T) {
+	d := startDaemon(t, rememberConfig(t), nil)
+	secret := d.importUser(alice)
+	d.importUser(bob)
+	key, other := newSSHKey(t), newSSHKey(t)
+	home := sshLogin{"192.0.2.7", key.openssh}
+	if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+		t.Fatalf("check before any code: %+v", r)
+	}
+	if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("verify: %+v", r)
+	}
+	tests := []struct {
+		name  string
+		user  string
+		login sshLogin
+		want  protocol.Outcome
+	}{
+		{"same address and key (OpenSSH)", alice, home, protocol.OutcomeRemembered},
+		{"same key as otpgate-sshd's fingerprint", alice, sshLogin{"192.0.2.7", key.fingerprint}, protocol.OutcomeRemembered},
+		{"auth info with OpenSSH's trailing newline", alice, sshLogin{"192.0.2.7", key.openssh + "\n"}, protocol.OutcomeRemembered},
+		{"IPv4-mapped IPv6 form of the address", alice, sshLogin{"::ffff:192.0.2.7", key.openssh}, protocol.OutcomeRemembered},
+		{"another key", alice, sshLogin{"192.0.2.7", other.openssh}, protocol.OutcomeCodeRequired},
+		{"another address", alice, sshLogin{"192.0.2.8", key.openssh}, protocol.OutcomeCodeRequired},
+		{"another user with the same key and address", bob, home, protocol.OutcomeCodeRequired},
+		{"no remote address (sudo)", alice, sshLogin{"", key.openssh}, protocol.OutcomeCodeRequired},
+		{"a host name instead of an address", alice, sshLogin{"client.example.com", key.openssh}, protocol.OutcomeCodeRequired},
+		{"no auth info", alice, sshLogin{"192.0.2.7", ""}, protocol.OutcomeCodeRequired},
+		{"two methods", alice, sshLogin{"192.0.2.7", key.openssh + "\n" + key.openssh}, protocol.OutcomeCodeRequired},
+		{"password, not publickey", alice, sshLogin{"192.0.2.7", "password"}, protocol.OutcomeCodeRequired},
+		{"key type that does not match the key", alice, sshLogin{"192.0.2.7", strings.Replace(key.openssh, "ssh-ed25519", "ssh-rsa", 1)}, protocol.OutcomeCodeRequired},
+		{"a truncated fingerprint", alice, sshLogin{"192.0.2.7", key.fingerprint[:len(key.fingerprint)-2]}, protocol.OutcomeCodeRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := d.checkFrom(tt.user, tt.login); r.Outcome != tt.want {
+				t.Errorf("check: %+v, want %s", r, tt.want)
+			}
+		})
+	}
+	t.Run("an ordinary user's own request is not believed", func(t *testing.T) {
+		resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice, RHost: home.rhost, AuthInfo: home.authInfo})
+		if errText != "" || resp.Verify.Outcome != protocol.OutcomeCodeRequired {
+			t.Errorf("check as alice herself: %+v %q, want code_required", resp, errText)
+		}
+	})
+	t.Run("the decision is audited with the address and fingerprint", func(t *testing.T) {
+		fp := strings.Fields(key.fingerprint)[2]
+		if log := d.log.String(); !strings.Contains(log, "outcome=remembered reason=remembered_device") || !strings.Contains(log, "fingerprint="+fp) {
+			t.Errorf("audit log lacks the remembered decision with %s:\n%s", fp, log)
+		}
+	})
+	t.Run("admin show lists the device", func(t *testing.T) {
+		st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
+		if len(st.Remembered) != 1 || st.Remembered[0].Source != "192.0.2.7" || "publickey ssh-ed25519 "+st.Remembered[0].Fingerprint != key.fingerprint {
+			t.Errorf("remembered devices: %+v", st.Remembered)
+		}
+	})
+}
+
+// TestRememberDeviceOffByDefault: with policy.remember = 0s a code is asked
+// every time.
+func TestRememberDeviceOffByDefault(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+	home := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
+	if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("verify: %+v", r)
+	}
+	if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+		t.Fatalf("check with remember off: %+v", r)
+	}
+}
+
+// TestRememberDeviceExpires jumps the clock: the device is remembered until
+// policy.remember has passed, and a lowered policy.remember shortens it.
+func TestRememberDeviceExpires(t *testing.T) {
+	tests := []struct {
+		name     string
+		reloadTo time.Duration // 0: keep 12h
+		after    time.Duration
+		want     protocol.Outcome
+	}{
+		{"just before the end", 0, 12*time.Hour - time.Second, protocol.OutcomeRemembered},
+		{"at the end", 0, 12 * time.Hour, protocol.OutcomeCodeRequired},
+		{"a lowered setting shortens it", time.Hour, time.Hour, protocol.OutcomeCodeRequired},
+		{"a raised setting does not lengthen it", 24 * time.Hour, 13 * time.Hour, protocol.OutcomeCodeRequired},
+		{"turning it off ends it", -1, time.Minute, protocol.OutcomeCodeRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := rememberConfig(t)
+			d := startDaemon(t, cfg, nil)
+			secret := d.importUser(alice)
+			home := sshLogin{"2001:db8::7", newSSHKey(t).openssh}
+			if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+				t.Fatalf("verify: %+v", r)
+			}
+			if tt.reloadTo != 0 {
+				next := *cfg
+				next.Policy.Remember.Duration = max(tt.reloadTo, 0)
+				d.srv.Reload(&next)
+			}
+			d.clock.Add(tt.after)
+			if r := d.checkFrom(alice, home); r.Outcome != tt.want {
+				t.Errorf("check after %v: %+v, want %s", tt.after, r, tt.want)
+			}
+		})
+	}
+}
+
+// TestRememberDeviceRevoked: forget (the user herself, without a code),
+// admin forget, a lockout, re-enrollment, disable and reset all end the
+// remembered devices.
+func TestRememberDeviceRevoked(t *testing.T) {
+	tests := []struct {
+		name   string
+		revoke func(d *testDaemon, secret []byte)
+	}{
+		{"otpgate forget by the user", func(d *testDaemon, _ []byte) {
+			resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpForget, User: alice})
+			if errText != "" || resp.Forgotten != 1 {
+				d.t.Fatalf("forget as alice: %+v %q", resp, errText)
+			}
+		}},
+		{"otpgate admin forget", func(d *testDaemon, _ []byte) {
+			if resp := d.mustDo(&protocol.Request{Op: protocol.OpForget, User: alice}); resp.Forgotten != 1 {
+				d.t.Fatalf("admin forget: %+v", resp)
+			}
+		}},
+		{"a lockout", func(d *testDaemon, secret []byte) {
+			for range d.cfg.RateLimit.MaxFailures {
+				d.verify(alice, "000000")
+			}
+			if st := d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: alice}).Status; st.LockedUntil.IsZero() {
+				d.t.Fatalf("not locked: %+v", st)
+			}
+			d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
+		}},
+		{"re-enrollment", func(d *testDaemon, _ []byte) { d.importUser(alice) }},
+		{"disable and enroll again", func(d *testDaemon, _ []byte) {
+			d.mustDo(&protocol.Request{Op: protocol.OpDisable, User: alice})
+			d.importUser(alice)
+		}},
+		{"admin reset and enroll again", func(d *testDaemon, _ []byte) {
+			d.mustDo(&protocol.Request{Op: protocol.OpAdminReset, User: alice})
+			d.importUser(alice)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := startDaemon(t, rememberConfig(t), nil)
+			secret := d.importUser(alice)
+			home := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
+			if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+				t.Fatalf("verify: %+v", r)
+			}
+			if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeRemembered {
+				t.Fatalf("check before revoking: %+v", r)
+			}
+			tt.revoke(d, secret)
+			if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+				t.Errorf("check after revoking: %+v, want code_required", r)
+			}
+		})
+	}
+	t.Run("another user may not forget alice's devices", func(t *testing.T) {
+		d := startDaemon(t, rememberConfig(t), nil)
+		d.importUser(alice)
+		if _, errText := d.clientAs(bobUID, &protocol.Request{Op: protocol.OpForget, User: alice}); !strings.Contains(errText, "your own account") {
+			t.Errorf("bob forgetting alice's devices: %q", errText)
+		}
+	})
+}
+
+// TestRememberDeviceBounded: only the newest maxRemembered devices are kept.
+func TestRememberDeviceBounded(t *testing.T) {
+	d := startDaemon(t, rememberConfig(t), nil)
+	secret := d.importUser(alice)
+	var logins []sshLogin
+	for i := range maxRemembered + 2 {
+		l := sshLogin{fmt.Sprintf("192.0.2.%d", i+1), newSSHKey(t).openssh}
+		logins = append(logins, l)
+		d.clock.Add(30 * time.Second)
+		if r := d.verifyFrom(alice, d.code(secret, 0), l); r.Outcome != protocol.OutcomeAccept {
+			t.Fatalf("verify %d: %+v", i, r)
+		}
+	}
+	if n := len(d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status.Remembered); n != maxRemembered {
+		t.Errorf("%d devices kept, want %d", n, maxRemembered)
+	}
+	if r := d.checkFrom(alice, logins[0]); r.Outcome != protocol.OutcomeCodeRequired {
+		t.Errorf("oldest device still remembered: %+v", r)
+	}
+	if r := d.checkFrom(alice, logins[len(logins)-1]); r.Outcome != protocol.OutcomeRemembered {
+		t.Errorf("newest device not remembered: %+v", r)
 	}
 }

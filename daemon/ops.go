@@ -36,6 +36,8 @@ func (s *Server) dispatch(rc *reqCtx) (*protocol.Response, error) {
 		return s.adminUnlock(rc)
 	case protocol.OpAdminImport:
 		return s.adminImport(rc)
+	case protocol.OpForget:
+		return s.forget(rc)
 	}
 	return nil, &protocol.Error{Code: protocol.ErrBadRequest, Message: "unknown operation"}
 }
@@ -104,6 +106,10 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 		s.auditDecision(rc, "locked", "locked")
 		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: lockedMessage(rc.User, retry)}}, nil
 	}
+	if dev, ok := deviceOf(rc); ok && remembered(rc, rec, dev) {
+		s.auditDecision(rc, string(protocol.OutcomeRemembered), "remembered_device", "source", dev.source, "fingerprint", dev.fingerprint)
+		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
+	}
 	return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeCodeRequired, Digits: rec.Active.Digits}}, nil
 }
 
@@ -171,9 +177,21 @@ func (s *Server) verify(rc *reqCtx) (*protocol.Response, error) {
 	if err != nil || res != nil {
 		return &protocol.Response{Verify: res}, err
 	}
-	a, err := s.useCode(rc, rec, false, nil)
+	var onAccept func(*store.Record) *store.Record
+	dev, rememberDevice := deviceOf(rc)
+	if d := rc.cfg.Policy.Remember.Duration; rememberDevice && d > 0 {
+		onAccept = func(cur *store.Record) *store.Record {
+			remember(cur, dev, rc.now, d)
+			return cur
+		}
+	}
+	a, err := s.useCode(rc, rec, false, onAccept)
 	if err != nil {
 		return nil, err
+	}
+	if onAccept != nil && a.outcome == protocol.OutcomeAccept {
+		s.auditDecision(rc, "remembered", "device_remembered", "source", dev.source, "fingerprint", dev.fingerprint,
+			"until", rc.now.Add(rc.cfg.Policy.Remember.Duration))
 	}
 	return &protocol.Response{Verify: &protocol.VerifyResult{
 		Outcome: a.outcome, Message: a.message, RetryAfter: a.retryAfter, ClockOffset: a.clockOffset,
@@ -235,6 +253,7 @@ func (s *Server) userStatus(rc *reqCtx, rec *store.Record, a account) protocol.U
 	}
 	st.LastSuccess = rec.LastSuccess
 	st.BlockedSources = blockedSources(rec, rc.now)
+	st.Remembered = rememberedDevices(rc, rec)
 	return st
 }
 
@@ -368,6 +387,7 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 		enr.ActivatedAt = rc.now
 		enr.RecoverySalt, enr.Recovery = salt, hashes
 		cur.Active, cur.Pending = &enr, nil
+		cur.Remembered = nil // a new device: trust starts over
 		return cur
 	})
 	if err != nil {

@@ -189,6 +189,8 @@ func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.T
 	default:
 		return
 	}
+	// A lockout ends every remembered device of the user.
+	rec.Remembered = nil
 	a.reason += "+lockout"
 	lock := lockedMessage(rec.User, a.retryAfter)
 	if a.message != "" {

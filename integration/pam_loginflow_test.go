@@ -72,3 +72,91 @@ func TestPAMSudoRecoveryCode(t *testing.T) {
 		t.Fatalf("a used recovery code ran sudo again:\n%s", r.out)
 	}
 }
+
+// useDaemonConfig rewrites otpgated's configuration with extra appended to
+// the suite's and restarts it.
+func (e *pamEnv) useDaemonConfig(policyExtra string) {
+	e.t.Helper()
+	if err := e.daemon.Stop(); err != nil {
+		e.t.Fatal(err)
+	}
+	cfg := strings.Replace(pamDaemonConfig, "[policy]\n", "[policy]\n"+policyExtra, 1)
+	e.c.WriteFile(e.t, pamConfig, []byte(cfg), 0o644)
+	e.restartDaemon()
+}
+
+// TestPAMSSHDRememberDevice: with policy.remember, a second OpenSSH login
+// with the same key from the same address asks nothing; another address or
+// another (authorized) key is asked again; otpgate forget and an admin
+// reset end it.
+func TestPAMSSHDRememberDevice(t *testing.T) {
+	e := newPAMEnv(t)
+	e.useDaemonConfig("remember = \"1h\"\n")
+	s := startSSHD(t, e, "debug")
+	otpgate := container.Bin(t, "otpgate")
+	for _, u := range []string{"remember1", "remember2"} {
+		s.addSSHUser(u)
+		s.enroll(u)
+	}
+	// A second key that is also authorized for remember1.
+	u, err := s.c.LookupUser("remember1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := append(s.c.ReadFile(t, u.Home+"/.ssh/authorized_keys"), s.c.ReadFile(t, pamWorkDir+"/stranger.pub")...)
+	s.c.WriteFile(t, u.Home+"/.ssh/authorized_keys", keys, 0o600)
+	s.c.Chown(t, u.Home+"/.ssh/authorized_keys", "remember1")
+
+	otherAddress := []string{"-T", "-o", "BindAddress=127.0.0.2"}
+	steps := []struct {
+		name       string
+		user, key  string
+		opts       []string
+		code       func() string
+		wantLogin  bool
+		wantPrompt bool
+	}{
+		{"first login gives a code", "remember1", "id_ed25519", nil, func() string { return s.code("remember1") }, true, true},
+		{"same key and address: no prompt", "remember1", "id_ed25519", nil, func() string { return "" }, true, false},
+		{"another address is asked again", "remember1", "id_ed25519", otherAddress, func() string { return "" }, false, true},
+		{"another key is asked again", "remember1", "stranger", nil, func() string { return "" }, false, true},
+		{"the remembered device still needs nothing", "remember1", "id_ed25519", nil, func() string { return "" }, true, false},
+	}
+	for _, st := range steps {
+		r := s.loginOpts(st.user, st.key, st.code(), st.opts)
+		if r.loggedIn(st.user) != st.wantLogin {
+			t.Fatalf("%s: logged in %v, want %v (exit %d):\n%s", st.name, r.loggedIn(st.user), st.wantLogin, r.exit, r.out)
+		}
+		if got := strings.Contains(r.prompts, pamCodePrompt); got != st.wantPrompt {
+			t.Fatalf("%s: prompted %v, want %v; prompts %q", st.name, got, st.wantPrompt, r.prompts)
+		}
+	}
+	if log := e.daemon.Output(); !strings.Contains(log, "outcome=remembered reason=remembered_device") {
+		t.Errorf("otpgated did not audit the remembered login:\n%s", log)
+	}
+
+	t.Run("otpgate forget by the user ends it", func(t *testing.T) {
+		out := s.c.RunAs(t, "remember1", otpgate, "forget")
+		if !strings.Contains(out, "Forgot 1 remembered device of remember1") {
+			t.Errorf("otpgate forget printed %q", out)
+		}
+		r := s.login("remember1", "id_ed25519", "")
+		if r.loggedIn("remember1") || !strings.Contains(r.prompts, pamCodePrompt) {
+			t.Fatalf("after forget: logged in %v, prompts %q:\n%s", r.loggedIn("remember1"), r.prompts, r.out)
+		}
+	})
+	t.Run("admin reset ends it", func(t *testing.T) {
+		if r := s.login("remember2", "id_ed25519", s.code("remember2")); !r.loggedIn("remember2") {
+			t.Fatalf("first login refused (exit %d):\n%s", r.exit, r.out)
+		}
+		if r := s.login("remember2", "id_ed25519", ""); !r.loggedIn("remember2") || r.prompts != "" {
+			t.Fatalf("remembered login: logged in %v, prompts %q:\n%s", r.loggedIn("remember2"), r.prompts, r.out)
+		}
+		s.c.Run(t, otpgate, "admin", "reset", "remember2")
+		s.enroll("remember2")
+		r := s.login("remember2", "id_ed25519", "")
+		if r.loggedIn("remember2") || !strings.Contains(r.prompts, pamCodePrompt) {
+			t.Fatalf("after reset: logged in %v, prompts %q:\n%s", r.loggedIn("remember2"), r.prompts, r.out)
+		}
+	})
+}

@@ -23,7 +23,7 @@ const Service = "otpgate-sshd"
 const (
 	extFingerprint = "otpgate-fingerprint" // SHA256 fingerprint of the proven key
 	extKeyType     = "otpgate-key-type"
-	extSecondStep  = "otpgate-2fa"        // "code", "recovery", "exempt" or "not_enrolled"
+	extSecondStep  = "otpgate-2fa"        // "code", "recovery", "remembered", "exempt" or "not_enrolled"
 	extNoPTY       = "otpgate-no-pty"     // "1" when the key has no-pty/restrict
 	extNoForward   = "otpgate-no-fwd"     // "1" when the key has no-port-forwarding/restrict
 	extCommand     = "otpgate-command"    // forced command; present only if set
@@ -196,7 +196,9 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 		return nil, a.terminal(msgUnavailable)
 	}
 	switch res.Outcome {
-	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled:
+	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled, protocol.OutcomeRemembered:
+		// remembered: otpgated's audited decision that this key and
+		// address gave a code within policy.remember.
 		log.Info("login accepted", "second_factor", string(res.Outcome))
 		return finalPerms(perms, string(res.Outcome)), nil
 	case protocol.OutcomeCodeRequired:

@@ -53,6 +53,7 @@ func TestCheckOutcomes(t *testing.T) {
 	}{
 		{name: "exempt user logs in with the key alone", check: protocol.OutcomeExempt, wantLogin: true},
 		{name: "user without enrollment logs in with the key alone", check: protocol.OutcomeNotEnrolled, wantLogin: true},
+		{name: "remembered device logs in with the key alone", check: protocol.OutcomeRemembered, wantLogin: true},
 		{name: "enroll required is refused with the daemon's message", check: protocol.OutcomeEnrollRequired, wantBanner: "enroll first"},
 		{name: "locked user is refused with the daemon's message", check: protocol.OutcomeLocked, wantBanner: "locked out"},
 		{name: "unknown outcome fails closed", check: "maybe", wantBanner: "unavailable"},

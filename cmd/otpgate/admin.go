@@ -18,6 +18,8 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	cmd := "admin " + sub
 	switch sub {
 	case "list", "show", "reset", "unlock", "enroll", "import":
+	case "forget":
+		return a.cmdAdminForget(ctx, rest)
 	case "-h", "--help", "help":
 		a.printUsage(a.stdout, "admin")
 		return nil

@@ -216,6 +216,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.cmdDisable(ctx, rest)
 	case "recovery-codes":
 		return a.cmdRecoveryCodes(ctx, rest)
+	case "forget":
+		return a.cmdForget(ctx, rest)
 	case "admin":
 		return a.cmdAdmin(ctx, rest)
 	}

@@ -49,12 +49,14 @@ Commands for every user:
   status [--json]                    show your two-factor status
   disable                            turn two-factor authentication off (asks for a code)
   recovery-codes                     replace your recovery codes (asks for a code)
+  forget                             forget your remembered devices (asks nothing)
 
 Commands for root (run with sudo):
   admin list [--json]                all enrolled users
   admin show USER [--json]           one user's status
   admin reset USER                   delete USER's enrollment and state
   admin unlock USER                  clear USER's failed attempts and lockout
+  admin forget USER                  forget USER's remembered devices
   admin enroll USER [--force]        enroll USER at this terminal (to hand over the QR code)
   admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
   admin import --from oath FILE [--replace] [--dry-run]

@@ -59,6 +59,20 @@ type Record struct {
 	// (rate_limit.per_source_max_failures), keyed by address (an IPv6
 	// address by its /64).
 	Sources map[string]*SourceState `json:"sources,omitempty"`
+
+	// Remembered are the devices that skip the code for a while
+	// (policy.remember), oldest first, at most a few.
+	Remembered []RememberedDevice `json:"remembered,omitempty"`
+}
+
+// RememberedDevice is one (remote address, public key) pair that gave a
+// code at Since. It is honoured until Until, and never longer than the
+// configured policy.remember after Since.
+type RememberedDevice struct {
+	Source      string    `json:"source"`
+	Fingerprint string    `json:"fingerprint"`
+	Since       time.Time `json:"since"`
+	Until       time.Time `json:"until"`
 }
 
 // SourceState is the failure state of one remote address.

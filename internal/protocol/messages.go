@@ -28,11 +28,12 @@ const (
 	OpAdminReset    Op = "admin_reset"    // delete User's enrollment and state; root only
 	OpAdminUnlock   Op = "admin_unlock"   // clear User's failure counter and lockout; root only
 	OpAdminImport   Op = "admin_import"   // store an existing secret for User; root only
+	OpForget        Op = "forget"         // forget User's remembered devices; User or root, no code
 )
 
 // Ops lists every known operation.
 var Ops = []Op{OpPing, OpCheck, OpVerify, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
-	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport}
+	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport, OpForget}
 
 // Known reports whether op is one of Ops.
 func (op Op) Known() bool {
@@ -97,6 +98,9 @@ type Response struct {
 	Next          string      `json:"next,omitempty"`
 	Enroll        *EnrollInfo `json:"enroll,omitempty"`
 	RecoveryCodes []string    `json:"recovery_codes,omitempty"`
+	// Forgotten, in reply to OpForget, is how many remembered devices
+	// were forgotten.
+	Forgotten int `json:"forgotten,omitempty"`
 }
 
 // ErrorCode classifies an error reply so that clients can branch on it.
@@ -145,6 +149,10 @@ const (
 	OutcomeLocked Outcome = "locked"
 	// OutcomeEnrollRequired: policy requires a code and the user has none.
 	OutcomeEnrollRequired Outcome = "enroll_required"
+	// OutcomeRemembered (check only): the user gave a code from this
+	// remote address with this public key within policy.remember; the
+	// daemon admits without a code (an audited decision).
+	OutcomeRemembered Outcome = "remembered"
 	// OutcomeNotEnrolled: the user has no code and policy does not require one.
 	OutcomeNotEnrolled Outcome = "not_enrolled"
 	// OutcomeExempt: policy exempts the user from codes.
@@ -199,6 +207,16 @@ type UserStatus struct {
 	// BlockedSources lists remote addresses currently blocked for this
 	// user by the per-source limit.
 	BlockedSources []BlockedSource `json:"blocked_sources,omitempty"`
+	// Remembered lists the devices (remote address and key fingerprint)
+	// that skip the code until Until (policy.remember).
+	Remembered []RememberedDevice `json:"remembered,omitempty"`
+}
+
+// RememberedDevice is one remembered (remote address, public key) pair.
+type RememberedDevice struct {
+	Source      string    `json:"source"`
+	Fingerprint string    `json:"fingerprint"`
+	Until       time.Time `json:"until"`
 }
 
 // BlockedSource is one remote address blocked for a user.

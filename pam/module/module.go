@@ -19,6 +19,10 @@ const maxMessage = 512
 // refused, timed out, garbled reply): the only failures fail=open relaxes.
 var errUnreachable = errors.New("pam_otpgate: otpgated unreachable")
 
+// errRemembered is checkDecision's result for otpgated's "remembered"
+// answer: the only way to PAM_SUCCESS without a code.
+var errRemembered = errors.New("pam_otpgate: remembered device")
+
 // errUnexpected marks replies the module does not understand.
 var errUnexpected = errors.New("pam_otpgate: unexpected reply from otpgated")
 
@@ -78,7 +82,8 @@ func (otpgateModule) CloseSession(pam.ModuleTransaction, pam.Flags, []string) er
 }
 
 // authenticate runs one authentication. It returns nil (PAM_SUCCESS) only
-// after otpgated accepted a code; every other path returns an error that
+// after otpgated accepted a code, or when otpgated's check answered
+// "remembered" (its own audited decision); every other path returns an error that
 // pamStatus maps to a failure or, for the daemon's own "no code needed"
 // answers, to PAM_IGNORE.
 func authenticate(s session, args []string) error {
@@ -115,6 +120,12 @@ func authenticate(s session, args []string) error {
 	resp, err := client.Do(ctx, &check)
 	digits, msg, result := checkDecision(resp, err)
 	lg.debugf("check: %s", describe(resp, err))
+	if errors.Is(result, errRemembered) {
+		// otpgated's explicit, audited decision: this user gave a code
+		// from this address with this verified key within
+		// policy.remember.
+		return nil
+	}
 	if result != nil {
 		return finish(s, lg, opts, "check", msg, result)
 	}
@@ -190,6 +201,8 @@ func checkDecision(resp *protocol.Response, err error) (digits int, msg string, 
 		return v.Digits, "", nil
 	case protocol.OutcomeNotEnrolled, protocol.OutcomeExempt:
 		return 0, "", pam.ErrIgnore
+	case protocol.OutcomeRemembered:
+		return 0, "", errRemembered
 	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
 		return 0, sanitize(v.Message), fmt.Errorf("%w: pam_otpgate: %s", pam.ErrAuth, v.Outcome)
 	}

@@ -122,6 +122,7 @@ func TestVerifyDecision(t *testing.T) {
 		{"locked", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeLocked, Message: "locked"}), nil, "", "locked", int(pam.ErrAuth), false},
 		{"not enrolled", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeNotEnrolled}), nil, "", "", int(pam.ErrIgnore), false},
 		{"exempt", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeExempt}), nil, "", "", int(pam.ErrIgnore), false},
+		{"remembered is not a verify outcome", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}), nil, "", "", int(pam.ErrAuthinfoUnavail), false},
 		{"code required is not a verify outcome", verifyReply(protocol.VerifyResult{Outcome: protocol.OutcomeCodeRequired, Digits: 6}), nil, "", "", int(pam.ErrAuthinfoUnavail), false},
 		{"empty outcome", verifyReply(protocol.VerifyResult{}), nil, "", "", int(pam.ErrAuthinfoUnavail), false},
 		{"nil reply", nil, nil, "", "", int(pam.ErrAuthinfoUnavail), false},
@@ -231,5 +232,20 @@ func TestModuleHandlerAnswers(t *testing.T) {
 				t.Errorf("status = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCheckRemembered: only the check outcome "remembered" yields
+// errRemembered (authenticate's one way to PAM_SUCCESS without a code),
+// and errRemembered on its own would still fail closed.
+func TestCheckRemembered(t *testing.T) {
+	for _, out := range []protocol.Outcome{protocol.OutcomeRemembered, protocol.OutcomeAccept, protocol.OutcomeCodeRequired, protocol.OutcomeExempt, "remembered "} {
+		_, _, result := checkDecision(verifyReply(protocol.VerifyResult{Outcome: out, Digits: 6}), nil)
+		if got, want := errors.Is(result, errRemembered), out == protocol.OutcomeRemembered; got != want {
+			t.Errorf("check %q: remembered = %v (%v), want %v", out, got, result, want)
+		}
+	}
+	if got := pamStatus(errRemembered); got != int(pam.ErrAuthinfoUnavail) {
+		t.Errorf("pamStatus(errRemembered) = %d, want PAM_AUTHINFO_UNAVAIL", got)
 	}
 }
