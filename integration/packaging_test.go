@@ -1,0 +1,275 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+)
+
+// makeIn runs make with args in the repository and returns its combined
+// output and error.
+func makeIn(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	repo := container.RepoRoot()
+	if repo == "" {
+		t.Fatal("repository root not found from the working directory")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "-C", repo}, args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// pamSecurityDir is the system PAM module directory as the Makefiles find it.
+func pamSecurityDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("pkg-config", "--variable=libdir", "pam").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("pkg-config --variable=libdir pam: %v (apt-get install libpam0g-dev pkg-config)", err)
+	}
+	return strings.TrimSpace(string(out)) + "/security"
+}
+
+// tree lists every entry below root as "MODE /path", sorted.
+func tree(t *testing.T, root string) []string {
+	t.Helper()
+	var entries []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		kind := "f"
+		if d.IsDir() {
+			kind = "d"
+		}
+		entries = append(entries, fmt.Sprintf("%s %04o %s", kind, info.Mode().Perm(), strings.TrimPrefix(p, root)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(entries)
+	return entries
+}
+
+// dirsOf returns "d 0755 DIR" for every parent directory of the paths.
+func dirsOf(paths ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range paths {
+		for d := filepath.Dir(p); d != "/" && !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			out = append(out, "d 0755 "+d)
+		}
+	}
+	return out
+}
+
+// TestMakeInstall installs into a DESTDIR and checks the exact tree and
+// modes, that an existing config.toml is kept, that the units pass
+// systemd-analyze verify once installed, and that uninstall removes
+// everything but the configuration and refuses while /etc/pam.d uses the
+// module.
+func TestMakeInstall(t *testing.T) {
+	container.Require(t, "make", "pkg-config", "install", "systemd-analyze", "man")
+	dest := t.TempDir()
+	if out, err := makeIn(t, "install", "DESTDIR="+dest); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	pamDir := pamSecurityDir(t)
+	files := map[string]string{
+		"/usr/local/sbin/otpgated":                           "0755",
+		"/usr/local/sbin/otpgate-sshd":                       "0755",
+		"/usr/local/bin/otpgate":                             "0755",
+		pamDir + "/pam_otpgate.so":                           "0644",
+		"/usr/lib/otpgate/libpam_otpgate_go.so":              "0644",
+		"/etc/otpgate/config.toml":                           "0644",
+		"/usr/local/lib/systemd/system/otpgated.service":     "0644",
+		"/usr/local/lib/systemd/system/otpgate-sshd.service": "0644",
+		"/usr/local/share/man/man1/otpgate.1":                "0644",
+		"/usr/local/share/man/man5/otpgate.toml.5":           "0644",
+		"/usr/local/share/man/man8/otpgated.8":               "0644",
+		"/usr/local/share/man/man8/otpgate-sshd.8":           "0644",
+		"/usr/local/share/man/man8/pam_otpgate.8":            "0644",
+	}
+	var want, paths []string
+	for p, mode := range files {
+		want = append(want, "f "+mode+" "+p)
+		paths = append(paths, p)
+	}
+	want = append(want, dirsOf(paths...)...)
+	sort.Strings(want)
+	if got := tree(t, dest); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("installed tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	t.Run("units run the installed binaries", func(t *testing.T) {
+		for _, u := range []string{"otpgated", "otpgate-sshd"} {
+			unit, err := os.ReadFile(dest + "/usr/local/lib/systemd/system/" + u + ".service")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(unit), "\nExecStart=/usr/local/sbin/"+u+" -config /etc/otpgate/config.toml\n") ||
+				strings.Contains(string(unit), "/usr/sbin/") {
+				t.Errorf("%s.service does not run /usr/local/sbin/%s:\n%s", u, u, unit)
+			}
+		}
+	})
+
+	t.Run("units pass systemd-analyze verify", func(t *testing.T) {
+		c := container.Start(t, container.WithBind(dest, "/stage", true))
+		// tar keeps merged-/usr's /lib symlink, which cp -a would not.
+		c.Run(t, "sh", "-c", "tar -C /stage -cf - . | tar -C / -xf - --keep-directory-symlink")
+		units := []string{"/usr/local/lib/systemd/system/otpgated.service", "/usr/local/lib/systemd/system/otpgate-sshd.service"}
+		if out := c.Run(t, "systemd-analyze", append([]string{"verify"}, units...)...); strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify warned:\n%s", out)
+		}
+		// The offline exposure score (0 best, 10 worst) of the daemon.
+		out, _, _ := c.Exec(context.Background(), "systemd-analyze", "security", "--offline=yes", units[0])
+		m := regexp.MustCompile(`Overall exposure level for otpgated.service: ([0-9.]+)`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no exposure level in:\n%s", out)
+		}
+		t.Logf("systemd-analyze security --offline=yes: otpgated.service exposure %s", m[1])
+		if score, err := strconv.ParseFloat(m[1], 64); err != nil || score > 2.0 {
+			t.Errorf("otpgated.service exposure %s, want at most 2.0", m[1])
+		}
+		if out := c.Run(t, "/usr/local/sbin/otpgated", "-check-config", "-config", "/etc/otpgate/config.toml"); strings.Contains(out, "error") {
+			t.Errorf("the installed config.toml does not check: %s", out)
+		}
+	})
+
+	t.Run("existing config.toml is kept", func(t *testing.T) {
+		edited := []byte("# edited by the admin\nissuer = \"mine\"\n")
+		if err := os.WriteFile(dest+"/etc/otpgate/config.toml", edited, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := makeIn(t, "install", "DESTDIR="+dest)
+		if err != nil {
+			t.Fatalf("make install over an existing tree: %v\n%s", err, out)
+		}
+		if got, _ := os.ReadFile(dest + "/etc/otpgate/config.toml"); !bytes.Equal(got, edited) {
+			t.Errorf("config.toml overwritten:\n%s", got)
+		}
+		if !strings.Contains(out, "keeping the existing") {
+			t.Errorf("install did not say it kept config.toml:\n%s", out)
+		}
+	})
+
+	t.Run("uninstall refuses while pam.d uses the module", func(t *testing.T) {
+		if err := os.MkdirAll(dest+"/etc/pam.d", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dest+"/etc/pam.d/sshd", []byte("auth required pam_otpgate.so\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := makeIn(t, "uninstall", "DESTDIR="+dest)
+		if err == nil || !strings.Contains(out, "still use pam_otpgate.so") {
+			t.Fatalf("uninstall with pam.d using the module: err %v\n%s", err, out)
+		}
+		if _, err := os.Stat(dest + pamDir + "/pam_otpgate.so"); err != nil {
+			t.Errorf("refused uninstall removed the module: %v", err)
+		}
+		if err := os.RemoveAll(dest + "/etc/pam.d"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("uninstall keeps only the configuration", func(t *testing.T) {
+		if out, err := makeIn(t, "uninstall", "DESTDIR="+dest); err != nil {
+			t.Fatalf("make uninstall: %v\n%s", err, out)
+		}
+		var left []string
+		for _, e := range tree(t, dest) {
+			if strings.HasPrefix(e, "f ") {
+				left = append(left, e)
+			}
+		}
+		if strings.Join(left, "\n") != "f 0644 /etc/otpgate/config.toml" {
+			t.Errorf("files left after uninstall:\n%s", strings.Join(left, "\n"))
+		}
+	})
+}
+
+// TestManPages renders each man page with groff and man-db, which must not
+// warn, and checks that otpgate.toml(5) documents every key of
+// config.example.toml.
+func TestManPages(t *testing.T) {
+	container.Require(t, "groff", "man")
+	dir := filepath.Join(container.RepoRoot(), "packaging", "man")
+	pages := []struct{ file, name string }{
+		{"otpgate.1", "otpgate"}, {"otpgated.8", "otpgated"}, {"otpgate-sshd.8", "otpgate-sshd"},
+		{"pam_otpgate.8", "pam_otpgate"}, {"otpgate.toml.5", "otpgate.toml"},
+	}
+	for _, p := range pages {
+		t.Run(p.file, func(t *testing.T) {
+			path := filepath.Join(dir, p.file)
+			var stderr bytes.Buffer
+			cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z", path)
+			cmd.Stderr = &stderr
+			if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+				t.Errorf("groff -ww: %v\n%s", err, stderr.String())
+			}
+			stderr.Reset()
+			cmd = exec.Command("man", "--warnings", "-l", path)
+			cmd.Env = append(os.Environ(), "MANWIDTH=80", "MAN_KEEP_FORMATTING=0", "LC_ALL=C.UTF-8")
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil || stderr.Len() > 0 {
+				t.Errorf("man --warnings -l: %v\n%s", err, stderr.String())
+			}
+			text := regexp.MustCompile(".\b").ReplaceAllString(string(out), "")
+			if !regexp.MustCompile(`(?m)^NAME\n\s+` + regexp.QuoteMeta(p.name) + ` - `).MatchString(text) {
+				t.Errorf("rendered page has no NAME line for %s:\n%.400s", p.name, text)
+			}
+		})
+	}
+	t.Run("otpgate.toml.5 lists every key of config.example.toml", func(t *testing.T) {
+		example, err := os.ReadFile(filepath.Join(container.RepoRoot(), "config.example.toml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := os.ReadFile(filepath.Join(dir, "otpgate.toml.5"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		section, n := "", 0
+		for _, line := range strings.Split(string(example), "\n") {
+			if m := regexp.MustCompile(`^\[(\w+)\]$`).FindStringSubmatch(line); m != nil {
+				section = m[1] + "."
+				continue
+			}
+			m := regexp.MustCompile(`^(\w+) = `).FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			n++
+			key := strings.ReplaceAll(section+m[1], "-", `\-`)
+			if !strings.Contains(string(page), ".B "+key+" ") {
+				t.Errorf("otpgate.toml.5 does not document %s", section+m[1])
+			}
+		}
+		if n < 40 {
+			t.Errorf("only %d keys found in config.example.toml", n)
+		}
+	})
+}
