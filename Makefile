@@ -146,3 +146,9 @@ deb: build ## Debian package bin/otpgate_VERSION_ARCH.deb (dpkg-deb; changes no 
 .PHONY: clean
 clean: ## remove build outputs
 	rm -rf $(BIN)
+
+##### comparison benchmarks (not part of `make test`)
+
+.PHONY: bench-compare
+bench-compare: deps build ## otpgate vs google-authenticator and pam_oath through real PAM (minutes; writes docs/bench/comparison.*)
+	$(Q)OTPGATE_BIN=$(BIN) $(GO) test -count=1 -tags benchcompare -run TestCompare -timeout 60m -v ./bench/compare/

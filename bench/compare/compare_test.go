@@ -1,0 +1,367 @@
+//go:build benchcompare
+
+package compare
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/integration/container"
+)
+
+// cell is one measurement: successive passes of pamload over all users.
+type cell struct {
+	Variant string         `json:"variant"`
+	N       int            `json:"n_users"`
+	Service string         `json:"service"`
+	Model   string         `json:"model"`
+	Mode    string         `json:"mode"`
+	C       int            `json:"c"`
+	Passes  int            `json:"passes"`
+	Tx      int            `json:"transactions"`
+	OK      int            `json:"ok"`
+	Secs    float64        `json:"secs"`
+	Rate    float64        `json:"tx_per_s"`
+	OKRate  float64        `json:"ok_per_s"`
+	P50     float64        `json:"p50_ms"`
+	P90     float64        `json:"p90_ms"`
+	P99     float64        `json:"p99_ms"`
+	AuthP50 float64        `json:"auth_p50_ms"`
+	AuthP99 float64        `json:"auth_p99_ms"`
+	WallP50 float64        `json:"wall_p50_ms"`
+	Fails   map[string]int `json:"fails,omitempty"`
+}
+
+type race struct {
+	Service string      `json:"service"`
+	Model   string      `json:"model"`
+	Reps    int         `json:"reps"`
+	Hist    map[int]int `json:"successes_histogram"` // successes per run -> runs
+	Fails   map[string]int
+}
+
+type lostUpdate struct {
+	Service string         `json:"service"`
+	C       int            `json:"c"`
+	N       int            `json:"n_users"`
+	Pass1OK int            `json:"pass1_ok"`
+	Pass2OK int            `json:"pass2_ok"` // replays accepted
+	Fails1  map[string]int `json:"pass1_fails,omitempty"`
+}
+
+type results struct {
+	Date     string            `json:"date"`
+	Command  string            `json:"command"`
+	Versions map[string]string `json:"versions"`
+	LoadIn   string            `json:"loadavg_start"`
+	LoadOut  string            `json:"loadavg_end"`
+	Duration string            `json:"duration"`
+	Cells    []cell            `json:"cells"`
+	Races    []race            `json:"races"`
+	Lost     []lostUpdate      `json:"lost_updates"`
+	Provis   []string          `json:"provisioning"`
+}
+
+func envInts(t *testing.T, key, def string) []int {
+	s := os.Getenv(key)
+	if s == "" {
+		s = def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want comma-separated positive integers", key, s)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// buildPamload compiles pamload.c into a directory bound into containers.
+func buildPamload(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(container.RepoRoot(), "bench", "pamload", "pamload.c")
+	cmd := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", filepath.Join(dir, "pamload"), src, "-lpam", "-lpthread")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gcc %s: %v\n%s", src, err, out)
+	}
+	return dir
+}
+
+func TestCompare(t *testing.T) {
+	container.Require(t, "gcc", "oathtool", "pkg-config", "install", "cp")
+	for _, so := range []string{"pam_google_authenticator.so", "pam_oath.so"} {
+		if _, err := os.Stat("/lib/x86_64-linux-gnu/security/" + so); err != nil {
+			t.Fatalf("%s missing: make deps (libpam-google-authenticator, libpam-oath)", so)
+		}
+	}
+	quick := os.Getenv("BENCH_QUICK") == "1"
+	sizes := envInts(t, "BENCH_SIZES", "100,1000,10000")
+	big := envInts(t, "BENCH_BIG", "")
+	reps := envInts(t, "BENCH_RACE_REPS", "50")[0]
+	concs := []int{1, 2, 8, 32}
+	if quick {
+		sizes = envInts(t, "BENCH_SIZES", "100,1000")
+		concs = []int{1, 8}
+		reps = envInts(t, "BENCH_RACE_REPS", "5")[0]
+	}
+	outDir := os.Getenv("BENCH_OUT")
+	if outDir == "" {
+		outDir = filepath.Join(container.RepoRoot(), "docs", "bench")
+	}
+	tools := buildPamload(t)
+
+	res := &results{
+		Date:     time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		Command:  "make bench-compare",
+		Versions: versions(t),
+		LoadIn:   loadavg(),
+	}
+	if env := os.Getenv("BENCH_ENV"); env != "" {
+		res.Command = env + " " + res.Command
+	}
+	begin := time.Now()
+	defer func() {
+		res.LoadOut = loadavg()
+		res.Duration = time.Since(begin).Round(time.Second).String()
+		if err := writeReport(res, outDir); err != nil {
+			t.Errorf("report: %v", err)
+		} else {
+			t.Logf("report written to %s", outDir)
+		}
+	}()
+
+	passesFor := func(n int) int {
+		p := 2000 / n
+		if quick {
+			p /= 4
+		}
+		return max(1, min(10, p))
+	}
+	// measure runs one cell: passes of pamload, each on pristine state.
+	measure := func(e *env, svc, model, mode string, c, passes int, limit float64) cell {
+		t.Helper()
+		cl := cell{Variant: e.variant, N: e.n, Service: svc, Model: model, Mode: mode, C: c, Passes: passes, Fails: map[string]int{}}
+		var tot, auth, wall []float64
+		for p := 0; p < passes; p++ {
+			e.reset(svc)
+			ps := e.pamload(svc, "-c", strconv.Itoa(c), "-w", model, "-m", mode, "--time-limit", fmt.Sprint(limit))
+			cl.Secs += ps.secs
+			for _, r := range ps.records {
+				cl.Tx++
+				if r.ok {
+					cl.OK++
+				}
+				tot = append(tot, r.total)
+				auth = append(auth, r.auth)
+				wall = append(wall, r.wl)
+			}
+			for k, v := range ps.rcs {
+				cl.Fails[k] += v
+			}
+		}
+		if cl.Secs > 0 {
+			cl.Rate = float64(cl.Tx) / cl.Secs
+			cl.OKRate = float64(cl.OK) / cl.Secs
+		}
+		cl.P50, cl.P90, cl.P99 = pct(tot, 50), pct(tot, 90), pct(tot, 99)
+		cl.AuthP50, cl.AuthP99 = pct(auth, 50), pct(auth, 99)
+		cl.WallP50 = pct(wall, 50)
+		t.Logf("%-5s N=%-6d %-8s %-7s %-5s c=%-2d %5d/%-5d ok %7.0f ok/s  p50 %.3f p99 %.3f auth p50 %.3f ms  %v",
+			cl.Variant, cl.N, svc, model, mode, c, cl.OK, cl.Tx, cl.OKRate, cl.P50, cl.P99, cl.AuthP50, cl.Fails)
+		res.Cells = append(res.Cells, cl)
+		// otpgate must never refuse a valid login.
+		if svc == "otpgate" && mode == "code" && cl.OK != cl.Tx {
+			t.Errorf("otpgate refused %d of %d valid logins (%s N=%d %s c=%d): %v", cl.Tx-cl.OK, cl.Tx, e.variant, e.n, model, c, cl.Fails)
+		}
+		if svc == "otpgate" && mode == "wrong" && cl.OK != 0 {
+			t.Errorf("otpgate accepted %d wrong codes", cl.OK)
+		}
+		return cl
+	}
+	provisioned := func(e *env, d time.Duration) {
+		res.Provis = append(res.Provis, fmt.Sprintf("%s N=%d: %v", e.variant, e.n, d.Round(time.Millisecond)))
+	}
+
+	// 1. tmpfs, every N: valid codes with worker processes, then the reject
+	// path, threads and fresh processes; correctness at N=1000.
+	for _, n := range sizes {
+		start := time.Now()
+		e := newEnv(t, "tmpfs", n, tools)
+		provisioned(e, time.Since(start))
+		passes := passesFor(n)
+		for _, c := range concs {
+			for _, svc := range services {
+				measure(e, svc, "procs", "code", c, passes, 20)
+			}
+		}
+		for _, c := range []int{1, 8} {
+			if quick && c != 1 {
+				continue
+			}
+			for _, svc := range services[1:] {
+				measure(e, svc, "procs", "wrong", c, max(1, passes/2), 10)
+			}
+		}
+		for _, svc := range services {
+			measure(e, svc, "threads", "code", 8, passes, 20)
+		}
+		if n == 1000 || (quick && n == sizes[len(sizes)-1]) {
+			for _, c := range []int{1, 8} {
+				for _, svc := range services {
+					measure(e, svc, "fresh", "code", c, 1, 10)
+				}
+			}
+			correctness(t, e, res, reps)
+		}
+		e.c.Close()
+	}
+
+	// 2. Large N for the floor, google-authenticator and otpgate.
+	for _, n := range big {
+		start := time.Now()
+		e := newEnv(t, "tmpfs", n, tools)
+		provisioned(e, time.Since(start))
+		for _, c := range []int{1, 32} {
+			for _, svc := range []string{"permit", "ga", "otpgate"} {
+				measure(e, svc, "procs", "code", c, 1, 15)
+			}
+		}
+		for _, svc := range []string{"ga", "otpgate"} {
+			measure(e, svc, "procs", "wrong", 1, 1, 10)
+		}
+		e.c.Close()
+	}
+
+	// 3. State on ext4 (real fsync), N=1000.
+	if os.Getenv("BENCH_EXT4") != "0" {
+		n := 1000
+		if quick {
+			n = 100
+		}
+		start := time.Now()
+		e := newEnv(t, "ext4", n, tools)
+		provisioned(e, time.Since(start))
+		for _, c := range concs {
+			for _, svc := range services {
+				measure(e, svc, "procs", "code", c, 1, 20)
+			}
+		}
+		e.c.Close()
+	}
+}
+
+// correctness runs the same-code race and the lost-update test.
+func correctness(t *testing.T, e *env, res *results, reps int) {
+	if reps > e.n {
+		reps = e.n
+	}
+	// 32 transactions of one user with one valid code, released at once.
+	// Each repetition uses a different user, so no state reset is needed
+	// between repetitions.
+	for _, model := range []string{"procs", "threads"} {
+		r := reps
+		if model == "threads" {
+			r = max(1, reps*2/5)
+		}
+		for _, svc := range services[1:] {
+			rc := race{Service: svc, Model: model, Reps: r, Hist: map[int]int{}, Fails: map[string]int{}}
+			e.reset(svc)
+			for k := 0; k < r; k++ {
+				ps := e.pamload(svc, "-c", "32", "-n", "32", "--same", "--first", strconv.Itoa(k),
+					"--sync", "--freeze", "-w", model, "--time-limit", "60")
+				ok := 0
+				for _, rec := range ps.records {
+					if rec.ok {
+						ok++
+					}
+				}
+				rc.Hist[ok]++
+				for m, v := range ps.rcs {
+					rc.Fails[m] += v
+				}
+				if svc == "otpgate" && ok != 1 {
+					t.Errorf("otpgate race %s rep %d: %d successes for one code, want exactly 1", model, k, ok)
+				}
+			}
+			t.Logf("race %-7s %-8s %d runs: successes->runs %v; failures %v", model, svc, r, rc.Hist, rc.Fails)
+			res.Races = append(res.Races, rc)
+		}
+	}
+	// Authenticate every user at concurrency c with the codes of one
+	// instant T, then replay exactly the same codes: a replay accepted is a
+	// lost update (the first use was not recorded) or a double acceptance.
+	for _, c := range []int{2, 8, 32} {
+		for _, svc := range services[1:] {
+			e.reset(svc)
+			ct := strconv.FormatInt(time.Now().Unix(), 10)
+			args := []string{"-c", strconv.Itoa(c), "--code-time", ct, "--time-limit", "120"}
+			p1 := e.pamload(svc, args...)
+			p2 := e.pamload(svc, args...)
+			lu := lostUpdate{Service: svc, C: c, N: e.n, Fails1: p1.rcs}
+			for _, r := range p1.records {
+				if r.ok {
+					lu.Pass1OK++
+				}
+			}
+			for _, r := range p2.records {
+				if r.ok {
+					lu.Pass2OK++
+				}
+			}
+			t.Logf("lost updates %-8s c=%-2d pass 1 ok %d/%d, replays accepted %d; pass 1 failures %v", svc, c, lu.Pass1OK, e.n, lu.Pass2OK, p1.rcs)
+			if svc == "otpgate" && (lu.Pass1OK != e.n || lu.Pass2OK != 0) {
+				t.Errorf("otpgate c=%d: pass 1 accepted %d of %d valid codes, pass 2 accepted %d replays (want %d and 0)", c, lu.Pass1OK, e.n, lu.Pass2OK, e.n)
+			}
+			res.Lost = append(res.Lost, lu)
+		}
+	}
+	e.reset("otpgate")
+}
+
+// pct is the nearest-rank percentile.
+func pct(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	k := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(k, len(s)-1))]
+}
+
+func writeReport(res *results, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "comparison.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	md, plots := report(res)
+	for name, svg := range plots {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(svg), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(dir, "comparison.md"), []byte(md), 0o644)
+}

@@ -1,0 +1,18 @@
+// Package compare is the comparison suite of issue 7: otpgate against
+// google-authenticator-libpam and pam_oath (Debian's packages), with
+// pam_permit as the floor, driven by bench/pamload/pamload.c through real
+// libpam inside a namespace container (integration/container).
+//
+//	make bench-compare
+//	OTPGATE_BIN=$PWD/bin go test -tags benchcompare -run TestCompare -timeout 60m -v ./bench/compare/
+//
+// Environment: BENCH_SIZES (default "100,1000,10000"), BENCH_BIG (extra N for
+// pam_permit, google-authenticator and otpgate only, e.g. "100000"),
+// BENCH_EXT4=0 (skip the ext4 variant), BENCH_RACE_REPS (default 50),
+// BENCH_QUICK=1 (a small smoke run), BENCH_OUT (default docs/bench).
+//
+// Performance figures go to the report; only correctness concerning
+// otpgate is asserted: exactly one success in every 32-way same-code race,
+// no replay accepted after concurrent passes (no lost update), and no valid
+// login refused. The incumbents' failures are recorded, not asserted.
+package compare
