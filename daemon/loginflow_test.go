@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
 )
 
 // TestRecoveryCodeMessages uses up four recovery codes: each accept says
@@ -287,4 +289,98 @@ func TestRememberDeviceBounded(t *testing.T) {
 	if r := d.checkFrom(alice, logins[len(logins)-1]); r.Outcome != protocol.OutcomeRemembered {
 		t.Errorf("newest device not remembered: %+v", r)
 	}
+}
+
+// enrollOnLoginConfig requires a code of alice and lets her enroll at
+// login.
+func enrollOnLoginConfig(t *testing.T, until string) *config.Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.Policy.RequiredUsers = []string{alice}
+	cfg.Policy.EnrollOnLogin = true
+	cfg.Policy.EnrollOnLoginUntil = until
+	return cfg
+}
+
+// TestEnrollOnLogin: a required, unenrolled user is offered a key and QR
+// code in a login check that carries a verified public key; the first code
+// activates it and returns the recovery codes; later logins need codes.
+func TestEnrollOnLogin(t *testing.T) {
+	d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
+	key := newSSHKey(t)
+	login := sshLogin{"192.0.2.7", key.openssh}
+	resp := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
+	if resp.Verify == nil || resp.Verify.Outcome != protocol.OutcomeEnrollOffered || resp.Enroll == nil || resp.Verify.Digits != 6 {
+		t.Fatalf("check: %+v", resp)
+	}
+	for i, line := range strings.Split(strings.TrimRight(resp.Enroll.QR, "\n"), "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 || n < 21 {
+			t.Fatalf("QR line %d is %d columns", i, n)
+		}
+	}
+	okey, err := otp.ParseURI(resp.Enroll.URI)
+	if err != nil || otp.EncodeSecret(okey.Secret) != resp.Enroll.Secret {
+		t.Fatalf("URI %v does not carry the shown key", err)
+	}
+	if _, err := d.do(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: "000000", RHost: login.rhost, AuthInfo: login.authInfo}); errCode(err) != protocol.ErrInvalidCode {
+		t.Fatalf("confirm with a wrong code: %v", err)
+	}
+	conf := d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: d.code(okey.Secret, 0), Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
+	if len(conf.RecoveryCodes) != d.cfg.Enroll.RecoveryCodes {
+		t.Fatalf("confirm: %+v", conf)
+	}
+	if r := d.checkFrom(alice, login); r.Outcome != protocol.OutcomeCodeRequired {
+		t.Fatalf("check after enrolling: %+v", r)
+	}
+	fp := strings.Fields(key.fingerprint)[2]
+	log := d.log.String()
+	for _, want := range []string{"outcome=enroll_offered reason=enroll_on_login", "outcome=active reason=enrolled_at_login", "rhost=192.0.2.7", "fingerprint=" + fp} {
+		if !strings.Contains(log, want) {
+			t.Errorf("audit log lacks %q", want)
+		}
+	}
+	if strings.Contains(log, resp.Enroll.Secret) {
+		t.Error("the secret was logged")
+	}
+}
+
+// TestEnrollOnLoginRefused: without a verified public key, for an
+// ordinary caller, after the deadline, or with the setting off, the user
+// is refused as before.
+func TestEnrollOnLoginRefused(t *testing.T) {
+	key := newSSHKey(t)
+	tests := []struct {
+		name     string
+		on       bool
+		until    string
+		authInfo string
+	}{
+		{"no publickey before", true, "", ""},
+		{"password instead of a key", true, "", "password"},
+		{"deadline passed", true, "2020-01-01", key.openssh},
+		{"setting off", false, "", key.openssh},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := enrollOnLoginConfig(t, tt.until)
+			cfg.Policy.EnrollOnLogin = tt.on
+			d := startDaemon(t, cfg, nil)
+			if r := d.checkFrom(alice, sshLogin{"192.0.2.7", tt.authInfo}); r.Outcome != protocol.OutcomeEnrollRequired {
+				t.Errorf("check: %+v, want enroll_required", r)
+			}
+		})
+	}
+	t.Run("ordinary caller", func(t *testing.T) {
+		d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
+		resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh})
+		if errText != "" || resp.Verify.Outcome != protocol.OutcomeEnrollRequired || resp.Enroll != nil {
+			t.Errorf("check as alice herself: %+v %q", resp, errText)
+		}
+	})
+	t.Run("before the deadline", func(t *testing.T) {
+		d := startDaemon(t, enrollOnLoginConfig(t, "2099-12-31"), nil)
+		if r := d.checkFrom(alice, sshLogin{"192.0.2.7", key.openssh}); r.Outcome != protocol.OutcomeEnrollOffered {
+			t.Errorf("check: %+v, want enroll_offered", r)
+		}
+	})
 }

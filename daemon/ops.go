@@ -88,6 +88,9 @@ func enrollHint(user string) string {
 
 func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 	res, rec, err := s.gate(rc)
+	if err == nil && res != nil && res.Outcome == protocol.OutcomeEnrollRequired && enrollAtLogin(rc) {
+		return s.offerEnrollment(rc)
+	}
 	if err != nil || res != nil {
 		return &protocol.Response{Verify: res}, err
 	}
@@ -396,7 +399,11 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 	if at.outcome != protocol.OutcomeAccept {
 		return nil, codeError(at)
 	}
-	s.auditDecision(rc, "active", "enrolled")
+	if fp, ok := publickeyFingerprint(rc.AuthInfo); ok && rc.peer.UID == 0 {
+		s.auditDecision(rc, "active", "enrolled_at_login", "fingerprint", fp)
+	} else {
+		s.auditDecision(rc, "active", "enrolled")
+	}
 	return &protocol.Response{RecoveryCodes: codes}, nil
 }
 

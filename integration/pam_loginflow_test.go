@@ -5,9 +5,12 @@ package integration
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/qrterm/qrtermtest"
+	"github.com/otpgate/otpgate/otp"
 )
 
 // Recovery-code notes otpgated sends with an accepted recovery code.
@@ -157,6 +160,70 @@ func TestPAMSSHDRememberDevice(t *testing.T) {
 		r := s.login("remember2", "id_ed25519", "")
 		if r.loggedIn("remember2") || !strings.Contains(r.prompts, pamCodePrompt) {
 			t.Fatalf("after reset: logged in %v, prompts %q:\n%s", r.loggedIn("remember2"), r.prompts, r.out)
+		}
+	})
+}
+
+// enrollAskpass answers OpenSSH's prompts like a user at enrollment: it
+// logs every prompt, and answers the one that shows the key with the
+// key's current code (oathtool), any other with ASKPASS_CODE.
+const enrollAskpass = `#!/bin/sh
+printf '%s\n' "$1" >> "$ASKPASS_LOG"
+key=$(printf '%s\n' "$1" | sed -n 's/^Or enter this key in the app: //p')
+if [ -n "$key" ]; then oathtool --totp -b "$key"; else printf '%s\n' "$ASKPASS_CODE"; fi
+`
+
+// TestPAMSSHDEnrollOnLogin: with policy.enroll_on_login, a required user
+// without enrollment sees a QR code (decoded with zbarimg from what the
+// client was shown) and a key after the public key step, activates it with
+// the first code, sees the recovery codes and logs in; the next login
+// needs a code. Without a verified public key nothing is offered.
+func TestPAMSSHDEnrollOnLogin(t *testing.T) {
+	container.Require(t, "zbarimg")
+	e := newPAMEnv(t)
+	e.useDaemonConfig("enroll_on_login = true\n")
+	s := startSSHD(t, e, "debug")
+	s.c.WriteFile(t, pamWorkDir+"/askpass", []byte(enrollAskpass), 0o755)
+	s.addSSHUser(pamRequired)
+
+	r := s.login(pamRequired, "id_ed25519", "")
+	if !r.loggedIn(pamRequired) {
+		t.Fatalf("enrollment at login refused (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
+	}
+	uri := qrtermtest.DecodeTerminal(t, r.prompts)
+	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
+	if err != nil {
+		t.Fatalf("zbarimg read %q: %v", uri, err)
+	}
+	shown := otp.EncodeSecret(key.Secret)
+	if !strings.Contains(r.prompts, "Or enter this key in the app: "+shown) {
+		t.Errorf("the QR code's key %s is not the key shown:\n%s", shown, r.prompts)
+	}
+	if !strings.Contains(r.prompts, "Your recovery codes") || !strings.Contains(r.prompts, "Press Enter once you have saved them") {
+		t.Errorf("recovery codes not shown:\n%s", r.prompts)
+	}
+	for _, line := range strings.Split(r.prompts, "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("a line of %d columns does not fit an 80-column terminal: %q", n, line)
+		}
+	}
+	if log := e.daemon.Output(); !strings.Contains(log, "reason=enrolled_at_login") || !strings.Contains(log, "rhost=127.0.0.1") {
+		t.Errorf("otpgated did not audit the enrollment at login with the source:\n%s", log)
+	}
+
+	// The second login needs a fresh code of the new key.
+	e.secrets[pamRequired] = shown
+	r = s.login(pamRequired, "id_ed25519", "")
+	if r.loggedIn(pamRequired) || !strings.Contains(r.prompts, pamCodePrompt) || strings.Contains(r.prompts, "QR code") {
+		t.Fatalf("second login without a code: logged in %v, prompts %q", r.loggedIn(pamRequired), r.prompts)
+	}
+
+	t.Run("refused when publickey did not happen first", func(t *testing.T) {
+		e.do(&protocol.Request{Op: protocol.OpAdminReset, User: pamRequired})
+		e.writePAMService("otp-nokey", "auth required pam_otpgate.so debug\n")
+		res := e.pamtester("", "otp-nokey", pamRequired, "123456\n")
+		if res.exit == 0 || strings.Contains(res.out, "QR code") {
+			t.Fatalf("pamtester without SSH_AUTH_INFO_0 (exit %d):\n%s", res.exit, res.out)
 		}
 	})
 }

@@ -153,6 +153,10 @@ const (
 	// remote address with this public key within policy.remember; the
 	// daemon admits without a code (an audited decision).
 	OutcomeRemembered Outcome = "remembered"
+	// OutcomeEnrollOffered (check only, policy.enroll_on_login): the user
+	// must use a code and is not enrolled; the reply's Enroll holds a new
+	// pending key to show, and the first code goes to OpEnrollConfirm.
+	OutcomeEnrollOffered Outcome = "enroll_offered"
 	// OutcomeNotEnrolled: the user has no code and policy does not require one.
 	OutcomeNotEnrolled Outcome = "not_enrolled"
 	// OutcomeExempt: policy exempts the user from codes.
@@ -235,4 +239,7 @@ type EnrollInfo struct {
 	Algorithm string `json:"algorithm"`
 	Digits    int    `json:"digits"`
 	Period    int    `json:"period"`
+	// QR, with OutcomeEnrollOffered, is the URI's QR code drawn in
+	// half-block characters, at most 80 columns wide.
+	QR string `json:"qr,omitempty"`
 }

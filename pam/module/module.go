@@ -120,6 +120,9 @@ func authenticate(s session, args []string) error {
 	resp, err := client.Do(ctx, &check)
 	digits, msg, result := checkDecision(resp, err)
 	lg.debugf("check: %s", describe(resp, err))
+	if errors.Is(result, errEnrollOffered) {
+		return enrollAtLogin(s, lg, opts, client, base, resp.Enroll)
+	}
 	if errors.Is(result, errRemembered) {
 		// otpgated's explicit, audited decision: this user gave a code
 		// from this address with this verified key within
@@ -203,6 +206,8 @@ func checkDecision(resp *protocol.Response, err error) (digits int, msg string, 
 		return 0, "", pam.ErrIgnore
 	case protocol.OutcomeRemembered:
 		return 0, "", errRemembered
+	case protocol.OutcomeEnrollOffered:
+		return 0, "", errEnrollOffered
 	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
 		return 0, sanitize(v.Message), fmt.Errorf("%w: pam_otpgate: %s", pam.ErrAuth, v.Outcome)
 	}

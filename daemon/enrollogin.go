@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/qrterm"
+)
+
+// loginQRWidth is the widest QR code sent for enrollment at login: it
+// must fit an 80-column terminal.
+const loginQRWidth = 80
+
+// enrollAtLogin reports whether a check for a required but not enrolled
+// user may offer enrollment inside the login (policy.enroll_on_login): the
+// caller is root (an SSH server), the SSH server verified exactly one
+// public key before asking (the other factor), and the deadline, if any,
+// has not come.
+func enrollAtLogin(rc *reqCtx) bool {
+	p := rc.cfg.Policy
+	if !p.EnrollOnLogin || rc.peer.UID != 0 {
+		return false
+	}
+	if _, ok := publickeyFingerprint(rc.AuthInfo); !ok {
+		return false
+	}
+	if p.EnrollOnLoginUntil != "" {
+		end, err := time.Parse(time.DateOnly, p.EnrollOnLoginUntil)
+		if err != nil || !rc.now.Before(end) {
+			return false // validated at load; fail closed anyway
+		}
+	}
+	return true
+}
+
+// offerEnrollment starts a pending enrollment for the user of a login
+// check and answers enroll_offered with the key, its QR code drawn for an
+// 80-column terminal, and the code length. The login client shows them,
+// asks the first code and sends enroll_confirm.
+func (s *Server) offerEnrollment(rc *reqCtx) (*protocol.Response, error) {
+	resp, err := s.enrollBegin(rc)
+	if err != nil {
+		return nil, err
+	}
+	var qr bytes.Buffer
+	if err := qrterm.Render(&qr, resp.Enroll.URI, qrterm.Options{MaxWidth: loginQRWidth}); err != nil {
+		return nil, err
+	}
+	resp.Enroll.QR = qr.String()
+	fp, _ := publickeyFingerprint(rc.AuthInfo)
+	s.auditDecision(rc, string(protocol.OutcomeEnrollOffered), "enroll_on_login", "fingerprint", fp)
+	resp.Verify = &protocol.VerifyResult{Outcome: protocol.OutcomeEnrollOffered, Digits: resp.Enroll.Digits}
+	return resp, nil
+}
