@@ -273,3 +273,112 @@ func TestManPages(t *testing.T) {
 		}
 	})
 }
+
+// debBuiltRE finds the package file in dpkg-deb's output.
+var debBuiltRE = regexp.MustCompile(`building package 'otpgate' in '([^']+\.deb)'`)
+
+// TestDeb builds the package with `make deb`, checks its contents, and
+// installs and removes it with dpkg in a container: the install must leave
+// /etc/pam.d untouched, the installed units must verify and the daemon's
+// configuration check, and removal must be refused while /etc/pam.d uses
+// the module.
+func TestDeb(t *testing.T) {
+	container.Require(t, "make", "dpkg-deb", "dpkg", "systemd-analyze", "man", "sha256sum")
+	out, err := makeIn(t, "deb")
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	m := debBuiltRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("make deb did not name the package it built:\n%s", out)
+	}
+	deb := m[1]
+	t.Cleanup(func() { os.Remove(deb) })
+	pamDir := pamSecurityDir(t)
+
+	listing, err := exec.Command("dpkg-deb", "-c", deb).Output()
+	if err != nil {
+		t.Fatalf("dpkg-deb -c: %v", err)
+	}
+	contents := map[string]string{} // path -> "mode owner"
+	for _, line := range strings.Split(strings.TrimSpace(string(listing)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("dpkg-deb -c line %q", line)
+		}
+		contents[strings.TrimPrefix(strings.TrimSuffix(f[len(f)-1], "/"), ".")] = f[0] + " " + f[1]
+	}
+	for path, want := range map[string]string{
+		"/usr/sbin/otpgated":                       "-rwxr-xr-x root/root",
+		"/usr/sbin/otpgate-sshd":                   "-rwxr-xr-x root/root",
+		"/usr/bin/otpgate":                         "-rwxr-xr-x root/root",
+		pamDir + "/pam_otpgate.so":                 "-rw-r--r-- root/root",
+		"/usr/lib/otpgate/libpam_otpgate_go.so":    "-rw-r--r-- root/root",
+		"/etc/otpgate/config.toml":                 "-rw-r--r-- root/root",
+		"/lib/systemd/system/otpgated.service":     "-rw-r--r-- root/root",
+		"/lib/systemd/system/otpgate-sshd.service": "-rw-r--r-- root/root",
+		"/usr/share/man/man1/otpgate.1.gz":         "-rw-r--r-- root/root",
+		"/usr/share/man/man5/otpgate.toml.5.gz":    "-rw-r--r-- root/root",
+		"/usr/share/man/man8/otpgated.8.gz":        "-rw-r--r-- root/root",
+		"/usr/share/man/man8/otpgate-sshd.8.gz":    "-rw-r--r-- root/root",
+		"/usr/share/man/man8/pam_otpgate.8.gz":     "-rw-r--r-- root/root",
+		"/usr/share/doc/otpgate/copyright":         "-rw-r--r-- root/root",
+		"/usr/share/doc/otpgate/pam.md":            "-rw-r--r-- root/root",
+	} {
+		if got := contents[path]; got != want {
+			t.Errorf("package entry %s: %q, want %q", path, got, want)
+		}
+	}
+	for path := range contents {
+		if strings.HasPrefix(path, "/etc/") && path != "/etc/otpgate" && path != "/etc/otpgate/config.toml" && path != "/etc" {
+			t.Errorf("package ships %s: only /etc/otpgate/config.toml belongs in /etc", path)
+		}
+		if strings.Contains(path, "pam.d") || strings.Contains(path, "pam-configs") || strings.Contains(path, "sshd_config") {
+			t.Errorf("package ships %s, which would change the PAM or sshd configuration", path)
+		}
+	}
+	if fields, err := exec.Command("dpkg-deb", "-f", deb, "Package", "Depends").Output(); err != nil ||
+		!strings.Contains(string(fields), "Package: otpgate\n") || !strings.Contains(string(fields), "libpam0g") {
+		t.Errorf("control fields: %v\n%s", err, fields)
+	}
+
+	c := container.Start(t)
+	before := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' .")
+	c.Run(t, "dpkg", "-i", deb)
+	if after := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' ."); after != before {
+		t.Errorf("dpkg -i changed /etc/pam.d:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if st := c.Run(t, "dpkg-query", "-W", "-f=${Status}", "otpgate"); st != "install ok installed" {
+		t.Errorf("dpkg status %q", st)
+	}
+	if out := c.Run(t, "systemd-analyze", "verify", "/lib/systemd/system/otpgated.service", "/lib/systemd/system/otpgate-sshd.service"); strings.TrimSpace(out) != "" {
+		t.Errorf("installed units: systemd-analyze verify warned:\n%s", out)
+	}
+	c.Run(t, "/usr/sbin/otpgated", "-check-config", "-config", "/etc/otpgate/config.toml")
+	if out := c.Run(t, "man", "-w", "otpgated"); strings.TrimSpace(out) != "/usr/share/man/man8/otpgated.8.gz" {
+		t.Errorf("man -w otpgated: %q", out)
+	}
+	for _, enabled := range []string{"/etc/systemd/system/multi-user.target.wants/otpgated.service", "/etc/systemd/system/multi-user.target.wants/otpgate-sshd.service"} {
+		if _, code, _ := c.Exec(context.Background(), "test", "-e", enabled); code == 0 {
+			t.Errorf("dpkg -i enabled a service: %s exists", enabled)
+		}
+	}
+
+	// Removal while sshd's stack needs the module would lock everyone out.
+	c.WriteFile(t, "/etc/pam.d/sshd-otp", []byte("auth required pam_otpgate.so\n"), 0o644)
+	out, code, _ := c.Exec(context.Background(), "dpkg", "-r", "otpgate")
+	if code == 0 || !strings.Contains(out, "still use pam_otpgate.so") {
+		t.Errorf("dpkg -r with /etc/pam.d using the module: exit %d\n%s", code, out)
+	}
+	c.Run(t, "test", "-f", pamDir+"/pam_otpgate.so")
+	c.Run(t, "rm", "/etc/pam.d/sshd-otp")
+	c.Run(t, "dpkg", "-r", "otpgate")
+	if _, code, _ := c.Exec(context.Background(), "test", "-e", "/usr/sbin/otpgated"); code == 0 {
+		t.Error("/usr/sbin/otpgated still present after dpkg -r")
+	}
+	c.Run(t, "test", "-f", "/etc/otpgate/config.toml") // a conffile stays until purge
+	c.Run(t, "dpkg", "-P", "otpgate")
+	if _, code, _ := c.Exec(context.Background(), "test", "-e", "/etc/otpgate/config.toml"); code == 0 {
+		t.Error("/etc/otpgate/config.toml still present after dpkg -P")
+	}
+}
