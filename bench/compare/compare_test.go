@@ -38,6 +38,8 @@ type cell struct {
 	AuthP50 float64        `json:"auth_p50_ms"`
 	AuthP99 float64        `json:"auth_p99_ms"`
 	WallP50 float64        `json:"wall_p50_ms"`
+	CPUTx   float64        `json:"client_cpu_ms_per_tx"` // workers' CPU per transaction
+	DCPUTx  float64        `json:"daemon_cpu_ms_per_tx"` // otpgated's CPU per transaction
 	Fails   map[string]int `json:"fails,omitempty"`
 }
 
@@ -163,6 +165,10 @@ func TestCompare(t *testing.T) {
 			e.reset(svc)
 			ps := e.pamload(svc, "-c", strconv.Itoa(c), "-w", model, "-m", mode, "--time-limit", fmt.Sprint(limit))
 			cl.Secs += ps.secs
+			cl.CPUTx += ps.cpuMS
+			if svc == "otpgate" {
+				cl.DCPUTx += ps.daemonMS
+			}
 			for _, r := range ps.records {
 				cl.Tx++
 				if r.ok {
@@ -183,8 +189,12 @@ func TestCompare(t *testing.T) {
 		cl.P50, cl.P90, cl.P99 = pct(tot, 50), pct(tot, 90), pct(tot, 99)
 		cl.AuthP50, cl.AuthP99 = pct(auth, 50), pct(auth, 99)
 		cl.WallP50 = pct(wall, 50)
-		t.Logf("%-5s N=%-6d %-8s %-7s %-5s c=%-2d %5d/%-5d ok %7.0f ok/s  p50 %.3f p99 %.3f auth p50 %.3f ms  %v",
-			cl.Variant, cl.N, svc, model, mode, c, cl.OK, cl.Tx, cl.OKRate, cl.P50, cl.P99, cl.AuthP50, cl.Fails)
+		if cl.Tx > 0 {
+			cl.CPUTx /= float64(cl.Tx)
+			cl.DCPUTx /= float64(cl.Tx)
+		}
+		t.Logf("%-5s N=%-6d %-8s %-7s %-5s c=%-2d %5d/%-5d ok %7.0f ok/s  p50 %.3f p99 %.3f auth p50 %.3f ms  cpu/tx %.3f + %.3f ms  %v",
+			cl.Variant, cl.N, svc, model, mode, c, cl.OK, cl.Tx, cl.OKRate, cl.P50, cl.P99, cl.AuthP50, cl.CPUTx, cl.DCPUTx, cl.Fails)
 		res.Cells = append(res.Cells, cl)
 		// otpgate must never refuse a valid login.
 		if svc == "otpgate" && mode == "code" && cl.OK != cl.Tx {
@@ -364,4 +374,57 @@ func writeReport(res *results, dir string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "comparison.md"), []byte(md), 0o644)
+}
+
+// TestProfile records where the CPU goes while otpgate serves one pass of
+// valid codes (BENCH_PROFILE_N users, default 3000, at c = BENCH_PROFILE_C,
+// default 8, worker processes, tmpfs): `perf record -a -g` over the whole
+// machine, reported per command and shared object, and per symbol for
+// otpgated. Not part of make bench-compare.
+//
+//	OTPGATE_BIN=$PWD/bin go test -tags benchcompare -run TestProfile -v ./bench/compare/
+func TestProfile(t *testing.T) {
+	container.Require(t, "perf", "gcc")
+	n := envInts(t, "BENCH_PROFILE_N", "3000")[0]
+	c := envInts(t, "BENCH_PROFILE_C", "8")[0]
+	svc := os.Getenv("BENCH_PROFILE_SERVICE")
+	if svc == "" {
+		svc = "otpgate"
+	}
+	e := newEnv(t, "tmpfs", n, buildPamload(t))
+	data := filepath.Join(t.TempDir(), "perf.data")
+	perf := exec.Command("perf", "record", "-a", "-g", "-F", "1999", "-o", data)
+	if err := perf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	ps := e.pamload(svc, "-c", strconv.Itoa(c), "-w", "procs", "--time-limit", "20")
+	_ = perf.Process.Signal(os.Interrupt)
+	_ = perf.Wait()
+	ok := 0
+	for _, r := range ps.records {
+		if r.ok {
+			ok++
+		}
+	}
+	t.Logf("%s c=%d: %d of %d ok in %.2fs; CPU per transaction: workers %.3f ms, otpgated %.3f ms",
+		svc, c, ok, len(ps.records), ps.secs, ps.cpuMS/float64(len(ps.records)), ps.daemonMS/float64(len(ps.records)))
+	for _, args := range [][]string{
+		{"report", "-i", data, "--stdio", "--no-children", "--sort", "comm,dso", "-g", "none", "--percent-limit", "1"},
+		{"report", "-i", data, "--stdio", "--no-children", "--comm", "otpgated", "--percentage", "relative", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"},
+		{"report", "-i", data, "--stdio", "--children", "--comm", "otpgated", "--percentage", "relative", "--sort", "symbol", "-g", "none", "--percent-limit", "4"},
+		{"report", "-i", data, "--stdio", "--no-children", "--comm", "pamload", "--percentage", "relative", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"},
+	} {
+		out, err := exec.Command("perf", args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("perf %v: %v", args, err)
+		}
+		var keep []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if l != "" && !strings.HasPrefix(l, "#") {
+				keep = append(keep, l)
+			}
+		}
+		t.Logf("perf %s:\n%s", strings.Join(args[3:], " "), strings.Join(keep[:min(len(keep), 60)], "\n"))
+	}
 }

@@ -24,8 +24,8 @@
  *            modules into a fresh process, as sshd's per-connection child
  *
  * Output: one line
- *   RESULT service= model= mode= c= n= ok= fail= secs= rate= ok_rate= p50= p90= p99= max= auth_p50= auth_p99= ...
- * (latencies in ms) plus "RC code=count" lines for failures, and with
+ *   RESULT service= model= mode= c= n= ok= fail= secs= rate= ok_rate= p50= p90= p99= max= auth_p50= auth_p99= cpu_ms=
+ * (latencies in ms; cpu_ms is the user + system CPU time of the workers) plus "RC code=count" lines for failures, and with
  * --records FILE one line per transaction:
  *   idx user_index ok pam_rc total_ms auth_ms wall_ms start_ms
  * (wall_ms is fork to reap in the fresh model, else total_ms; start_ms is
@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -594,7 +595,7 @@ int main(int argc, char **argv)
 	const char *totp_secret = NULL;
 	long totp_time = -1;
 	int digits = DIGITS, opt, i, nok = 0, n;
-	double t_start, secs, *tot, *auth, *okl;
+	double t_start, secs, cpu_ms = 0, *tot, *auth, *okl;
 	int rcs[64] = {0}, freeze = 0, rcx = 0;
 	size_t shsize;
 
@@ -669,6 +670,14 @@ int main(int argc, char **argv)
 	else
 		rcx = run_fresh();
 	secs = (now_ms() - (sync_start ? sh->t0 : t_start)) / 1e3;
+	{
+		/* CPU (user + system) of the workers: the child processes, or this
+		 * process in the threads model. */
+		struct rusage ru;
+		getrusage(model == MODEL_THREADS ? RUSAGE_SELF : RUSAGE_CHILDREN, &ru);
+		cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+	}
 	if (rcx < 0)
 		fprintf(stderr, "pamload: a worker failed\n");
 
@@ -702,11 +711,11 @@ int main(int argc, char **argv)
 	qsort(auth, (size_t)n, sizeof *auth, cmpd);
 	qsort(okl, (size_t)nok, sizeof *okl, cmpd);
 	printf("RESULT service=%s model=%s mode=%s c=%d users=%d n=%d ok=%d fail=%d secs=%.3f rate=%.1f ok_rate=%.1f "
-	       "p50=%.3f p90=%.3f p99=%.3f max=%.3f ok_p50=%.3f auth_p50=%.3f auth_p99=%.3f\n",
+	       "p50=%.3f p90=%.3f p99=%.3f max=%.3f ok_p50=%.3f auth_p50=%.3f auth_p99=%.3f cpu_ms=%.1f\n",
 	       service, model == MODEL_PROCS ? "procs" : model == MODEL_THREADS ? "threads" : "fresh",
 	       mode == MODE_CODE ? "code" : "wrong", conc, nusers, n, nok, n - nok, secs, secs > 0 ? n / secs : 0,
 	       secs > 0 ? nok / secs : 0, pct(tot, n, 50), pct(tot, n, 90), pct(tot, n, 99), n ? tot[n - 1] : 0,
-	       pct(okl, nok, 50), pct(auth, n, 50), pct(auth, n, 99));
+	       pct(okl, nok, 50), pct(auth, n, 50), pct(auth, n, 99), cpu_ms);
 	for (i = 0; i < 64; i++)
 		if (rcs[i])
 			printf("RC %d %s count=%d\n", i, pam_strerror(NULL, i), rcs[i]);
