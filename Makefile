@@ -140,7 +140,7 @@ deb: build ## Debian package bin/otpgate_VERSION_ARCH.deb (dpkg-deb; changes no 
 	$(Q)install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
 	$(Q)sed -e 's/@VERSION@/$(DEB_VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
 		-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" packaging/debian/control >$(DEB_ROOT)/DEBIAN/control
-	$(Q)dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(BIN)/otpgate_$(DEB_VERSION)_$(DEB_ARCH).deb
+	$(Q)dpkg-deb --root-owner-group -Zgzip --build $(DEB_ROOT) $(BIN)/otpgate_$(DEB_VERSION)_$(DEB_ARCH).deb
 	$(Q)rm -rf $(DEB_ROOT)
 
 .PHONY: clean

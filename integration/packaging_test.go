@@ -283,7 +283,7 @@ var debBuiltRE = regexp.MustCompile(`building package 'otpgate' in '([^']+\.deb)
 // configuration check, and removal must be refused while /etc/pam.d uses
 // the module.
 func TestDeb(t *testing.T) {
-	container.Require(t, "make", "dpkg-deb", "dpkg", "systemd-analyze", "man", "sha256sum")
+	container.Require(t, "make", "dpkg-deb", "dpkg", "apt-get", "systemd-analyze", "man", "sha256sum")
 	out, err := makeIn(t, "deb")
 	if err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
@@ -344,9 +344,11 @@ func TestDeb(t *testing.T) {
 
 	c := container.Start(t)
 	before := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' .")
-	c.Run(t, "dpkg", "-i", deb)
+	// As docs/quickstart.md says: apt installs the local file (and would
+	// fetch missing dependencies).
+	c.Run(t, "apt-get", "install", "-y", "-q", "--no-install-recommends", deb)
 	if after := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' ."); after != before {
-		t.Errorf("dpkg -i changed /etc/pam.d:\nbefore:\n%s\nafter:\n%s", before, after)
+		t.Errorf("apt-get install changed /etc/pam.d:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	if st := c.Run(t, "dpkg-query", "-W", "-f=${Status}", "otpgate"); st != "install ok installed" {
 		t.Errorf("dpkg status %q", st)
@@ -360,7 +362,7 @@ func TestDeb(t *testing.T) {
 	}
 	for _, enabled := range []string{"/etc/systemd/system/multi-user.target.wants/otpgated.service", "/etc/systemd/system/multi-user.target.wants/otpgate-sshd.service"} {
 		if _, code, _ := c.Exec(context.Background(), "test", "-e", enabled); code == 0 {
-			t.Errorf("dpkg -i enabled a service: %s exists", enabled)
+			t.Errorf("apt-get install enabled a service: %s exists", enabled)
 		}
 	}
 
