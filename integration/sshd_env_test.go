@@ -34,7 +34,11 @@ const (
 )
 
 // sshdDaemonConfig is otpgated's configuration for the suites.
-var sshdDaemonConfig = fmt.Sprintf(`[daemon]
+var sshdDaemonConfig = sshdDaemonConfigWith("")
+
+// sshdDaemonConfigWith is sshdDaemonConfig with extra lines in [policy].
+func sshdDaemonConfigWith(policyExtra string) string {
+	return fmt.Sprintf(`[daemon]
 socket = %q
 state_dir = "/var/lib/otpgate"
 
@@ -42,12 +46,13 @@ state_dir = "/var/lib/otpgate"
 default = "optional"
 exempt_users = [%q]
 required_users = [%q]
-
+%s
 [rate_limit]
 max_failures = %d
 lockout = "1h"
 max_lockout = "1h"
-`, sshdSocket, sshdExempt, sshdRequired, sshdMaxFailed)
+`, sshdSocket, sshdExempt, sshdRequired, policyExtra, sshdMaxFailed)
+}
 
 // sshdServerConfig renders otpgate-sshd's configuration file: the
 // daemon's settings (otpgate-sshd reaches otpgated on daemon.socket) and
@@ -100,13 +105,19 @@ type sshdEnv struct {
 // unauthorized one (stranger).
 func newSSHDEnv(t testing.TB, extra string) *sshdEnv {
 	t.Helper()
+	return newSSHDEnvPolicy(t, "", extra)
+}
+
+// newSSHDEnvPolicy is newSSHDEnv with extra lines in otpgated's [policy].
+func newSSHDEnvPolicy(t testing.TB, policyExtra, extra string) *sshdEnv {
+	t.Helper()
 	container.Require(t, "ssh", "ssh-keygen", "sftp", "oathtool", "timeout", "/usr/lib/openssh/sftp-server")
 	otpgated := container.Bin(t, "otpgated")
 	c := container.Start(t)
 	e := &sshdEnv{t: t, c: c, secrets: map[string]string{}}
 	c.MkdirAll(t, sshdWorkDir, 0o755)
 	c.MkdirAll(t, "/etc/otpgate", 0o755)
-	c.WriteFile(t, sshdDaemonConf, []byte(sshdDaemonConfig), 0o644)
+	c.WriteFile(t, sshdDaemonConf, []byte(sshdDaemonConfigWith(policyExtra)), 0o644)
 	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
 	c.Background(t, otpgated, "-config", sshdDaemonConf)
 	c.WaitForSocket(t, sshdSocket, 15*time.Second)

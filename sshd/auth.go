@@ -190,12 +190,23 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 		TTY:      "ssh",
 		AuthInfo: "publickey " + key.Type() + " " + fp,
 	}
-	res, err := a.ask(req)
+	resp, err := a.askResponse(req)
 	if err != nil {
 		log.Error("login denied: otpgated check failed", "err", err)
 		return nil, a.terminal(msgUnavailable)
 	}
+	res := resp.Verify
 	switch res.Outcome {
+	case protocol.OutcomeEnrollOffered:
+		// policy.enroll_on_login: the key step proved another factor.
+		if resp.Enroll == nil {
+			log.Error("login denied: enrollment offered without a key")
+			return nil, a.terminal(msgUnavailable)
+		}
+		log.Info("enrollment at login offered")
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			KeyboardInteractiveCallback: a.enrollStep(c.User(), perms, key, resp.Enroll),
+		}}
 	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled, protocol.OutcomeRemembered:
 		// remembered: otpgated's audited decision that this key and
 		// address gave a code within policy.remember.
@@ -282,6 +293,15 @@ func (a *authenticator) codeStep(user string, perms *ssh.Permissions, key ssh.Pu
 // ask sends one request to otpgated and returns its verify result; any
 // error, error reply or missing result is an error.
 func (a *authenticator) ask(req *protocol.Request) (*protocol.VerifyResult, error) {
+	resp, err := a.askResponse(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Verify, nil
+}
+
+// askResponse is ask returning the whole reply (which has a verify result).
+func (a *authenticator) askResponse(req *protocol.Request) (*protocol.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LoginGraceTime.Duration)
 	defer cancel()
 	resp, err := a.daemon.Do(ctx, req)
@@ -291,7 +311,7 @@ func (a *authenticator) ask(req *protocol.Request) (*protocol.VerifyResult, erro
 	if resp == nil || resp.Verify == nil {
 		return nil, errors.New("sshd: otpgated reply has no result")
 	}
-	return resp.Verify, nil
+	return resp, nil
 }
 
 // terminal sends msg as an auth banner and returns the error that makes
