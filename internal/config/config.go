@@ -21,6 +21,7 @@ type Config struct {
 	Issuer    string    `toml:"issuer"`
 	TOTP      TOTP      `toml:"totp"`
 	Daemon    Daemon    `toml:"daemon"`
+	Store     Store     `toml:"store"`
 	Policy    Policy    `toml:"policy"`
 	RateLimit RateLimit `toml:"rate_limit"`
 	Enroll    Enroll    `toml:"enroll"`
@@ -61,6 +62,23 @@ type Daemon struct {
 	RequestTimeout Duration `toml:"request_timeout"`
 	// LogLevel is "debug", "info", "warn" or "error".
 	LogLevel string `toml:"log_level"`
+}
+
+// Store chooses where otpgated keeps per-user state. Changes take effect
+// only after a restart.
+type Store struct {
+	// Backend is "bolt" (the embedded store in Daemon.StateDir) or
+	// "postgres" (a PostgreSQL database shared by a fleet of servers).
+	Backend string `toml:"backend"`
+	// DSNFile is the absolute path of a file holding the PostgreSQL
+	// connection string; otpgated refuses it unless it is a regular file
+	// owned by root with mode 0600. Used by the "postgres" backend only.
+	DSNFile string `toml:"dsn_file"`
+	// Timeout bounds each database operation (100ms to 1m): with the
+	// database unreachable, a request fails (and is denied) after this long.
+	Timeout Duration `toml:"timeout"`
+	// MaxConns caps otpgated's connections to the database (1 to 1000).
+	MaxConns int `toml:"max_conns"`
 }
 
 // Policy decides who must use a code. Exemption wins over requirement.
@@ -175,6 +193,12 @@ func Default() Config {
 			MaxConnsPerUID: 16,
 			RequestTimeout: Duration{10 * time.Second},
 			LogLevel:       "info",
+		},
+		Store: Store{
+			Backend:  "bolt",
+			DSNFile:  "/etc/otpgate/postgres.dsn",
+			Timeout:  Duration{5 * time.Second},
+			MaxConns: 8,
 		},
 		Policy: Policy{Default: "optional"},
 		RateLimit: RateLimit{

@@ -71,6 +71,12 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			RequestTimeout: config.Duration{Duration: 2500 * time.Millisecond},
 			LogLevel:       "debug",
 		},
+		Store: config.Store{
+			Backend:  "postgres",
+			DSNFile:  "/srv/otpgate/postgres.dsn",
+			Timeout:  config.Duration{Duration: 1500 * time.Millisecond},
+			MaxConns: 32,
+		},
 		Policy: config.Policy{
 			Default:            "required",
 			RequiredUsers:      []string{"root", "alice"},

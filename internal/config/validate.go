@@ -174,6 +174,14 @@ func (c *Config) problems() []*keyError {
 	ch.durationRange("daemon.request_timeout", d.RequestTimeout, 100*time.Millisecond, 5*time.Minute)
 	ch.oneOf("daemon.log_level", d.LogLevel, "debug", "info", "warn", "error")
 
+	st := c.Store
+	ch.oneOf("store.backend", st.Backend, "bolt", "postgres")
+	if ch.absPath("store.dsn_file", st.DSNFile) && strings.HasSuffix(st.DSNFile, "/") {
+		ch.add("store.dsn_file", nil, "must name a file, not a directory, got %q", st.DSNFile)
+	}
+	ch.durationRange("store.timeout", st.Timeout, 100*time.Millisecond, time.Minute)
+	ch.intRange("store.max_conns", st.MaxConns, 1, 1000, "")
+
 	p := c.Policy
 	ch.oneOf("policy.default", p.Default, "optional", "required")
 	ch.names("policy.required_users", "user", p.RequiredUsers)

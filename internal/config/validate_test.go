@@ -63,6 +63,20 @@ func TestLoadRefusesEachInvalidValue(t *testing.T) {
 			`2: key "daemon.request_timeout": must be between 100ms and 5m, got 99ms`},
 		{"a request timeout too long", "[daemon]\nrequest_timeout = \"5m1s\"",
 			`2: key "daemon.request_timeout": must be between 100ms and 5m, got 5m1s`},
+		{"an unknown store backend", "[store]\nbackend = \"mysql\"",
+			`2: key "store.backend": must be "bolt" or "postgres", got "mysql"`},
+		{"a relative DSN file", "[store]\ndsn_file = \"postgres.dsn\"",
+			`2: key "store.dsn_file": must be an absolute path, got "postgres.dsn"`},
+		{"a DSN file that is a directory", "[store]\ndsn_file = \"/etc/otpgate/\"",
+			`2: key "store.dsn_file": must name a file, not a directory, got "/etc/otpgate/"`},
+		{"a store timeout too short", "[store]\ntimeout = \"99ms\"",
+			`2: key "store.timeout": must be between 100ms and 1m, got 99ms`},
+		{"a store timeout too long", "[store]\ntimeout = \"61s\"",
+			`2: key "store.timeout": must be between 100ms and 1m, got 1m1s`},
+		{"no database connections", "[store]\nmax_conns = 0",
+			`2: key "store.max_conns": must be between 1 and 1000, got 0`},
+		{"too many database connections", "[store]\nmax_conns = 1001",
+			`2: key "store.max_conns": must be between 1 and 1000, got 1001`},
 		{"an unknown log level", "[daemon]\nlog_level = \"verbose\"",
 			`2: key "daemon.log_level": must be "debug", "info", "warn" or "error", got "verbose"`},
 		{"an unknown default policy", "[policy]\ndefault = \"always\"",
@@ -149,6 +163,10 @@ clock_hint_steps = 120
 socket = "/` + strings.Repeat("s", 106) + `"
 max_conns_per_uid = 1024
 request_timeout = "100ms"
+[store]
+backend = "postgres"
+timeout = "1m"
+max_conns = 1000
 [policy]
 required_users = ["_svc", "Admin@AD.EXAMPLE", "host$", "a.b-c"]
 [rate_limit]
