@@ -152,3 +152,25 @@ clean: ## remove build outputs
 .PHONY: bench-compare
 bench-compare: deps build ## otpgate vs google-authenticator and pam_oath through real PAM (minutes; writes docs/bench/comparison.*)
 	$(Q)OTPGATE_BIN=$(BIN) $(GO) test -count=1 -tags benchcompare -run TestCompare -timeout 60m -v ./bench/compare/
+
+##### reliability and fuzzing (issue 8; not part of `make test`, which runs the fast variants and the seed corpora)
+
+FUZZTIME ?= 30s
+SOAK_FUZZTIME ?= 5m
+SOAK_TIMEOUT ?= 90m
+
+.PHONY: fuzz
+fuzz: ## go mod verify, then every Fuzz target in the tree for FUZZTIME (default 30s) each
+	$(Q)$(GO) mod verify
+	$(Q)set -e; for file in $$(find . -name '*_test.go' -not -path './bin/*' | sort | xargs grep -l '^func Fuzz'); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "fuzz: $$(dirname $$file) $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$(dirname $$file); \
+		done; \
+	done
+
+.PHONY: test-soak
+test-soak: deps build ## go mod verify, the long reliability variants (1000 kills, 15000 connections), then fuzz for SOAK_FUZZTIME each
+	$(Q)$(GO) mod verify
+	$(Q)OTPGATE_SOAK=1 OTPGATE_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout $(SOAK_TIMEOUT) -run '^TestReliability' -v ./integration/
+	$(Q)$(MAKE) --no-print-directory fuzz FUZZTIME=$(SOAK_FUZZTIME)
