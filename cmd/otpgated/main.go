@@ -23,20 +23,27 @@ import (
 	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/bolt"
+	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/internal/config"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
 var Version string
 
-const usage = `usage: otpgated [-config PATH] [-check-config] [-version]
+const usage = `usage: otpgated [-config PATH] [-check-config] [-migrate-store FROM] [-version]
 
 otpgated runs in the foreground as root (systemd: Type=simple), listens on
-daemon.socket and keeps its state under daemon.state_dir.
+daemon.socket and keeps its key under daemon.state_dir and its state in the
+store.backend: "bolt" (a file in daemon.state_dir) or "postgres" (shared).
 
   -config PATH    configuration file (default /etc/otpgate/config.toml;
                   built-in defaults are used if that default file is absent)
   -check-config   load and validate the configuration, then exit
+  -migrate-store FROM
+                  copy every record from the FROM store ("bolt" or
+                  "postgres", as configured) into the other one, check the
+                  copy, then exit; stop every otpgated using either store
+                  first; the destination must be empty
   -version        print the version and exit
 
 Signals: SIGHUP reloads the configuration (a broken file keeps the old one),
@@ -63,6 +70,7 @@ func run() int {
 	cfgPath := fs.String("config", "", "")
 	checkOnly := fs.Bool("check-config", false, "")
 	showVersion := fs.Bool("version", false, "")
+	migrateFrom := fs.String("migrate-store", "", "")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -81,6 +89,17 @@ func run() int {
 	}
 	if *checkOnly {
 		fmt.Println("otpgated: configuration OK")
+		return 0
+	}
+	if *migrateFrom != "" {
+		if *migrateFrom != "bolt" && *migrateFrom != "postgres" {
+			fmt.Fprintf(os.Stderr, "otpgated: -migrate-store takes \"bolt\" or \"postgres\", got %q\n", *migrateFrom)
+			return 2
+		}
+		if err := migrateStore(cfg, *migrateFrom); err != nil {
+			fmt.Fprintf(os.Stderr, "otpgated: migrate-store: %v\n", err)
+			return 1
+		}
 		return 0
 	}
 	if err := serve(cfg, *cfgPath); err != nil {
@@ -162,7 +181,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	db, err := bolt.Open(dir)
+	db, err := openStore(cfg, cfg.Store.Backend)
 	if err != nil {
 		return err
 	}
@@ -195,6 +214,62 @@ func serve(cfg *config.Config, cfgPath string) error {
 			srv.Reload(next)
 		}
 	}()
-	logger.Info("otpgated started", "version", version(), "socket", cfg.Daemon.Socket, "state_dir", dir)
+	logger.Info("otpgated started", "version", version(), "socket", cfg.Daemon.Socket, "state_dir", dir, "store", storeName(cfg))
 	return srv.Serve(ctx, ln, 5*time.Second)
+}
+
+// openStore opens the configured store of the given backend: the bbolt
+// file in daemon.state_dir, or the PostgreSQL database named by the
+// root-only store.dsn_file (whose content is never logged).
+func openStore(cfg *config.Config, backend string) (store.Store, error) {
+	if backend != "postgres" {
+		return bolt.Open(cfg.Daemon.StateDir)
+	}
+	dsn, err := postgres.ReadDSNFile(cfg.Store.DSNFile)
+	if err != nil {
+		return nil, err
+	}
+	return postgres.Open(dsn, postgres.Options{Timeout: cfg.Store.Timeout.Duration, MaxConns: cfg.Store.MaxConns})
+}
+
+// storeName describes the configured store for the log.
+func storeName(cfg *config.Config) string {
+	if cfg.Store.Backend == "postgres" {
+		return "postgres (dsn_file " + cfg.Store.DSNFile + ")"
+	}
+	return "bolt"
+}
+
+// migrateStore copies every record from the from store into the other
+// backend's (see postgres.Copy). The key file stays where it is: records
+// keep their secrets sealed by it.
+func migrateStore(cfg *config.Config, from string) error {
+	if os.Geteuid() != 0 {
+		return errors.New("must run as root")
+	}
+	if err := store.PrepareStateDir(cfg.Daemon.StateDir); err != nil {
+		return err
+	}
+	to := "postgres"
+	if from == "postgres" {
+		to = "bolt"
+	}
+	src, err := openStore(cfg, from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := openStore(cfg, to)
+	if err != nil {
+		return err
+	}
+	n, err := postgres.Copy(dst, src)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("copied %d records from %s to %s, then: %w", n, from, to, err)
+	}
+	fmt.Printf("otpgated: copied and checked %d records from %s to %s; set [store] backend = %q and start otpgated\n", n, from, to, to)
+	return nil
 }
