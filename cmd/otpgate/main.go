@@ -220,6 +220,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.cmdForget(ctx, rest)
 	case "admin":
 		return a.cmdAdmin(ctx, rest)
+	case "doctor":
+		return a.cmdDoctor(ctx, rest)
 	}
 	return usagef("", "unknown command %q", cmd)
 }

@@ -60,6 +60,7 @@ Commands for root (run with sudo):
   admin enroll USER [--force]        enroll USER at this terminal (to hand over the QR code)
   admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
   admin import --from oath FILE [--replace] [--dry-run]
+  doctor [--json] [--config FILE]    check otpgated, PAM, sshd, sudo, admins and the clock
 
 Other:
   help [COMMAND]                     this text, or a command's
@@ -105,6 +106,25 @@ your second factor. Root needs no code.
 
 Makes a new set of recovery codes; the old ones stop working. A current
 code is required. The new codes are shown once.
+
+` + exitCodesText,
+	"doctor": `Usage: otpgate doctor [--json] [--config FILE] [--pam-dir DIR]   (as root)
+
+Inspects this server's otpgate setup and prints, for each problem, what
+is wrong, why it matters and the exact fix: otpgated running, its socket,
+state directory and configuration; the sshd, sudo, sudo-i and login PAM
+stacks and the files they include; the PAM module files; sshd's effective
+configuration (sshd -T, and Match blocks for root, admins and required
+users); sudo's timestamp_timeout; enrolled administrators and required
+users; the system clock. See docs/doctor.md.
+
+Exits 0 when nothing is wrong (notes do not count), 1 when there is an
+error or a warning.
+
+Flags:
+  --json           print the report as JSON
+  --config FILE    otpgated's configuration (default /etc/otpgate/config.toml)
+  --pam-dir DIR    the PAM module directory (default: where pam_unix.so is)
 
 ` + exitCodesText,
 	"admin": `Usage: otpgate admin COMMAND [ARGS]   (as root)
