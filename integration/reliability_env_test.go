@@ -238,9 +238,16 @@ func outcomeOf(resp *protocol.Response, err error) string {
 // be otpgated itself or a wrapper (strace, prlimit) that started it.
 func daemonHostPid(t testing.TB, p *container.Process) int {
 	t.Helper()
+	return hostPidOf(t, p, "/otpgated")
+}
+
+// hostPidOf returns the host pid of the process run by p (itself or a
+// descendant, once it has executed) whose executable ends in suffix.
+func hostPidOf(t testing.TB, p *container.Process, suffix string) int {
+	t.Helper()
 	pid := p.HostPid()
 	for range 200 {
-		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/otpgated") {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, suffix) {
 			return pid
 		}
 		if kid := firstChildPid(pid); kid > 0 {
@@ -250,7 +257,7 @@ func daemonHostPid(t testing.TB, p *container.Process) int {
 		time.Sleep(10 * time.Millisecond)
 		pid = p.HostPid()
 	}
-	t.Fatalf("no otpgated process under pid %d", p.HostPid())
+	t.Fatalf("no %s process under pid %d", suffix, p.HostPid())
 	return 0
 }
 

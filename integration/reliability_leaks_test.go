@@ -207,7 +207,7 @@ func TestReliabilityNoLeaks(t *testing.T) {
 	control := e.c.Command("prlimit", "--core=unlimited", "--", "sleep", "60")
 	control.Dir = cores
 	cp := e.c.BackgroundCmd(t, control)
-	if err := cp.Signal(syscall.SIGSEGV); err != nil {
+	if err := syscall.Kill(hostPidOf(t, cp, "/sleep"), syscall.SIGSEGV); err != nil {
 		t.Fatal(err)
 	}
 	_ = cp.Wait()
