@@ -156,6 +156,7 @@ type doctorCase struct {
 	id    string // the finding
 	sev   doctor.Severity
 	fixIn string // a piece of the fix text
+	where string // a piece of the finding's Where, if it matters
 	brk   func(t *testing.T, e *doctorEnv)
 }
 
@@ -171,118 +172,118 @@ func TestDoctorFindings(t *testing.T) {
 		e.restartDaemon()
 	}
 	cases := []doctorCase{
-		{"daemon stopped", "daemon-down", doctor.Error, "systemctl start otpgated", func(t *testing.T, e *doctorEnv) {
+		{"daemon stopped", "daemon-down", doctor.Error, "systemctl start otpgated", "", func(t *testing.T, e *doctorEnv) {
 			if err := e.daemon.Stop(); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"socket not root's", "socket-owner", doctor.Error, "systemctl restart otpgated", func(t *testing.T, e *doctorEnv) {
+		{"socket not root's", "socket-owner", doctor.Error, "systemctl restart otpgated", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chown", "nobody", pamSocket)
 		}},
-		{"socket mode 0600", "socket-mode", doctor.Warning, "chmod 0666", func(t *testing.T, e *doctorEnv) {
+		{"socket mode 0600", "socket-mode", doctor.Warning, "chmod 0666", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0600", pamSocket)
 		}},
-		{"socket directory world-writable", "socket-dir", doctor.Error, "chmod 0755 /run/otpgate", func(t *testing.T, e *doctorEnv) {
+		{"socket directory world-writable", "socket-dir", doctor.Error, "chmod 0755 /run/otpgate", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0777", "/run/otpgate")
 		}},
-		{"state dir 0755", "state-dir", doctor.Error, "chmod 0700 /var/lib/otpgate", func(t *testing.T, e *doctorEnv) {
+		{"state dir 0755", "state-dir", doctor.Error, "chmod 0700 /var/lib/otpgate", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0755", "/var/lib/otpgate")
 		}},
-		{"config with an unknown key", "config-invalid", doctor.Error, "correct the lines", func(t *testing.T, e *doctorEnv) {
+		{"config with an unknown key", "config-invalid", doctor.Error, "correct the lines", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, pamConfig, []byte(pamDaemonConfig+"\n[totp]\ndigitz = 7\n"), 0o644)
 		}},
-		{"sshd stack without the module", "pam-sshd-missing", doctor.Error, "auth required pam_otpgate.so", func(t *testing.T, e *doctorEnv) {
+		{"sshd stack without the module", "pam-sshd-missing", doctor.Error, "auth required pam_otpgate.so", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", "@include common-auth\n@include common-account\n@include common-session\n")
 		}},
-		{"module as account, not auth", "pam-not-auth", doctor.Error, "change the line's type to auth", func(t *testing.T, e *doctorEnv) {
+		{"module as account, not auth", "pam-not-auth", doctor.Error, "change the line's type to auth", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", "auth required pam_permit.so\naccount required pam_otpgate.so\n@include common-account\n")
 		}},
-		{"optional control", "pam-control", doctor.Error, "auth required pam_otpgate.so", func(t *testing.T, e *doctorEnv) {
+		{"optional control", "pam-control", doctor.Error, "auth required pam_otpgate.so", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_otpgate.so", "auth optional pam_otpgate.so", 1))
 		}},
-		{"sufficient control before pam_permit", "pam-control", doctor.Error, "auth required pam_otpgate.so", func(t *testing.T, e *doctorEnv) {
+		{"sufficient control before pam_permit", "pam-control", doctor.Error, "auth required pam_otpgate.so", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_otpgate.so", "auth sufficient pam_otpgate.so", 1))
 		}},
-		{"dash line", "pam-dash", doctor.Warning, "drop the leading '-'", func(t *testing.T, e *doctorEnv) {
+		{"dash line", "pam-dash", doctor.Warning, "drop the leading '-'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_otpgate.so", "-auth required pam_otpgate.so", 1))
 		}},
-		{"fail=open on sshd", "pam-fail-open", doctor.Warning, "remove fail=open", func(t *testing.T, e *doctorEnv) {
+		{"fail=open on sshd", "pam-fail-open", doctor.Warning, "remove fail=open", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "pam_otpgate.so", "pam_otpgate.so fail=open", 1))
 		}},
-		{"common-auth kept in sshd", "pam-password-asked", doctor.Warning, "replace '@include common-auth'", func(t *testing.T, e *doctorEnv) {
+		{"common-auth kept in sshd", "pam-password-asked", doctor.Warning, "replace '@include common-auth'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", "@include common-auth\n"+doctorPAMSSHD)
 		}},
-		{"no pam_permit after the module", "pam-no-permit", doctor.Error, "auth required pam_permit.so", func(t *testing.T, e *doctorEnv) {
+		{"no pam_permit after the module", "pam-no-permit", doctor.Error, "auth required pam_permit.so", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_permit.so\n", "", 1))
 		}},
-		{"missing include", "pam-include-missing", doctor.Error, "restore /etc/pam.d/otpgate-gone", func(t *testing.T, e *doctorEnv) {
+		{"missing include", "pam-include-missing", doctor.Error, "restore /etc/pam.d/otpgate-gone", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", doctorPAMSSHD+"@include otpgate-gone\n")
 		}},
-		{"code before password in sudo", "pam-order", doctor.Warning, "below '@include common-auth'", func(t *testing.T, e *doctorEnv) {
+		{"code before password in sudo", "pam-order", doctor.Warning, "below '@include common-auth'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sudo", "auth required pam_otpgate.so\n@include common-auth\n@include common-account\n")
 		}},
-		{"sudo without the module", "pam-sudo-missing", doctor.Warning, "right after '@include common-auth'", func(t *testing.T, e *doctorEnv) {
+		{"sudo without the module", "pam-sudo-missing", doctor.Warning, "right after '@include common-auth'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sudo", "@include common-auth\n@include common-account\n")
 		}},
-		{"sudo-i without the module", "pam-sudo-i-missing", doctor.Warning, "/etc/pam.d/sudo-i", func(t *testing.T, e *doctorEnv) {
+		{"sudo-i without the module", "pam-sudo-i-missing", doctor.Warning, "/etc/pam.d/sudo-i", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sudo-i", "@include common-auth\n@include common-account\n")
 		}},
-		{"loader removed", "pam-loader-missing", doctor.Error, "make -C pam install", func(t *testing.T, e *doctorEnv) {
+		{"loader removed", "pam-loader-missing", doctor.Error, "make -C pam install", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "rm", e.pamModuleDir()+"/pam_otpgate.so")
 		}},
-		{"Go library world-writable", "pam-golib-unsafe", doctor.Error, "chmod go-w " + pamGoLib, func(t *testing.T, e *doctorEnv) {
+		{"Go library world-writable", "pam-golib-unsafe", doctor.Error, "chmod go-w " + pamGoLib, "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0666", pamGoLib)
 		}},
-		{"Go library directory not root's", "pam-golib-unsafe", doctor.Error, "chown root:root " + pamGoLibDir, func(t *testing.T, e *doctorEnv) {
+		{"Go library directory not root's", "pam-golib-unsafe", doctor.Error, "chown root:root " + pamGoLibDir, "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chown", "nobody", pamGoLibDir)
 		}},
-		{"console requires a code", "console-guarded", doctor.Warning, "remove the pam_otpgate.so line", func(t *testing.T, e *doctorEnv) {
+		{"console requires a code", "console-guarded", doctor.Warning, "remove the pam_otpgate.so line", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("login", "@include common-auth\nauth required pam_otpgate.so\n@include common-account\n")
 		}},
-		{"UsePAM no", "sshd-usepam", doctor.Error, "UsePAM yes", func(t *testing.T, e *doctorEnv) {
+		{"UsePAM no", "sshd-usepam", doctor.Error, "UsePAM yes", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(strings.Replace(doctorSSHDConfig, "UsePAM yes", "UsePAM no", 1)), 0o644)
 		}},
-		{"keyboard-interactive off (Debian's default)", "sshd-kbdinteractive", doctor.Error, "KbdInteractiveAuthentication yes", func(t *testing.T, e *doctorEnv) {
+		{"keyboard-interactive off (Debian's default)", "sshd-kbdinteractive", doctor.Error, "KbdInteractiveAuthentication yes", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(strings.Replace(doctorSSHDConfig, "KbdInteractiveAuthentication yes", "KbdInteractiveAuthentication no", 1)), 0o644)
 		}},
-		{"drop-in sets ChallengeResponseAuthentication no first", "sshd-kbdinteractive", doctor.Error, "KbdInteractiveAuthentication yes", func(t *testing.T, e *doctorEnv) {
+		{"drop-in sets ChallengeResponseAuthentication no first", "sshd-kbdinteractive", doctor.Error, "KbdInteractiveAuthentication yes", "", func(t *testing.T, e *doctorEnv) {
 			e.c.MkdirAll(t, "/etc/ssh/sshd_config.d", 0o755)
 			e.c.WriteFile(t, "/etc/ssh/sshd_config.d/10-cloud.conf", []byte("ChallengeResponseAuthentication no\n"), 0o644)
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte("Include /etc/ssh/sshd_config.d/*.conf\n"+doctorSSHDConfig), 0o644)
 		}},
-		{"AuthenticationMethods any", "sshd-authmethods-any", doctor.Error, "AuthenticationMethods publickey,keyboard-interactive", func(t *testing.T, e *doctorEnv) {
+		{"AuthenticationMethods any", "sshd-authmethods-any", doctor.Error, "AuthenticationMethods publickey,keyboard-interactive", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(strings.Replace(doctorSSHDConfig, "AuthenticationMethods publickey,keyboard-interactive\n", "", 1)), 0o644)
 		}},
-		{"Match block lets a required user in with a key", "sshd-authmethods-nocode", doctor.Error, "publickey,keyboard-interactive", func(t *testing.T, e *doctorEnv) {
+		{"Match block lets a required user in with a key", "sshd-authmethods-nocode", doctor.Error, "publickey,keyboard-interactive", "user=" + pamRequired, func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(doctorSSHDConfig+"\nMatch User "+pamRequired+"\n    AuthenticationMethods publickey\n"), 0o644)
 		}},
-		{"password authentication with PAM", "sshd-password-pam", doctor.Warning, "PasswordAuthentication no", func(t *testing.T, e *doctorEnv) {
+		{"password authentication with PAM", "sshd-password-pam", doctor.Warning, "PasswordAuthentication no", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(strings.Replace(doctorSSHDConfig, "PasswordAuthentication no", "PasswordAuthentication yes", 1)), 0o644)
 		}},
-		{"root needs keyboard-interactive with prohibit-password", "sshd-root-blocked", doctor.Warning, "Match User root", func(t *testing.T, e *doctorEnv) {
+		{"root needs keyboard-interactive with prohibit-password", "sshd-root-blocked", doctor.Warning, "Match User root", "", func(t *testing.T, e *doctorEnv) {
 			cfg := doctorSSHDConfig[:strings.Index(doctorSSHDConfig, "Match User root")]
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(cfg), 0o644)
 		}},
-		{"root with password", "sshd-root-password", doctor.Warning, "PasswordAuthentication no", func(t *testing.T, e *doctorEnv) {
+		{"root with password", "sshd-root-password", doctor.Warning, "PasswordAuthentication no", "", func(t *testing.T, e *doctorEnv) {
 			cfg := strings.Replace(doctorSSHDConfig, "PermitRootLogin prohibit-password", "PermitRootLogin yes", 1)
 			cfg = strings.Replace(cfg, "PasswordAuthentication no", "PasswordAuthentication yes", 1)
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(cfg), 0o644)
 		}},
-		{"sshd_config does not parse", "sshd-t-failed", doctor.Error, "sshd -t", func(t *testing.T, e *doctorEnv) {
+		{"sshd_config does not parse", "sshd-t-failed", doctor.Error, "sshd -t", "", func(t *testing.T, e *doctorEnv) {
 			e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(doctorSSHDConfig+"NoSuchKeyword yes\n"), 0o644)
 		}},
-		{"sudo timestamp 15 minutes", "sudo-timestamp", doctor.Info, "timestamp_timeout=0", func(t *testing.T, e *doctorEnv) {
+		{"sudo timestamp 15 minutes", "sudo-timestamp", doctor.Info, "timestamp_timeout=0", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "rm", "/etc/sudoers.d/doctor")
 			e.c.WriteFile(t, "/etc/sudoers.d/doctor", []byte("Defaults timestamp_timeout=15\n"), 0o440)
 		}},
-		{"required admin not enrolled", "admin-required-not-enrolled", doctor.Error, "otpgate admin enroll opsadmin", func(t *testing.T, e *doctorEnv) {
+		{"required admin not enrolled", "admin-required-not-enrolled", doctor.Error, "otpgate admin enroll opsadmin", "", func(t *testing.T, e *doctorEnv) {
 			e.c.AddUser(t, "opsadmin", "sudo")
 			restartWith(t, e, strings.Replace(pamDaemonConfig, "required_users = [", `required_groups = ["sudo"]`+"\nrequired_users = [", 1))
 		}},
-		{"no admin enrolled", "admin-none-enrolled", doctor.Warning, "enroll one administrator", func(t *testing.T, e *doctorEnv) {
+		{"no admin enrolled", "admin-none-enrolled", doctor.Warning, "enroll one administrator", "", func(t *testing.T, e *doctorEnv) {
 			e.do(&protocol.Request{Op: protocol.OpAdminReset, User: "root"})
 		}},
-		{"required user not enrolled", "required-not-enrolled", doctor.Warning, "otpgate admin enroll " + pamRequired, func(t *testing.T, e *doctorEnv) {
+		{"required user not enrolled", "required-not-enrolled", doctor.Warning, "otpgate admin enroll " + pamRequired, "", func(t *testing.T, e *doctorEnv) {
 			e.do(&protocol.Request{Op: protocol.OpAdminReset, User: pamRequired})
 		}},
 	}
@@ -293,13 +294,13 @@ func TestDoctorFindings(t *testing.T) {
 			r, code := e.doctorRun()
 			var got *doctor.Finding
 			for i := range r.Findings {
-				if r.Findings[i].ID == tc.id {
+				if r.Findings[i].ID == tc.id && strings.Contains(r.Findings[i].Where, tc.where) {
 					got = &r.Findings[i]
 					break
 				}
 			}
 			if got == nil {
-				t.Fatalf("no %s finding; got:\n%s", tc.id, describeReport(r))
+				t.Fatalf("no %s finding (at %q); got:\n%s", tc.id, tc.where, describeReport(r))
 			}
 			if got.Severity != tc.sev {
 				t.Errorf("%s has severity %s, want %s", tc.id, got.Severity, tc.sev)

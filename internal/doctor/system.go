@@ -83,7 +83,12 @@ func Run(ctx context.Context, o Options) *Report {
 	} else {
 		r.check("sshd")
 		global, err := sshdT(ctx, o.Timeout, sshd)
-		if err != nil {
+		if err != nil && strings.Contains(err.Error(), `Disabled method "keyboard-interactive"`) {
+			r.add(Finding{ID: "sshd-kbdinteractive", Severity: Error, Where: "sshd -T",
+				Problem: "sshd refuses its configuration: " + err.Error(),
+				Why:     "AuthenticationMethods requires keyboard-interactive but KbdInteractiveAuthentication (or ChallengeResponseAuthentication, perhaps in a drop-in read first) is no: sshd does not start or reload, and the code prompt could never be shown.",
+				Fix:     "set 'KbdInteractiveAuthentication yes' in /etc/ssh/sshd_config and remove any 'KbdInteractiveAuthentication no' or 'ChallengeResponseAuthentication no' in /etc/ssh/sshd_config.d/*.conf (the first value wins), then 'sshd -t && systemctl reload ssh'."})
+		} else if err != nil {
 			r.add(Finding{ID: "sshd-t-failed", Severity: Error, Where: "sshd -T",
 				Problem: "sshd -T failed: " + err.Error(),
 				Why:     "sshd refuses to start (or reload) with a configuration it cannot parse, and its effective settings could not be checked.",
@@ -105,8 +110,7 @@ func Run(ctx context.Context, o Options) *Report {
 					continue
 				}
 				for _, f := range CheckSSHD(uc, u, "sshd -T -C user="+u) {
-					if !seen[f.ID+f.Problem] {
-						seen[f.ID+f.Problem] = true
+					if !seen[f.ID+f.Problem] { // already said for everyone
 						r.add(f)
 					}
 				}
