@@ -270,7 +270,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 		}
 	}
 
-	st := checkAckLog(t, d.log)
+	st := checkAckLog(d.log, t.Errorf)
 	if st.accepts == 0 || st.lockouts == 0 {
 		t.Errorf("the driver got %d accepts and %d lockouts: the loop exercised nothing", st.accepts, st.lockouts)
 	}
@@ -295,14 +295,13 @@ type ackStats struct {
 }
 
 // checkAckLog checks the crash loop's invariants over the whole log and
-// reports each violation.
-func checkAckLog(t *testing.T, log []*ack) ackStats {
-	t.Helper()
+// reports the first 20 violations (all are counted).
+func checkAckLog(log []*ack, report func(format string, args ...any)) ackStats {
 	var st ackStats
 	violation := func(format string, args ...any) {
 		st.violations++
 		if st.violations <= 20 {
-			t.Errorf(format, args...)
+			report(format, args...)
 		}
 	}
 	byUser := map[string][]*ack{}
@@ -380,4 +379,57 @@ func checkAckLog(t *testing.T, log []*ack) ackStats {
 		}
 	}
 	return st
+}
+
+// TestAckLogChecker feeds the crash loop's checker hand-written logs: it
+// must find each kind of violation T08 exists to catch, and nothing in a
+// clean log.
+func TestAckLogChecker(t *testing.T) {
+	accept := string(protocol.OutcomeAccept)
+	reject := string(protocol.OutcomeReject)
+	locked := string(protocol.OutcomeLocked)
+	replay := string(protocol.OutcomeReplay)
+	failures := func(user string, n int, from int64) []*ack {
+		var log []*ack
+		for i := range int64(n) {
+			log = append(log, &ack{user: user, kind: "wrong", sent: from + 2*i, acked: from + 2*i + 1, out: reject})
+		}
+		return log
+	}
+	tests := []struct {
+		name       string
+		log        []*ack
+		violations int
+	}{
+		{"clean", append([]*ack{
+			{user: "racc00", kind: "valid", step: 10, sent: 1, acked: 2, out: accept},
+			{user: "racc00", kind: "replay", step: 10, sent: 3, acked: 4, out: replay},
+			{user: "racc00", kind: "valid", step: 11, sent: 5, acked: 6, out: "unavailable"},
+			{user: "racc00", kind: "resend", step: 11, sent: 7, acked: 8, out: accept},
+			{user: "rlock000", kind: "wrong", sent: 20, acked: 31, out: reject, retry: 3600},
+			{user: "rlock000", kind: "probe", step: 10, sent: 32, acked: 33, out: locked},
+		}, failures("rlock000", 5, 9)...), 0},
+		{"a code accepted twice", []*ack{
+			{user: "racc00", kind: "valid", step: 10, sent: 1, acked: 2, out: accept},
+			{user: "racc00", kind: "replay", step: 10, sent: 3, acked: 4, out: accept},
+		}, 2},
+		{"an accept undone by a crash", []*ack{
+			{user: "racc00", kind: "valid", step: 11, sent: 1, acked: 2, out: accept},
+			{user: "racc00", kind: "resend", step: 10, sent: 3, acked: 4, out: accept},
+		}, 1},
+		{"a wrong code accepted", []*ack{{user: "racc00", kind: "wrong", sent: 1, acked: 2, out: accept}}, 1},
+		{"a failure forgotten", failures("rlock000", relMaxFailures, 1), 1},
+		{"a lockout forgotten", append(failures("rlock000", 1, 1),
+			&ack{user: "rlock000", kind: "wrong", sent: 3, acked: 4, out: locked},
+			&ack{user: "rlock000", kind: "probe", step: 9, sent: 5, acked: 6, out: accept}), 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var found []string
+			st := checkAckLog(tt.log, func(format string, args ...any) { found = append(found, fmt.Sprintf(format, args...)) })
+			if st.violations != tt.violations || len(found) != tt.violations {
+				t.Errorf("%d violations (%q), want %d", st.violations, found, tt.violations)
+			}
+		})
+	}
 }
