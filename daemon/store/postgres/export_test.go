@@ -8,7 +8,7 @@ func (d *DB) SessionSetting(name string) (string, error) {
 		return "", err
 	}
 	defer done()
-	c, err := d.pool.acquire(ctx)
+	c, _, err := d.pool.acquire(ctx)
 	if err != nil {
 		return "", err
 	}

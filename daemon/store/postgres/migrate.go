@@ -81,7 +81,7 @@ func (d *DB) migrate() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), migrationTimeout)
 	defer cancel()
-	c, err := d.pool.acquire(ctx)
+	c, _, err := d.pool.acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: connect: %w", d.name, err)
 	}

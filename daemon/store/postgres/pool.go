@@ -40,20 +40,21 @@ func newPool(cfg *pgx.ConnConfig, max int, setup func(context.Context, *pgx.Conn
 	return &pool{cfg: cfg, setup: setup, slots: make(chan struct{}, max)}
 }
 
-// acquire returns a healthy connection, waiting for a free slot until ctx
-// ends. The caller must pass it to release.
-func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
+// acquire returns a connection, waiting for a free slot until ctx ends;
+// reused says it was idle in the pool (and so may have died since, which
+// the first query finds out). The caller must pass it to release.
+func (p *pool) acquire(ctx context.Context) (c *pgx.Conn, reused bool, err error) {
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("wait for a database connection: %w", context.Cause(ctx))
+		return nil, false, fmt.Errorf("wait for a database connection: %w", context.Cause(ctx))
 	}
 	for {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			<-p.slots
-			return nil, errPoolClosed
+			return nil, false, errPoolClosed
 		}
 		var ic idleConn
 		if n := len(p.idle); n > 0 {
@@ -68,18 +69,19 @@ func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
 			continue
 		}
 		if time.Since(ic.since) < pingAfter {
-			return ic.c, nil
+			return ic.c, true, nil
 		}
 		if err := ic.c.Ping(ctx); err == nil {
-			return ic.c, nil
+			return ic.c, true, nil
 		}
 		closeConn(ic.c)
+		p.dropIdle() // the server probably restarted: the rest are dead too
 		if ctx.Err() != nil {
 			<-p.slots
-			return nil, fmt.Errorf("connect to the database: %w", context.Cause(ctx))
+			return nil, false, fmt.Errorf("connect to the database: %w", context.Cause(ctx))
 		}
 	}
-	c, err := pgx.ConnectConfig(ctx, p.cfg)
+	c, err = pgx.ConnectConfig(ctx, p.cfg)
 	if err == nil && p.setup != nil {
 		if err = p.setup(ctx, c); err != nil {
 			closeConn(c)
@@ -87,16 +89,33 @@ func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
 	}
 	if err != nil {
 		<-p.slots
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, false, nil
+}
+
+// dropIdle closes every idle connection.
+func (p *pool) dropIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, ic := range idle {
+		closeConn(ic.c)
+	}
 }
 
 // release returns c to the pool. A connection that failed (healthy false),
-// was closed, or is still inside a transaction is closed instead.
+// was closed, or is still inside a transaction is closed instead; one
+// that broke (pgx closed it after a network error) also closes the idle
+// ones, which most likely lost their server too.
 func (p *pool) release(c *pgx.Conn, healthy bool) {
 	defer func() { <-p.slots }()
-	if !healthy || c.IsClosed() || c.PgConn().TxStatus() != 'I' {
+	if c.IsClosed() {
+		p.dropIdle()
+		return
+	}
+	if !healthy || c.PgConn().TxStatus() != 'I' {
 		closeConn(c)
 		return
 	}
@@ -115,12 +134,8 @@ func (p *pool) release(c *pgx.Conn, healthy bool) {
 func (p *pool) close() {
 	p.mu.Lock()
 	p.closed = true
-	idle := p.idle
-	p.idle = nil
 	p.mu.Unlock()
-	for _, ic := range idle {
-		closeConn(ic.c)
-	}
+	p.dropIdle()
 }
 
 // closeConn closes c without waiting long for a dead server. Closing a

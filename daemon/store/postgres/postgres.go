@@ -33,6 +33,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/otpgate/otpgate/daemon/store"
 )
@@ -153,6 +154,30 @@ func (d *DB) op() (context.Context, func(), error) {
 	return ctx, func() { cancel(); d.mu.RUnlock() }, nil
 }
 
+// withConn runs f on a pooled connection. f reports whether the connection
+// is still fit for reuse, and whether its failure may be retried. If f
+// fails on a connection that sat idle in the pool, retryable, f runs once
+// more on a fresh connection, so the first request after a database
+// restart does not fail.
+func (d *DB) withConn(ctx context.Context, f func(c *pgx.Conn) (healthy, retryable bool, err error)) error {
+	for {
+		c, reused, err := d.pool.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		healthy, retryable := false, false
+		func() {
+			// Deferred so that a panic in f (an update function's) also
+			// releases, and so closes, the connection.
+			defer func() { d.pool.release(c, healthy) }()
+			healthy, retryable, err = f(c)
+		}()
+		if err == nil || !reused || !retryable {
+			return err
+		}
+	}
+}
+
 // checkName refuses names PostgreSQL's text type cannot hold.
 func checkName(user string) error {
 	switch {
@@ -193,13 +218,11 @@ func (d *DB) Get(user string) (*store.Record, error) {
 		return nil, err
 	}
 	defer done()
-	c, err := d.pool.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: get %q: %w", d.name, user, err)
-	}
 	var js []byte
-	err = c.QueryRow(ctx, "SELECT record FROM otpgate_users WHERE name = $1 AND record IS NOT NULL", user).Scan(&js)
-	d.pool.release(c, err == nil || errors.Is(err, pgx.ErrNoRows))
+	err = d.withConn(ctx, func(c *pgx.Conn) (bool, bool, error) {
+		err := c.QueryRow(ctx, "SELECT record FROM otpgate_users WHERE name = $1 AND record IS NOT NULL", user).Scan(&js)
+		return err == nil || errors.Is(err, pgx.ErrNoRows), pgconn.SafeToRetry(err), err
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, store.ErrNotFound
@@ -246,32 +269,28 @@ func (d *DB) listPage(after string) ([]*store.Record, error) {
 		return nil, err
 	}
 	defer done()
-	c, err := d.pool.acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%s: list: %w", d.name, err)
-	}
 	var page []*store.Record
-	err = func() error {
+	err = d.withConn(ctx, func(c *pgx.Conn) (bool, bool, error) {
+		page = page[:0]
 		rows, err := c.Query(ctx, "SELECT name, record FROM otpgate_users WHERE name > $1 AND record IS NOT NULL ORDER BY name LIMIT $2", after, listPage)
 		if err != nil {
-			return err
+			return false, pgconn.SafeToRetry(err), err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var name string
 			var js []byte
 			if err := rows.Scan(&name, &js); err != nil {
-				return err
+				return false, false, err
 			}
 			rec, err := decode(name, js)
 			if err != nil {
-				return err
+				return false, false, err
 			}
 			page = append(page, rec)
 		}
-		return rows.Err()
-	}()
-	d.pool.release(c, err == nil)
+		return rows.Err() == nil, pgconn.SafeToRetry(rows.Err()), rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: list: %w", d.name, err)
 	}
@@ -295,32 +314,26 @@ func (d *DB) Update(user string, fn func(*store.Record) (*store.Record, error)) 
 		return err
 	}
 	defer done()
-	c, err := d.pool.acquire(ctx)
+	var fnErr error
+	err = d.withConn(ctx, func(c *pgx.Conn) (bool, bool, error) {
+		var err error
+		var fnCalled bool
+		fnCalled, fnErr, err = d.update(ctx, c, user, fn)
+		// Never retried once fn ran: its decision may have been written.
+		return err == nil && c.PgConn().TxStatus() == 'I', !fnCalled && pgconn.SafeToRetry(err), err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: update %q: %w", d.name, user, err)
 	}
-	healthy := false
-	// Deferred so that a panicking fn also closes the connection, which
-	// rolls the transaction back.
-	defer func() { d.pool.release(c, healthy) }()
-	fnErr, err := d.update(ctx, c, user, fn)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s: update %q: %w", d.name, user, err)
-	case fnErr != nil:
-		healthy = c.PgConn().TxStatus() == 'I'
-		return fnErr
-	}
-	healthy = true
-	return nil
+	return fnErr
 }
 
-// update is Update's transaction. fnErr is fn's own error (the
-// transaction was rolled back); err is a database error.
-func (d *DB) update(ctx context.Context, c *pgx.Conn, user string, fn func(*store.Record) (*store.Record, error)) (fnErr, err error) {
+// update is Update's transaction. fnCalled says fn ran; fnErr is fn's own
+// error (the transaction was rolled back); err is a database error.
+func (d *DB) update(ctx context.Context, c *pgx.Conn, user string, fn func(*store.Record) (*store.Record, error)) (fnCalled bool, fnErr, err error) {
 	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return false, nil, fmt.Errorf("begin: %w", err)
 	}
 	committed := false
 	defer func() {
@@ -351,41 +364,41 @@ func (d *DB) update(ctx context.Context, c *pgx.Conn, user string, fn func(*stor
 			break
 		}
 		if !errors.Is(err, pgx.ErrNoRows) || attempt == maxLockRetries {
-			return nil, fmt.Errorf("lock row: %w", err)
+			return false, nil, fmt.Errorf("lock row: %w", err)
 		}
 	}
 	var cur *store.Record
 	if js != nil {
 		if cur, err = decode(user, js); err != nil {
-			return nil, err
+			return false, nil, err
 		}
 	}
 	next, err := fn(cur)
 	if err != nil {
-		return err, tx.Rollback(ctx)
+		return true, err, tx.Rollback(ctx)
 	}
 	switch {
 	case next == nil && cur == nil:
 		// Nothing to store: the rollback drops the row inserted above.
-		return nil, tx.Rollback(ctx)
+		return true, nil, tx.Rollback(ctx)
 	case next == nil:
 		_, err = tx.Exec(ctx, "DELETE FROM otpgate_users WHERE name = $1", user)
 	default:
 		next.User = user
 		var v []byte
 		if v, err = json.Marshal(next); err != nil {
-			return nil, fmt.Errorf("encode record: %w", err)
+			return true, nil, fmt.Errorf("encode record: %w", err)
 		}
 		_, err = tx.Exec(ctx, "UPDATE otpgate_users SET record = $2, updated_at = now() WHERE name = $1", user, v)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("write: %w", err)
+		return true, nil, fmt.Errorf("write: %w", err)
 	}
 	committed = true
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit (the change may or may not have been applied): %w", err)
+		return true, nil, fmt.Errorf("commit (the change may or may not have been applied): %w", err)
 	}
-	return nil, nil
+	return true, nil, nil
 }
 
 // Close waits for running operations, refuses new ones and closes the

@@ -277,6 +277,12 @@ func TestDatabaseDownFailsClosedAndRecovers(t *testing.T) {
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
+			// Several idle connections, all of which die with the server.
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() { db.Get("alice") })
+			}
+			wg.Wait()
 			if err := srv.Stop(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -293,8 +299,13 @@ func TestDatabaseDownFailsClosedAndRecovers(t *testing.T) {
 			if err := srv.Restart(); err != nil {
 				t.Fatal(err)
 			}
+			// The first operations after the restart succeed: dead idle
+			// connections are retried or dropped, not handed out.
 			if err := inc(); err != nil {
 				t.Fatalf("Update after the database came back: %v", err)
+			}
+			if _, err := db.Get("alice"); err != nil {
+				t.Fatalf("Get after the database came back: %v", err)
 			}
 		})
 	}
