@@ -298,8 +298,15 @@ func (e *env) pamload(svc string, args ...string) pass {
 	argv := append([]string{"-s", "bench-" + svc, "-u", usersFile, "--records", recs}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), cmdDeadline)
 	defer cancel()
+	name := toolDir + "/pamload"
+	if extra := os.Getenv("BENCH_PAMLOAD_ENV"); extra != "" {
+		// Experiments only, e.g. GOMAXPROCS=1 for the Go runtime that
+		// pam_otpgate starts in the PAM client.
+		argv = append(append(strings.Fields(extra), name), argv...)
+		name = "env"
+	}
 	d0 := e.daemonCPU()
-	out, code, err := e.c.Exec(ctx, toolDir+"/pamload", argv...)
+	out, code, err := e.c.Exec(ctx, name, argv...)
 	d1 := e.daemonCPU()
 	if err != nil && code != 1 {
 		e.t.Fatalf("pamload %s: %v\n%s", strings.Join(argv, " "), err, out)
