@@ -132,7 +132,10 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			a = attempt{outcome: protocol.OutcomeAccept, reason: "ok", step: step}
 		case ok:
 			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: "This code was already used: wait for the next one.", step: step}
-			if center < rec.LastStep {
+			// Only a last step beyond the window's upper edge proves that
+			// the clock went back: within it, the step was accepted from a
+			// device slightly ahead.
+			if center+uint64(cfg.Skew) < rec.LastStep {
 				a.reason = "replay_clock_backwards"
 			}
 		case hinted:

@@ -233,3 +233,24 @@ func TestReplayStateSurvivesRestartAndClockGoingBack(t *testing.T) {
 		t.Fatalf("next step: %+v", r)
 	}
 }
+
+// TestReplayOfANextStepCodeIsNotAClockJump: a code for the next step (the
+// device a little ahead) is accepted; replaying it, or sending the current
+// step's code, in the same step is a plain replay: the server's clock did
+// not move, so the audit must not say replay_clock_backwards.
+func TestReplayOfANextStepCodeIsNotAClockJump(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("next step's code: %+v", r)
+	}
+	for _, offset := range []int{1, 0, -1} {
+		if r := d.verify(alice, d.code(secret, offset)); r.Outcome != protocol.OutcomeReplay {
+			t.Fatalf("step %+d after the next step was accepted: %+v", offset, r)
+		}
+	}
+	log := d.log.String()
+	if strings.Contains(log, "replay_clock_backwards") || strings.Count(log, "reason=replay") != 3 {
+		t.Errorf("want three plain replays audited:\n%s", log)
+	}
+}
