@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -160,6 +161,14 @@ type doctorCase struct {
 	brk   func(t *testing.T, e *doctorEnv)
 }
 
+// alsoReported lists, per finding, the other findings the same mistake
+// rightly causes.
+var alsoReported = map[string][]string{
+	"socket-not-socket":           {"daemon-down"},           // the daemon was stopped to plant the file
+	"sshd-root-password":          {"sshd-password-pam"},     // password authentication is on
+	"admin-required-not-enrolled": {"required-not-enrolled"}, // the admin is a required user
+}
+
 // TestDoctorFindings: one broken configuration per finding, each in its
 // own container.
 func TestDoctorFindings(t *testing.T) {
@@ -179,6 +188,13 @@ func TestDoctorFindings(t *testing.T) {
 		}},
 		{"socket not root's", "socket-owner", doctor.Error, "systemctl restart otpgated", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chown", "nobody", pamSocket)
+		}},
+		{"a regular file where the socket should be", "socket-not-socket", doctor.Error, "rm " + pamSocket, "", func(t *testing.T, e *doctorEnv) {
+			if err := e.daemon.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			e.c.Run(t, "rm", "-f", pamSocket)
+			e.c.WriteFile(t, pamSocket, []byte("not a socket"), 0o644)
 		}},
 		{"socket mode 0600", "socket-mode", doctor.Warning, "chmod 0666", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0600", pamSocket)
@@ -219,6 +235,13 @@ func TestDoctorFindings(t *testing.T) {
 		{"missing include", "pam-include-missing", doctor.Error, "restore /etc/pam.d/otpgate-gone", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", doctorPAMSSHD+"@include otpgate-gone\n")
 		}},
+		{"include loop", "pam-include-loop", doctor.Error, "remove the circular include", "", func(t *testing.T, e *doctorEnv) {
+			e.writePAMService("otpgate-loop", "@include otpgate-loop\n")
+			e.writePAMService("sshd", doctorPAMSSHD+"@include otpgate-loop\n")
+		}},
+		{"incomplete line", "pam-syntax", doctor.Warning, "correct or remove the line", "", func(t *testing.T, e *doctorEnv) {
+			e.writePAMService("sshd", doctorPAMSSHD+"session required\n")
+		}},
 		{"code before password in sudo", "pam-order", doctor.Warning, "below '@include common-auth'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sudo", "auth required pam_otpgate.so\n@include common-auth\n@include common-account\n")
 		}},
@@ -230,6 +253,12 @@ func TestDoctorFindings(t *testing.T) {
 		}},
 		{"loader removed", "pam-loader-missing", doctor.Error, "make -C pam install", "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "rm", e.pamModuleDir()+"/pam_otpgate.so")
+		}},
+		{"loader group-writable", "pam-loader-unsafe", doctor.Error, "chmod go-w", "", func(t *testing.T, e *doctorEnv) {
+			e.c.Run(t, "chmod", "0664", e.pamModuleDir()+"/pam_otpgate.so")
+		}},
+		{"Go library removed", "pam-golib-missing", doctor.Error, "make -C pam install", "", func(t *testing.T, e *doctorEnv) {
+			e.c.Run(t, "rm", pamGoLib)
 		}},
 		{"Go library world-writable", "pam-golib-unsafe", doctor.Error, "chmod go-w " + pamGoLib, "", func(t *testing.T, e *doctorEnv) {
 			e.c.Run(t, "chmod", "0666", pamGoLib)
@@ -312,6 +341,13 @@ func TestDoctorFindings(t *testing.T) {
 				t.Errorf("exit code %d with a %s finding, want 1", code, tc.sev)
 			}
 			t.Logf("%s %s at %s:\n  problem: %s\n  fix: %s", got.Severity, got.ID, got.Where, got.Problem, got.Fix)
+			// Nothing else is reported but the consequences of the same
+			// mistake (and the host's clock).
+			for _, f := range r.Findings {
+				if f.ID != tc.id && f.Severity != doctor.Info && f.ID != "clock-unsynchronised" && !slices.Contains(alsoReported[tc.id], f.ID) {
+					t.Errorf("unrelated finding %s (%s) at %s: %s", f.ID, f.Severity, f.Where, f.Problem)
+				}
+			}
 		})
 	}
 }
