@@ -76,7 +76,7 @@ func TestDemoInterrupt(t *testing.T) {
 	container.Require(t, "oathtool", "/usr/sbin/sshd", "ssh", "nsenter")
 	demo := container.Bin(t, "otpgate-demo")
 	cmd := exec.Command(demo, "-bin", filepath.Dir(demo))
-	out := &lockedBuffer{}
+	out := &demoOutput{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,19 +136,19 @@ func runWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) error {
 	return cmd.Wait()
 }
 
-// lockedBuffer is a bytes.Buffer written by a process and read by the test.
-type lockedBuffer struct {
+// demoOutput is a bytes.Buffer written by a process and read by the test.
+type demoOutput struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *demoOutput) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *demoOutput) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -126,9 +126,9 @@ func newDocEnv(t *testing.T) *docEnv {
 	return e
 }
 
-// prompt is one question of a dialogue and the answer to give (computed
+// docPrompt is one question of a dialogue and the answer to give (computed
 // when the question appears, from the output so far).
-type prompt struct {
+type docPrompt struct {
 	waitFor string
 	answer  func(out string) string
 }
@@ -136,7 +136,7 @@ type prompt struct {
 // dialogue runs a doc command line with sh as user ("root" for root),
 // answers the prompts in order, closes stdin and returns the output and
 // exit code.
-func (e *docEnv) dialogue(user, line string, prompts ...prompt) (string, int) {
+func (e *docEnv) dialogue(user, line string, prompts ...docPrompt) (string, int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -175,7 +175,7 @@ func (e *docEnv) dialogue(user, line string, prompts ...prompt) (string, int) {
 }
 
 // mustRun is dialogue without prompts that must exit 0.
-func (e *docEnv) mustRun(user, line string, prompts ...prompt) string {
+func (e *docEnv) mustRun(user, line string, prompts ...docPrompt) string {
 	e.t.Helper()
 	out, code := e.dialogue(user, line, prompts...)
 	if code != 0 {
@@ -240,8 +240,8 @@ func TestDocsRecovery(t *testing.T) {
 
 	t.Run("lost phone with a recovery code: enroll again", func(t *testing.T) {
 		out := e.mustRun("alice", docEnroll,
-			prompt{"(or a recovery code):", func(string) string { return "12345678" }},
-			prompt{"Enter the code shown in your app to finish:", func(out string) string {
+			docPrompt{"(or a recovery code):", func(string) string { return "12345678" }},
+			docPrompt{"Enter the code shown in your app to finish:", func(out string) string {
 				e.secrets["alice"] = e.keyFrom(out)
 				return e.totp(e.secrets["alice"], 0)
 			}})
@@ -249,7 +249,7 @@ func TestDocsRecovery(t *testing.T) {
 			t.Fatalf("no activation:\n%s", out)
 		}
 		out = e.mustRun("alice", docRecoveryCodes,
-			prompt{"Enter a current code", func(string) string { return e.totp(e.secrets["alice"], 1) }})
+			docPrompt{"Enter a current code", func(string) string { return e.totp(e.secrets["alice"], 1) }})
 		if !strings.Contains(out, "Your old recovery codes no longer work.") {
 			t.Errorf("recovery-codes output:\n%s", out)
 		}
@@ -271,7 +271,7 @@ func TestDocsRecovery(t *testing.T) {
 
 	t.Run("no recovery code: admin enroll --force, then reset", func(t *testing.T) {
 		out := e.mustRun("root", docAdminEnroll+" --no-qr",
-			prompt{"Enter the code shown in your app to finish:", func(out string) string {
+			docPrompt{"Enter the code shown in your app to finish:", func(out string) string {
 				e.secrets["alice"] = e.keyFrom(out)
 				return e.totp(e.secrets["alice"], 0)
 			}})

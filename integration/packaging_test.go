@@ -45,8 +45,8 @@ func pamSecurityDir(t *testing.T) string {
 	return strings.TrimSpace(string(out)) + "/security"
 }
 
-// tree lists every entry below root as "MODE /path", sorted.
-func tree(t *testing.T, root string) []string {
+// installedTree lists every entry below root as "MODE /path", sorted.
+func installedTree(t *testing.T, root string) []string {
 	t.Helper()
 	var entries []string
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -118,7 +118,7 @@ func TestMakeInstall(t *testing.T) {
 	}
 	want = append(want, dirsOf(paths...)...)
 	sort.Strings(want)
-	if got := tree(t, dest); strings.Join(got, "\n") != strings.Join(want, "\n") {
+	if got := installedTree(t, dest); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("installed tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
@@ -199,7 +199,7 @@ func TestMakeInstall(t *testing.T) {
 			t.Fatalf("make uninstall: %v\n%s", err, out)
 		}
 		var left []string
-		for _, e := range tree(t, dest) {
+		for _, e := range installedTree(t, dest) {
 			if strings.HasPrefix(e, "f ") {
 				left = append(left, e)
 			}
