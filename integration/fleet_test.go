@@ -55,10 +55,16 @@ type fleetNode struct {
 }
 
 // startPostgres starts a test PostgreSQL server, removed at the end of the
-// test, and returns it with the DSN of a fresh database.
+// test, and returns it with the DSN of a fresh database. Tests put its
+// data on tmpfs; benchmarks (testing.B) on the disk, next to the bolt
+// stores they are compared with, so that both pay for real fsyncs.
 func startPostgres(t testing.TB) (*pgtest.Server, string) {
 	t.Helper()
-	pg, err := pgtest.Start()
+	start := pgtest.Start
+	if _, bench := t.(*testing.B); bench {
+		start = func() (*pgtest.Server, error) { return pgtest.StartIn(os.TempDir()) }
+	}
+	pg, err := start()
 	if err != nil {
 		t.Fatalf("cannot start PostgreSQL (apt-get install %s): %v", pgtest.Package, err)
 	}

@@ -47,10 +47,21 @@ type Server struct {
 	dbs  int
 }
 
-// Start creates a data directory under /dev/shm (falling back to the
-// system temporary directory), runs initdb as the postgres user and
-// starts the server. Call Remove when done.
+// Start creates a data directory under /dev/shm (tmpfs: fast, and gone
+// with the machine; falling back to the system temporary directory), runs
+// initdb as the postgres user and starts the server. Call Remove when
+// done.
 func Start() (*Server, error) {
+	parent := "/dev/shm"
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		parent = os.TempDir()
+	}
+	return StartIn(parent)
+}
+
+// StartIn is Start with the data directory under parent: benchmarks put
+// it on a disk file system, where fsync costs what it does in production.
+func StartIn(parent string) (*Server, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("pgtest: must run as root (the server runs as the postgres user, and initdb refuses root)")
 	}
@@ -65,10 +76,6 @@ func Start() (*Server, error) {
 	}
 	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-	parent := "/dev/shm"
-	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
-		parent = os.TempDir()
-	}
 	dir, err := os.MkdirTemp(parent, "otpgate-pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
