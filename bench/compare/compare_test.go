@@ -392,7 +392,10 @@ func TestProfile(t *testing.T) {
 		svc = "otpgate"
 	}
 	e := newEnv(t, "tmpfs", n, buildPamload(t))
-	data := filepath.Join(t.TempDir(), "perf.data")
+	data := os.Getenv("BENCH_PROFILE_DATA") // keep perf.data there for perf report
+	if data == "" {
+		data = filepath.Join(t.TempDir(), "perf.data")
+	}
 	perf := exec.Command("perf", "record", "-a", "-g", "-F", "1999", "-o", data)
 	if err := perf.Start(); err != nil {
 		t.Fatal(err)
@@ -414,6 +417,7 @@ func TestProfile(t *testing.T) {
 		{"report", "-i", data, "--stdio", "--no-children", "--comm", "otpgated", "--percentage", "relative", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"},
 		{"report", "-i", data, "--stdio", "--children", "--comm", "otpgated", "--percentage", "relative", "--sort", "symbol", "-g", "none", "--percent-limit", "4"},
 		{"report", "-i", data, "--stdio", "--no-children", "--comm", "pamload", "--percentage", "relative", "--sort", "dso,symbol", "-g", "none", "--percent-limit", "1"},
+		{"report", "-i", data, "--stdio", "--children", "--comm", "pamload", "--percentage", "relative", "--sort", "symbol", "-g", "none", "--percent-limit", "4"},
 	} {
 		out, err := exec.Command("perf", args...).CombinedOutput()
 		if err != nil {
@@ -426,5 +430,27 @@ func TestProfile(t *testing.T) {
 			}
 		}
 		t.Logf("perf %s:\n%s", strings.Join(args[3:], " "), strings.Join(keep[:min(len(keep), 60)], "\n"))
+	}
+}
+
+// TestReport rewrites the report and plots from BENCH_OUT/comparison.json
+// (after a change to the report's layout), without measuring anything.
+//
+//	go test -tags benchcompare -run TestReport ./bench/compare/
+func TestReport(t *testing.T) {
+	dir := os.Getenv("BENCH_OUT")
+	if dir == "" {
+		dir = filepath.Join(container.RepoRoot(), "docs", "bench")
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "comparison.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReport(&res, dir); err != nil {
+		t.Fatal(err)
 	}
 }

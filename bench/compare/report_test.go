@@ -137,6 +137,36 @@ func report(r *results) (string, map[string]string) {
 	}
 	w("\n")
 
+	// CPU per transaction.
+	w("### CPU per transaction (valid codes, worker processes, tmpfs)\n\n")
+	w("User + system CPU ms per transaction of the PAM client processes (pamload's workers: libpam, the modules, and for otpgate the Go runtime in each worker) + of otpgated (from /proc, otpgate only).\n\n| service | N |")
+	allC := r.values(isCode("tmpfs", "procs", "code"), byC)
+	for _, c := range allC {
+		w(" c=%d |", c)
+	}
+	w("\n|---|---|%s\n", strings.Repeat("---|", len(allC)))
+	for _, svc := range services {
+		for _, n := range r.values(isCode("tmpfs", "procs", "code"), byN) {
+			if r.find("tmpfs", n, svc, "procs", "code", allC[0]) == nil {
+				continue
+			}
+			w("| %s | %d |", serviceName[svc], n)
+			for _, c := range allC {
+				x := r.find("tmpfs", n, svc, "procs", "code", c)
+				switch {
+				case x == nil:
+					w(" – |")
+				case svc == "otpgate":
+					w(" %s + %s |", ms(x.CPUTx), ms(x.DCPUTx))
+				default:
+					w(" %s |", ms(x.CPUTx))
+				}
+			}
+			w("\n")
+		}
+	}
+	w("\n")
+
 	// Reject path.
 	w("### Reject path (every answer a wrong code; worker processes, tmpfs)\n\n")
 	w("| service | N | c=1: per s · p50 / p99 ms · `pam_authenticate` p50 (valid code: same) | c=8: per s · p50 / p99 ms |\n|---|---|---|---|\n")
