@@ -363,3 +363,76 @@ func TestDoctorClock(t *testing.T) {
 		t.Fatalf("clock-unsynchronised reported: %t, kernel unsynchronised: %t\n%s", got, want, describeReport(r))
 	}
 }
+
+// TestDoctorPasswordThenCode: with keyboard-interactive as the only
+// method, the PAM stack is the first factor, so common-auth before the
+// module is what is intended and is not reported.
+func TestDoctorPasswordThenCode(t *testing.T) {
+	e := newDoctorEnv(t)
+	e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(strings.Replace(doctorSSHDConfig,
+		"AuthenticationMethods publickey,keyboard-interactive", "AuthenticationMethods keyboard-interactive", 1)), 0o644)
+	e.writePAMService("sshd", doctorPAMSudo)
+	r, _ := e.doctorRun()
+	for _, f := range r.Findings {
+		if strings.HasPrefix(f.ID, "pam-") {
+			t.Errorf("password then code over keyboard-interactive: unexpected %s: %s", f.ID, f.Problem)
+		}
+	}
+	e.writePAMService("sshd", "auth required pam_otpgate.so\n@include common-auth\n")
+	if r, _ := e.doctorRun(); !r.Has("pam-order") {
+		t.Errorf("code before password over keyboard-interactive: no pam-order finding\n%s", describeReport(r))
+	}
+}
+
+// TestDoctorFindingsMatter shows, through real PAM (pamtester), that what
+// doctor reports is what happens: an optional module lets a wrong code in,
+// a stack without pam_permit refuses users who need no code, and a console
+// that requires a code refuses an enrolled user while otpgated is down.
+func TestDoctorFindingsMatter(t *testing.T) {
+	t.Run("optional lets a wrong code in", func(t *testing.T) {
+		e := newDoctorEnv(t)
+		e.enroll("alice")
+		e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_otpgate.so", "auth optional pam_otpgate.so", 1))
+		if r, _ := e.doctorRun(); !r.Has("pam-control") {
+			t.Fatalf("no pam-control finding:\n%s", describeReport(r))
+		}
+		res := e.pamtester("", "sshd", "alice", e.wrongCode("alice")+"\n")
+		if !strings.Contains(res.out, pamCodePrompt) || !strings.Contains(res.out, pamOK) {
+			t.Errorf("a wrong code under 'optional': want the prompt and success, got exit %d:\n%s", res.exit, res.out)
+		}
+	})
+	t.Run("no pam_permit refuses users who need no code", func(t *testing.T) {
+		e := newDoctorEnv(t)
+		e.addUser("bob")
+		e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_permit.so\n", "", 1))
+		if r, _ := e.doctorRun(); !r.Has("pam-no-permit") {
+			t.Fatalf("no pam-no-permit finding:\n%s", describeReport(r))
+		}
+		if res := e.pamtester("", "sshd", "bob", ""); res.exit == 0 || strings.Contains(res.out, pamOK) {
+			t.Errorf("bob (not enrolled) without pam_permit: want a refusal, got exit %d:\n%s", res.exit, res.out)
+		}
+		e.writePAMService("sshd", doctorPAMSSHD)
+		if res := e.pamtester("", "sshd", "bob", ""); !strings.Contains(res.out, pamOK) {
+			t.Errorf("bob with the documented stack: want success, got exit %d:\n%s", res.exit, res.out)
+		}
+	})
+	t.Run("a guarded console refuses while otpgated is down", func(t *testing.T) {
+		e := newDoctorEnv(t)
+		e.enroll("alice")
+		e.setPassword("alice", "correct horse")
+		e.writePAMService("login", "@include common-auth\nauth required pam_otpgate.so\n@include common-account\n")
+		if r, _ := e.doctorRun(); !r.Has("console-guarded") {
+			t.Fatalf("no console-guarded finding:\n%s", describeReport(r))
+		}
+		if err := e.daemon.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if res := e.pamtester("", "login", "alice", "correct horse\n"); res.exit == 0 || strings.Contains(res.out, pamOK) {
+			t.Errorf("console login with otpgated down: want a refusal, got exit %d:\n%s", res.exit, res.out)
+		}
+		e.writePAMService("login", "@include common-auth\n@include common-account\n")
+		if res := e.pamtester("", "login", "alice", "correct horse\n"); !strings.Contains(res.out, pamOK) {
+			t.Errorf("console login without the module: want success, got exit %d:\n%s", res.exit, res.out)
+		}
+	})
+}

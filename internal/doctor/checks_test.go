@@ -69,6 +69,18 @@ func TestSSHDConfig(t *testing.T) {
 	if got := len(c.MethodLists()); got != 2 {
 		t.Errorf("MethodLists: %d lists", got)
 	}
+	for methods, want := range map[string]bool{
+		"publickey,keyboard-interactive":                    true,
+		"publickey,keyboard-interactive:pam publickey":      true,
+		"keyboard-interactive":                              false,
+		"keyboard-interactive,publickey":                    false,
+		"publickey,password publickey,keyboard-interactive": true,
+		"any": false,
+	} {
+		if got := sshdWith("publickey,keyboard-interactive", methods).KeyBeforeCode(); got != want {
+			t.Errorf("KeyBeforeCode(%q) = %t, want %t", methods, got, want)
+		}
+	}
 	if !sshdWith().SameAs(sshdWith("port 22", "port 2222")) || sshdWith().SameAs(sshdWith("usepam yes", "usepam no")) {
 		t.Error("SameAs compares the wrong keywords")
 	}

@@ -63,6 +63,30 @@ func (c SSHDConfig) MethodLists() [][]string {
 	return out
 }
 
+// KeyBeforeCode reports whether every method list that reaches
+// keyboard-interactive has proved a public key first: then the PAM stack
+// should ask for the code only. Otherwise (keyboard-interactive alone, or
+// "any") the PAM stack is the first factor and a password there is
+// intended.
+func (c SSHDConfig) KeyBeforeCode() bool {
+	lists := c.MethodLists()
+	if lists == nil {
+		return false
+	}
+	for _, l := range lists {
+		key := false
+		for _, m := range l {
+			if m == "publickey" {
+				key = true
+			}
+			if (m == "keyboard-interactive" || strings.HasPrefix(m, "keyboard-interactive:")) && !key {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // relevantSSHD are the keywords CheckSSHD looks at; a Match block that
 // changes none of them needs no second look.
 var relevantSSHD = []string{"usepam", "kbdinteractiveauthentication", "challengeresponseauthentication",

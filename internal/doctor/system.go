@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options) *Report {
 	var otpLines []PAMEntry
 
 	// sshd: its effective configuration first, for the PAM service name.
-	sshdSvc := "sshd"
+	sshdSvc, keyFirst := "sshd", true
 	if sshd := lookPath("sshd"); sshd == "" {
 		r.add(notInstalled("sshd", "openssh-server"))
 	} else {
@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) *Report {
 				Why:     "sshd refuses to start (or reload) with a configuration it cannot parse, and its effective settings could not be checked.",
 				Fix:     "run 'sshd -t' and fix what it reports (a missing /run/sshd: 'mkdir -p -m 0755 /run/sshd')."})
 		} else {
-			sshdSvc = global.PAMService()
+			sshdSvc, keyFirst = global.PAMService(), global.KeyBeforeCode()
 			seen := map[string]bool{}
 			for _, f := range CheckSSHD(global, "", "sshd -T") {
 				seen[f.ID+f.Problem] = true
@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options) *Report {
 			}
 		}
 		r.check("pam:" + sshdSvc)
-		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error})...)
+		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error, PasswordFirst: !keyFirst})...)
 	}
 
 	// sudo.
