@@ -265,7 +265,7 @@ func TestManPages(t *testing.T) {
 			n++
 			key := strings.ReplaceAll(section+m[1], "-", `\-`)
 			if !strings.Contains(string(page), ".B "+key+" ") {
-				t.Errorf("otpgate.toml.5 does not document %s", section+m[1])
+				t.Errorf("otpgate.toml.5 does not document %s: run python3 packaging/man/gen-otpgate.toml.5.py", section+m[1])
 			}
 		}
 		if n < 40 {
