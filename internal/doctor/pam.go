@@ -193,8 +193,8 @@ func expand(name string, data []byte, onlyType, via string, read ReadFunc, depth
 			chain = via + " > " + where
 		}
 		if depth >= maxIncludeDepth {
-			*fds = append(*fds, Finding{ID: "pam-include-loop", Severity: Error, Where: chain,
-				Problem: "includes nest deeper than " + fmt.Sprint(maxIncludeDepth) + " levels (a loop?)",
+			*fds = append(*fds, Finding{ID: "pam-include-loop", Severity: Error, Where: where,
+				Problem: fmt.Sprintf("includes nest deeper than %d levels here (a loop?), starting from %s", maxIncludeDepth, strings.SplitN(chain, " > ", 2)[0]),
 				Why:     "Linux-PAM refuses such a stack, so the service fails for everyone.",
 				Fix:     "remove the circular include in /etc/pam.d/" + name + "."})
 			continue
