@@ -309,12 +309,30 @@ func TestDatabaseDownFailsClosedAndRecovers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("restarted between two requests", func(t *testing.T) {
+		// Idle connections to the old server, and no request while it was
+		// down: the first request after the restart must not fail on them.
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() { db.Get("alice") })
+		}
+		wg.Wait()
+		if err := srv.Stop(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if err := inc(); err != nil {
+			t.Fatalf("first Update after a restart: %v", err)
+		}
+	})
 	rec, err := db.Get("alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.Failures != 3 {
-		t.Errorf("Failures = %d, want 3 (one per successful update, none from the failed ones)", rec.Failures)
+	if rec.Failures != 4 {
+		t.Errorf("Failures = %d, want 4 (one per successful update, none from the failed ones)", rec.Failures)
 	}
 }
 
