@@ -472,12 +472,18 @@ func TestMigrateStoreBinary(t *testing.T) {
 		t.Errorf("bolt after migrating back: %+v, %v", rec, err)
 	}
 
-	// The DSN file must be root's and 0600.
+	// The DSN file must be root's and 0600; -check-config says so too.
+	if out, err := exec.Command(bin, "-config", cfgA, "-check-config").CombinedOutput(); err != nil {
+		t.Errorf("-check-config: %v\n%s", err, out)
+	}
 	if err := os.Chmod(dsnFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(cfgA, "postgres"); err == nil || !strings.Contains(out, "must be exactly 0600") {
+	if out, err := run(cfgA, "postgres"); err == nil || !strings.Contains(string(out), "must be exactly 0600") {
 		t.Errorf("-migrate-store with a 0644 DSN file: %v\n%s; want a refusal", err, out)
+	}
+	if out, err := exec.Command(bin, "-config", cfgA, "-check-config").CombinedOutput(); err == nil || !strings.Contains(string(out), "must be exactly 0600") {
+		t.Errorf("-check-config with a 0644 DSN file: %v\n%s; want a refusal", err, out)
 	}
 }
 

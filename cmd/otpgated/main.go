@@ -88,6 +88,14 @@ func run() int {
 		return 1
 	}
 	if *checkOnly {
+		if cfg.Store.Backend == "postgres" {
+			// The file's owner and mode, not the database: -check-config
+			// does not connect.
+			if _, err := postgres.ReadDSNFile(cfg.Store.DSNFile); err != nil {
+				fmt.Fprintf(os.Stderr, "otpgated: %v\n", err)
+				return 1
+			}
+		}
 		fmt.Println("otpgated: configuration OK")
 		return 0
 	}
