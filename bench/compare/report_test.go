@@ -372,28 +372,30 @@ func report(r *results) (string, map[string]string) {
 		sN = append(sN, s)
 	}
 	plots["comparison-auth-p50-vs-n.svg"] = lineChart("pam_authenticate p50 against N (c=1, worker processes, tmpfs)", "enrolled users N (log scale)", "ms", true, sN)
-	tputN := 0
+	// Throughput against concurrency, one plot per N measured at more
+	// than two concurrencies.
+	var tputNs []int
 	for _, n := range r.values(isCode("tmpfs", "procs", "code"), byN) {
-		if n <= 10000 && len(r.values(func(c *cell) bool { return isCode("tmpfs", "procs", "code")(c) && c.N == n }, byC)) > 2 {
-			tputN = n
+		cs := r.values(func(c *cell) bool { return isCode("tmpfs", "procs", "code")(c) && c.N == n }, byC)
+		if len(cs) <= 2 {
+			continue
 		}
-	}
-	if tputN > 0 {
+		tputNs = append(tputNs, n)
 		var sC []series
 		for _, svc := range services {
 			s := series{name: serviceName[svc]}
-			for _, c := range r.values(func(c *cell) bool { return isCode("tmpfs", "procs", "code")(c) && c.N == tputN }, byC) {
-				if x := r.find("tmpfs", tputN, svc, "procs", "code", c); x != nil {
+			for _, c := range cs {
+				if x := r.find("tmpfs", n, svc, "procs", "code", c); x != nil {
 					s.pts = append(s.pts, [2]float64{float64(c), x.OKRate})
 				}
 			}
 			sC = append(sC, s)
 		}
-		plots["comparison-throughput-vs-c.svg"] = lineChart(fmt.Sprintf("successes/s against concurrency (N=%d, worker processes, tmpfs)", tputN), "concurrent clients c (log scale)", "successes/s", true, sC)
+		plots[fmt.Sprintf("comparison-throughput-vs-c-n%d.svg", n)] = lineChart(fmt.Sprintf("successes/s against concurrency (N=%d, worker processes, tmpfs)", n), "concurrent clients c (log scale)", "successes/s", true, sC)
 	}
 	w("![pam_authenticate p50 against N](bench/comparison-auth-p50-vs-n.svg)\n\n")
-	if tputN > 0 {
-		w("![successes/s against concurrency](bench/comparison-throughput-vs-c.svg)\n\n")
+	for _, n := range tputNs {
+		w("![successes/s against concurrency, N=%d](bench/comparison-throughput-vs-c-n%d.svg)\n\n", n, n)
 	}
 	return b.String(), plots
 }
