@@ -11,6 +11,14 @@
 // BENCH_EXT4=0 (skip the ext4 variant), BENCH_RACE_REPS (default 50),
 // BENCH_QUICK=1 (a small smoke run), BENCH_OUT (default docs/bench).
 //
+// TestProfile runs one pass (BENCH_PROFILE_N users, default 3000, at
+// BENCH_PROFILE_C, default 8, for BENCH_PROFILE_SERVICE, default otpgate)
+// under `perf record -a -g` and prints where the CPU went (keep the data
+// with BENCH_PROFILE_DATA=FILE). BENCH_PAMLOAD_ENV="VAR=value ..." runs
+// pamload with extra environment (experiments, e.g. GOMAXPROCS=1 for the Go
+// runtime pam_otpgate starts in the client). TestReport re-renders the report
+// and plots from BENCH_OUT/comparison.json.
+//
 // Performance figures go to the report; only correctness concerning
 // otpgate is asserted: exactly one success in every 32-way same-code race,
 // no replay accepted after concurrent passes (no lost update), and no valid
