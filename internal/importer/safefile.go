@@ -20,7 +20,9 @@ import (
 //
 //   - the home directory is opened once, without following a symlink
 //     unless root owns that symlink, and must belong to the user or root
-//     and not be writable by group or others;
+//     and not be writable by group or others (checked once the file is
+//     known to exist, so that an account without the file, such as mail
+//     with its group-writable /var/mail, is simply not imported);
 //   - the file is opened relative to that directory with O_NOFOLLOW and
 //     O_NONBLOCK (a FIFO cannot block the import);
 //   - the open file must be a regular file owned by uid, with one link, of
@@ -36,15 +38,21 @@ func ReadHomeFile(home string, uid int, name string) ([]byte, fs.FileMode, error
 		return nil, 0, fmt.Errorf("invalid file name %q", name)
 	}
 	path := filepath.Join(home, name)
-	dir, err := openHome(filepath.Clean(home), uid)
+	dir, unsafeHome, err := openHome(filepath.Clean(home), uid)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer unix.Close(dir)
 	fd, err := unix.Openat(dir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err == nil && unsafeHome != nil {
+		unix.Close(fd)
+		return nil, 0, unsafeHome
+	}
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return nil, 0, fmt.Errorf("%s: %w", path, fs.ErrNotExist)
+	case unsafeHome != nil:
+		return nil, 0, unsafeHome
 	case errors.Is(err, unix.ELOOP):
 		return nil, 0, fmt.Errorf("%s is a symbolic link: refusing to follow it (it could point at any file root can read)", path)
 	case err != nil:
@@ -74,46 +82,47 @@ func ReadHomeFile(home string, uid int, name string) ([]byte, fs.FileMode, error
 }
 
 // openHome opens the home directory home of uid, following a symlink only
-// if root owns it (an administrator's choice, not the user's).
-func openHome(home string, uid int) (int, error) {
+// if root owns it (an administrator's choice, not the user's). A directory
+// that is open but unsafe to read from (wrong owner, writable by group or
+// others) is returned with unsafe set: the caller must not read from it, but
+// may still learn that the file it wanted is absent.
+func openHome(home string, uid int) (dir int, unsafe, err error) {
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	dir, err := unix.Open(home, flags, 0)
+	dir, err = unix.Open(home, flags, 0)
 	var lst unix.Stat_t
 	// O_NOFOLLOW|O_DIRECTORY on a symlink fails with ENOTDIR (or ELOOP).
 	if (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) &&
 		unix.Lstat(home, &lst) == nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK {
 		if lst.Uid != 0 {
-			return -1, fmt.Errorf("home directory %s is a symbolic link owned by uid %d, not root: refusing to follow it", home, lst.Uid)
+			return -1, nil, fmt.Errorf("home directory %s is a symbolic link owned by uid %d, not root: refusing to follow it", home, lst.Uid)
 		}
 		target, err := filepath.EvalSymlinks(home)
 		if err != nil {
-			return -1, fmt.Errorf("home directory %s: %w", home, err)
+			return -1, nil, fmt.Errorf("home directory %s: %w", home, err)
 		}
 		dir, err = unix.Open(target, flags, 0)
 		if err != nil {
-			return -1, fmt.Errorf("home directory %s (-> %s): %w", home, target, err)
+			return -1, nil, fmt.Errorf("home directory %s (-> %s): %w", home, target, err)
 		}
 	} else if errors.Is(err, unix.ENOENT) {
-		return -1, fmt.Errorf("home directory %s: %w", home, fs.ErrNotExist)
+		return -1, nil, fmt.Errorf("home directory %s: %w", home, fs.ErrNotExist)
 	} else if errors.Is(err, unix.ENOTDIR) {
-		return -1, fmt.Errorf("home directory %s is not a directory", home)
+		return -1, nil, fmt.Errorf("home directory %s is not a directory", home)
 	} else if err != nil {
-		return -1, fmt.Errorf("home directory %s: %w", home, err)
+		return -1, nil, fmt.Errorf("home directory %s: %w", home, err)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(dir, &st); err != nil {
 		unix.Close(dir)
-		return -1, fmt.Errorf("stat home directory %s: %w", home, err)
+		return -1, nil, fmt.Errorf("stat home directory %s: %w", home, err)
 	}
 	if int(st.Uid) != uid && st.Uid != 0 {
-		unix.Close(dir)
-		return -1, fmt.Errorf("home directory %s is owned by uid %d, neither its user (uid %d) nor root", home, st.Uid, uid)
+		return dir, fmt.Errorf("home directory %s is owned by uid %d, neither its user (uid %d) nor root", home, st.Uid, uid), nil
 	}
 	if st.Mode&0o022 != 0 {
-		unix.Close(dir)
-		return -1, fmt.Errorf("home directory %s is writable by group or others (mode %04o): another user could have planted the file", home, st.Mode&0o7777)
+		return dir, fmt.Errorf("home directory %s is writable by group or others (mode %04o): another user could have planted the file", home, st.Mode&0o7777), nil
 	}
-	return dir, nil
+	return dir, nil, nil
 }
 
 // ReadAdminFile reads a file the administrator named on the command line

@@ -80,6 +80,20 @@ func TestReadHomeFile(t *testing.T) {
 			}
 			return h
 		}, wantErr: "writable by group or others (mode 0777)"},
+		{name: "missing in a group-writable home (like /var/mail)", setup: func(t *testing.T, h string) string {
+			replace(t, h, func(string) error { return nil })
+			if err := os.Chmod(h, 0o2775); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}, notExist: true},
+		{name: "symlink in a group-writable home", setup: func(t *testing.T, h string) string {
+			replace(t, h, func(p string) error { return os.Symlink("/etc/shadow", p) })
+			if err := os.Chmod(h, 0o770); err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}, wantErr: "writable by group or others (mode 0770)"},
 		{name: "home is a symlink owned by a user", setup: func(t *testing.T, h string) string {
 			link := filepath.Join(filepath.Dir(h), "link")
 			if err := os.Symlink(h, link); err != nil {
