@@ -117,10 +117,10 @@ func TestCompare(t *testing.T) {
 	sizes := envInts(t, "BENCH_SIZES", "100,1000,10000")
 	big := envInts(t, "BENCH_BIG", "")
 	reps := envInts(t, "BENCH_RACE_REPS", "50")[0]
-	concs := []int{1, 2, 8, 32}
+	concs := envInts(t, "BENCH_CONCS", "1,2,8,32")
 	if quick {
 		sizes = envInts(t, "BENCH_SIZES", "100,1000")
-		concs = []int{1, 8}
+		concs = envInts(t, "BENCH_CONCS", "1,8")
 		reps = envInts(t, "BENCH_RACE_REPS", "5")[0]
 	}
 	outDir := os.Getenv("BENCH_OUT")

@@ -8,6 +8,9 @@
 //
 // Environment: BENCH_SIZES (default "100,1000,10000"), BENCH_BIG (extra N for
 // pam_permit, google-authenticator and otpgate only, e.g. "100000"),
+// BENCH_CONCS (concurrencies of the valid-code and ext4 cells, default
+// "1,2,8,32"; the reject, thread, fresh-process and correctness cells keep
+// their own),
 // BENCH_EXT4=0 (skip the ext4 variant), BENCH_RACE_REPS (default 50),
 // BENCH_QUICK=1 (a small smoke run), BENCH_OUT (default docs/bench).
 //
