@@ -119,7 +119,7 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	enr := &store.Enrollment{SealedSecret: sealed, Algorithm: alg.String(), Digits: p.Digits, Period: p.Period, CreatedAt: rc.now, ActivatedAt: rc.now}
+	enr := &store.Enrollment{SealedSecret: sealed, Algorithm: alg.String(), Digits: p.Digits, Period: p.Period, CreatedAt: rc.now, ActivatedAt: rc.now, Method: store.MethodImport}
 	if len(im.RecoveryCodes) > 0 {
 		if enr.RecoverySalt, err = store.NewRecoverySalt(); err != nil {
 			return nil, err

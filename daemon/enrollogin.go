@@ -15,23 +15,36 @@ const loginQRWidth = 80
 // enrollAtLogin reports whether a check for a required but not enrolled
 // user may offer enrollment inside the login (policy.enroll_on_login): the
 // caller is root (an SSH server), the SSH server verified exactly one
-// public key before asking (the other factor), and the deadline, if any,
-// has not come.
-func enrollAtLogin(rc *reqCtx) bool {
+// public key before asking (the other factor), and neither the deadline
+// (enroll_on_login_until) nor the user's grace period
+// (enroll_on_login_days after the first offer) has run out.
+func (s *Server) enrollAtLogin(rc *reqCtx) (bool, error) {
 	p := rc.cfg.Policy
 	if !p.EnrollOnLogin || rc.peer.UID != 0 {
-		return false
+		return false, nil
 	}
 	if _, ok := publickeyFingerprint(rc.AuthInfo); !ok {
-		return false
+		return false, nil
 	}
 	if p.EnrollOnLoginUntil != "" {
 		end, err := time.Parse(time.DateOnly, p.EnrollOnLoginUntil)
 		if err != nil || !rc.now.Before(end) {
-			return false // validated at load; fail closed anyway
+			return false, nil // validated at load; fail closed anyway
 		}
 	}
-	return true
+	if p.EnrollOnLoginDays > 0 {
+		rec, err := s.getRecord(rc.User)
+		if err != nil {
+			return false, err
+		}
+		if rec != nil && !rec.EnrollOfferedAt.IsZero() &&
+			!rc.now.Before(rec.EnrollOfferedAt.AddDate(0, 0, p.EnrollOnLoginDays)) {
+			s.auditDecision(rc, string(protocol.OutcomeEnrollRequired), "enroll_on_login_days_over",
+				"first_offered", rec.EnrollOfferedAt.UTC().Format(time.RFC3339))
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // offerEnrollment starts a pending enrollment for the user of a login

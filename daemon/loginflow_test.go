@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
@@ -333,6 +334,10 @@ func TestEnrollOnLogin(t *testing.T) {
 		t.Fatalf("check after enrolling: %+v", r)
 	}
 	fp := strings.Fields(key.fingerprint)[2]
+	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
+	if st.EnrolledVia != store.MethodLogin || st.EnrolledFrom != login.rhost || st.EnrolledKey != fp {
+		t.Errorf("admin show says enrolled via %q from %q with key %q; want login from %s with %s", st.EnrolledVia, st.EnrolledFrom, st.EnrolledKey, login.rhost, fp)
+	}
 	log := d.log.String()
 	for _, want := range []string{"outcome=enroll_offered reason=enroll_on_login", "outcome=active reason=enrolled_at_login", "rhost=192.0.2.7", "fingerprint=" + fp} {
 		if !strings.Contains(log, want) {
@@ -383,4 +388,80 @@ func TestEnrollOnLoginRefused(t *testing.T) {
 			t.Errorf("check: %+v, want enroll_offered", r)
 		}
 	})
+}
+
+// TestEnrollOnLoginDays: policy.enroll_on_login_days counts from the first
+// offer, survives restarts and the user's own disable, and an admin reset
+// starts it over.
+func TestEnrollOnLoginDays(t *testing.T) {
+	clock := newTestClock()
+	cfg := enrollOnLoginConfig(t, "")
+	cfg.Policy.EnrollOnLoginDays = 3
+	d := startDaemon(t, cfg, clock)
+	login := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
+	want := func(step string, outcome protocol.Outcome) {
+		t.Helper()
+		if r := d.checkFrom(alice, login); r.Outcome != outcome {
+			t.Fatalf("%s: check %+v, want %s", step, r, outcome)
+		}
+	}
+	want("first login", protocol.OutcomeEnrollOffered)
+	clock.Add(3*24*time.Hour - time.Minute)
+	want("a minute before the end", protocol.OutcomeEnrollOffered)
+	d.restart()
+	clock.Add(time.Minute)
+	want("three days after the first offer, after a restart", protocol.OutcomeEnrollRequired)
+	if !strings.Contains(d.log.String(), "reason=enroll_on_login_days_over") {
+		t.Errorf("the end of the grace period is not audited:\n%s", d.log.String())
+	}
+
+	d.mustDo(&protocol.Request{Op: protocol.OpAdminReset, User: alice})
+	want("after an admin reset", protocol.OutcomeEnrollOffered)
+
+	// Enrolled within the period, then turned off by the user: the period
+	// does not start over.
+	resp := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
+	key, err := otp.ParseURI(resp.Enroll.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: d.code(key.Secret, 0), Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
+	clock.Add(time.Minute)
+	if _, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpDisable, User: alice, Code: d.oathtoolCode(key.Secret)}); errText != "" {
+		t.Fatalf("disable: %s", errText)
+	}
+	want("right after disabling", protocol.OutcomeEnrollOffered)
+	clock.Add(3 * 24 * time.Hour)
+	want("three days after the offer that preceded the disable", protocol.OutcomeEnrollRequired)
+}
+
+// TestEnrollMethod: status says how each enrollment was made.
+func TestEnrollMethod(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	d.importUser(bob)
+	resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpEnrollBegin, User: alice})
+	if errText != "" {
+		t.Fatal(errText)
+	}
+	key, err := otp.ParseURI(resp.Enroll.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: d.code(key.Secret, 0)}); errText != "" {
+		t.Fatal(errText)
+	}
+	for user, want := range map[string]string{alice: store.MethodCLI, bob: store.MethodImport} {
+		if st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: user}).Status; st.EnrolledVia != want || st.EnrolledFrom != "" || st.EnrolledKey != "" {
+			t.Errorf("%s: enrolled via %q from %q key %q, want %q", user, st.EnrolledVia, st.EnrolledFrom, st.EnrolledKey, want)
+		}
+	}
+	// Root enrolling another user without an SSH login is an admin enrollment.
+	resp = d.mustDo(&protocol.Request{Op: protocol.OpEnrollBegin, User: bob, Force: true})
+	if key, err = otp.ParseURI(resp.Enroll.URI); err != nil {
+		t.Fatal(err)
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: bob, Code: d.code(key.Secret, 1)})
+	if st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: bob}).Status; st.EnrolledVia != store.MethodAdmin {
+		t.Errorf("bob after admin enroll: via %q", st.EnrolledVia)
+	}
 }

@@ -88,8 +88,14 @@ func enrollHint(user string) string {
 
 func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 	res, rec, err := s.gate(rc)
-	if err == nil && res != nil && res.Outcome == protocol.OutcomeEnrollRequired && enrollAtLogin(rc) {
-		return s.offerEnrollment(rc)
+	if err == nil && res != nil && res.Outcome == protocol.OutcomeEnrollRequired {
+		offer, err := s.enrollAtLogin(rc)
+		if err != nil {
+			return nil, err
+		}
+		if offer {
+			return s.offerEnrollment(rc)
+		}
 	}
 	if err != nil || res != nil {
 		return &protocol.Response{Verify: res}, err
@@ -247,6 +253,7 @@ func (s *Server) userStatus(rc *reqCtx, rec *store.Record, a account) protocol.U
 	if enr != nil {
 		st.Algorithm, st.Digits, st.Period = enr.Algorithm, enr.Digits, enr.Period
 		st.EnrolledAt = enr.ActivatedAt
+		st.EnrolledVia, st.EnrolledFrom, st.EnrolledKey = enr.Method, enr.Source, enr.Fingerprint
 		st.RecoveryRemaining = len(enr.Recovery)
 	}
 	st.Failures = rec.Failures
@@ -314,6 +321,11 @@ func (s *Server) enrollBegin(rc *reqCtx) (*protocol.Response, error) {
 			cur = &store.Record{User: rc.User}
 		}
 		cur.Pending = pending
+		if rc.Op == protocol.OpCheck && cur.EnrollOfferedAt.IsZero() {
+			// Enrollment offered at login (offerEnrollment): the
+			// user's enroll_on_login_days start now.
+			cur.EnrollOfferedAt = rc.now
+		}
 		return cur
 	}
 
@@ -355,7 +367,8 @@ func (s *Server) enrollBegin(rc *reqCtx) (*protocol.Response, error) {
 }
 
 func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
-	if _, err := s.authorize(rc, false); err != nil {
+	a, err := s.authorize(rc, false)
+	if err != nil {
 		return nil, err
 	}
 	rec, err := s.getRecord(rc.User)
@@ -371,7 +384,7 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 				return nil, errNoChange
 			}
 			cur.Pending = nil
-			if cur.Active == nil && cur.Failures == 0 && cur.LastStep == 0 {
+			if cur.Active == nil && cur.Failures == 0 && cur.LastStep == 0 && cur.EnrollOfferedAt.IsZero() {
 				return nil, nil
 			}
 			return cur, nil
@@ -385,9 +398,11 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	method, source, fp := enrollMethod(rc, a)
 	at, err := s.useCode(rc, rec, true, func(cur *store.Record) *store.Record {
 		enr := *cur.Pending
 		enr.ActivatedAt = rc.now
+		enr.Method, enr.Source, enr.Fingerprint = method, source, fp
 		enr.RecoverySalt, enr.Recovery = salt, hashes
 		cur.Active, cur.Pending = &enr, nil
 		cur.Remembered = nil // a new device: trust starts over
@@ -399,12 +414,29 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 	if at.outcome != protocol.OutcomeAccept {
 		return nil, codeError(at)
 	}
-	if fp, ok := publickeyFingerprint(rc.AuthInfo); ok && rc.peer.UID == 0 {
+	if method == store.MethodLogin {
 		s.auditDecision(rc, "active", "enrolled_at_login", "fingerprint", fp)
 	} else {
-		s.auditDecision(rc, "active", "enrolled")
+		s.auditDecision(rc, "active", "enrolled", "method", method)
 	}
 	return &protocol.Response{RecoveryCodes: codes}, nil
+}
+
+// enrollMethod says how the enrollment confirmed by rc was made: at an SSH
+// login (root's SSH server sends the verified public key), by an admin for
+// another user, or by the user. For a login it also returns the remote
+// address and the key's fingerprint.
+func enrollMethod(rc *reqCtx, a account) (method, source, fingerprint string) {
+	if rc.peer.UID != 0 {
+		return store.MethodCLI, "", ""
+	}
+	if fp, ok := publickeyFingerprint(rc.AuthInfo); ok {
+		return store.MethodLogin, rc.RHost, fp
+	}
+	if a.UID != 0 {
+		return store.MethodAdmin, "", ""
+	}
+	return store.MethodCLI, "", ""
 }
 
 func (s *Server) disable(rc *reqCtx) (*protocol.Response, error) {
@@ -419,7 +451,7 @@ func (s *Server) disable(rc *reqCtx) (*protocol.Response, error) {
 		return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: rc.User + " is not enrolled."}
 	}
 	if rc.peer.UID == 0 || rec.Active == nil {
-		if err := s.store.Update(rc.User, func(*store.Record) (*store.Record, error) { return nil, nil }); err != nil {
+		if err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) { return afterDisable(cur), nil }); err != nil {
 			return nil, err
 		}
 		s.auditDecision(rc, "disabled", "disable")
@@ -428,7 +460,7 @@ func (s *Server) disable(rc *reqCtx) (*protocol.Response, error) {
 	if rc.Code == "" {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidCode, Message: "A current code is needed to turn off two-factor authentication."}
 	}
-	at, err := s.useCode(rc, rec, false, func(*store.Record) *store.Record { return nil })
+	at, err := s.useCode(rc, rec, false, afterDisable)
 	if err != nil {
 		return nil, err
 	}
@@ -437,6 +469,16 @@ func (s *Server) disable(rc *reqCtx) (*protocol.Response, error) {
 	}
 	s.auditDecision(rc, "disabled", "disable")
 	return &protocol.Response{}, nil
+}
+
+// afterDisable is what remains of a record when its user turns two-factor
+// authentication off: nothing, except when enrollment at login was offered
+// (a disable must not start enroll_on_login_days over).
+func afterDisable(cur *store.Record) *store.Record {
+	if cur == nil || cur.EnrollOfferedAt.IsZero() {
+		return nil
+	}
+	return &store.Record{User: cur.User, EnrollOfferedAt: cur.EnrollOfferedAt}
 }
 
 func (s *Server) regenerateRecovery(rc *reqCtx) (*protocol.Response, error) {

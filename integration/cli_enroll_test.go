@@ -253,7 +253,7 @@ func TestCLIAdminCommands(t *testing.T) {
 
 	// admin list / show, human and JSON.
 	out, code = e.run("root", "", nil, "admin", "list")
-	if code != 0 || !regexp.MustCompile(`(?m)^USER\s+STATE\s+REQUIRED`).MatchString(out) || !regexp.MustCompile(`(?m)^bob\s+active\s`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`(?m)^USER\s+STATE\s+VIA\s+REQUIRED`).MatchString(out) || !regexp.MustCompile(`(?m)^bob\s+active\s+admin\s`).MatchString(out) {
 		t.Errorf("admin list exit %d:\n%s", code, out)
 	}
 	out, code = e.run("root", "", nil, "admin", "list", "--json")

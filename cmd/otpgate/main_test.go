@@ -167,6 +167,19 @@ func TestWriteStatus(t *testing.T) {
 		}, []string{
 			"Blocked address:  192.0.2.7 until 2026-03-01 12:05:00 UTC (too many failures from there; 'otpgate admin unlock carol' clears it)",
 		}},
+		{"enrolled at an SSH login, with a remembered device", protocol.UserStatus{
+			User: "dave", State: protocol.StateActive, EnrolledAt: now.Add(-time.Hour),
+			EnrolledVia: "login", EnrolledFrom: "192.0.2.9", EnrolledKey: "SHA256:abc",
+			Remembered: []protocol.RememberedDevice{{Source: "192.0.2.9", Fingerprint: "SHA256:abc", Until: now.Add(8 * time.Hour)}},
+		}, []string{
+			"Enrolled:           2026-03-01 11:00:00 UTC (at an SSH login from 192.0.2.9, key SHA256:abc)",
+			"Remembered device:  192.0.2.9 with key SHA256:abc until 2026-03-01 20:00:00 UTC ('otpgate forget' ends it)",
+		}},
+		{"enrolled by an administrator", protocol.UserStatus{
+			User: "erin", State: protocol.StateActive, EnrolledAt: now.Add(-time.Hour), EnrolledVia: "admin",
+		}, []string{
+			"Enrolled:         2026-03-01 11:00:00 UTC (by an administrator with 'otpgate admin enroll')",
+		}},
 		{"escape sequences in names are neutralised", protocol.UserStatus{User: "ev\x1b]0;pwned\x07il", State: protocol.StateNone}, []string{
 			"User:             ev?]0;pwned?il",
 		}},
@@ -194,12 +207,12 @@ func TestWriteUserTable(t *testing.T) {
 	t.Cleanup(func() { time.Local = old })
 	var buf bytes.Buffer
 	writeUserTable(&buf, []protocol.UserStatus{
-		{User: "alice", State: "active", Required: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
+		{User: "alice", State: "active", EnrolledVia: "login", Required: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
 		{User: "bartholomew", State: "pending", Failures: 2, LockedUntil: now.Add(30 * time.Second)},
 	}, now)
-	want := "USER         STATE    REQUIRED  RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +
-		"alice        active   yes       10        0         no                       2026-03-01 11:00\n" +
-		"bartholomew  pending  no        0         2         until 12:00:30 (in 30s)  -\n"
+	want := "USER         STATE    VIA    REQUIRED  RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +
+		"alice        active   login  yes       10        0         no                       2026-03-01 11:00\n" +
+		"bartholomew  pending  -      no        0         2         until 12:00:30 (in 30s)  -\n"
 	if buf.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", buf.String(), want)
 	}

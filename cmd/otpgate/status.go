@@ -70,12 +70,39 @@ func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
 			clean(b.Source), localTime(b.Until), clean(st.User)))
 	}
 	if !st.EnrolledAt.IsZero() {
-		row("Enrolled", localTime(st.EnrolledAt))
+		row("Enrolled", localTime(st.EnrolledAt)+enrolledHow(st))
 	}
 	if !st.LastSuccess.IsZero() {
 		row("Last success", localTime(st.LastSuccess))
 	}
+	for _, d := range st.Remembered {
+		row("Remembered device", fmt.Sprintf("%s with key %s until %s ('otpgate forget' ends it)",
+			clean(d.Source), clean(d.Fingerprint), localTime(d.Until)))
+	}
 	tw.Flush()
+}
+
+// enrolledHow says how an enrollment was made, as a suffix to its time:
+// " (at an SSH login from 192.0.2.7, key SHA256:...)".
+func enrolledHow(st *protocol.UserStatus) string {
+	switch st.EnrolledVia {
+	case "login":
+		return fmt.Sprintf(" (at an SSH login from %s, key %s)", orDash(clean(st.EnrolledFrom)), orDash(clean(st.EnrolledKey)))
+	case "cli":
+		return " (by the user with 'otpgate enroll')"
+	case "admin":
+		return " (by an administrator with 'otpgate admin enroll')"
+	case "import":
+		return " (imported with 'otpgate admin import')"
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func requiredText(st *protocol.UserStatus) string {
@@ -130,7 +157,7 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tSTATE\tREQUIRED\tRECOVERY\tFAILURES\tLOCKED\tLAST SUCCESS")
+	fmt.Fprintln(tw, "USER\tSTATE\tVIA\tREQUIRED\tRECOVERY\tFAILURES\tLOCKED\tLAST SUCCESS")
 	for i := range users {
 		st := &users[i]
 		req := "no"
@@ -144,7 +171,11 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 		if !st.LastSuccess.IsZero() {
 			last = st.LastSuccess.Local().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), req,
+		via := "-"
+		if st.EnrolledVia != "" && st.State == protocol.StateActive {
+			via = clean(st.EnrolledVia)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), via, req,
 			st.RecoveryRemaining, st.Failures, lockText(st, now, false), last)
 	}
 	tw.Flush()

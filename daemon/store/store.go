@@ -63,7 +63,20 @@ type Record struct {
 	// Remembered are the devices that skip the code for a while
 	// (policy.remember), oldest first, at most a few.
 	Remembered []RememberedDevice `json:"remembered,omitempty"`
+
+	// EnrollOfferedAt is when enrollment at login was first offered to
+	// this user (policy.enroll_on_login_days counts from it). It survives
+	// the user's own disable; an admin reset clears it.
+	EnrollOfferedAt time.Time `json:"enroll_offered_at,omitzero"`
 }
+
+// How an enrollment was made (Enrollment.Method).
+const (
+	MethodCLI    = "cli"    // the user's own 'otpgate enroll'
+	MethodLogin  = "login"  // inside an SSH login (policy.enroll_on_login)
+	MethodAdmin  = "admin"  // 'otpgate admin enroll' for the user
+	MethodImport = "import" // 'otpgate admin import' from another tool
+)
 
 // RememberedDevice is one (remote address, public key) pair that gave a
 // code at Since. It is honoured until Until, and never longer than the
@@ -100,6 +113,15 @@ type Enrollment struct {
 	// Recovery holds the hashes (see HashRecoveryCode) of the unused
 	// recovery codes.
 	Recovery [][]byte `json:"recovery,omitempty"`
+
+	// Method says how the enrollment was made (MethodCLI, MethodLogin,
+	// MethodAdmin, MethodImport); empty for enrollments from before it
+	// was recorded.
+	Method string `json:"method,omitempty"`
+	// Source and Fingerprint are, for MethodLogin, the remote address
+	// and the SHA256 fingerprint of the public key of that login.
+	Source      string `json:"source,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // Store keeps Records. All methods are safe for concurrent use.

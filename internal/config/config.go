@@ -108,6 +108,11 @@ type Policy struct {
 	// EnrollOnLoginUntil, a date "YYYY-MM-DD" (UTC) or "", ends
 	// EnrollOnLogin at the start of that day.
 	EnrollOnLoginUntil string `toml:"enroll_on_login_until"`
+	// EnrollOnLoginDays, when above zero (at most MaxEnrollOnLoginDays),
+	// ends EnrollOnLogin for each user this many days after it was first
+	// offered to them (the first login that would otherwise have been
+	// refused). Zero means no per-user limit.
+	EnrollOnLoginDays int `toml:"enroll_on_login_days"`
 }
 
 // RateLimit bounds guessing. Failures are counted per user across every

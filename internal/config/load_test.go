@@ -87,6 +87,7 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			Remember:           config.Duration{Duration: 12 * time.Hour},
 			EnrollOnLogin:      true,
 			EnrollOnLoginUntil: "2026-12-31",
+			EnrollOnLoginDays:  30,
 		},
 		RateLimit: config.RateLimit{
 			MaxFailures:            3,

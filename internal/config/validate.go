@@ -84,10 +84,14 @@ func (ch *checker) intRange(key string, v, lo, hi int, unit string) bool {
 	return true
 }
 
-// durationRange checks lo <= v <= hi and reports whether it holds.
 // MaxRemember is the longest policy.remember may be (30 days).
 const MaxRemember = 720 * time.Hour
 
+// MaxEnrollOnLoginDays is the longest per-user grace period
+// policy.enroll_on_login_days may give.
+const MaxEnrollOnLoginDays = 365
+
+// durationRange checks lo <= v <= hi and reports whether it holds.
 func (ch *checker) durationRange(key string, v Duration, lo, hi time.Duration) bool {
 	if v.Duration < lo || v.Duration > hi {
 		ch.add(key, nil, "must be between %s and %s, got %s", fmtDuration(lo), fmtDuration(hi), fmtDuration(v.Duration))
@@ -202,6 +206,7 @@ func (c *Config) problems() []*keyError {
 			ch.add("policy.enroll_on_login_until", nil, "must be a date such as \"2026-12-31\" or empty, got %q", p.EnrollOnLoginUntil)
 		}
 	}
+	ch.intRange("policy.enroll_on_login_days", p.EnrollOnLoginDays, 0, MaxEnrollOnLoginDays, "")
 
 	rl := c.RateLimit
 	maxFailuresOK := ch.intRange("rate_limit.max_failures", rl.MaxFailures, 1, 100, "")

@@ -207,7 +207,15 @@ type UserStatus struct {
 	LockedUntil       time.Time `json:"locked_until,omitzero"`
 	LockedByAdmin     bool      `json:"locked_by_admin,omitempty"`
 	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
-	LastSuccess       time.Time `json:"last_success,omitzero"`
+	// EnrolledVia says how the enrollment was made: "cli" (the user's
+	// 'otpgate enroll'), "login" (inside an SSH login), "admin" ('otpgate
+	// admin enroll') or "import"; empty when not recorded.
+	EnrolledVia string `json:"enrolled_via,omitempty"`
+	// EnrolledFrom and EnrolledKey are the remote address and the public
+	// key fingerprint of an enrollment made at an SSH login.
+	EnrolledFrom string    `json:"enrolled_from,omitempty"`
+	EnrolledKey  string    `json:"enrolled_key,omitempty"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
 	// BlockedSources lists remote addresses currently blocked for this
 	// user by the per-source limit.
 	BlockedSources []BlockedSource `json:"blocked_sources,omitempty"`
