@@ -211,6 +211,13 @@ func TestPAMSSHDEnrollOnLogin(t *testing.T) {
 		t.Errorf("otpgated did not audit the enrollment at login with the source:\n%s", log)
 	}
 
+	// The admin sees who enrolled how: at a login, from where, with which key.
+	st := e.do(&protocol.Request{Op: protocol.OpAdminShow, User: pamRequired}).Status
+	if st.EnrolledVia != "login" || st.EnrolledFrom != "127.0.0.1" || !strings.HasPrefix(st.EnrolledKey, "SHA256:") ||
+		!strings.Contains(e.daemon.Output(), "fingerprint="+st.EnrolledKey) {
+		t.Errorf("admin show after enrollment at login: via %q from %q key %q", st.EnrolledVia, st.EnrolledFrom, st.EnrolledKey)
+	}
+
 	// The second login needs a fresh code of the new key.
 	e.secrets[pamRequired] = shown
 	r = s.login(pamRequired, "id_ed25519", "")

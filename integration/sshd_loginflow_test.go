@@ -51,6 +51,9 @@ func TestSSHDEnrollOnLogin(t *testing.T) {
 	if st.State != protocol.StateActive || st.RecoveryRemaining != 10 {
 		t.Fatalf("after enrollment at login: %+v", st)
 	}
+	if st.EnrolledVia != "login" || st.EnrolledFrom != "127.0.0.1" || !strings.HasPrefix(st.EnrolledKey, "SHA256:") {
+		t.Errorf("admin show after enrollment at login: via %q from %q key %q", st.EnrolledVia, st.EnrolledFrom, st.EnrolledKey)
+	}
 
 	// The next login asks for a code of the new key, and shows no QR code.
 	// The confirming code is used up: answer with the next step's code,
