@@ -53,7 +53,8 @@ demo: build ## (as root) otpgated, OpenSSH+pam_otpgate and otpgate-sshd in a thr
 ##### lint
 
 .PHONY: lint
-lint: deps ## gofmt and go vet (after deps: vet compiles the cgo PAM module)
+lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo PAM module)
+	$(Q)$(GO) mod verify
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
