@@ -22,9 +22,9 @@ import (
 
 	"github.com/otpgate/otpgate/daemon"
 	"github.com/otpgate/otpgate/daemon/store"
-	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/storemigrate"
 )
 
 // Version is set at build time with -ldflags "-X main.Version=...".
@@ -104,9 +104,14 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "otpgated: -migrate-store takes \"bolt\" or \"postgres\", got %q\n", *migrateFrom)
 			return 2
 		}
-		if err := migrateStore(cfg, *migrateFrom); err != nil {
+		res, err := storemigrate.Migrate(cfg, *migrateFrom)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "otpgated: migrate-store: %v\n", err)
 			return 1
+		}
+		fmt.Printf("otpgated: copied and checked %d records from %s to %s; set [store] backend = %q and start otpgated\n", res.Records, res.From, res.To, res.To)
+		if res.KeyMissing {
+			fmt.Printf("otpgated: note: %s does not exist: put the key the records were sealed with there first, or otpgated makes a new one and no enrolled user can log in\n", res.KeyPath)
 		}
 		return 0
 	}
@@ -189,7 +194,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	db, err := openStore(cfg, cfg.Store.Backend)
+	db, err := storemigrate.Open(cfg, cfg.Store.Backend)
 	if err != nil {
 		return err
 	}
@@ -226,58 +231,10 @@ func serve(cfg *config.Config, cfgPath string) error {
 	return srv.Serve(ctx, ln, 5*time.Second)
 }
 
-// openStore opens the configured store of the given backend: the bbolt
-// file in daemon.state_dir, or the PostgreSQL database named by the
-// root-only store.dsn_file (whose content is never logged).
-func openStore(cfg *config.Config, backend string) (store.Store, error) {
-	if backend != "postgres" {
-		return bolt.Open(cfg.Daemon.StateDir)
-	}
-	dsn, err := postgres.ReadDSNFile(cfg.Store.DSNFile)
-	if err != nil {
-		return nil, err
-	}
-	return postgres.Open(dsn, postgres.Options{Timeout: cfg.Store.Timeout.Duration, MaxConns: cfg.Store.MaxConns})
-}
-
 // storeName describes the configured store for the log.
 func storeName(cfg *config.Config) string {
 	if cfg.Store.Backend == "postgres" {
 		return "postgres (dsn_file " + cfg.Store.DSNFile + ")"
 	}
 	return "bolt"
-}
-
-// migrateStore copies every record from the from store into the other
-// backend's (see postgres.Copy). The key file stays where it is: records
-// keep their secrets sealed by it.
-func migrateStore(cfg *config.Config, from string) error {
-	if os.Geteuid() != 0 {
-		return errors.New("must run as root")
-	}
-	if err := store.PrepareStateDir(cfg.Daemon.StateDir); err != nil {
-		return err
-	}
-	to := "postgres"
-	if from == "postgres" {
-		to = "bolt"
-	}
-	src, err := openStore(cfg, from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := openStore(cfg, to)
-	if err != nil {
-		return err
-	}
-	n, err := postgres.Copy(dst, src)
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("copied %d records from %s to %s, then: %w", n, from, to, err)
-	}
-	fmt.Printf("otpgated: copied and checked %d records from %s to %s; set [store] backend = %q and start otpgated\n", n, from, to, to)
-	return nil
 }
