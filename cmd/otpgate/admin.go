@@ -20,6 +20,8 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	case "list", "show", "reset", "unlock", "enroll", "import":
 	case "forget":
 		return a.cmdAdminForget(ctx, rest)
+	case "migrate-store":
+		return a.cmdMigrateStore(rest)
 	case "-h", "--help", "help":
 		a.printUsage(a.stdout, "admin")
 		return nil

@@ -7,6 +7,8 @@
 // (internal/protocol); it holds no secret and no state of its own. The
 // daemon decides what the caller may do from the socket's peer
 // credentials, so the checks here only give earlier, clearer messages.
+// The exception is admin migrate-store, which runs as root while otpgated
+// is stopped and opens the stores itself (internal/storemigrate).
 //
 // Exit codes: 0 success, 1 failure (wrong code, refused, bad input),
 // 2 usage error, 3 otpgated unreachable, 4 permission denied.
