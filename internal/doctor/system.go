@@ -78,7 +78,7 @@ func Run(ctx context.Context, o Options) *Report {
 
 	// sshd: its effective configuration first, for the PAM service name.
 	sshdSvc, keyFirst := "sshd", true
-	if sshd := lookPath("sshd"); sshd == "" {
+	if sshd := LookPath("sshd"); sshd == "" {
 		r.add(notInstalled("sshd", "openssh-server"))
 	} else {
 		r.check("sshd")
@@ -121,7 +121,7 @@ func Run(ctx context.Context, o Options) *Report {
 	}
 
 	// sudo.
-	if sudo := lookPath("sudo"); sudo == "" {
+	if sudo := LookPath("sudo"); sudo == "" {
 		r.add(notInstalled("sudo", "sudo"))
 	} else {
 		r.check("pam:sudo")
@@ -272,7 +272,7 @@ func checkModuleFiles(r *Report, pamDir string, lines []PAMEntry) {
 	}
 	r.check("pam-module-files")
 	if pamDir == "" {
-		pamDir = findPAMDir()
+		pamDir = FindPAMDir()
 	}
 	done := map[string]bool{}
 	for _, e := range lines {
@@ -292,7 +292,7 @@ func checkModuleFiles(r *Report, pamDir string, lines []PAMEntry) {
 				continue
 			}
 			done[f.path] = true
-			for _, fd := range CheckTrusted(f.id, f.what, trustChain(f.path)) {
+			for _, fd := range CheckTrusted(f.id, f.what, TrustChain(f.path)) {
 				fd.Where += " (used at " + e.Where + ")"
 				r.add(fd)
 			}
@@ -300,9 +300,9 @@ func checkModuleFiles(r *Report, pamDir string, lines []PAMEntry) {
 	}
 }
 
-// trustChain lstats path (after resolving symbolic links, as the loader
+// TrustChain lstats path (after resolving symbolic links, as the loader
 // does with realpath) and every directory above it.
-func trustChain(path string) []PathInfo {
+func TrustChain(path string) []PathInfo {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return []PathInfo{{Path: path, Error: unwrapPath(err)}}
@@ -321,9 +321,9 @@ func trustChain(path string) []PathInfo {
 	}
 }
 
-// findPAMDir returns the directory holding pam_unix.so, which is where
+// FindPAMDir returns the directory holding pam_unix.so, which is where
 // Linux-PAM loads modules named without a path from.
-func findPAMDir() string {
+func FindPAMDir() string {
 	arch := map[string]string{"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu", "386": "i386-linux-gnu",
 		"arm": "arm-linux-gnueabihf", "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu", "riscv64": "riscv64-linux-gnu"}[runtime.GOARCH]
 	var dirs []string
@@ -341,7 +341,7 @@ func findPAMDir() string {
 
 // usersOfInterest are the users the policy requires a code from.
 func usersOfInterest(cfg *config.Config) []string {
-	accounts, groups := readAccounts()
+	accounts, groups := ReadAccounts()
 	set := map[string]bool{}
 	for _, u := range cfg.Policy.RequiredUsers {
 		set[u] = true
@@ -356,7 +356,9 @@ func usersOfInterest(cfg *config.Config) []string {
 	return sortedKeys(set)
 }
 
-func readAccounts() ([]Account, []Group) {
+// ReadAccounts parses /etc/passwd and /etc/group (unreadable files give
+// nothing).
+func ReadAccounts() ([]Account, []Group) {
 	p, _ := os.ReadFile("/etc/passwd")
 	g, _ := os.ReadFile("/etc/group")
 	return ParsePasswd(string(p)), ParseGroup(string(g))
@@ -366,7 +368,7 @@ func readAccounts() ([]Account, []Group) {
 func checkAccounts(ctx context.Context, r *Report, c *protocol.Client, cfg *config.Config) {
 	r.check("admins")
 	r.check("required-users")
-	accounts, groups := readAccounts()
+	accounts, groups := ReadAccounts()
 	admins := Admins(accounts, groups)
 	required := map[string]bool{}
 	for _, u := range cfg.Policy.RequiredUsers {
@@ -431,8 +433,8 @@ func run(ctx context.Context, timeout time.Duration, name string, args ...string
 	return string(out), nil
 }
 
-// lookPath finds a command in $PATH or the sbin directories.
-func lookPath(name string) string {
+// LookPath finds a command in $PATH or the sbin directories.
+func LookPath(name string) string {
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
