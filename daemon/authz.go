@@ -40,7 +40,9 @@ func permissionDenied(msg string) *protocol.Error {
 }
 
 // authorize decides from the peer's uid alone whether it may perform the
-// request, resolving the named user when needed. A refusal is audited.
+// request, resolving the named user when needed (through the account
+// cache: a login's check and verify resolve it once). A refusal is
+// audited.
 func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
 	acc, ok := opAccess[rc.Op]
 	if !ok {
@@ -49,7 +51,7 @@ func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
 	var a account
 	if rc.User != "" {
 		var err error
-		if a, err = lookupAccount(rc.User, withGroups); err != nil {
+		if a, err = accounts.get(rc.User, withGroups); err != nil {
 			return account{}, err
 		}
 	}

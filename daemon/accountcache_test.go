@@ -1,0 +1,360 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+// fakeDB is a user database that counts the lookups it answers.
+type fakeDB struct {
+	mu     sync.Mutex
+	users  map[string]account // known users; Groups is what a lookup with groups returns
+	err    error              // returned for every lookup when set
+	calls  int
+	during func() // runs inside each lookup when set
+}
+
+func (db *fakeDB) lookup(name string, withGroups bool) (account, error) {
+	db.mu.Lock()
+	db.calls++
+	during, err := db.during, db.err
+	u, ok := db.users[name]
+	db.mu.Unlock()
+	if during != nil {
+		during()
+	}
+	if err != nil {
+		return account{}, err
+	}
+	if !ok {
+		return account{Name: name}, nil
+	}
+	if !withGroups {
+		u.Groups = nil
+	}
+	return u.clone(), nil
+}
+
+func (db *fakeDB) count() int { db.mu.Lock(); defer db.mu.Unlock(); return db.calls }
+
+// cacheFixture is an accountCache over a fakeDB, a test clock and real
+// passwd and group files in a temporary directory.
+type cacheFixture struct {
+	t             *testing.T
+	db            *fakeDB
+	clock         *testClock
+	passwd, group string
+	c             *accountCache
+}
+
+func newCacheFixture(t *testing.T) *cacheFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &cacheFixture{
+		t: t, clock: newTestClock(),
+		passwd: filepath.Join(dir, "passwd"), group: filepath.Join(dir, "group"),
+		db: &fakeDB{users: map[string]account{
+			"erin": {Name: "erin", UID: 1000, Known: true, Groups: []string{"erin", "wheel"}},
+		}},
+	}
+	f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\n")
+	f.write(f.group, "erin:x:1000:\nwheel:x:10:erin\n")
+	f.c = newAccountCache(f.db.lookup, f.clock, []string{f.passwd, f.group})
+	return f
+}
+
+// write replaces path with data the way useradd does: a new file renamed
+// over the old one.
+func (f *cacheFixture) write(path, data string) {
+	f.t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// get resolves name and fails the test on an error.
+func (f *cacheFixture) get(name string, withGroups bool) account {
+	f.t.Helper()
+	a, err := f.c.get(name, withGroups)
+	if err != nil {
+		f.t.Fatalf("get(%q, %v): %v", name, withGroups, err)
+	}
+	return a
+}
+
+func TestAccountCache(t *testing.T) {
+	tests := []struct {
+		name string
+		// run resolves users, changes things between lookups, and returns
+		// how many lookups the user database should have answered.
+		run func(f *cacheFixture) int
+	}{
+		{"a known user is looked up once within the TTL", func(f *cacheFixture) int {
+			for range 3 {
+				if a := f.get("erin", false); !a.Known || a.UID != 1000 {
+					f.t.Fatalf("got %+v", a)
+				}
+			}
+			return 1
+		}},
+		{"an unknown user is looked up once within the TTL", func(f *cacheFixture) int {
+			for range 3 {
+				if a := f.get("mallory", false); a.Known || a.Name != "mallory" {
+					f.t.Fatalf("got %+v", a)
+				}
+			}
+			return 1
+		}},
+		{"a lookup error is not cached", func(f *cacheFixture) int {
+			f.db.err = errors.New("nss: ldap server down")
+			for range 3 {
+				if _, err := f.c.get("erin", false); err == nil {
+					f.t.Fatal("no error")
+				}
+			}
+			f.db.err = nil
+			if a := f.get("erin", false); !a.Known {
+				f.t.Fatalf("after the error: got %+v", a)
+			}
+			return 4
+		}},
+		{"an entry is reused until its TTL is over", func(f *cacheFixture) int {
+			f.get("erin", false)
+			f.clock.Add(accountTTL - time.Nanosecond)
+			f.get("erin", false)
+			return 1
+		}},
+		{"an entry is looked up again once its TTL is over", func(f *cacheFixture) int {
+			f.get("erin", false)
+			f.get("mallory", false)
+			f.clock.Add(accountTTL)
+			f.get("erin", false)
+			f.get("mallory", false)
+			return 4
+		}},
+		{"useradd (passwd replaced) empties the cache", func(f *cacheFixture) int {
+			f.get("bob", false)
+			f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+			f.db.users["bob"] = account{Name: "bob", UID: 1001, Known: true}
+			if a := f.get("bob", false); !a.Known || a.UID != 1001 {
+				f.t.Fatalf("bob after useradd: %+v", a)
+			}
+			f.get("bob", false)
+			return 2
+		}},
+		{"usermod -aG (group replaced) empties the cache", func(f *cacheFixture) int {
+			f.get("erin", true)
+			f.write(f.group, "erin:x:1000:\nwheel:x:10:erin\nsudo:x:27:erin\n")
+			f.db.users["erin"] = account{Name: "erin", UID: 1000, Known: true, Groups: []string{"erin", "wheel", "sudo"}}
+			if a := f.get("erin", true); len(a.Groups) != 3 {
+				f.t.Fatalf("groups after usermod: %v", a.Groups)
+			}
+			return 2
+		}},
+		{"an edit in place of the same size (new mtime) empties the cache", func(f *cacheFixture) int {
+			f.get("erin", false)
+			fh, err := os.OpenFile(f.passwd, os.O_WRONLY, 0)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			if _, err := fh.WriteAt([]byte("b"), 0); err != nil {
+				f.t.Fatal(err)
+			}
+			if err := fh.Close(); err != nil {
+				f.t.Fatal(err)
+			}
+			// The write may fall in the same timestamp tick as the file's
+			// creation; set one that cannot.
+			old := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(f.passwd, old, old); err != nil {
+				f.t.Fatal(err)
+			}
+			f.get("erin", false)
+			return 2
+		}},
+		{"files changed during a lookup: its answer is not reused", func(f *cacheFixture) int {
+			f.db.during = func() {
+				f.db.during = nil
+				f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/bash\n")
+			}
+			f.get("erin", false)
+			f.get("erin", false)
+			f.get("erin", false)
+			return 2
+		}},
+		{"a missing database file turns caching off", func(f *cacheFixture) int {
+			if err := os.Remove(f.group); err != nil {
+				f.t.Fatal(err)
+			}
+			f.get("erin", false)
+			f.get("erin", false)
+			f.write(f.group, "erin:x:1000:\n")
+			f.get("erin", false)
+			f.get("erin", false)
+			return 3
+		}},
+		{"groups wanted after a lookup without them: looked up again, then cached", func(f *cacheFixture) int {
+			if a := f.get("erin", false); a.Groups != nil {
+				f.t.Fatalf("groups without asking: %v", a.Groups)
+			}
+			if a := f.get("erin", true); len(a.Groups) != 2 {
+				f.t.Fatalf("groups: %v", a.Groups)
+			}
+			f.get("erin", true)
+			f.get("erin", false)
+			return 2
+		}},
+		{"a caller changing its account's groups does not change the cache", func(f *cacheFixture) int {
+			for range 2 { // the lookup's answer, then the cache's
+				a := f.get("erin", true)
+				a.Groups[0] = "root"
+			}
+			if b := f.get("erin", true); b.Groups[0] != "erin" {
+				f.t.Fatalf("cached groups changed: %v", b.Groups)
+			}
+			return 1
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newCacheFixture(t)
+			want := tt.run(f)
+			if got := f.db.count(); got != want {
+				t.Errorf("user database answered %d lookups, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestAccountCacheIsBounded(t *testing.T) {
+	f := newCacheFixture(t)
+	f.c.max = 100
+	for i := range 1000 {
+		f.get(fmt.Sprintf("flood%04d", i), false)
+		if n := f.c.len(); n > f.c.max {
+			t.Fatalf("after %d names: %d entries, want at most %d", i+1, n, f.c.max)
+		}
+	}
+	if n := f.c.len(); n != f.c.max {
+		t.Errorf("%d entries, want %d (a full cache)", n, f.c.max)
+	}
+	// The newest name is cached, whatever was evicted for it.
+	calls := f.db.count()
+	f.get("flood0999", false)
+	if f.db.count() != calls {
+		t.Error("the last name looked up was evicted")
+	}
+}
+
+// TestAccountCacheConcurrent is for the race detector: lookups from many
+// goroutines while the files change and the clock moves.
+func TestAccountCacheConcurrent(t *testing.T) {
+	f := newCacheFixture(t)
+	f.c.max = 8
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				name := fmt.Sprintf("user%d", (g+i)%16)
+				if i%5 == 0 {
+					name = "erin"
+				}
+				a, err := f.c.get(name, i%2 == 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if a.Name != name || (name == "erin") != a.Known {
+					t.Errorf("get(%q): %+v", name, a)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		f.write(f.passwd, fmt.Sprintf("erin:x:1000:1000::/home/erin:/bin/sh\n# %d\n", i))
+		f.clock.Add(time.Second)
+	}
+	wg.Wait()
+}
+
+// TestAuthorizeUsesAccountCache checks the wiring: a login's check and
+// verify resolve the user once, and a useradd between them is seen.
+func TestAuthorizeUsesAccountCache(t *testing.T) {
+	f := newCacheFixture(t)
+	saved := accounts
+	accounts = f.c
+	t.Cleanup(func() { accounts = saved })
+
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser("erin")
+	f.clock.Add(accountTTL) // import resolved erin: start afresh
+	before := f.db.count()
+	if res := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"}).Verify; res.Outcome != protocol.OutcomeCodeRequired {
+		t.Fatalf("check: %+v, want a code to be asked for", res)
+	}
+	if res := d.verify("erin", d.code(secret, 0)); res.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("verify: %+v", res)
+	}
+	if got := f.db.count() - before; got != 1 {
+		t.Errorf("check and verify looked erin up %d times, want 1", got)
+	}
+	f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+	before = f.db.count()
+	d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"})
+	if got := f.db.count() - before; got != 1 {
+		t.Errorf("after passwd changed, check looked erin up %d times, want 1", got)
+	}
+}
+
+// TestAccountCacheSystemDatabase resolves through the real lookupAccount
+// and the real /etc/passwd and /etc/group.
+func TestAccountCacheSystemDatabase(t *testing.T) {
+	c := newAccountCache(lookupAccount, newTestClock(), accountDBFiles)
+	tests := []struct {
+		name       string
+		user       string
+		withGroups bool
+		want       account
+	}{
+		{"a system account", alice, false, account{Name: alice, UID: aliceUID, Known: true}},
+		{"a system account again, from the cache", alice, false, account{Name: alice, UID: aliceUID, Known: true}},
+		{"an unknown name", "otpgate-no-such-user", false, account{Name: "otpgate-no-such-user"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := c.get(tt.user, tt.withGroups)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Name != tt.want.Name || a.UID != tt.want.UID || a.Known != tt.want.Known {
+				t.Errorf("got %+v, want %+v", a, tt.want)
+			}
+		})
+	}
+	if n := c.len(); n != 2 {
+		t.Errorf("%d entries, want 2", n)
+	}
+	a, err := c.get(bob, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lookupAccount(bob, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(a) != fmt.Sprint(want) {
+		t.Errorf("cached %+v, uncached %+v", a, want)
+	}
+}
