@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +143,38 @@ func BenchmarkVerifyReject(b *testing.B) {
 			d.clock.Add(2 * time.Hour) // let lockouts expire
 			b.StartTimer()
 		}
+	}
+}
+
+// BenchmarkAccountLookup measures resolving the last user of /etc/passwd
+// (the files backend's worst case: a scan of the whole file) and an
+// unknown name, through NSS each time and through the account cache
+// (two stat calls and a map lookup). For a large user database, run it in
+// a private mount namespace with a big passwd file bound over
+// /etc/passwd (docs/BENCHMARKS.md, daemon).
+func BenchmarkAccountLookup(b *testing.B) {
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	last, _, _ := strings.Cut(lines[len(lines)-1], ":")
+	b.Logf("/etc/passwd: %d lines, last user %s", len(lines), last)
+	for _, bc := range []struct{ name, user string }{{"last-user", last}, {"unknown", "otpgate-no-such-user"}} {
+		b.Run("nss/"+bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := lookupAccount(bc.user, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("cached/"+bc.name, func(b *testing.B) {
+			c := newAccountCache(lookupAccount, systemClock{}, accountDBFiles)
+			for b.Loop() {
+				if _, err := c.get(bc.user, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
