@@ -9,6 +9,8 @@
 // credentials, so the checks here only give earlier, clearer messages.
 // The exception is admin migrate-store, which runs as root while otpgated
 // is stopped and opens the stores itself (internal/storemigrate).
+// setup reads and, with --apply, writes sshd_config and /etc/pam.d as root
+// (internal/setup).
 //
 // Exit codes: 0 success, 1 failure (wrong code, refused, bad input),
 // 2 usage error, 3 otpgated unreachable, 4 permission denied.
@@ -224,6 +226,8 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.cmdAdmin(ctx, rest)
 	case "doctor":
 		return a.cmdDoctor(ctx, rest)
+	case "setup":
+		return a.cmdSetup(ctx, rest)
 	}
 	return usagef("", "unknown command %q", cmd)
 }

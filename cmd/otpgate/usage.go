@@ -63,6 +63,8 @@ Commands for root (run with sudo):
   admin migrate-store --from bolt|postgres [--config FILE]
                                      copy the embedded store into PostgreSQL, or back (otpgated stopped)
   doctor [--json] [--config FILE]    check otpgated, PAM, sshd, sudo, admins and the clock
+  setup sshd|sudo [--apply]          print (or write, with a backup) the sshd_config and
+                                     /etc/pam.d changes that make sshd or sudo ask for a code
 
 Other:
   help [COMMAND]                     this text, or a command's
@@ -127,6 +129,47 @@ Flags:
   --json           print the report as JSON
   --config FILE    otpgated's configuration (default /etc/otpgate/config.toml)
   --pam-dir DIR    the PAM module directory (default: where pam_unix.so is)
+
+` + exitCodesText,
+	"setup": `Usage: otpgate setup sshd|sudo [--apply [--force]] [--config FILE] [--pam-dir DIR]
+
+Prints the exact changes, as a unified diff per file, that make sshd or
+sudo ask for a verification code (docs/pam.md), and what --apply checks.
+Without --apply nothing is changed.
+
+setup sshd: UsePAM yes, KbdInteractiveAuthentication yes,
+PasswordAuthentication no and AuthenticationMethods
+publickey,keyboard-interactive, in /etc/ssh/sshd_config.d/00-otpgate.conf
+when /etc/ssh/sshd_config includes that directory first (Debian 12), else
+at the top of /etc/ssh/sshd_config; with PermitRootLogin prohibit-password
+(the default) also 'Match User root' / 'AuthenticationMethods publickey'
+(root: key only). In /etc/pam.d/sshd, '@include common-auth' becomes
+'auth required pam_otpgate.so' and 'auth required pam_permit.so'.
+setup sudo: 'auth required pam_otpgate.so' right after '@include
+common-auth' in /etc/pam.d/sudo and /etc/pam.d/sudo-i.
+
+--apply (as root) first refuses, changing nothing, when otpgated does not
+answer, when pam_otpgate.so or its Go library is missing or unsafe, or when
+the administrator running it (SUDO_USER, else root) is not enrolled and
+either the policy requires a code from them, the console
+(/etc/pam.d/login) uses pam_otpgate, or root's password is locked. It then
+writes each file through a temporary file and rename, after a backup
+FILE.otpgate-backup-YYYYMMDDThhmmss; runs sshd -t and sshd -T (also for
+root and the administrator) and otpgate doctor's PAM checks; and restores
+every file if one fails, naming the line that wins. A second run says
+"already configured" and writes nothing. It does not reload sshd.
+
+Flags:
+  --apply          write the changes (root only)
+  --force          DANGEROUS: apply although the administrator is not
+                   enrolled and has no console way back in; only with
+                   another way in (an open root shell you keep, a console)
+  --config FILE    otpgated's configuration, for its socket (default
+                   /etc/otpgate/config.toml)
+  --pam-dir DIR    the PAM module directory (default: where pam_unix.so is)
+
+Exits 0 when the changes are printed, written or not needed; 1 when it
+refuses or a check after writing fails (the files are then restored).
 
 ` + exitCodesText,
 	"admin": `Usage: otpgate admin COMMAND [ARGS]   (as root)

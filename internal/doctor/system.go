@@ -82,7 +82,7 @@ func Run(ctx context.Context, o Options) *Report {
 		r.add(notInstalled("sshd", "openssh-server"))
 	} else {
 		r.check("sshd")
-		global, err := sshdT(ctx, o.Timeout, sshd)
+		global, err := SSHDT(ctx, o.Timeout, sshd)
 		if err != nil && strings.Contains(err.Error(), `Disabled method "keyboard-interactive"`) {
 			r.add(Finding{ID: "sshd-kbdinteractive", Severity: Error, Where: "sshd -T",
 				Problem: "sshd refuses its configuration: " + err.Error(),
@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) *Report {
 				users = users[:maxMatchUsers]
 			}
 			for _, u := range users {
-				uc, err := sshdT(ctx, o.Timeout, sshd, "-C", "user="+u+",host=localhost,addr=127.0.0.1")
+				uc, err := SSHDT(ctx, o.Timeout, sshd, "-C", "user="+u+",host=localhost,addr=127.0.0.1")
 				if err != nil || (u != "root" && uc.SameAs(global)) {
 					continue
 				}
@@ -405,8 +405,9 @@ func checkAccounts(ctx context.Context, r *Report, c *protocol.Client, cfg *conf
 	r.add(CheckRequired(reqList, status)...)
 }
 
-// sshdT runs `sshd -T` with extra arguments and parses its output.
-func sshdT(ctx context.Context, timeout time.Duration, sshd string, args ...string) (SSHDConfig, error) {
+// SSHDT runs `sshd -T` with extra arguments (such as "-C",
+// "user=root,host=localhost,addr=127.0.0.1") and parses its output.
+func SSHDT(ctx context.Context, timeout time.Duration, sshd string, args ...string) (SSHDConfig, error) {
 	out, err := run(ctx, timeout, sshd, append([]string{"-T"}, args...)...)
 	if err != nil {
 		return nil, err
