@@ -217,18 +217,15 @@ func (a *Applied) Rollback() error {
 			err = WriteAtomic(w.Path, w.old, w.mode, w.uid, w.gid)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v (restore it from %s)", w.Path, err, orNew(w.Backup)))
+			fix := "restore it from " + w.Backup
+			if w.Backup == "" {
+				fix = "it was new: remove it"
+			}
+			errs = append(errs, fmt.Sprintf("%s: %v (%s)", w.Path, err, fix))
 		}
 	}
 	if len(errs) > 0 {
 		return errors.New("restore " + strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-func orNew(backup string) string {
-	if backup == "" {
-		return "nothing: it was new, remove it"
-	}
-	return backup
 }
