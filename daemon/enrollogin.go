@@ -12,18 +12,47 @@ import (
 // must fit an 80-column terminal.
 const loginQRWidth = 80
 
+// loginFactor is the other factor that root's SSH server or PAM module
+// says the user passed before this request: "publickey" with the key's
+// fingerprint when the auth info shows exactly one verified public key,
+// else "password" when the PAM module vouches for a password module ahead
+// of it (Request.PriorFactor). ok is false for anything else and for
+// callers other than root.
+func loginFactor(rc *reqCtx) (factor, fingerprint string, ok bool) {
+	if rc.peer.UID != 0 {
+		return "", "", false
+	}
+	if fp, ok := publickeyFingerprint(rc.AuthInfo); ok {
+		return "publickey", fp, true
+	}
+	if rc.PriorFactor == protocol.PriorFactorPassword {
+		return protocol.PriorFactorPassword, "", true
+	}
+	return "", "", false
+}
+
+// factorAttrs are the audit attributes of loginFactor: the factor, and the
+// key's fingerprint after a public key.
+func factorAttrs(rc *reqCtx) []any {
+	factor, fp, _ := loginFactor(rc)
+	if fp == "" {
+		return []any{"factor", factor}
+	}
+	return []any{"factor", factor, "fingerprint", fp}
+}
+
 // enrollAtLogin reports whether a check for a required but not enrolled
 // user may offer enrollment inside the login (policy.enroll_on_login): the
-// caller is root (an SSH server), the SSH server verified exactly one
-// public key before asking (the other factor), and neither the deadline
-// (enroll_on_login_until) nor the user's grace period
-// (enroll_on_login_days after the first offer) has run out.
+// caller is root (an SSH server or PAM module), another factor was passed
+// before (loginFactor), and neither the deadline (enroll_on_login_until)
+// nor the user's grace period (enroll_on_login_days after the first
+// offer) has run out.
 func (s *Server) enrollAtLogin(rc *reqCtx) (bool, error) {
 	p := rc.cfg.Policy
-	if !p.EnrollOnLogin || rc.peer.UID != 0 {
+	if !p.EnrollOnLogin {
 		return false, nil
 	}
-	if _, ok := publickeyFingerprint(rc.AuthInfo); !ok {
+	if _, _, ok := loginFactor(rc); !ok {
 		return false, nil
 	}
 	if p.EnrollOnLoginUntil != "" {
@@ -61,8 +90,7 @@ func (s *Server) offerEnrollment(rc *reqCtx) (*protocol.Response, error) {
 		return nil, err
 	}
 	resp.Enroll.QR = qr.String()
-	fp, _ := publickeyFingerprint(rc.AuthInfo)
-	s.auditDecision(rc, string(protocol.OutcomeEnrollOffered), "enroll_on_login", "fingerprint", fp)
+	s.auditDecision(rc, string(protocol.OutcomeEnrollOffered), "enroll_on_login", factorAttrs(rc)...)
 	resp.Verify = &protocol.VerifyResult{Outcome: protocol.OutcomeEnrollOffered, Digits: resp.Enroll.Digits}
 	return resp, nil
 }

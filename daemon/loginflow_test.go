@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -377,9 +378,14 @@ func TestEnrollOnLoginRefused(t *testing.T) {
 	}
 	t.Run("ordinary caller", func(t *testing.T) {
 		d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
-		resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh})
-		if errText != "" || resp.Verify.Outcome != protocol.OutcomeEnrollRequired || resp.Enroll != nil {
-			t.Errorf("check as alice herself: %+v %q", resp, errText)
+		for _, req := range []*protocol.Request{
+			{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh},
+			{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", PriorFactor: protocol.PriorFactorPassword},
+		} {
+			resp, errText := d.clientAs(aliceUID, req)
+			if errText != "" || resp.Verify.Outcome != protocol.OutcomeEnrollRequired || resp.Enroll != nil {
+				t.Errorf("check as alice herself: %+v %q", resp, errText)
+			}
 		}
 	})
 	t.Run("before the deadline", func(t *testing.T) {
@@ -463,5 +469,38 @@ func TestEnrollMethod(t *testing.T) {
 	d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: bob, Code: d.code(key.Secret, 1)})
 	if st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: bob}).Status; st.EnrolledVia != store.MethodAdmin {
 		t.Errorf("bob after admin enroll: via %q", st.EnrolledVia)
+	}
+}
+
+// TestEnrollOnLoginAfterPassword: root's PAM module vouching for a password
+// module ahead of it (enroll_after_password) counts as the other factor:
+// enrollment is offered, recorded as a login without a key, and audited
+// with the factor.
+func TestEnrollOnLoginAfterPassword(t *testing.T) {
+	d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
+	base := protocol.Request{User: alice, Service: "sshd", RHost: "192.0.2.8", PriorFactor: protocol.PriorFactorPassword}
+	check := base
+	check.Op = protocol.OpCheck
+	resp := d.mustDo(&check)
+	if resp.Verify == nil || resp.Verify.Outcome != protocol.OutcomeEnrollOffered || resp.Enroll == nil {
+		t.Fatalf("check after a password: %+v", resp)
+	}
+	key, err := otp.ParseURI(resp.Enroll.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confirm := base
+	confirm.Op, confirm.Code = protocol.OpEnrollConfirm, d.oathtoolCode(key.Secret)
+	if conf := d.mustDo(&confirm); len(conf.RecoveryCodes) == 0 {
+		t.Fatalf("confirm: %+v", conf)
+	}
+	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
+	if st.State != protocol.StateActive || st.EnrolledVia != store.MethodLogin || st.EnrolledFrom != "192.0.2.8" || st.EnrolledKey != "" {
+		t.Errorf("after enrolling at a password login: %+v", st)
+	}
+	for _, want := range []string{`reason=enroll_on_login .*factor=password$`, `reason=enrolled_at_login .*factor=password$`} {
+		if !regexp.MustCompile(`(?m)` + want).MatchString(d.log.String()) {
+			t.Errorf("audit log lacks %q:\n%s", want, d.log.String())
+		}
 	}
 }

@@ -415,22 +415,22 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 		return nil, codeError(at)
 	}
 	if method == store.MethodLogin {
-		s.auditDecision(rc, "active", "enrolled_at_login", "fingerprint", fp)
+		s.auditDecision(rc, "active", "enrolled_at_login", factorAttrs(rc)...)
 	} else {
 		s.auditDecision(rc, "active", "enrolled", "method", method)
 	}
 	return &protocol.Response{RecoveryCodes: codes}, nil
 }
 
-// enrollMethod says how the enrollment confirmed by rc was made: at an SSH
-// login (root's SSH server sends the verified public key), by an admin for
-// another user, or by the user. For a login it also returns the remote
-// address and the key's fingerprint.
+// enrollMethod says how the enrollment confirmed by rc was made: at a
+// login (root's SSH server or PAM module vouches for another factor), by
+// an admin for another user, or by the user. For a login it also returns
+// the remote address and the key's fingerprint ("" after a password).
 func enrollMethod(rc *reqCtx, a account) (method, source, fingerprint string) {
 	if rc.peer.UID != 0 {
 		return store.MethodCLI, "", ""
 	}
-	if fp, ok := publickeyFingerprint(rc.AuthInfo); ok {
+	if _, fp, ok := loginFactor(rc); ok {
 		return store.MethodLogin, rc.RHost, fp
 	}
 	if a.UID != 0 {

@@ -3,8 +3,10 @@
 package integration
 
 import (
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/integration/container"
@@ -234,3 +236,74 @@ func TestPAMSSHDEnrollOnLogin(t *testing.T) {
 		}
 	})
 }
+
+// TestPAMSSHDEnrollOnLoginAfterPassword: with keyboard-interactive alone
+// (no public key) and a stack whose requisite pam_unix comes before
+// pam_otpgate enroll_after_password, the right password leads to the QR
+// code and enrollment; a wrong password ends the stack before any QR code;
+// without enroll_after_password the password is not counted.
+func TestPAMSSHDEnrollOnLoginAfterPassword(t *testing.T) {
+	container.Require(t, "zbarimg")
+	const password = "correct horse 42"
+	e := newPAMEnv(t)
+	e.useDaemonConfig("enroll_on_login = true\n")
+	s := startSSHDOpts(t, e, "debug", "-o", "AuthenticationMethods=keyboard-interactive")
+	stack := func(args string) {
+		s.writePAMService("sshd", "auth requisite pam_unix.so\nauth required pam_otpgate.so debug "+args+"\nauth required pam_permit.so\n@include common-account\n@include common-session\n")
+	}
+	s.c.WriteFile(t, pamWorkDir+"/askpass", []byte(enrollAskpass), 0o755)
+	s.addSSHUser(pamRequired)
+	e.setPassword(pamRequired, password)
+
+	stack("enroll_after_password")
+	r := s.login(pamRequired, "id_ed25519", "wrong password")
+	if r.loggedIn(pamRequired) || strings.Contains(r.prompts, "QR code") || strings.Contains(e.daemon.Output(), "enroll_offered") {
+		t.Fatalf("a wrong password reached the enrollment (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
+	}
+
+	stack("")
+	r = s.login(pamRequired, "id_ed25519", password)
+	if r.loggedIn(pamRequired) || strings.Contains(r.prompts, "QR code") {
+		t.Fatalf("without enroll_after_password the password counted (exit %d):\nprompts:\n%s", r.exit, r.prompts)
+	}
+
+	stack("enroll_after_password")
+	r = s.login(pamRequired, "id_ed25519", password)
+	if !r.loggedIn(pamRequired) {
+		t.Fatalf("enrollment after the password refused (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
+	}
+	if !strings.Contains(r.prompts, "Password") {
+		t.Errorf("no password prompt came first:\n%s", r.prompts)
+	}
+	uri := qrtermtest.DecodeTerminal(t, r.prompts)
+	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
+	if err != nil {
+		t.Fatalf("zbarimg read %q: %v", uri, err)
+	}
+	st := e.do(&protocol.Request{Op: protocol.OpAdminShow, User: pamRequired}).Status
+	if st.State != protocol.StateActive || st.EnrolledVia != "login" || st.EnrolledKey != "" || st.EnrolledFrom != "127.0.0.1" {
+		t.Errorf("after enrolling at a password login: %+v", st)
+	}
+	if log := e.daemon.Output(); !regexp.MustCompile(`(?m)reason=enrolled_at_login .*factor=password$`).MatchString(log) {
+		t.Errorf("otpgated did not audit the enrollment with factor=password:\n%s", log)
+	}
+
+	// The next login needs the password and a fresh code of the new key.
+	e.secrets[pamRequired] = otp.EncodeSecret(key.Secret)
+	s.c.WriteFile(t, pamWorkDir+"/askpass", []byte(passwordThenCodeAskpass), 0o755)
+	next := otp.TOTP(key.Secret, time.Now().Add(30*time.Second), key.Params)
+	r = s.login(pamRequired, "id_ed25519", password+"\n"+next)
+	if !r.loggedIn(pamRequired) || strings.Contains(r.prompts, "QR code") {
+		t.Fatalf("second login with password and code (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
+	}
+}
+
+// passwordThenCodeAskpass answers a prompt containing "Password" with the
+// first line of ASKPASS_CODE and any other with the second.
+const passwordThenCodeAskpass = `#!/bin/sh
+printf '%s\n' "$1" >> "$ASKPASS_LOG"
+case "$1" in
+*Password*) printf '%s\n' "$ASKPASS_CODE" | sed -n 1p ;;
+*) printf '%s\n' "$ASKPASS_CODE" | sed -n 2p ;;
+esac
+`

@@ -53,6 +53,14 @@ type pamSSHD struct {
 // helper, and starts /usr/sbin/sshd in the foreground.
 func startSSHD(t testing.TB, e *pamEnv, moduleArgs string) *pamSSHD {
 	t.Helper()
+	return startSSHDOpts(t, e, moduleArgs)
+}
+
+// startSSHDOpts is startSSHD with extra sshd command-line arguments, such
+// as "-o", "AuthenticationMethods=keyboard-interactive" (the command line
+// wins over the configuration file).
+func startSSHDOpts(t testing.TB, e *pamEnv, moduleArgs string, sshdArgs ...string) *pamSSHD {
+	t.Helper()
 	container.Require(t, "/usr/sbin/sshd", "ssh", "ssh-keygen")
 	c := e.c
 	c.MkdirAll(t, "/run/sshd", 0o755)
@@ -63,7 +71,7 @@ func startSSHD(t testing.TB, e *pamEnv, moduleArgs string) *pamSSHD {
 	c.WriteFile(t, pamWorkDir+"/sshd_config", []byte(fmt.Sprintf(pamSSHDConfig, pamSSHDPort, pamWorkDir, pamWorkDir)), 0o644)
 	s := &pamSSHD{pamEnv: e}
 	s.setStack(moduleArgs)
-	c.Background(t, "/usr/sbin/sshd", "-D", "-e", "-f", pamWorkDir+"/sshd_config")
+	c.Background(t, "/usr/sbin/sshd", append([]string{"-D", "-e", "-f", pamWorkDir + "/sshd_config"}, sshdArgs...)...)
 	c.WaitForPort(t, pamSSHDPort, 15*time.Second)
 	return s
 }

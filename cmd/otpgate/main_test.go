@@ -182,6 +182,11 @@ func TestWriteStatus(t *testing.T) {
 			"Enrolled:           2026-03-01 11:00:00 UTC (at an SSH login from 192.0.2.9, key SHA256:abc)",
 			"Remembered device:  192.0.2.9 with key SHA256:abc until 2026-03-01 20:00:00 UTC ('otpgate forget' ends it)",
 		}},
+		{"enrolled at a login after a password", protocol.UserStatus{
+			User: "fred", State: protocol.StateActive, EnrolledAt: now.Add(-time.Hour), EnrolledVia: "login", EnrolledFrom: "192.0.2.10",
+		}, []string{
+			"Enrolled:         2026-03-01 11:00:00 UTC (at a login from 192.0.2.10, after a password)",
+		}},
 		{"enrolled by an administrator", protocol.UserStatus{
 			User: "erin", State: protocol.StateActive, EnrolledAt: now.Add(-time.Hour), EnrolledVia: "admin",
 		}, []string{

@@ -87,7 +87,10 @@ func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
 func enrolledHow(st *protocol.UserStatus) string {
 	switch st.EnrolledVia {
 	case "login":
-		return fmt.Sprintf(" (at an SSH login from %s, key %s)", orDash(clean(st.EnrolledFrom)), orDash(clean(st.EnrolledKey)))
+		if st.EnrolledKey == "" {
+			return fmt.Sprintf(" (at a login from %s, after a password)", orDash(clean(st.EnrolledFrom)))
+		}
+		return fmt.Sprintf(" (at an SSH login from %s, key %s)", orDash(clean(st.EnrolledFrom)), clean(st.EnrolledKey))
 	case "cli":
 		return " (by the user with 'otpgate enroll')"
 	case "admin":

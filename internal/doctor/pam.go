@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -249,6 +250,35 @@ func controlCounts(auth []PAMEntry, i int) (bool, string) {
 	return false, fmt.Sprintf("the control %q is not one Linux-PAM knows for a module line", e.Control)
 }
 
+// failureEndsStack reports whether a failure of auth[i] ends the auth stack
+// before any later module runs: 'requisite', a bracket control mapping
+// auth_err (or default) to die, or Debian's common-auth shape, where a
+// failure falls through ('default=ignore') to a 'requisite pam_deny.so'
+// that success jumps over.
+func failureEndsStack(auth []PAMEntry, i int) bool {
+	e := auth[i]
+	if e.Control == "requisite" {
+		return true
+	}
+	if !strings.HasPrefix(e.Control, "[") {
+		return false
+	}
+	acts := bracketActions(e.Control)
+	act, ok := acts["auth_err"]
+	if !ok {
+		act = acts["default"]
+	}
+	if act == "die" {
+		return true
+	}
+	if act != "ignore" || i+1 >= len(auth) {
+		return false
+	}
+	next := auth[i+1]
+	jump, err := strconv.Atoi(acts["success"])
+	return err == nil && jump >= 1 && next.Base() == "pam_deny.so" && (next.Control == "requisite" || bracketActions(next.Control)["default"] == "die")
+}
+
 // bracketActions parses "[a=b c=d]" into a map.
 func bracketActions(c string) map[string]string {
 	m := map[string]string{}
@@ -364,6 +394,12 @@ func CheckPAMService(want PAMWant, entries []PAMEntry) []Finding {
 			pw = i
 			break
 		}
+	}
+	if _, ok := e.Arg("enroll_after_password"); ok && !(pw >= 0 && pw < otp && failureEndsStack(auth, pw)) {
+		out = append(out, Finding{ID: "pam-enroll-after-password", Severity: Error, Where: e.at(),
+			Problem: fmt.Sprintf("%s has enroll_after_password in %s, but no password module ahead of it ends the stack on a wrong password", ModuleName, svc),
+			Why:     "enroll_after_password tells otpgated that reaching the module proves the password; otherwise someone without the password could set up a new secret for the account at login (policy.enroll_on_login).",
+			Fix:     fmt.Sprintf("put 'auth requisite pam_unix.so' (or '@include common-auth', whose pam_deny line ends the stack) above %s in %s, or remove enroll_after_password.", e.Where, file)})
 	}
 	switch {
 	case want.PasswordFirst && pw > otp:

@@ -124,6 +124,20 @@ func TestCheckPAMService(t *testing.T) {
 		{"common-auth kept in sshd", sshd, "@include common-auth\n" + docSSHD, []string{"pam-password-asked"}},
 		{"no permit", sshd, "auth required pam_otpgate.so\n", []string{"pam-no-permit"}},
 		{"code before password in sudo", sudo, "auth required pam_otpgate.so\n@include common-auth\n", []string{"pam-order"}},
+		{"enroll_after_password behind requisite pam_unix", sshd,
+			"auth requisite pam_unix.so\nauth required pam_otpgate.so enroll_after_password\nauth required pam_permit.so\n", []string{"pam-password-asked"}},
+		{"enroll_after_password behind common-auth (pam_deny ends it)", sudo,
+			"@include common-auth\nauth required pam_otpgate.so enroll_after_password\n", nil},
+		{"enroll_after_password behind a bracket die", sshd,
+			"auth [success=ok default=die] pam_unix.so\nauth required pam_otpgate.so enroll_after_password\nauth required pam_permit.so\n", []string{"pam-password-asked"}},
+		{"enroll_after_password behind required pam_unix (the stack goes on)", sshd,
+			"auth required pam_unix.so\nauth required pam_otpgate.so enroll_after_password\nauth required pam_permit.so\n", []string{"pam-enroll-after-password", "pam-password-asked"}},
+		{"enroll_after_password without a password module", sshd,
+			strings.Replace(docSSHD, "pam_otpgate.so", "pam_otpgate.so enroll_after_password", 1), []string{"pam-enroll-after-password"}},
+		{"enroll_after_password with the password after the code", sudo,
+			"auth required pam_otpgate.so enroll_after_password\n@include common-auth\n", []string{"pam-enroll-after-password", "pam-order"}},
+		{"enroll_after_password behind a bracket without pam_deny", sshd,
+			"auth [success=1 default=ignore] pam_unix.so\nauth required pam_otpgate.so enroll_after_password\nauth required pam_permit.so\n", []string{"pam-enroll-after-password", "pam-password-asked"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -176,6 +176,9 @@ func (r *Request) Validate() error {
 	if err := checkField("auth_info", r.AuthInfo, MaxAuthInfoLen, true); err != nil {
 		return err
 	}
+	if r.PriorFactor != "" && r.PriorFactor != PriorFactorPassword {
+		return fmt.Errorf("field prior_factor must be empty or %q", PriorFactorPassword)
+	}
 	if strings.HasPrefix(r.User, ReservedUserPrefix) {
 		return fmt.Errorf("user names starting with %q are reserved", ReservedUserPrefix)
 	}

@@ -62,6 +62,8 @@ func TestDecodeRequestValidation(t *testing.T) {
 		{"import without payload is refused", `{"v":1,"op":"admin_import","user":"a"}`, "import payload"},
 		{"payload on another op is refused", `{"v":1,"op":"verify","user":"a","import":{"secret":"","algorithm":"","digits":0,"period":0}}`, "import payload"},
 		{"a wrong type names the field", `{"v":1,"op":"verify","user":7}`, `field "user"`},
+		{"a password prior factor", `{"v":1,"op":"check","user":"a","prior_factor":"password"}`, ""},
+		{"any other prior factor is refused", `{"v":1,"op":"check","user":"a","prior_factor":"publickey"}`, `prior_factor must be empty or "password"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -61,6 +61,11 @@ type Request struct {
 	RHost    string `json:"rhost,omitempty"`
 	TTY      string `json:"tty,omitempty"`
 	AuthInfo string `json:"auth_info,omitempty"`
+	// PriorFactor is PriorFactorPassword when root's PAM module was told
+	// (its enroll_after_password argument) that a password module ahead
+	// of it in the stack must have succeeded; policy.enroll_on_login then
+	// counts that password as the other factor. Empty otherwise.
+	PriorFactor string `json:"prior_factor,omitempty"`
 	// Force lets root re-enroll an active user without a code.
 	Force bool `json:"force,omitempty"`
 	// After is admin_list's cursor: list users sorting after this name.
@@ -68,6 +73,9 @@ type Request struct {
 	// Import is the payload of admin_import.
 	Import *Import `json:"import,omitempty"`
 }
+
+// PriorFactorPassword is the only value of Request.PriorFactor.
+const PriorFactorPassword = "password"
 
 // Import carries an existing secret migrated from another system.
 type Import struct {

@@ -31,6 +31,11 @@ type options struct {
 	// password and the code in one prompt and hands the password on in
 	// PAM_AUTHTOK.
 	passwordAndCode bool
+	// enrollAfterPassword (enroll_after_password) tells otpgated that a
+	// password module ahead of this one must have succeeded when
+	// PAM_AUTHTOK is set (the administrator made it requisite), so that
+	// policy.enroll_on_login may count it as the other factor.
+	enrollAfterPassword bool
 	// debug logs each decision to syslog (never a code).
 	debug bool
 	// timeout bounds each daemon round trip (timeout=, seconds).
@@ -70,6 +75,8 @@ func parseArgs(args []string) (options, []string) {
 			o.passwordAndCode = true
 		case name == "debug" && !hasValue:
 			o.debug = true
+		case name == "enroll_after_password" && !hasValue:
+			o.enrollAfterPassword = true
 		case name == "timeout" && hasValue:
 			secs, err := strconv.Atoi(value)
 			if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxTimeout {

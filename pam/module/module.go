@@ -26,6 +26,15 @@ var errRemembered = errors.New("pam_otpgate: remembered device")
 // errUnexpected marks replies the module does not understand.
 var errUnexpected = errors.New("pam_otpgate: unexpected reply from otpgated")
 
+// passwordGiven reports whether a module ahead of this one stored a
+// password in PAM_AUTHTOK. With enroll_after_password the administrator
+// vouches that this module is reached only if that password was right
+// (the password module is requisite); doctor checks the stack.
+func passwordGiven(s session) bool {
+	tok, err := s.GetItem(pam.Authtok)
+	return err == nil && tok != ""
+}
+
 // session is what authentication needs from the PAM transaction. The cgo
 // export wraps the msteinert/pam transaction with the two methods that must
 // keep secrets out of Go strings.
@@ -111,6 +120,9 @@ func authenticate(s session, args []string) error {
 		}
 	}
 	lg.service, lg.rhost = base.Service, base.RHost
+	if opts.enrollAfterPassword && passwordGiven(s) {
+		base.PriorFactor = protocol.PriorFactorPassword
+	}
 
 	client := &protocol.Client{Socket: opts.socket, Timeout: opts.timeout}
 	ctx := context.Background()
