@@ -289,15 +289,39 @@ func TestAccountCacheConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-// TestAuthorizeUsesAccountCache checks the wiring: a login's check and
-// verify resolve the user once, and a useradd between them is seen.
+// TestAuthorizeUsesAccountCache checks the wiring: with a group policy, a
+// login's check and verify resolve the user once, and a useradd between
+// them is seen; with a policy by name, root's check and verify do not
+// resolve the user at all, while the user's own check does.
 func TestAuthorizeUsesAccountCache(t *testing.T) {
 	f := newCacheFixture(t)
 	saved := accounts
 	accounts = f.c
 	t.Cleanup(func() { accounts = saved })
 
-	d := startDaemon(t, testConfig(t), nil)
+	t.Run("policy by name", func(t *testing.T) {
+		d := startDaemon(t, testConfig(t), nil)
+		secret := d.importUser("erin")
+		f.clock.Add(accountTTL)
+		before := f.db.count()
+		if res := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"}).Verify; res.Outcome != protocol.OutcomeCodeRequired {
+			t.Fatalf("check: %+v, want a code to be asked for", res)
+		}
+		if res := d.verify("erin", d.code(secret, 0)); res.Outcome != protocol.OutcomeAccept {
+			t.Fatalf("verify: %+v", res)
+		}
+		if got := f.db.count() - before; got != 0 {
+			t.Errorf("root's check and verify looked erin up %d times, want 0", got)
+		}
+		d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice})
+		if got := f.db.count() - before; got != 1 {
+			t.Errorf("alice's own check looked her up %d times, want 1", got)
+		}
+	})
+
+	cfg := testConfig(t)
+	cfg.Policy.RequiredGroups = []string{"wheel"}
+	d := startDaemon(t, cfg, nil)
 	secret := d.importUser("erin")
 	f.clock.Add(accountTTL) // import resolved erin: start afresh
 	before := f.db.count()

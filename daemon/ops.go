@@ -54,7 +54,7 @@ func (s *Server) getRecord(user string) (*store.Record, error) {
 // gate is the policy step shared by check and verify: it returns a final
 // result when no code is to be checked, or nil with the record to check.
 func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error) {
-	a, err := s.authorize(rc, needsGroups(&rc.cfg.Policy))
+	a, err := s.gateAccount(rc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,6 +80,19 @@ func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error)
 		return &protocol.VerifyResult{Outcome: protocol.OutcomeNotEnrolled}, nil, nil
 	}
 	return nil, rec, nil
+}
+
+// gateAccount is the account a check or verify decides on. Root (sshd's
+// PAM child, sudo, otpgate-sshd) may check any user, and a policy without
+// groups decides by name alone, so then the user database is not asked:
+// with the files backend every lookup scans /etc/passwd, a cost that grows
+// with the number of accounts, on every login. Anyone else, or a policy
+// with groups, goes through authorize and its account cache.
+func (s *Server) gateAccount(rc *reqCtx) (account, error) {
+	if rc.peer.UID == 0 && !needsGroups(&rc.cfg.Policy) {
+		return account{Name: rc.User}, nil
+	}
+	return s.authorize(rc, needsGroups(&rc.cfg.Policy))
 }
 
 func enrollHint(user string) string {

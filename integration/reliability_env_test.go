@@ -76,6 +76,20 @@ func (u *relUser) code(step uint64) string {
 // step returns u's current step.
 func (u *relUser) step() uint64 { return otp.Step(time.Now(), u.params.Period) }
 
+// awaitRoomInStep returns at once if at least room is left of the current
+// TOTP step of period, else after the next step has begun. A sequence that
+// uses the codes of the steps around one center (center-1 for one request,
+// center for a later one) then runs inside the ±1 window even when the
+// machine is slow; it is not a timing assertion, only a way not to start
+// such a sequence a moment before a step boundary.
+func awaitRoomInStep(period int, room time.Duration) {
+	p := time.Duration(period) * time.Second
+	now := time.Now()
+	if left := p - time.Duration(now.UnixNano())%p; left < room {
+		time.Sleep(left + 10*time.Millisecond)
+	}
+}
+
 // wrongCode returns a code that matches none of u's steps within 40 steps
 // of now, so the daemon judges it a plain wrong code (not a clock hint).
 func (u *relUser) wrongCode() string {

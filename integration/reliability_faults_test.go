@@ -88,6 +88,7 @@ func TestReliabilityDiskFull(t *testing.T) {
 			t.Errorf("%s step %d on a full disk: %s", u.name, step, out)
 		}
 	}
+	awaitRoomInStep(30, 20*time.Second) // center-1 below must stay inside the window
 	center := big.step()
 	try(big, center-1)
 	for i := 0; denied == 0 && i < 64; i++ {
@@ -192,6 +193,7 @@ func TestReliabilityInjectedFaults(t *testing.T) {
 func TestReliabilityReadOnlyStateDir(t *testing.T) {
 	e := newRelEnv(t, relConfig("info"))
 	u := e.enroll("rro", 30)
+	awaitRoomInStep(30, 20*time.Second) // center-1 below must stay inside the window
 	center := u.step()
 
 	t.Run("at runtime", func(t *testing.T) {

@@ -123,6 +123,9 @@ func TestReliabilityNoLeaks(t *testing.T) {
 	}
 	n.secret(raw)
 	u := &relUser{name: "rleak", secret: raw, params: otp.Params{Algorithm: otp.SHA1, Digits: begin.Enroll.Digits, Period: begin.Enroll.Period}}
+	// The codes below are of steps center-1 to center+1; the window is ±1,
+	// so the sequence must run within the step it starts in.
+	awaitRoomInStep(u.params.Period, 20*time.Second)
 	center := u.step()
 	wrong := u.wrongCode()
 	n.code(wrong)
