@@ -299,10 +299,14 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 	accounts = f.c
 	t.Cleanup(func() { accounts = saved })
 
-	t.Run("policy by name", func(t *testing.T) {
-		d := startDaemon(t, testConfig(t), nil)
+	// login runs root's check and verify for erin and returns how many
+	// lookups they made.
+	login := func(t *testing.T, groups []string) (*testDaemon, int) {
+		cfg := testConfig(t)
+		cfg.Policy.RequiredGroups = groups
+		d := startDaemon(t, cfg, nil)
 		secret := d.importUser("erin")
-		f.clock.Add(accountTTL)
+		f.clock.Add(accountTTL) // import resolved erin: start afresh
 		before := f.db.count()
 		if res := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"}).Verify; res.Outcome != protocol.OutcomeCodeRequired {
 			t.Fatalf("check: %+v, want a code to be asked for", res)
@@ -310,36 +314,32 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 		if res := d.verify("erin", d.code(secret, 0)); res.Outcome != protocol.OutcomeAccept {
 			t.Fatalf("verify: %+v", res)
 		}
-		if got := f.db.count() - before; got != 0 {
+		return d, f.db.count() - before
+	}
+
+	t.Run("policy by name", func(t *testing.T) {
+		d, got := login(t, nil)
+		if got != 0 {
 			t.Errorf("root's check and verify looked erin up %d times, want 0", got)
 		}
+		before := f.db.count()
 		d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice})
 		if got := f.db.count() - before; got != 1 {
 			t.Errorf("alice's own check looked her up %d times, want 1", got)
 		}
 	})
-
-	cfg := testConfig(t)
-	cfg.Policy.RequiredGroups = []string{"wheel"}
-	d := startDaemon(t, cfg, nil)
-	secret := d.importUser("erin")
-	f.clock.Add(accountTTL) // import resolved erin: start afresh
-	before := f.db.count()
-	if res := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"}).Verify; res.Outcome != protocol.OutcomeCodeRequired {
-		t.Fatalf("check: %+v, want a code to be asked for", res)
-	}
-	if res := d.verify("erin", d.code(secret, 0)); res.Outcome != protocol.OutcomeAccept {
-		t.Fatalf("verify: %+v", res)
-	}
-	if got := f.db.count() - before; got != 1 {
-		t.Errorf("check and verify looked erin up %d times, want 1", got)
-	}
-	f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
-	before = f.db.count()
-	d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"})
-	if got := f.db.count() - before; got != 1 {
-		t.Errorf("after passwd changed, check looked erin up %d times, want 1", got)
-	}
+	t.Run("policy by group", func(t *testing.T) {
+		d, got := login(t, []string{"wheel"})
+		if got != 1 {
+			t.Errorf("check and verify looked erin up %d times, want 1", got)
+		}
+		f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+		before := f.db.count()
+		d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"})
+		if got := f.db.count() - before; got != 1 {
+			t.Errorf("after passwd changed, check looked erin up %d times, want 1", got)
+		}
+	})
 }
 
 // TestAccountCacheSystemDatabase resolves through the real lookupAccount
