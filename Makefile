@@ -36,7 +36,8 @@ deps: ## install (as root) or check the test prerequisites
 	$(Q)./scripts/install-deps.sh
 
 .PHONY: test
-test: deps build ## unit tests with -race, then the container integration suites
+test: deps build ## (as root) unit tests with -race, then the container integration suites
+	$(Q)if [ "$$(id -u)" != 0 ]; then echo "make test: needs root (namespace containers, root-owned store files); run it with sudo" >&2; exit 1; fi
 	$(Q)$(GO) test -race -count=1 ./...
 	$(Q)OTPGATE_BIN=$(BIN) $(GO) test -count=1 -tags integration -timeout 20m ./integration/...
 
