@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/importer"
@@ -19,6 +21,74 @@ import (
 
 // passwdFile is the account list --all-users walks.
 const passwdFile = "/etc/passwd"
+
+// bulkLookupMin is how many users an import must name for it to resolve
+// them from one enumeration of the user database rather than one
+// getpwnam each: the files backend reads /etc/passwd line by line for
+// every getpwnam, so resolving N users that way reads N×N lines (13.7 s
+// for 10 000 users in docs/BENCHMARKS.md, about 20 minutes for 100 000).
+const bulkLookupMin = 100
+
+// userDB resolves the users an import names. With an enumeration it
+// answers the names listed there from it; every other name (enumeration
+// off, failed or incomplete, as with sssd's default enumerate = false) is
+// resolved with lookup, so the answers are user.Lookup's.
+type userDB struct {
+	listed map[string]*user.User // from one enumeration; nil without one
+	lookup func(name string) (*user.User, error)
+}
+
+// newUserDB returns a userDB for an import naming n users. From
+// bulkLookupMin names on, it enumerates the user database once with
+// enumerate (getent passwd: NSS, so LDAP and sssd users count when their
+// backend enumerates); a failed enumeration only means a lookup per name.
+func newUserDB(ctx context.Context, n int, enumerate func(context.Context) ([]byte, error), lookup func(string) (*user.User, error)) *userDB {
+	db := &userDB{lookup: lookup}
+	if n < bulkLookupMin {
+		return db
+	}
+	data, err := enumerate(ctx)
+	if err != nil {
+		return db
+	}
+	db.listed = parseEnumeration(data)
+	return db
+}
+
+// parseEnumeration maps the user names of passwd-format data (getent
+// passwd) to their accounts. A line importer.ParsePasswd refuses is left
+// out, so that its name gets user.Lookup's answer and the import's usual
+// message; of two lines with one name the first counts, as for getpwnam,
+// which asks the NSS sources in the order getent lists them.
+func parseEnumeration(data []byte) map[string]*user.User {
+	accounts, _ := importer.ParsePasswd("getent passwd", data) // bad lines are left out, see above
+	listed := make(map[string]*user.User, len(accounts))
+	for _, a := range accounts {
+		if _, dup := listed[a.Name]; !dup {
+			listed[a.Name] = &user.User{Username: a.Name, Uid: strconv.Itoa(a.UID), HomeDir: a.Home}
+		}
+	}
+	return listed
+}
+
+// enumerateTimeout bounds getent passwd: a directory too big to list in
+// that time is resolved a name at a time instead.
+const enumerateTimeout = 30 * time.Second
+
+// getentPasswd enumerates the user database through NSS.
+func getentPasswd(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, enumerateTimeout)
+	defer cancel()
+	return exec.CommandContext(ctx, "getent", "passwd").Output()
+}
+
+// get resolves name as user.Lookup does.
+func (db *userDB) get(name string) (*user.User, error) {
+	if u, ok := db.listed[name]; ok {
+		return u, nil
+	}
+	return db.lookup(name)
+}
 
 // importOpts are the flags of admin import.
 type importOpts struct {
@@ -62,9 +132,9 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 	var entries []*importer.Entry
 	switch o.from {
 	case "google-authenticator":
-		entries, err = a.readGoogleAuthenticator(o)
+		entries, err = a.readGoogleAuthenticator(ctx, o)
 	case "oath":
-		entries, err = readOATH(o.file)
+		entries, err = readOATH(ctx, o.file)
 	}
 	defer importer.ClearSecrets(entries)
 	if err != nil {
@@ -165,7 +235,7 @@ func (o *importOpts) check(fs *flag.FlagSet, pos []string) error {
 
 // readGoogleAuthenticator reads and parses the files of the selected users,
 // collecting every problem.
-func (a *app) readGoogleAuthenticator(o importOpts) ([]*importer.Entry, error) {
+func (a *app) readGoogleAuthenticator(ctx context.Context, o importOpts) ([]*importer.Entry, error) {
 	var accounts []importer.Account
 	var problems importer.Errors
 	if o.allUsers {
@@ -178,8 +248,9 @@ func (a *app) readGoogleAuthenticator(o importOpts) ([]*importer.Entry, error) {
 			return nil, err
 		}
 	} else {
+		db := newUserDB(ctx, len(o.users), getentPasswd, user.Lookup)
 		for _, name := range o.users {
-			u, err := user.Lookup(name)
+			u, err := db.get(name)
 			if err != nil {
 				problems = append(problems, &importer.LineError{File: "--user " + name, Msg: "no such user on this host"})
 				continue
@@ -223,7 +294,7 @@ func (a *app) readGoogleAuthenticator(o importOpts) ([]*importer.Entry, error) {
 }
 
 // readOATH reads and parses a usersfile; every user must exist here.
-func readOATH(path string) ([]*importer.Entry, error) {
+func readOATH(ctx context.Context, path string) ([]*importer.Entry, error) {
 	data, err := importer.ReadAdminFile(path)
 	if err != nil {
 		return nil, err
@@ -234,8 +305,9 @@ func readOATH(path string) ([]*importer.Entry, error) {
 		return nil, err
 	}
 	var problems importer.Errors
+	db := newUserDB(ctx, len(entries), getentPasswd, user.Lookup)
 	for _, e := range entries {
-		if _, err := user.Lookup(e.User); err != nil {
+		if _, err := db.get(e.User); err != nil {
 			problems = append(problems, &importer.LineError{File: e.Source, Msg: "user " + e.User + " does not exist on this host"})
 		}
 	}

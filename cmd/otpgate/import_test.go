@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/user"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fakeUsers is a user database for userDB: lookups by name, counted, and
+// an enumeration.
+type fakeUsers struct {
+	known      map[string]*user.User
+	enumerated string // getent passwd's output
+	enumErr    error
+	lookups    []string
+	enums      int
+}
+
+func (f *fakeUsers) enumerate(context.Context) ([]byte, error) {
+	f.enums++
+	return []byte(f.enumerated), f.enumErr
+}
+
+func (f *fakeUsers) lookup(name string) (*user.User, error) {
+	f.lookups = append(f.lookups, name)
+	if u, ok := f.known[name]; ok {
+		return u, nil
+	}
+	return nil, user.UnknownUserError(name)
+}
+
+// names returns n user names bu000000….
+func names(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("bu%06d", i)
+	}
+	return out
+}
+
+// passwdLines is getent passwd's output for the names, uid 100000 on.
+func passwdLines(names []string) string {
+	var b strings.Builder
+	for i, n := range names {
+		fmt.Fprintf(&b, "%s:x:%d:%d::/home/%s:/bin/sh\n", n, 100000+i, 100000+i, n)
+	}
+	return b.String()
+}
+
+func TestUserDB(t *testing.T) {
+	many := names(bulkLookupMin)
+	tests := []struct {
+		name  string
+		users func() *fakeUsers
+		ask   []string
+		// enums and lookups are the calls the database should answer.
+		enums   int
+		lookups []string
+		// unknown are the names that must resolve to an error.
+		unknown []string
+	}{
+		{
+			name: "few names: one lookup each, no enumeration",
+			users: func() *fakeUsers {
+				return &fakeUsers{known: map[string]*user.User{"alice": {Username: "alice", Uid: "1000"}}}
+			},
+			ask:     []string{"alice", "mallory"},
+			lookups: []string{"alice", "mallory"},
+			unknown: []string{"mallory"},
+		},
+		{
+			name:  "many names: one enumeration and no lookup",
+			users: func() *fakeUsers { return &fakeUsers{enumerated: passwdLines(many)} },
+			ask:   many,
+			enums: 1,
+		},
+		{
+			name: "a name the enumeration leaves out is looked up (sssd without enumerate)",
+			users: func() *fakeUsers {
+				return &fakeUsers{
+					enumerated: passwdLines(many[1:]),
+					known:      map[string]*user.User{many[0]: {Username: many[0], Uid: "5000", HomeDir: "/home/ldap"}},
+				}
+			},
+			ask:     many,
+			enums:   1,
+			lookups: many[:1],
+		},
+		{
+			name:    "an unknown name is looked up, and refused",
+			users:   func() *fakeUsers { return &fakeUsers{enumerated: passwdLines(many)} },
+			ask:     append([]string{"mallory"}, many...),
+			enums:   1,
+			lookups: []string{"mallory"},
+			unknown: []string{"mallory"},
+		},
+		{
+			name: "a failed enumeration: one lookup each",
+			users: func() *fakeUsers {
+				return &fakeUsers{enumErr: errors.New("exit status 2"), enumerated: passwdLines(many)}
+			},
+			ask:     many,
+			enums:   1,
+			lookups: many,
+			unknown: many,
+		},
+		{
+			name: "a line getent lists badly is looked up (the import's own message then)",
+			users: func() *fakeUsers {
+				return &fakeUsers{
+					enumerated: strings.Replace(passwdLines(many), many[3]+":x:100003:", many[3]+":x:abc:", 1),
+					known:      map[string]*user.User{many[3]: {Username: many[3], Uid: "abc"}},
+				}
+			},
+			ask:     many,
+			enums:   1,
+			lookups: many[3:4],
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.users()
+			db := newUserDB(context.Background(), len(tt.ask), f.enumerate, f.lookup)
+			var unknown []string
+			for _, n := range tt.ask {
+				u, err := db.get(n)
+				if err != nil {
+					unknown = append(unknown, n)
+					continue
+				}
+				if u.Username != n {
+					t.Errorf("get(%q) = %+v", n, u)
+				}
+			}
+			if f.enums != tt.enums {
+				t.Errorf("%d enumerations, want %d", f.enums, tt.enums)
+			}
+			if !reflect.DeepEqual(f.lookups, tt.lookups) {
+				t.Errorf("lookups %v, want %v", f.lookups, tt.lookups)
+			}
+			if !reflect.DeepEqual(unknown, tt.unknown) {
+				t.Errorf("unknown %v, want %v", unknown, tt.unknown)
+			}
+		})
+	}
+}
+
+func TestParseEnumeration(t *testing.T) {
+	data := "root:x:0:0:root:/root:/bin/bash\n" +
+		"alice:x:1000:1000::/home/alice:/bin/sh\n" +
+		"alice:x:2000:2000::/srv/ldap/alice:/bin/sh\n" + // a later NSS source: getpwnam answers the first
+		"+nis::::::\n" +
+		"broken line\n"
+	got := parseEnumeration([]byte(data))
+	want := map[string]*user.User{
+		"root":  {Username: "root", Uid: "0", HomeDir: "/root"},
+		"alice": {Username: "alice", Uid: "1000", HomeDir: "/home/alice"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestGetentPasswd enumerates this machine's user database: root is in
+// every one.
+func TestGetentPasswd(t *testing.T) {
+	data, err := getentPasswd(context.Background())
+	if err != nil {
+		t.Skipf("getent passwd: %v", err)
+	}
+	u, ok := parseEnumeration(data)["root"]
+	if !ok || u.Uid != "0" {
+		t.Errorf("root: %+v, %v", u, ok)
+	}
+	want, err := user.Lookup("root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.HomeDir != want.HomeDir {
+		t.Errorf("root's home %q from getent, %q from user.Lookup", u.HomeDir, want.HomeDir)
+	}
+}
