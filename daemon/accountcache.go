@@ -1,6 +1,28 @@
 package daemon
 
+/*
+#include <errno.h>
+#include <pwd.h>
+#include <stdlib.h>
+
+// otpgate_next_user reads the next entry of the user database into buf,
+// with the struct passwd on C's stack so that no Go memory holds it.
+static int otpgate_next_user(char *buf, size_t len, char **name, unsigned int *uid) {
+	struct passwd pw, *res = NULL;
+	int rc = getpwent_r(&pw, buf, len, &res);
+	if (rc != 0)
+		return rc;
+	if (res == NULL)
+		return ENOENT;
+	*name = pw.pw_name;
+	*uid = pw.pw_uid;
+	return 0;
+}
+*/
+import "C"
+
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"syscall"
@@ -23,6 +45,20 @@ const (
 	// made-up names cannot grow otpgated's memory: when it is full, an
 	// arbitrary entry makes room for the new one.
 	accountCacheSize = 10_000
+
+	// accountBulkMisses is how many users resolved through NSS within one
+	// TTL make the cache list the whole user database once (getpwent),
+	// as `otpgate admin import` of thousands of users does: the files
+	// backend reads /etc/passwd to the user's line for each getpwnam, so
+	// resolving N users one by one reads about N×N/2 lines, and listing
+	// them reads N. The list answers, for one TTL, the users it names;
+	// "no such user" and groups still come from NSS (a backend may list
+	// only part of its users, as sssd does by default).
+	accountBulkMisses = 100
+
+	// accountListMax bounds the list (about 50 bytes a user); the users
+	// past it are resolved one by one.
+	accountListMax = 250_000
 )
 
 // accountDBFiles are the files backend's databases. Any change to one of
@@ -32,10 +68,14 @@ var accountDBFiles = []string{"/etc/passwd", "/etc/group"}
 
 // accounts resolves users for every Server in the process: the user
 // database is process-wide state, as NSS's own caches are.
-var accounts = newAccountCache(lookupAccount, systemClock{}, accountDBFiles)
+var accounts = newAccountCache(lookupAccount, systemClock{}, accountDBFiles).withList(listAccounts)
 
 // lookupFunc resolves a user; it has lookupAccount's contract.
 type lookupFunc func(name string, withGroups bool) (account, error)
+
+// listFunc lists at most max users of the user database, by name, with
+// their uids: listAccounts's contract.
+type listFunc func(max int) (map[string]uint32, error)
 
 // fileSig identifies a version of a file.
 type fileSig struct {
@@ -46,17 +86,28 @@ type fileSig struct {
 
 // accountCache is a bounded, short-lived cache in front of a lookupFunc,
 // safe for concurrent use. It caches known and unknown users alike, never
-// a lookup error, and starts no goroutine.
+// a lookup error, and starts no goroutine. When many users miss it within
+// a TTL it also keeps a list of the whole user database for a TTL (see
+// accountBulkMisses).
 type accountCache struct {
-	lookup lookupFunc
-	clock  Clock
-	files  []string
-	ttl    time.Duration
-	max    int
+	lookup     lookupFunc
+	list       listFunc // nil: never list
+	clock      Clock
+	files      []string
+	ttl        time.Duration
+	max        int
+	bulkMisses int
+	listMax    int
 
 	mu      sync.Mutex // guards the fields below
 	sig     []fileSig  // the files when the entries were looked up
 	entries map[string]cachedAccount
+
+	missesFrom time.Time // start of the window misses counts in
+	misses     int       // lookups without groups through NSS since missesFrom
+	listing    bool      // a call is listing the database
+	listedAt   time.Time // when the last listing started (zero: never)
+	listed     map[string]uint32
 }
 
 type cachedAccount struct {
@@ -68,8 +119,16 @@ type cachedAccount struct {
 func newAccountCache(lookup lookupFunc, clock Clock, files []string) *accountCache {
 	return &accountCache{
 		lookup: lookup, clock: clock, files: files, ttl: accountTTL, max: accountCacheSize,
+		bulkMisses: accountBulkMisses, listMax: accountListMax,
 		entries: map[string]cachedAccount{},
 	}
+}
+
+// withList makes c list the user database with list when many users miss
+// it, and returns c.
+func (c *accountCache) withList(list listFunc) *accountCache {
+	c.list = list
+	return c
 }
 
 // get resolves name like lookupAccount, from the cache when it can. The
@@ -84,14 +143,31 @@ func (c *accountCache) get(name string, withGroups bool) (account, error) {
 	c.mu.Lock()
 	if !slices.Equal(sig, c.sig) {
 		clear(c.entries)
+		c.listed = nil
 		c.sig = sig
 	}
-	e, hit := c.entries[name]
-	c.mu.Unlock()
-	if hit && now.Before(e.expires) && (e.withGroups || !withGroups) {
+	if e, hit := c.entries[name]; hit && now.Before(e.expires) && (e.withGroups || !withGroups) {
+		c.mu.Unlock()
 		return e.a.clone(), nil
 	}
+	list := false
+	if !withGroups {
+		if c.listed != nil && !now.Before(c.listedAt.Add(c.ttl)) {
+			c.listed = nil
+		}
+		if uid, ok := c.listed[name]; ok {
+			c.mu.Unlock()
+			return account{Name: name, UID: uid, Known: true}, nil
+		}
+		list = c.countMiss(now)
+	}
+	c.mu.Unlock()
 
+	if list {
+		if uid, ok := c.listAll(sig)[name]; ok {
+			return account{Name: name, UID: uid, Known: true}, nil
+		}
+	}
 	a, err := c.lookup(name, withGroups)
 	if err != nil {
 		return account{}, err
@@ -115,6 +191,46 @@ func (c *accountCache) get(name string, withGroups bool) (account, error) {
 	return a, nil
 }
 
+// countMiss counts a lookup without groups that the cache cannot answer,
+// and reports whether the caller is to list the user database: when
+// bulkMisses such lookups came within a TTL, no other call is listing, and
+// the last listing started a TTL ago or more (so at most one listing per
+// TTL, whoever sends the requests). c.mu must be held.
+func (c *accountCache) countMiss(now time.Time) bool {
+	if c.list == nil {
+		return false
+	}
+	if !now.Before(c.missesFrom.Add(c.ttl)) {
+		c.missesFrom, c.misses = now, 0
+	}
+	c.misses++
+	if c.misses < c.bulkMisses || c.listing || (!c.listedAt.IsZero() && now.Before(c.listedAt.Add(c.ttl))) {
+		return false
+	}
+	c.listing, c.listedAt = true, now
+	return true
+}
+
+// listAll lists the user database and keeps the list for a TTL if the
+// files are still as sig says; it returns the list, or nil if listing
+// failed (the callers then look users up one by one, and the next listing
+// waits a TTL).
+func (c *accountCache) listAll(sig []fileSig) map[string]uint32 {
+	listed, err := c.list(c.listMax)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listing = false
+	if err != nil {
+		return nil
+	}
+	// As for an entry: a change of the files during the listing empties
+	// it on the next call.
+	if slices.Equal(sig, c.sig) {
+		c.listed = listed
+	}
+	return listed
+}
+
 // stat returns the signatures of the files, or false if one cannot be
 // read.
 func (c *accountCache) stat() ([]fileSig, bool) {
@@ -134,6 +250,48 @@ func (c *accountCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)
+}
+
+// listMu serialises listAccounts: getpwent_r walks one list per process.
+var listMu sync.Mutex
+
+// listAccounts lists the user database through NSS (setpwent, getpwent_r,
+// endpwent): at most max users, each name once, with the uid of its first
+// entry, which is the one getpwnam returns (NSS asks the sources in the
+// order it lists them).
+func listAccounts(max int) (map[string]uint32, error) {
+	listMu.Lock()
+	defer listMu.Unlock()
+	C.setpwent()
+	defer C.endpwent()
+	size := C.size_t(16 << 10)
+	buf := C.malloc(size)
+	defer func() { C.free(buf) }()
+	out := make(map[string]uint32)
+	for len(out) < max {
+		var name *C.char
+		var uid C.uint
+		switch rc := C.otpgate_next_user((*C.char)(buf), size, &name, &uid); rc {
+		case 0:
+			n := C.GoString(name)
+			if _, dup := out[n]; !dup {
+				out[n] = uint32(uid)
+			}
+		case C.ENOENT:
+			return out, nil
+		case C.ERANGE:
+			// The entry is read again with a larger buffer.
+			if size >= 1<<20 {
+				return nil, fmt.Errorf("list users: an entry of the user database is over %d bytes", size)
+			}
+			C.free(buf)
+			size *= 4
+			buf = C.malloc(size)
+		default:
+			return nil, fmt.Errorf("list users: getpwent_r: %w", syscall.Errno(rc))
+		}
+	}
+	return out, nil
 }
 
 // clone returns a with its own copy of the groups.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
 )
 
 // fakeDB is a user database that counts the lookups it answers.
@@ -19,7 +20,30 @@ type fakeDB struct {
 	err    error              // returned for every lookup when set
 	calls  int
 	during func() // runs inside each lookup when set
+
+	unlisted map[string]bool // known users a listing leaves out (sssd's enumerate = false)
+	listErr  error           // returned for every listing when set
+	lists    int
 }
+
+// list lists the users, as listAccounts does.
+func (db *fakeDB) list(max int) (map[string]uint32, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.lists++
+	if db.listErr != nil {
+		return nil, db.listErr
+	}
+	out := map[string]uint32{}
+	for name, u := range db.users {
+		if len(out) < max && !db.unlisted[name] {
+			out[name] = u.UID
+		}
+	}
+	return out, nil
+}
+
+func (db *fakeDB) listCount() int { db.mu.Lock(); defer db.mu.Unlock(); return db.lists }
 
 func (db *fakeDB) lookup(name string, withGroups bool) (account, error) {
 	db.mu.Lock()
@@ -257,25 +281,27 @@ func TestAccountCacheIsBounded(t *testing.T) {
 	}
 }
 
-// TestAccountCacheConcurrent is for the race detector: lookups from many
-// goroutines while the files change and the clock moves.
+// TestAccountCacheConcurrent is for the race detector: lookups of known
+// and unknown users from many goroutines, with and without groups, while
+// the files change, the clock moves and the cache lists the database.
 func TestAccountCacheConcurrent(t *testing.T) {
-	f := newCacheFixture(t)
+	f, known := newListFixture(t, 16)
 	f.c.max = 8
+	f.c.bulkMisses = 10
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
-				name := fmt.Sprintf("user%d", (g+i)%16)
-				if i%5 == 0 {
-					name = "erin"
+				name := fmt.Sprintf("user%d", (g+i)%16) // unknown
+				if i%3 == 0 {
+					name = known[(g+i)%len(known)]
 				}
 				a, err := f.c.get(name, i%2 == 0)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				if a.Name != name || (name == "erin") != a.Known {
+				if a.Name != name || (i%3 == 0) != a.Known {
 					t.Errorf("get(%q): %+v", name, a)
 					return
 				}
@@ -287,6 +313,191 @@ func TestAccountCacheConcurrent(t *testing.T) {
 		f.clock.Add(time.Second)
 	}
 	wg.Wait()
+	if f.db.listCount() == 0 {
+		t.Error("the database was never listed: the test does not exercise listing")
+	}
+}
+
+// newListFixture is a cacheFixture whose cache lists the database, with n
+// more users u0000… (uid 2000 on).
+func newListFixture(t *testing.T, n int) (*cacheFixture, []string) {
+	f := newCacheFixture(t)
+	f.c.withList(f.db.list)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%04d", i)
+		f.db.users[names[i]] = account{Name: names[i], UID: uint32(2000 + i), Known: true, Groups: []string{names[i]}}
+	}
+	return f, names
+}
+
+func TestAccountCacheBulk(t *testing.T) {
+	n := 3 * accountBulkMisses
+	tests := []struct {
+		name string
+		// run resolves users and returns how many lookups and listings the
+		// user database should have answered.
+		run func(f *cacheFixture, names []string) (lookups, lists int)
+	}{
+		{"a few misses: no listing", func(f *cacheFixture, names []string) (int, int) {
+			for _, name := range names[:accountBulkMisses-1] {
+				f.get(name, false)
+			}
+			return accountBulkMisses - 1, 0
+		}},
+		{"many misses: one listing answers the rest", func(f *cacheFixture, names []string) (int, int) {
+			for i, name := range names {
+				if a := f.get(name, false); !a.Known || a.UID != uint32(2000+i) || a.Name != name {
+					f.t.Fatalf("get(%q) = %+v", name, a)
+				}
+			}
+			return accountBulkMisses - 1, 1
+		}},
+		{"after a listing, unknown names are still looked up, and refused", func(f *cacheFixture, names []string) (int, int) {
+			for _, name := range names {
+				f.get(name, false)
+			}
+			for _, name := range []string{"mallory", "mallory", "trudy"} {
+				if a := f.get(name, false); a.Known {
+					f.t.Fatalf("get(%q) = %+v", name, a)
+				}
+			}
+			return accountBulkMisses - 1 + 2, 1
+		}},
+		{"a user the listing leaves out is looked up (a partial listing)", func(f *cacheFixture, names []string) (int, int) {
+			f.db.unlisted = map[string]bool{names[n-1]: true}
+			for _, name := range names {
+				if a := f.get(name, false); !a.Known {
+					f.t.Fatalf("get(%q) = %+v", name, a)
+				}
+			}
+			return accountBulkMisses - 1 + 1, 1
+		}},
+		{"groups are never answered from the listing, nor counted", func(f *cacheFixture, names []string) (int, int) {
+			for _, name := range names {
+				if a := f.get(name, true); len(a.Groups) != 1 {
+					f.t.Fatalf("get(%q, groups) = %+v", name, a)
+				}
+			}
+			return n, 0
+		}},
+		{"a listing is kept one TTL, and the next one needs as many misses again", func(f *cacheFixture, names []string) (int, int) {
+			half := names[:n/2]
+			for _, name := range half {
+				f.get(name, false)
+			}
+			f.clock.Add(accountTTL)
+			for _, name := range half {
+				f.get(name, false)
+			}
+			return 2 * (accountBulkMisses - 1), 2
+		}},
+		{"useradd (passwd replaced) drops the listing", func(f *cacheFixture, names []string) (int, int) {
+			for _, name := range names[:accountBulkMisses] {
+				f.get(name, false)
+			}
+			f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+			// Within the TTL of the first listing: looked up one by one.
+			for _, name := range names[accountBulkMisses:] {
+				f.get(name, false)
+			}
+			return accountBulkMisses - 1 + n - accountBulkMisses, 1
+		}},
+		{"a failed listing: looked up one by one, and no other listing within a TTL", func(f *cacheFixture, names []string) (int, int) {
+			f.db.listErr = errors.New("nss: enumeration not supported")
+			for _, name := range names {
+				if a := f.get(name, false); !a.Known {
+					f.t.Fatalf("get(%q) = %+v", name, a)
+				}
+			}
+			return n, 1
+		}},
+		{"files changed during a listing: its answers are not kept", func(f *cacheFixture, names []string) (int, int) {
+			for _, name := range names[:accountBulkMisses-1] {
+				f.get(name, false)
+			}
+			// The listing of the next miss sees passwd replaced under it.
+			f.write(f.passwd+".next", "erin:x:1000:1000::/home/erin:/bin/bash\n")
+			list := f.c.list
+			f.c.list = func(max int) (map[string]uint32, error) {
+				if err := os.Rename(f.passwd+".next", f.passwd); err != nil {
+					f.t.Fatal(err)
+				}
+				return list(max)
+			}
+			for _, name := range names[accountBulkMisses-1:] {
+				f.get(name, false)
+			}
+			return accountBulkMisses - 1 + n - accountBulkMisses, 1
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, names := newListFixture(t, n)
+			lookups, lists := tt.run(f, names)
+			if got := f.db.count(); got != lookups {
+				t.Errorf("user database answered %d lookups, want %d", got, lookups)
+			}
+			if got := f.db.listCount(); got != lists {
+				t.Errorf("user database was listed %d times, want %d", got, lists)
+			}
+		})
+	}
+}
+
+// TestAdminImportMany imports many users through the daemon: the account
+// cache lists the database once instead of looking each one up, and an
+// unknown user is still refused.
+func TestAdminImportMany(t *testing.T) {
+	f, names := newListFixture(t, 2*accountBulkMisses)
+	saved := accounts
+	accounts = f.c
+	t.Cleanup(func() { accounts = saved })
+	d := startDaemon(t, testConfig(t), nil)
+	for _, name := range names {
+		d.importUser(name)
+	}
+	if got, want := f.db.count(), accountBulkMisses-1; got != want {
+		t.Errorf("importing %d users looked %d up, want %d", len(names), got, want)
+	}
+	if got := f.db.listCount(); got != 1 {
+		t.Errorf("importing %d users listed the database %d times, want 1", len(names), got)
+	}
+	secret, err := otp.GenerateSecret(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.do(&protocol.Request{Op: protocol.OpAdminImport, User: "mallory", Import: &protocol.Import{
+		Secret: otp.EncodeSecret(secret), Algorithm: "SHA1", Digits: 6, Period: 30,
+	}})
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != protocol.ErrNotFound || pe.Message != "no such user: mallory" {
+		t.Errorf("importing an unknown user after the listing: %v, want no such user", err)
+	}
+}
+
+// TestListAccountsSystemDatabase lists the real user database and checks
+// it against getpwnam.
+func TestListAccountsSystemDatabase(t *testing.T) {
+	listed, err := listAccounts(accountListMax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, ok := listed[alice]; !ok || uid != aliceUID {
+		t.Errorf("%s: uid %d, listed %v; want uid %d", alice, uid, ok, aliceUID)
+	}
+	for name, uid := range listed {
+		a, err := lookupAccount(name, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Known || a.UID != uid {
+			t.Errorf("%s: listed with uid %d, getpwnam says %+v", name, uid, a)
+		}
+	}
+	if one, err := listAccounts(1); err != nil || len(one) != 1 {
+		t.Errorf("listAccounts(1) = %v, %v; want one user", one, err)
+	}
 }
 
 // TestAuthorizeUsesAccountCache checks the wiring: with a group policy, a
