@@ -433,6 +433,21 @@ func TestProfile(t *testing.T) {
 	}
 }
 
+// TestProvision only provisions a container for each of BENCH_SIZES
+// (default 10000) and prints how long it took, `otpgate admin import` on
+// its own line: the provisioning cost without a whole run. Not part of
+// make bench-compare.
+//
+//	BENCH_SIZES=10000,100000 OTPGATE_BIN=$PWD/bin go test -tags benchcompare -run TestProvision -v ./bench/compare/
+func TestProvision(t *testing.T) {
+	container.Require(t, "gcc", "pkg-config", "install", "cp")
+	tools := buildPamload(t)
+	for _, n := range envInts(t, "BENCH_SIZES", "10000") {
+		e := newEnv(t, "tmpfs", n, tools)
+		e.c.Close()
+	}
+}
+
 // TestReport rewrites the report and plots from BENCH_OUT/comparison.json
 // (after a change to the report's layout), without measuring anything.
 //

@@ -20,7 +20,9 @@
 // with BENCH_PROFILE_DATA=FILE). BENCH_PAMLOAD_ENV="VAR=value ..." runs
 // pamload with extra environment (experiments, e.g. GOMAXPROCS=1 for the Go
 // runtime pam_otpgate starts in the client). TestReport re-renders the report
-// and plots from BENCH_OUT/comparison.json.
+// and plots from BENCH_OUT/comparison.json. TestProvision only provisions
+// a container for each of BENCH_SIZES (default 10000) and prints how long it
+// took.
 //
 // Performance figures go to the report; only correctness concerning
 // otpgate is asserted: exactly one success in every 32-way same-code race,
