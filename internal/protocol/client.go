@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -50,26 +51,13 @@ func SocketFromEnv(flagValue string) string {
 // A reply carrying an *Error is returned as that error. Failures to reach
 // the daemon wrap ErrUnavailable.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
-	socket := c.Socket
-	if socket == "" {
-		socket = DefaultSocket
-	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	socket, timeout := c.config()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	req.V = Version
-	var idb [8]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return nil, fmt.Errorf("request id: %w", err)
-	}
-	req.ID = binary.BigEndian.Uint64(idb[:])
-	payload, err := EncodeRequest(req)
+	payload, err := prepareRequest(req)
 	if err != nil {
-		return nil, fmt.Errorf("invalid request: %w", err)
+		return nil, err
 	}
 
 	var d net.Dialer
@@ -78,17 +66,25 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		return nil, unavailable(socket, err)
 	}
 	defer conn.Close()
-	// Only root's otpgated may hear a code: a socket planted by a user
-	// (e.g. on a misconfigured path) is refused before anything is sent.
-	if uid, err := peerUID(conn); err != nil {
-		return nil, unavailable(socket, err)
-	} else if uid != 0 {
-		return nil, fmt.Errorf("%w: %s is served by uid %d, not root; refusing to use it", ErrUnavailable, socket, uid)
-	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
 			return nil, unavailable(socket, err)
 		}
+	}
+	uid, err := peerUID(conn)
+	if err != nil {
+		return nil, unavailable(socket, err)
+	}
+	return exchange(conn, socket, uid, payload, req)
+}
+
+// exchange sends payload on conn, connected to socket and served by uid,
+// and returns the reply to req.
+func exchange(conn io.ReadWriter, socket string, uid uint32, payload []byte, req *Request) (*Response, error) {
+	// Only root's otpgated may hear a code: a socket planted by a user
+	// (e.g. on a misconfigured path) is refused before anything is sent.
+	if uid != 0 {
+		return nil, fmt.Errorf("%w: %s is served by uid %d, not root; refusing to use it", ErrUnavailable, socket, uid)
 	}
 	// A daemon refusing the connection (too many from this uid) may reply
 	// and close before reading the request: read its reply even when the
@@ -101,6 +97,39 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		}
 		return nil, unavailable(socket, err)
 	}
+	return decodeReply(frame, req)
+}
+
+// config returns the socket and timeout, defaults applied.
+func (c *Client) config() (socket string, timeout time.Duration) {
+	socket, timeout = c.Socket, c.Timeout
+	if socket == "" {
+		socket = DefaultSocket
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return socket, timeout
+}
+
+// prepareRequest sets req's version and a fresh ID and encodes it.
+func prepareRequest(req *Request) ([]byte, error) {
+	req.V = Version
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, fmt.Errorf("request id: %w", err)
+	}
+	req.ID = binary.BigEndian.Uint64(idb[:])
+	payload, err := EncodeRequest(req)
+	if err != nil {
+		return nil, fmt.Errorf("invalid request: %w", err)
+	}
+	return payload, nil
+}
+
+// decodeReply decodes the reply frame to req. A reply carrying an *Error
+// is returned as that error.
+func decodeReply(frame []byte, req *Request) (*Response, error) {
 	resp, err := DecodeResponse(frame)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)

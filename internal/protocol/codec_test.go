@@ -3,7 +3,6 @@ package protocol
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -139,11 +138,17 @@ func TestFuzzSeedsExist(t *testing.T) {
 }
 
 // TestClientRefusesANonRootServer: a socket served by another uid never
-// gets the request.
+// gets the request, from Do or DoBlocking.
 func TestClientRefusesANonRootServer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test must run as root (it serves a socket as uid 65534)")
 	}
+	for _, cl := range bothClients {
+		t.Run(cl.name, func(t *testing.T) { refusesANonRootServer(t, cl.do) })
+	}
+}
+
+func refusesANonRootServer(t *testing.T, do clientDo) {
 	dir, err := os.MkdirTemp("", "otpgate-fake-")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +182,7 @@ func TestClientRefusesANonRootServer(t *testing.T) {
 		t.Fatalf("listener: %q %v", line, err)
 	}
 	c := Client{Socket: sock, Timeout: 2 * time.Second}
-	_, err = c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+	_, err = do(&c, &Request{Op: OpVerify, User: "alice", Code: "123456"})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "uid 65534, not root") {
 		t.Fatalf("error %v", err)
 	}

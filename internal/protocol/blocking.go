@@ -1,0 +1,147 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DoBlocking is Do for Go code that runs on a thread borrowed from a C
+// program: the PAM module, which the PAM application calls through cgo.
+// It sends req and returns the reply with Do's semantics (one connection,
+// closed before returning and never inherited; the server must be root;
+// frames bounded by MaxFrame; the reply must echo the request ID; failures
+// to reach the daemon wrap ErrUnavailable), bounded by c.Timeout alone.
+//
+// Do's net.Conn parks the goroutine on the runtime's network poller while
+// it waits: the calling thread gives its P away, another thread waits in
+// epoll and hands the goroutine back, and the runtime's sysmon thread,
+// woken from its deep sleep each time, polls every 20 µs again. DoBlocking
+// instead blocks the calling thread itself in plain system calls, with
+// SO_SNDTIMEO and SO_RCVTIMEO set to the time left: no epoll registration,
+// no deadline timers, no hand-off to another thread.
+func (c *Client) DoBlocking(req *Request) (*Response, error) {
+	socket, timeout := c.config()
+	deadline := time.Now().Add(timeout)
+	payload, err := prepareRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := dialBlocking(socket, deadline)
+	if err != nil {
+		return nil, unavailable(socket, err)
+	}
+	defer conn.Close()
+	cred, err := unix.GetsockoptUcred(conn.fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return nil, unavailable(socket, fmt.Errorf("peer credentials: %w", err))
+	}
+	return exchange(conn, socket, cred.Uid, payload, req)
+}
+
+// blockingConn is a connected Unix stream socket used with blocking system
+// calls, each bounded by the time left until deadline.
+type blockingConn struct {
+	fd       int
+	deadline time.Time
+}
+
+// dialBlocking connects to the Unix socket at path before deadline.
+func dialBlocking(path string, deadline time.Time) (*blockingConn, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	c := &blockingConn{fd: fd, deadline: deadline}
+	sa := &unix.SockaddrUnix{Name: path}
+	for {
+		// On a Unix socket, connect waits (for room in the listener's
+		// backlog) at most SO_SNDTIMEO.
+		if err = c.arm(unix.SO_SNDTIMEO); err != nil {
+			break
+		}
+		err = unix.Connect(fd, sa)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == nil, errors.Is(err, unix.EISCONN):
+		return c, nil
+	case errors.Is(err, unix.EAGAIN):
+		err = os.ErrDeadlineExceeded
+	case !errors.Is(err, os.ErrDeadlineExceeded):
+		err = os.NewSyscallError("connect", err)
+	}
+	c.Close()
+	return nil, err
+}
+
+// arm sets the socket option opt (SO_SNDTIMEO or SO_RCVTIMEO) to the time
+// left, or returns os.ErrDeadlineExceeded when none is.
+func (c *blockingConn) arm(opt int) error {
+	left := time.Until(c.deadline)
+	if left <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	// Rounded up: a zero timeval would mean "wait forever".
+	tv := unix.NsecToTimeval(int64(left + time.Microsecond - 1))
+	if err := unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, opt, &tv); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	return nil
+}
+
+// Read reads once, restarting after a signal (a socket with a timeout is
+// never restarted by SA_RESTART); it returns os.ErrDeadlineExceeded when
+// the deadline passes first and io.EOF when the peer closed.
+func (c *blockingConn) Read(p []byte) (int, error) {
+	for {
+		if err := c.arm(unix.SO_RCVTIMEO); err != nil {
+			return 0, err
+		}
+		n, err := unix.Read(c.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, os.ErrDeadlineExceeded
+		case err != nil:
+			return 0, os.NewSyscallError("read", err)
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// Write writes all of p. MSG_NOSIGNAL: a daemon that closed the connection
+// is an EPIPE error, never a SIGPIPE in the host program.
+func (c *blockingConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		if err := c.arm(unix.SO_SNDTIMEO); err != nil {
+			return done, err
+		}
+		n, err := unix.SendmsgN(c.fd, p[done:], nil, nil, unix.MSG_NOSIGNAL)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return done, os.ErrDeadlineExceeded
+		case err != nil:
+			return done, os.NewSyscallError("sendmsg", err)
+		}
+		done += n
+	}
+	return done, nil
+}
+
+// Close closes the socket.
+func (c *blockingConn) Close() error {
+	return unix.Close(c.fd)
+}

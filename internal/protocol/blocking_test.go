@@ -1,0 +1,352 @@
+package protocol
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// clientDo is Client.Do or Client.DoBlocking.
+type clientDo func(c *Client, req *Request) (*Response, error)
+
+// bothClients runs each client test against Do and DoBlocking, which must
+// behave alike.
+var bothClients = []struct {
+	name string
+	do   clientDo
+}{
+	{"Do", func(c *Client, req *Request) (*Response, error) { return c.Do(context.Background(), req) }},
+	{"DoBlocking", (*Client).DoBlocking},
+}
+
+// requireRoot fails a test that serves a socket the client must accept:
+// the client talks only to a server running as root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test must run as root (the client refuses a server that is not root)")
+	}
+}
+
+// serveOnce listens on a new socket and hands the first connection to
+// handle in a goroutine; the test waits for handle to return.
+func serveOnce(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		handle(c)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	return sock
+}
+
+// reply reads one request and answers with what mk returns for it.
+func reply(mk func(*Request) *Response) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		frame, err := ReadFrame(c)
+		if err != nil {
+			return
+		}
+		req, err := DecodeRequest(frame)
+		if err != nil {
+			return
+		}
+		b, err := EncodeResponse(mk(req))
+		if err != nil {
+			return
+		}
+		WriteFrame(c, b)
+	}
+}
+
+// rawReply reads one request and writes b as is.
+func rawReply(b []byte) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := ReadFrame(c); err == nil {
+			c.Write(b)
+		}
+	}
+}
+
+func frameOf(s string) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(len(s)))
+	return append(b, s...)
+}
+
+func TestClientsAgree(t *testing.T) {
+	requireRoot(t)
+	accept := &VerifyResult{Outcome: OutcomeAccept}
+	tests := []struct {
+		name    string
+		handle  func(net.Conn)
+		timeout time.Duration
+		// want checks the result.
+		want func(t *testing.T, resp *Response, err error)
+	}{
+		{"a reply to the request", reply(func(r *Request) *Response {
+			if r.Op != OpVerify || r.User != "alice" || r.Code != "123456" || r.ID == 0 {
+				return &Response{V: Version, ID: r.ID, Error: &Error{Code: ErrBadRequest, Message: "unexpected request"}}
+			}
+			return &Response{V: Version, ID: r.ID, Verify: accept}
+		}), 0, func(t *testing.T, resp *Response, err error) {
+			if err != nil || resp.Verify == nil || resp.Verify.Outcome != OutcomeAccept {
+				t.Fatalf("reply %+v, error %v", resp, err)
+			}
+		}},
+		{"an error reply is returned as the error", reply(func(r *Request) *Response {
+			return &Response{V: Version, ID: r.ID, Error: &Error{Code: ErrLocked, Message: "locked for 60 s", RetryAfter: 60}}
+		}), 0, func(t *testing.T, resp *Response, err error) {
+			var perr *Error
+			if !errors.As(err, &perr) || perr.Code != ErrLocked || perr.RetryAfter != 60 || resp == nil {
+				t.Fatalf("reply %+v, error %v", resp, err)
+			}
+		}},
+		{"a refusal before the request is read", func(c net.Conn) {
+			b, _ := EncodeResponse(&Response{V: Version, Error: &Error{Code: ErrBusy, Message: "too many connections"}})
+			WriteFrame(c, b)
+		}, 0, func(t *testing.T, resp *Response, err error) {
+			var perr *Error
+			if !errors.As(err, &perr) || perr.Code != ErrBusy {
+				t.Fatalf("reply %+v, error %v", resp, err)
+			}
+		}},
+		{"a reply to another request", reply(func(r *Request) *Response {
+			return &Response{V: Version, ID: r.ID + 1, Verify: accept}
+		}), 0, wantUnavailable("reply is for request")},
+		{"a reply with ID 0 that is not an error", reply(func(r *Request) *Response {
+			return &Response{V: Version, Verify: accept}
+		}), 0, wantUnavailable("reply is for request 0")},
+		{"a reply in another version", reply(func(r *Request) *Response {
+			return &Response{V: Version + 1, ID: r.ID, Verify: accept}
+		}), 0, wantUnavailable("protocol version")},
+		{"malformed JSON", rawReply(frameOf(`{"v":1,`)), 0, wantUnavailable("malformed response")},
+		{"an unknown field", rawReply(frameOf(`{"v":1,"id":0,"shell":true}`)), 0, wantUnavailable("unknown field")},
+		{"an oversized frame", rawReply([]byte{0, 0x10, 0, 0}), 0, wantUnavailable("frame exceeds 64 KiB")},
+		{"a truncated frame", rawReply(frameOf(`{"v":1}`)[:6]), 0, wantUnavailable("unexpected EOF")},
+		{"a close without a reply", func(c net.Conn) {}, 0, wantUnavailable("otpgated is not reachable")},
+		{"no reply in time", func(c net.Conn) {
+			ReadFrame(c)
+			time.Sleep(time.Second)
+		}, 300 * time.Millisecond, wantUnavailable("no answer in time")},
+		{"a trickling reply cannot extend the deadline", func(c net.Conn) {
+			ReadFrame(c)
+			for _, b := range frameOf(`{"v":1,"id":0,"error":{"code":"busy","message":"x"}}`) {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}, 300 * time.Millisecond, wantUnavailable("no answer in time")},
+	}
+	for _, cl := range bothClients {
+		for _, tt := range tests {
+			t.Run(cl.name+"/"+tt.name, func(t *testing.T) {
+				sock := serveOnce(t, tt.handle)
+				c := &Client{Socket: sock, Timeout: tt.timeout}
+				start := time.Now()
+				resp, err := cl.do(c, &Request{Op: OpVerify, User: "alice", Code: "123456"})
+				if tt.timeout > 0 && time.Since(start) > tt.timeout+500*time.Millisecond {
+					t.Errorf("took %v with a timeout of %v", time.Since(start), tt.timeout)
+				}
+				tt.want(t, resp, err)
+			})
+		}
+	}
+}
+
+func wantUnavailable(msg string) func(*testing.T, *Response, error) {
+	return func(t *testing.T, resp *Response, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), msg) || resp != nil {
+			t.Fatalf("reply %+v, error %v; want %v containing %q", resp, err, ErrUnavailable, msg)
+		}
+	}
+}
+
+func TestClientsWithoutADaemon(t *testing.T) {
+	dir := t.TempDir()
+	// A socket file nobody listens on.
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	for _, cl := range bothClients {
+		for _, sock := range []string{filepath.Join(dir, "missing.sock"), stale} {
+			t.Run(cl.name+"/"+filepath.Base(sock), func(t *testing.T) {
+				_, err := cl.do(&Client{Socket: sock}, &Request{Op: OpPing})
+				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is it running?") {
+					t.Fatalf("error %v", err)
+				}
+			})
+		}
+		t.Run(cl.name+"/an invalid request is not sent", func(t *testing.T) {
+			_, err := cl.do(&Client{Socket: filepath.Join(dir, "missing.sock")}, &Request{Op: OpVerify, Code: "1"})
+			if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid request") {
+				t.Fatalf("error %v", err)
+			}
+		})
+	}
+}
+
+// TestDoBlockingConnectIsBounded: a listener whose backlog is full makes
+// connect wait; the timeout bounds that wait too.
+func TestDoBlockingConnectIsBounded(t *testing.T) {
+	requireRoot(t)
+	sock := filepath.Join(t.TempDir(), "full.sock")
+	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 0); err != nil {
+		t.Fatal(err)
+	}
+	// With a backlog of 0 the first connection fills the queue.
+	cfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	if err := unix.Connect(cfd, &unix.SockaddrUnix{Name: sock}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c := &Client{Socket: sock, Timeout: 300 * time.Millisecond}
+	_, err = c.DoBlocking(&Request{Op: OpPing})
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no answer in time") {
+		t.Fatalf("error %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > time.Second {
+		t.Fatalf("gave up after %v with a timeout of 300ms", d)
+	}
+}
+
+// TestDoBlockingRestartsAfterSignals: signals to the blocked thread (the
+// host program's, or the runtime's own SIGURG) interrupt a socket call
+// that has a timeout even under SA_RESTART; the request must go on.
+func TestDoBlockingRestartsAfterSignals(t *testing.T) {
+	requireRoot(t)
+	sock := serveOnce(t, func(c net.Conn) {
+		time.Sleep(300 * time.Millisecond)
+		reply(func(r *Request) *Response {
+			time.Sleep(300 * time.Millisecond)
+			return &Response{V: Version, ID: r.ID, Verify: &VerifyResult{Outcome: OutcomeAccept}}
+		})(c)
+	})
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tid := unix.Gettid()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	sent := 0
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if unix.Tgkill(os.Getpid(), tid, syscall.SIGURG) == nil {
+					sent++
+				}
+			}
+		}
+	}()
+	c := &Client{Socket: sock, Timeout: 5 * time.Second}
+	resp, err := c.DoBlocking(&Request{Op: OpCheck, User: "alice"})
+	close(stop)
+	wg.Wait()
+	if err != nil || resp.Verify == nil || resp.Verify.Outcome != OutcomeAccept {
+		t.Fatalf("reply %+v, error %v (%d signals sent)", resp, err, sent)
+	}
+	if sent < 20 {
+		t.Fatalf("only %d signals sent", sent)
+	}
+}
+
+// TestDoBlockingClosesItsSocket: no descriptor outlives a request, on
+// success or failure.
+func TestDoBlockingClosesItsSocket(t *testing.T) {
+	requireRoot(t)
+	openFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	handlers := []func(net.Conn){
+		reply(func(r *Request) *Response {
+			return &Response{V: Version, ID: r.ID, Verify: &VerifyResult{Outcome: OutcomeAccept}}
+		}),
+		rawReply(frameOf("{")),
+		func(net.Conn) {},
+	}
+	var served sync.WaitGroup
+	go func() {
+		for i := 0; ; i++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			handlers[i%len(handlers)](c)
+			c.Close()
+			served.Done()
+		}
+	}()
+	c := &Client{Socket: sock, Timeout: time.Second}
+	// One round first, so that descriptors the runtime opens lazily exist.
+	for round := 0; round < 2; round++ {
+		before := openFDs()
+		for range handlers {
+			served.Add(1)
+			c.DoBlocking(&Request{Op: OpPing})
+		}
+		served.Wait()
+		(&Client{Socket: "/nonexistent/s.sock"}).DoBlocking(&Request{Op: OpPing})
+		if got := openFDs(); got != before {
+			t.Fatalf("round %d: %d descriptors open after the requests, %d before", round, got, before)
+		}
+	}
+}
