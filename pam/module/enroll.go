@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,7 +61,7 @@ func enrollAtLogin(s session, lg *logger, opts options, client *protocol.Client,
 	confirm := base
 	confirm.Op = protocol.OpEnrollConfirm
 	confirm.Code = string(answer)
-	resp, err := client.Do(context.Background(), &confirm)
+	resp, err := client.DoBlocking(&confirm)
 	confirm.Code = ""
 	lg.debugf("enroll confirm: %s", describeConfirm(err))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -124,12 +123,14 @@ func authenticate(s session, args []string) error {
 		base.PriorFactor = protocol.PriorFactorPassword
 	}
 
+	// DoBlocking, not Do: this goroutine runs on the PAM application's
+	// thread, which should block in the kernel rather than park on the
+	// runtime's network poller (see protocol.Client.DoBlocking).
 	client := &protocol.Client{Socket: opts.socket, Timeout: opts.timeout}
-	ctx := context.Background()
 
 	check := base
 	check.Op = protocol.OpCheck
-	resp, err := client.Do(ctx, &check)
+	resp, err := client.DoBlocking(&check)
 	digits, msg, result := checkDecision(resp, err)
 	lg.debugf("check: %s", describe(resp, err))
 	if errors.Is(result, errEnrollOffered) {
@@ -166,7 +167,7 @@ func authenticate(s session, args []string) error {
 	// The request must carry the code as a string, which Go cannot wipe;
 	// it lives only until the next garbage collection.
 	verify.Code = string(code)
-	resp, err = client.Do(ctx, &verify)
+	resp, err = client.DoBlocking(&verify)
 	verify.Code = ""
 	info, msg, result := verifyDecision(resp, err)
 	lg.debugf("verify: %s", describe(resp, err))
