@@ -539,6 +539,30 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 			t.Errorf("alice's own check looked her up %d times, want 1", got)
 		}
 	})
+	t.Run("admin list by name", func(t *testing.T) {
+		d, _ := login(t, nil)
+		before := f.db.count()
+		users := d.mustDo(&protocol.Request{Op: protocol.OpAdminList}).Users
+		if len(users) != 1 || users[0].User != "erin" || users[0].State != protocol.StateActive {
+			t.Fatalf("admin list: %+v", users)
+		}
+		if got := f.db.count() - before; got != 0 {
+			t.Errorf("admin list under a policy by name looked users up %d times, want 0", got)
+		}
+	})
+	t.Run("admin list by group", func(t *testing.T) {
+		d, _ := login(t, []string{"wheel"})
+		f.clock.Add(accountTTL)
+		before := f.db.count()
+		users := d.mustDo(&protocol.Request{Op: protocol.OpAdminList}).Users
+		if len(users) != 1 || !users[0].Required {
+			t.Fatalf("admin list: %+v, want erin required through wheel", users)
+		}
+		d.mustDo(&protocol.Request{Op: protocol.OpAdminList})
+		if got := f.db.count() - before; got != 1 {
+			t.Errorf("two admin lists under a group policy looked erin up %d times, want 1 (cached)", got)
+		}
+	})
 	t.Run("policy by group", func(t *testing.T) {
 		d, got := login(t, []string{"wheel"})
 		if got != 1 {
