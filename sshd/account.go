@@ -46,9 +46,8 @@ func validUserName(name string) bool {
 }
 
 // lookupAccount finds name in the passwd file. It reads the file directly
-// because os/user does not expose the login shell; like the pure-Go
-// os/user (the binaries are built with CGO_ENABLED=0), it does not see
-// NSS-only users (LDAP, sssd).
+// because os/user does not expose the login shell, so it does not see
+// NSS-only users (LDAP, sssd): otpgate-sshd serves local accounts only.
 func lookupAccount(name string) (*account, error) {
 	if !validUserName(name) {
 		return nil, errNoUser
