@@ -26,7 +26,7 @@ import (
 func newStateDir(tb testing.TB, base string) string {
 	tb.Helper()
 	if os.Geteuid() != 0 {
-		tb.Skip("needs root: the store requires root-owned files")
+		tb.Fatal("needs root: the store requires root-owned files (make test runs as root)")
 	}
 	parent, err := os.MkdirTemp(base, "otpgate-store-")
 	if err != nil {

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,7 +15,25 @@ import (
 // parent runs that child under strace with a syscall fault injected.
 const faultDirEnv = "OTPGATE_STORE_FAULT_DIR"
 
-// TestFailedCommitMakesTheStoreReadOnly runs TestFaultChild under strace
+// TestMain runs the fault child (faultChild) instead of the tests when
+// TestFailedCommitMakesTheStoreReadOnly starts this binary with
+// faultDirEnv set.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(faultDirEnv); dir != "" {
+		if err := faultChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "fault child:", err)
+			os.Exit(1)
+		}
+		fmt.Println(faultChildOK)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// faultChildOK is what a fault child prints when all its checks held.
+const faultChildOK = "fault child: all checks held"
+
+// TestFailedCommitMakesTheStoreReadOnly runs faultChild under strace
 // with every fdatasync (bbolt's commit sync) failing with EIO, and with
 // every pwrite64 (bbolt's page writes) failing with ENOSPC. The child
 // asserts that the failing Update reports store.ErrReadOnly, that later
@@ -43,10 +62,10 @@ func TestFailedCommitMakesTheStoreReadOnly(t *testing.T) {
 			}
 			cmd := exec.Command(strace, "-f", "-o", "/dev/null",
 				"-e", "trace="+tt.syscall, "-e", "inject="+tt.syscall+":error="+tt.errno,
-				os.Args[0], "-test.run=^TestFaultChild$", "-test.v", "-test.count=1")
+				os.Args[0])
 			cmd.Env = append(os.Environ(), faultDirEnv+"="+dir)
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "--- PASS: TestFaultChild") {
+			if err != nil || !strings.Contains(string(out), faultChildOK) {
 				t.Fatalf("child under strace failed: %v\n%s", err, out)
 			}
 			d2, err := Open(dir)
@@ -67,32 +86,31 @@ func TestFailedCommitMakesTheStoreReadOnly(t *testing.T) {
 	}
 }
 
-// TestFaultChild is the child half of TestFailedCommitMakesTheStoreReadOnly;
-// it does nothing unless run by it.
-func TestFaultChild(t *testing.T) {
-	dir := os.Getenv(faultDirEnv)
-	if dir == "" {
-		t.Skip("runs only as the child of TestFailedCommitMakesTheStoreReadOnly")
-	}
+// faultChild is the child half of TestFailedCommitMakesTheStoreReadOnly,
+// run under strace with the store's writes or syncs failing: the failing
+// Update must report store.ErrReadOnly naming the store, later Updates
+// must be refused without running fn, and reads must go on.
+func faultChild(dir string) error {
 	d, err := Open(dir)
 	if err != nil {
-		t.Fatalf("Open: %v", err)
+		return fmt.Errorf("Open: %w", err)
 	}
 	defer d.Close()
 	err = d.Update("alice", setFailures(2))
 	if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), dir) {
-		t.Fatalf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir)
+		return fmt.Errorf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir)
 	}
 	ran := false
 	err = d.Update("bob", func(*store.Record) (*store.Record, error) { ran = true; return &store.Record{}, nil })
 	if !errors.Is(err, store.ErrReadOnly) || ran {
-		t.Fatalf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran)
+		return fmt.Errorf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran)
 	}
 	rec, err := d.Get("alice")
 	if err != nil {
-		t.Fatalf("Get after the failed commit: %v", err)
+		return fmt.Errorf("Get after the failed commit: %w", err)
 	}
 	if rec.Failures != 1 {
-		t.Errorf("Get after the failed commit shows Failures %d, want the committed 1", rec.Failures)
+		return fmt.Errorf("Get after the failed commit shows Failures %d, want the committed 1", rec.Failures)
 	}
+	return nil
 }
