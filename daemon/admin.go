@@ -81,7 +81,7 @@ func (s *Server) adminUnlock(rc *reqCtx) (*protocol.Response, error) {
 		if cur == nil {
 			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: rc.User + " has no state to unlock."}
 		}
-		cur.Failures, cur.Lockouts, cur.AdminLocked = 0, 0, false
+		cur.Failures, cur.FailuresFromBlockedSources, cur.Lockouts, cur.AdminLocked = 0, 0, 0, false
 		cur.Sources = nil
 		cur.LockedUntil = time.Time{}
 		return cur, nil

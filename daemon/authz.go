@@ -72,3 +72,20 @@ func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
 	}
 	return a, nil
 }
+
+// dropUntrustedContext clears the context of a request that only root's
+// front ends (sshd's PAM module, sudo, otpgate-sshd) may supply: the remote
+// address, the methods sshd verified and a prior factor. Each of them can
+// change a decision or a counter (exempt networks, per-address limits,
+// remembered devices, enrollment at login), and a local user could invent
+// them: with an address, wrong codes for their own account would count
+// against that address for everyone. From anyone else they are ignored, and
+// the request is decided as a local one; the audit line says so.
+func (s *Server) dropUntrustedContext(req *protocol.Request, peer Peer) {
+	if peer.UID == 0 || req.RHost == "" && req.AuthInfo == "" && req.PriorFactor == "" {
+		return
+	}
+	s.audit.Warn("caller context ignored", "op", req.Op, "user", req.User, "peer_uid", peer.UID, "peer_pid", peer.PID,
+		"rhost", req.RHost, "detail", "only root may supply a remote address, verified methods or a prior factor")
+	req.RHost, req.AuthInfo, req.PriorFactor = "", "", ""
+}

@@ -186,8 +186,8 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept f
 		return attempt{}, err
 	}
 	s.auditDecision(rc, string(a.outcome), a.reason)
-	if a.outcome != protocol.OutcomeLocked {
-		if err := s.noteSourceResult(rc, a.outcome != protocol.OutcomeAccept); err != nil {
+	if a.outcome != protocol.OutcomeLocked && a.outcome != protocol.OutcomeAccept {
+		if err := s.noteSourceFailure(rc); err != nil {
 			s.log.Error("per-address failure count not updated", "source", rc.source, "err", err)
 		}
 	}

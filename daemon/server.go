@@ -112,6 +112,9 @@ func (s *Server) Reload(cfg *config.Config) {
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener, grace time.Duration) error {
 	var fatalErr atomic.Value
 	stopped := make(chan struct{})
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	defer stopPruning()
+	go s.pruneSourceRecordsEvery(pruneCtx, sourcePruneInterval)
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -260,6 +263,7 @@ func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) 
 			resp = errorResponse(id, protocol.ErrInternal, "internal error; see the otpgated log")
 		}
 	}()
+	s.dropUntrustedContext(req, peer)
 	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now(), source: sourceOf(req.RHost)}
 	resp, err = s.dispatch(rc)
 	if err != nil {

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"math"
 	"net/netip"
 	"slices"
@@ -79,8 +81,31 @@ func sourceBlocked(rl *config.RateLimit, rec *store.Record, src string, now time
 	return true, retrySeconds(st.BlockedUntil, now)
 }
 
+// sourceWasBlocked reports whether src has already been blocked for rec's
+// user since its last success there: its failures then no longer count
+// towards the user's temporary lockouts.
+func sourceWasBlocked(rl *config.RateLimit, rec *store.Record, src string, now time.Time) bool {
+	if rl.PerSourceMaxFailures == 0 || src == "" {
+		return false
+	}
+	st := rec.Sources[src]
+	return st != nil && st.Blocks > 0 && !sourceExpired(rl, st, now)
+}
+
+// sourceMemory is how long a user's per-address state outlives the
+// address's last failure and block: after a day of silence an address
+// starts over.
+const sourceMemory = 24 * time.Hour
+
+// sourceExpired reports whether st is old enough to be forgotten.
+func sourceExpired(rl *config.RateLimit, st *store.SourceState, now time.Time) bool {
+	return !now.Before(st.BlockedUntil) && !now.Before(st.LastFailure.Add(sourceMemory))
+}
+
 // chargeSource counts a failure from src against rec and blocks src for
-// this user at the per-source limit.
+// this user at the per-source limit, each block of the address longer than
+// the one before (per_source_lockout × backoff^blocks, at most the longer of
+// per_source_lockout and max_lockout).
 func chargeSource(rl *config.RateLimit, rec *store.Record, src string, now time.Time, a *attempt) {
 	if rl.PerSourceMaxFailures == 0 || src == "" {
 		return
@@ -89,31 +114,38 @@ func chargeSource(rl *config.RateLimit, rec *store.Record, src string, now time.
 		rec.Sources = map[string]*store.SourceState{}
 	}
 	st := rec.Sources[src]
-	if st == nil {
+	if st == nil || sourceExpired(rl, st, now) {
 		st = &store.SourceState{}
 		rec.Sources[src] = st
 	}
 	st.Failures++
 	st.LastFailure = now
 	if st.Failures >= rl.PerSourceMaxFailures {
+		d := float64(rl.PerSourceLockout.Duration) * math.Pow(rl.Backoff, float64(st.Blocks))
+		d = min(d, float64(max(rl.PerSourceLockout.Duration, rl.MaxLockout.Duration)))
 		st.Failures = 0
-		st.BlockedUntil = now.Add(rl.PerSourceLockout.Duration)
+		st.Blocks++
+		st.BlockedUntil = now.Add(time.Duration(d))
 		a.reason += "+source_block"
 		if a.retryAfter == 0 {
 			a.retryAfter = retrySeconds(st.BlockedUntil, now)
 			a.message = "Wrong code. " + sourceLockedMessage(a.retryAfter)
 		}
 	}
-	pruneSources(rec, now)
+	pruneSources(rl, rec, now)
 }
 
-// pruneSources drops entries that no longer block and keeps at most
-// maxSources, the most recent ones.
-func pruneSources(rec *store.Record, now time.Time) {
+// pruneSources drops the addresses whose state has expired and keeps at
+// most maxSources, the most recent ones.
+func pruneSources(rl *config.RateLimit, rec *store.Record, now time.Time) {
 	for k, st := range rec.Sources {
-		if !now.Before(st.BlockedUntil) && st.Failures == 0 {
+		if sourceExpired(rl, st, now) {
 			delete(rec.Sources, k)
 		}
+	}
+	if len(rec.Sources) == 0 {
+		rec.Sources = nil
+		return
 	}
 	if len(rec.Sources) <= maxSources {
 		return
@@ -156,31 +188,25 @@ func (s *Server) globalSourceBlock(rc *reqCtx) (bool, int64, error) {
 	return false, 0, nil
 }
 
-// noteSourceResult updates the address-wide failure count after an
-// attempt: a failure counts, a success clears it.
-func (s *Server) noteSourceResult(rc *reqCtx, failed bool) error {
+// noteSourceFailure counts a failure against the address-wide record of
+// rc's source. Only failures count: a success by one user says nothing
+// about the other guesses from that address, so it clears nothing. The
+// count forgets failures older than source_lockout, and such a record is
+// deleted by pruneSourceRecords.
+func (s *Server) noteSourceFailure(rc *reqCtx) error {
 	rl := rc.cfg.RateLimit
 	if rl.SourceMaxFailures == 0 || rc.source == "" {
 		return nil
 	}
-	key := sourceRecordPrefix + rc.source
-	if !failed {
-		rec, err := s.getRecord(key)
-		if err != nil || rec == nil || rec.Failures == 0 {
-			return err
-		}
-	}
-	err := s.store.Update(key, func(cur *store.Record) (*store.Record, error) {
+	return s.store.Update(sourceRecordPrefix+rc.source, func(cur *store.Record) (*store.Record, error) {
 		if cur == nil {
-			cur = &store.Record{}
+			cur = &store.Record{User: sourceRecordPrefix + rc.source}
 		}
-		if !failed {
-			if rc.now.Before(cur.LockedUntil) {
-				return cur, nil
-			}
-			return nil, nil
+		if !rc.now.Before(cur.LastFailure.Add(rl.SourceLockout.Duration)) {
+			cur.Failures = 0
 		}
 		cur.Failures++
+		cur.LastFailure = rc.now
 		if cur.Failures >= rl.SourceMaxFailures {
 			cur.Failures = 0
 			cur.LockedUntil = rc.now.Add(rl.SourceLockout.Duration)
@@ -188,5 +214,70 @@ func (s *Server) noteSourceResult(rc *reqCtx, failed bool) error {
 		}
 		return cur, nil
 	})
-	return err
+}
+
+// sourceRecordExpired reports whether an address-wide record neither
+// blocks nor holds a failure younger than lockout.
+func sourceRecordExpired(rec *store.Record, lockout time.Duration, now time.Time) bool {
+	return !now.Before(rec.LockedUntil) && !now.Before(rec.LastFailure.Add(lockout))
+}
+
+// pruneSourceRecords deletes the address-wide records that have expired,
+// so that the store holds one only for addresses that failed recently. It
+// reads only the address records (they sort together under their prefix).
+func (s *Server) pruneSourceRecords() (deleted int, err error) {
+	cfg := s.cfg.Load()
+	now := s.clock.Now()
+	lockout := cfg.RateLimit.SourceLockout.Duration
+	var expired []string
+	err = s.store.List(sourceRecordPrefix, func(rec *store.Record) error {
+		if !strings.HasPrefix(rec.User, sourceRecordPrefix) {
+			return store.ErrStop
+		}
+		if sourceRecordExpired(rec, lockout, now) {
+			expired = append(expired, rec.User)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, key := range expired {
+		err := s.store.Update(key, func(cur *store.Record) (*store.Record, error) {
+			if cur == nil || !sourceRecordExpired(cur, lockout, now) {
+				return nil, errNoChange
+			}
+			return nil, nil
+		})
+		if errors.Is(err, errNoChange) {
+			continue
+		}
+		if err != nil {
+			return deleted, err
+		}
+		deleted++
+	}
+	return deleted, nil
+}
+
+// sourcePruneInterval is how often Serve prunes the address records.
+const sourcePruneInterval = 10 * time.Minute
+
+// pruneSourceRecordsEvery prunes the address records every interval until
+// ctx is done.
+func (s *Server) pruneSourceRecordsEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.pruneSourceRecords(); err != nil {
+				s.log.Error("expired address records not pruned", "err", err)
+			} else if n > 0 {
+				s.log.Debug("expired address records pruned", "count", n)
+			}
+		}
+	}
 }

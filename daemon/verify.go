@@ -159,31 +159,34 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 	}
 
 	if a.outcome == protocol.OutcomeAccept {
-		rec.Failures, rec.Lockouts, rec.LockedUntil = 0, 0, time.Time{}
+		rec.Failures, rec.FailuresFromBlockedSources, rec.Lockouts, rec.LockedUntil = 0, 0, 0, time.Time{}
 		rec.LastSuccess = rc.now
-		if st := rec.Sources[rc.source]; st != nil {
-			st.Failures = 0
-			pruneSources(rec, rc.now)
-		}
+		delete(rec.Sources, rc.source)
+		pruneSources(rl, rec, rc.now)
 		return a, nil
 	}
-	s.chargeFailure(rc.cfg, rec, rc.now, &a)
+	s.chargeFailure(rc.cfg, rec, rc.now, !sourceWasBlocked(rl, rec, rc.source, rc.now), &a)
 	chargeSource(rl, rec, rc.source, rc.now, &a)
 	return a, nil
 }
 
 // chargeFailure counts one failure and imposes a lockout when the limit is
-// reached: after every MaxFailures consecutive failures the user is locked
-// for Lockout × Backoff^(lockouts so far), capped at MaxLockout; at
-// MaxConsecutiveFailures only an admin can unlock.
-func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.Time, a *attempt) {
+// reached: after every MaxFailures consecutive failures that count towards
+// lockouts (towardsLockout: not from an address already blocked for this
+// user) the user is locked for Lockout × Backoff^(lockouts so far), capped
+// at MaxLockout; at MaxConsecutiveFailures of any kind only an admin can
+// unlock.
+func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.Time, towardsLockout bool, a *attempt) {
 	rl := cfg.RateLimit
 	rec.Failures++
+	if !towardsLockout {
+		rec.FailuresFromBlockedSources++
+	}
 	switch {
 	case rec.Failures >= rl.MaxConsecutiveFailures:
 		rec.AdminLocked = true
 		a.retryAfter = -1
-	case rec.Failures%rl.MaxFailures == 0:
+	case towardsLockout && (rec.Failures-rec.FailuresFromBlockedSources)%rl.MaxFailures == 0:
 		d := float64(rl.Lockout.Duration) * math.Pow(rl.Backoff, float64(rec.Lockouts))
 		d = min(d, float64(rl.MaxLockout.Duration))
 		rec.Lockouts++

@@ -45,6 +45,12 @@ type Record struct {
 	// Failures counts consecutive failed attempts; a success or an admin
 	// unlock resets it.
 	Failures int `json:"failures"`
+	// FailuresFromBlockedSources counts, of Failures, those that came from
+	// an address already blocked once for this user (Sources): they count
+	// towards the admin lock at max_consecutive_failures but not towards
+	// the temporary lockouts, so that a guesser at one address cannot keep
+	// the owner locked out. Reset with Failures.
+	FailuresFromBlockedSources int `json:"failures_from_blocked_sources,omitempty"`
 	// Lockouts counts lockouts in the current failure streak (for backoff).
 	Lockouts int `json:"lockouts"`
 	// LockedUntil is the end of the current lockout (zero: not locked).
@@ -54,6 +60,10 @@ type Record struct {
 	AdminLocked bool `json:"admin_locked,omitempty"`
 
 	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastFailure is when the last failure was counted. An address-wide
+	// record (rate_limit.source_max_failures) forgets its failures, and
+	// is deleted, source_lockout after it.
+	LastFailure time.Time `json:"last_failure,omitzero"`
 
 	// Sources holds per-remote-address failure state for this user
 	// (rate_limit.per_source_max_failures), keyed by address (an IPv6
@@ -92,6 +102,11 @@ type RememberedDevice struct {
 type SourceState struct {
 	// Failures counts consecutive failures from this address.
 	Failures int `json:"failures"`
+	// Blocks counts the blocks this address has had for this user since
+	// its last success: each lasts per_source_lockout times backoff to the
+	// power of the blocks before it, and once an address was blocked its
+	// failures no longer count towards the user's temporary lockouts.
+	Blocks int `json:"blocks,omitempty"`
 	// BlockedUntil is the end of this address's block (zero: not blocked).
 	BlockedUntil time.Time `json:"blocked_until,omitzero"`
 	// LastFailure is when the last failure happened (for pruning).

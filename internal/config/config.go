@@ -131,14 +131,17 @@ type RateLimit struct {
 	MaxConsecutiveFailures int `toml:"max_consecutive_failures"`
 	// PerSourceMaxFailures consecutive failures for one user from one
 	// remote address block that address for that user for
-	// PerSourceLockout, before the per-user limit is reached, so that a
-	// guesser at one address cannot lock the owner out (0: off; must be
-	// below MaxFailures).
+	// PerSourceLockout (longer at each further block), before the per-user
+	// limit is reached, so that a guesser at one address cannot lock the
+	// owner out: once blocked, an address's failures no longer count
+	// towards the user's temporary lockouts (0: off; must be below
+	// MaxFailures; default DefaultPerSourceMaxFailures).
 	PerSourceMaxFailures int `toml:"per_source_max_failures"`
 	// PerSourceLockout is how long such an address stays blocked.
 	PerSourceLockout Duration `toml:"per_source_lockout"`
 	// SourceMaxFailures failures from one remote address, across all
-	// users, block that address for every user for SourceLockout (0: off).
+	// users and within SourceLockout of each other, block that address for
+	// every user for SourceLockout (0: off). Successes clear nothing.
 	SourceMaxFailures int `toml:"source_max_failures"`
 	// SourceLockout is how long such an address stays blocked.
 	SourceLockout Duration `toml:"source_lockout"`
@@ -187,6 +190,14 @@ func parseDuration(s string) (time.Duration, error) {
 // MarshalText writes the duration as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
+// DefaultPerSourceMaxFailures is rate_limit.per_source_max_failures when the
+// file does not set it: 3, or one below max_failures when that is lower, so
+// that one address is blocked before its guesses lock the user out (off only
+// when max_failures is 1 and no lower limit exists).
+func DefaultPerSourceMaxFailures(maxFailures int) int {
+	return max(0, min(3, maxFailures-1))
+}
+
 // Default returns the built-in defaults; config.example.toml must match it.
 func Default() Config {
 	return Config{
@@ -212,6 +223,7 @@ func Default() Config {
 			Backoff:                2,
 			MaxLockout:             Duration{time.Hour},
 			MaxConsecutiveFailures: 100,
+			PerSourceMaxFailures:   DefaultPerSourceMaxFailures(5),
 			PerSourceLockout:       Duration{15 * time.Minute},
 			SourceLockout:          Duration{time.Hour},
 		},

@@ -81,6 +81,9 @@ func Parse(path string, data []byte) (*Config, error) {
 			reported = append(reported, k)
 		}
 	}
+	if !md.IsDefined("rate_limit", "per_source_max_failures") {
+		c.RateLimit.PerSourceMaxFailures = DefaultPerSourceMaxFailures(c.RateLimit.MaxFailures)
+	}
 	c.normalize()
 	for _, p := range c.problems() {
 		problems = append(problems, positioned{line: p.line(lines), err: p})

@@ -358,3 +358,30 @@ func TestLoadReturnsIndependentConfigs(t *testing.T) {
 		t.Errorf("two loads share their lists")
 	}
 }
+
+func TestLoadPerSourceLimitFollowsALowMaxFailures(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want int
+	}{
+		{"default", "", 3},
+		{"max_failures 10 keeps 3", "[rate_limit]\nmax_failures = 10\n", 3},
+		{"max_failures 3 gives 2", "[rate_limit]\nmax_failures = 3\n", 2},
+		{"max_failures 2 gives 1", "[rate_limit]\nmax_failures = 2\n", 1},
+		{"max_failures 1 turns it off", "[rate_limit]\nmax_failures = 1\n", 0},
+		{"an explicit 0 turns it off", "[rate_limit]\nper_source_max_failures = 0\n", 0},
+		{"an explicit value is kept", "[rate_limit]\nmax_failures = 10\nper_source_max_failures = 7\n", 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Load(writeConfig(t, tt.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.RateLimit.PerSourceMaxFailures; got != tt.want {
+				t.Fatalf("per_source_max_failures = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
