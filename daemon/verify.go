@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,13 +121,25 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			return attempt{}, fmt.Errorf("open secret of %s: %w", rec.User, err)
 		}
 		step, ok := otp.Verify(secret, code, center, cfg.Skew, cfg.Skew, p)
-		var hintStep uint64
-		var hinted bool
+		var hintStep, futureStep uint64
+		var hinted, future bool
 		if !ok && cfg.ClockHintSteps > 0 {
 			hintStep, hinted = otp.Verify(secret, code, center, cfg.ClockHintSteps, cfg.ClockHintSteps, p)
+			// The hint tells whoever typed the code that it belongs to
+			// another step; were that step still to come, a guesser could
+			// wait for it and log in. Search the future part of the hint
+			// range on its own (the code may match a past step too).
+			futureStep, future = otp.Verify(secret, code, center+uint64(cfg.Skew)+1, 0, cfg.ClockHintSteps-cfg.Skew-1, p)
 		}
 		clear(secret)
+		enr.BurnedSteps = slices.DeleteFunc(enr.BurnedSteps, func(s uint64) bool { return s+uint64(cfg.Skew) < center })
+		if future && !slices.Contains(enr.BurnedSteps, futureStep) {
+			enr.BurnedSteps = append(enr.BurnedSteps, futureStep)
+		}
 		switch {
+		case ok && slices.Contains(enr.BurnedSteps, step):
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "burned_code", step: step,
+				message: "This code can no longer be used: an earlier wrong attempt revealed it. Wait for the next one."}
 		case ok && (pending || step > rec.LastStep):
 			rec.LastStep = max(rec.LastStep, step)
 			a = attempt{outcome: protocol.OutcomeAccept, reason: "ok", step: step}

@@ -254,3 +254,29 @@ func TestReplayOfANextStepCodeIsNotAClockJump(t *testing.T) {
 		t.Errorf("want three plain replays audited:\n%s", log)
 	}
 }
+
+func TestACodeTheClockHintRevealedIsNeverAccepted(t *testing.T) {
+	d := startDaemon(t, testConfig(t), nil)
+	secret := d.importUser(alice)
+	future := d.code(secret, 2) // just outside the window (skew 1)
+	r := d.verify(alice, future)
+	if r.Outcome != protocol.OutcomeReject || !strings.Contains(r.Message, "a minute ahead") {
+		t.Fatalf("the code of step+2 now: %+v", r)
+	}
+	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
+	if st.Failures != 1 {
+		t.Fatalf("the hinted code counted %d failures, want 1", st.Failures)
+	}
+	// Its step comes: the code is refused for as long as it is in the window.
+	for _, wait := range []time.Duration{30 * time.Second, 30 * time.Second, 30 * time.Second} {
+		d.clock.Add(wait)
+		if r := d.verify(alice, future); r.Outcome == protocol.OutcomeAccept {
+			t.Fatalf("the revealed code was accepted %s later: %+v", wait, r)
+		}
+	}
+	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
+	// The codes of the other steps still work.
+	if r := d.verify(alice, d.oathtoolCode(secret)); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("the next code: %+v", r)
+	}
+}

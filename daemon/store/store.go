@@ -129,6 +129,12 @@ type Enrollment struct {
 	// recovery codes.
 	Recovery [][]byte `json:"recovery,omitempty"`
 
+	// BurnedSteps are future steps whose code a wrong attempt matched
+	// (totp.clock_hint_steps): the attempt was told about its clock, so
+	// that code must never be accepted when its step comes. Steps that
+	// fell behind the verification window are dropped.
+	BurnedSteps []uint64 `json:"burned_steps,omitempty"`
+
 	// Method says how the enrollment was made (MethodCLI, MethodLogin,
 	// MethodAdmin, MethodImport); empty for enrollments from before it
 	// was recorded.
