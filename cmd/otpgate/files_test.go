@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -227,5 +228,29 @@ func TestReadLineFromPipe(t *testing.T) {
 	a, _, _ = testApp(t, 1000, "\n")
 	if _, err := a.readCode("Code: "); err == nil || err.Error() != "no code entered" {
 		t.Errorf("empty code: %v", err)
+	}
+}
+
+// TestHomeIsTheRealUIDsAccount checks where "~" points: the home of the
+// real uid's account in the password database, whatever $HOME says; an
+// unknown uid has none, so "~" is refused rather than guessed.
+func TestHomeIsTheRealUIDsAccount(t *testing.T) {
+	root, err := user.LookupId("0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOME", t.TempDir())
+	for _, tt := range []struct {
+		uid  int
+		want string
+	}{
+		{0, root.HomeDir},
+		{2147480000, ""},
+	} {
+		a, _, _ := testApp(t, tt.uid, "")
+		a.getenv = os.Getenv
+		if got := a.home(); got != tt.want {
+			t.Errorf("uid %d: home %q, want %q", tt.uid, got, tt.want)
+		}
 	}
 }
