@@ -46,7 +46,7 @@ func TestCLIHostileHome(t *testing.T) {
 
 	// The PNG path is a symlink to /etc/shadow: refused, nothing begun.
 	out, code := e.run("mallory", "", envs[0], "enroll", "--qr=png", "~/qr.png")
-	if code != 1 || !strings.Contains(out, "/home/mallory/qr.png already exists") {
+	if code != 1 || !strings.Contains(out, "/home/mallory/qr.png is a symbolic link (to /etc/shadow)") {
 		t.Errorf("enroll --qr=png onto a symlink: exit %d\n%s", code, out)
 	}
 
@@ -64,10 +64,10 @@ func TestCLIHostileHome(t *testing.T) {
 	s.send(e.oathtool(otp.EncodeSecret(key.Secret)))
 	s.waitFor("Save them to a file?")
 	s.send("~/codes.txt")
-	s.waitFor("already exists")
+	s.waitFor("is a symbolic link")
 	s.send("")
 	out, code = s.wait()
-	if code != 0 || !strings.Contains(out, "/home/mallory/codes.txt already exists") {
+	if code != 0 || !strings.Contains(out, "/home/mallory/codes.txt is a symbolic link (to /etc/shadow): otpgate never writes through a symbolic link") {
 		t.Errorf("enroll: exit %d\n%s", code, out)
 	}
 	if st := e.status("mallory"); st.State != protocol.StateActive {

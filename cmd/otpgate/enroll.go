@@ -76,20 +76,15 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		return err
 	}
 	// Create the PNG file first: if the name is taken, nothing has
-	// changed yet.
-	var png *os.File
+	// changed yet. "~" is the home of whoever runs otpgate, not u's.
+	var png *secretFile
 	if o.pngOut != "" {
-		path, err := expandPath(o.pngOut, u.HomeDir)
-		if err != nil {
-			return err
-		}
-		if png, err = createSecretFile(path); err != nil {
+		if png, err = openNewSecretFile(o.pngOut, a.home()); err != nil {
 			return err
 		}
 		defer func() {
 			if png != nil {
-				png.Close()
-				os.Remove(png.Name())
+				png.discard()
 			}
 		}()
 	}
@@ -120,10 +115,10 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		}
 		f := png
 		png = nil
-		if err := finishSecretFile(f, data); err != nil {
+		if err := f.finish(data); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.stdout, "QR code written to %s (mode 0600). It contains the secret: delete it once the code is scanned.\n\n", clean(f.Name()))
+		fmt.Fprintf(a.stdout, "QR code written to %s (mode 0600). It contains the secret: delete it once the code is scanned.\n\n", clean(f.path))
 	} else if !o.noQR {
 		a.showQR(info.URI)
 	}
@@ -139,7 +134,7 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nTwo-factor authentication is now active for %s.\n", clean(name))
-	return a.showRecoveryCodes(name, u.HomeDir, codes.RecoveryCodes)
+	return a.showRecoveryCodes(name, codes.RecoveryCodes)
 }
 
 // withCode asks for a code and runs send with it, up to maxTries times
@@ -201,8 +196,9 @@ func (a *app) showKey(info *protocol.EnrollInfo) {
 }
 
 // showRecoveryCodes prints codes once, with a warning, and offers to save
-// them to a new file.
-func (a *app) showRecoveryCodes(name, home string, codes []string) error {
+// them to a new file; "~" in the path typed is the home of whoever runs
+// otpgate (the administrator's for admin enroll), not name's.
+func (a *app) showRecoveryCodes(name string, codes []string) error {
 	if len(codes) == 0 {
 		fmt.Fprintln(a.stdout, "No recovery codes were issued (enroll.recovery_codes is 0).")
 		return nil
@@ -214,11 +210,13 @@ func (a *app) showRecoveryCodes(name, home string, codes []string) error {
 		fmt.Fprintf(a.stdout, "    %s\n", clean(c))
 	}
 	fmt.Fprintln(a.stdout)
-	return a.offerSave(name, home, codes)
+	return a.offerSave(name, a.home(), codes)
 }
 
 // offerSave asks for a path to save the recovery codes to; an empty
-// answer (or closed stdin) skips. Existing files are never overwritten.
+// answer (or closed stdin) skips. "~" is expanded against home. Existing
+// files and symbolic links (in any component) are refused and the
+// question asked again.
 func (a *app) offerSave(name, home string, codes []string) error {
 	for try := 1; try <= maxTries; try++ {
 		answer, err := a.readLine("Save them to a file? Enter a path, or press Enter to skip: ", false)
@@ -229,10 +227,7 @@ func (a *app) offerSave(name, home string, codes []string) error {
 		if err != nil {
 			return err
 		}
-		path, err := expandPath(answer, home)
-		if err == nil {
-			err = writeSecretFile(path, recoveryFile(name, a.now(), codes))
-		}
+		path, err := writeSecretFile(answer, home, recoveryFile(name, a.now(), codes))
 		if err != nil {
 			a.errorf("%s", clean(err.Error()))
 			continue

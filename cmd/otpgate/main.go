@@ -171,6 +171,19 @@ func (a *app) self() (*user.User, error) {
 	return u, nil
 }
 
+// home returns the home directory of the account of the real uid, from
+// the password database (never $HOME), or "" if there is none. A "~" in a
+// path typed to otpgate means this directory, for every command: for
+// admin enroll it is the administrator's home, as a shell would expand
+// it, never the home of the user being enrolled.
+func (a *app) home() string {
+	u, err := a.self()
+	if err != nil {
+		return ""
+	}
+	return u.HomeDir
+}
+
 // requireRoot refuses admin commands for other users before the daemon
 // does, with a clearer message.
 func (a *app) requireRoot() error {

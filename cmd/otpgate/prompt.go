@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"unicode"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -66,58 +63,6 @@ func (a *app) readCode(prompt string) (string, error) {
 		return "", errors.New("no code entered")
 	}
 	return code, nil
-}
-
-// createSecretFile creates path for writing secrets: a new file (O_EXCL),
-// mode 0600, never through a symbolic link (O_NOFOLLOW).
-func createSecretFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("%s already exists: choose a new file name (otpgate never overwrites a file)", path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
-}
-
-// writeSecretFile creates path as createSecretFile does and writes data,
-// removing the file again if anything fails.
-func writeSecretFile(path string, data []byte) error {
-	f, err := createSecretFile(path)
-	if err != nil {
-		return err
-	}
-	return finishSecretFile(f, data)
-}
-
-// finishSecretFile writes data to f, syncs and closes it; on failure the
-// partial file is removed.
-func finishSecretFile(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
-// expandPath resolves "~/" against home (the account's home directory from
-// the password database, not $HOME) and makes path absolute.
-func expandPath(path, home string) (string, error) {
-	if path == "~" || strings.HasPrefix(path, "~/") {
-		if home == "" {
-			return "", errors.New("cannot expand ~: the account has no home directory")
-		}
-		path = filepath.Join(home, strings.TrimPrefix(path, "~"))
-	}
-	return filepath.Abs(path)
 }
 
 // clean makes text from the daemon or from files safe to print: control

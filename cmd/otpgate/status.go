@@ -217,7 +217,7 @@ func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintln(a.stdout, "Your old recovery codes no longer work.")
-	return a.showRecoveryCodes(u.Username, u.HomeDir, resp.RecoveryCodes)
+	return a.showRecoveryCodes(u.Username, resp.RecoveryCodes)
 }
 
 // selfCommand parses the flags of a command that acts on the caller's own

@@ -89,6 +89,9 @@ Flags:
   --qr=png FILE    write the QR code to FILE (a new file, mode 0600) instead
                    of drawing it; FILE contains the secret: delete it after use
 
+~ in FILE, and in a path typed to save the recovery codes, is your home.
+otpgate never writes through a symbolic link in any part of such a path.
+
 ` + exitCodesText,
 	"status": `Usage: otpgate status [--json]
 
@@ -219,6 +222,11 @@ Runs the enrollment for USER at this terminal, for an administrator who
 hands the QR code (or the PNG file) over to the user. The user's app must
 show the confirmation code. If USER is already enrolled, USER's current code
 is asked for, unless --force replaces the enrollment without one.
+
+~ in FILE, and in a path typed to save the recovery codes, is your own
+(root's) home, never USER's; the files stay root's, mode 0600, for you to
+hand over. otpgate never writes through a symbolic link in any part of
+such a path: a link in USER's home is refused, naming it.
 
 ` + exitCodesText,
 	"admin import": `Usage:
