@@ -125,6 +125,9 @@ dsn_file = %q
 timeout = "2s"
 [rate_limit]
 max_failures = %d
+# The fleet suite counts failures per user across servers, from one
+# address; the per-address limit is tested in daemon/source_test.go.
+per_source_max_failures = 0
 `, nd.socket, nd.stateDir, backend, dsnFile, fleetMaxFailures)
 		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)

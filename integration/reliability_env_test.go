@@ -53,6 +53,9 @@ request_timeout = "3s"
 max_failures = %d
 lockout = "1h"
 max_lockout = "2h"
+# These suites drive one user's failures from one address and count them
+# per user; the per-address limit is tested in daemon/source_test.go.
+per_source_max_failures = 0
 `, relSocket, relStateDir, logLevel, relConnCap, relMaxFailures)
 }
 

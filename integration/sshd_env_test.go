@@ -51,6 +51,9 @@ required_users = [%q]
 max_failures = %d
 lockout = "1h"
 max_lockout = "1h"
+# The suites count failures per user across entry points, all from one
+# address; the per-address limit is tested in daemon/source_test.go.
+per_source_max_failures = 0
 `, sshdSocket, sshdExempt, sshdRequired, policyExtra, sshdMaxFailed)
 }
 
@@ -111,13 +114,19 @@ func newSSHDEnv(t testing.TB, extra string) *sshdEnv {
 // newSSHDEnvPolicy is newSSHDEnv with extra lines in otpgated's [policy].
 func newSSHDEnvPolicy(t testing.TB, policyExtra, extra string) *sshdEnv {
 	t.Helper()
+	return newSSHDEnvDaemon(t, sshdDaemonConfigWith(policyExtra), extra)
+}
+
+// newSSHDEnvDaemon is newSSHDEnv with otpgated's whole configuration file.
+func newSSHDEnvDaemon(t testing.TB, daemonConfig, extra string) *sshdEnv {
+	t.Helper()
 	container.Require(t, "ssh", "ssh-keygen", "sftp", "oathtool", "timeout", "/usr/lib/openssh/sftp-server")
 	otpgated := container.Bin(t, "otpgated")
 	c := container.Start(t)
 	e := &sshdEnv{t: t, c: c, secrets: map[string]string{}}
 	c.MkdirAll(t, sshdWorkDir, 0o755)
 	c.MkdirAll(t, "/etc/otpgate", 0o755)
-	c.WriteFile(t, sshdDaemonConf, []byte(sshdDaemonConfigWith(policyExtra)), 0o644)
+	c.WriteFile(t, sshdDaemonConf, []byte(daemonConfig), 0o644)
 	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
 	c.Background(t, otpgated, "-config", sshdDaemonConf)
 	c.WaitForSocket(t, sshdSocket, 15*time.Second)
