@@ -14,8 +14,9 @@ const PAMDir = "/etc/pam.d"
 // The lines setup writes (docs/pam.md).
 const (
 	sshdPAMLines = "# otpgate setup sshd: '@include common-auth' replaced (sshd checked the key;\n" +
-		"# PAM asks only for the code; docs/pam.md). pam_permit lets in users who need no code.\n" +
-		"auth       required     pam_otpgate.so\n" +
+		"# PAM asks only for the code; docs/pam.md). pam_permit lets in users who need no code;\n" +
+		"# require_publickey refuses any login for which sshd verified no public key.\n" +
+		"auth       required     pam_otpgate.so require_publickey\n" +
 		"auth       required     pam_permit.so\n"
 	sudoPAMLine = "auth       required   pam_otpgate.so\n"
 )
@@ -92,7 +93,8 @@ func SudoPAMWant(service string) doctor.PAMWant {
 }
 
 // PlanSSHDPAM plans /etc/pam.d/<service> for sshd: its '@include
-// common-auth' line is replaced by 'auth required pam_otpgate.so' and
+// common-auth' line is replaced by 'auth required pam_otpgate.so
+// require_publickey' and
 // 'auth required pam_permit.so'; everything else stays. It returns nil
 // when the file already passes doctor's check. read reads the included
 // files (common-account, ...).

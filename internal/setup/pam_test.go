@@ -40,7 +40,7 @@ func testdataFile(t *testing.T, name string) string {
 
 // docsSSHDStack is docs/pam.md's /etc/pam.d/sshd.
 const docsSSHDStack = `# auth: the key was checked by sshd; PAM asks only for the code.
-auth required pam_otpgate.so
+auth required pam_otpgate.so require_publickey
 auth required pam_permit.so
 account required pam_nologin.so
 @include common-account
