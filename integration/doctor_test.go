@@ -164,9 +164,10 @@ type doctorCase struct {
 // alsoReported lists, per finding, the other findings the same mistake
 // rightly causes.
 var alsoReported = map[string][]string{
-	"socket-not-socket":           {"daemon-down"},           // the daemon was stopped to plant the file
-	"sshd-root-password":          {"sshd-password-pam"},     // password authentication is on
-	"admin-required-not-enrolled": {"required-not-enrolled"}, // the admin is a required user
+	"socket-not-socket":           {"daemon-down"},                   // the daemon was stopped to plant the file
+	"sshd-root-password":          {"sshd-password-pam"},             // password authentication is on
+	"admin-required-not-enrolled": {"required-not-enrolled"},         // the admin is a required user
+	"sshd-authmethods-any":        {"pam-require-publickey-unkeyed"}, // keyboard-interactive alone reaches the module
 }
 
 // TestDoctorFindings: one broken configuration per finding, each in its
