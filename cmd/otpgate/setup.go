@@ -403,13 +403,10 @@ func (s *setupRun) write() error {
 	if s.target == "sshd" {
 		return s.writeSSHD()
 	}
-	applied, err := setup.Apply(s.changes, s.a.now())
+	applied, err := s.applyFirst(s.changes)
 	if err != nil {
-		s.a.errorf("%v", err)
-		s.a.errorf("nothing is changed: the files already written were restored")
-		return errSilent
+		return err
 	}
-	s.printWritten(applied)
 	if problems := s.verifyPAM(); len(problems) > 0 {
 		return s.undo(problems, nil, applied)
 	}

@@ -41,13 +41,10 @@ func (s *setupRun) writeSSHD() error {
 			cfgChanges = append(cfgChanges, c)
 		}
 	}
-	cfg, err := setup.Apply(cfgChanges, s.a.now())
+	cfg, err := s.applyFirst(cfgChanges)
 	if err != nil {
-		s.a.errorf("%v", err)
-		s.a.errorf("nothing is changed: the files already written were restored")
-		return errSilent
+		return err
 	}
-	s.printWritten(cfg)
 	if problems := s.verifySSHD(); len(problems) > 0 {
 		return s.undo(problems, nil, cfg)
 	}
@@ -81,6 +78,20 @@ func (s *setupRun) writeSSHD() error {
   2. From a second terminal, log in with your key and a code; check that root still gets in the way shown above.
 Undo: restore the backups named above (and remove %s if it was new), then systemctl reload ssh.`, setup.SSHDDropIn)
 	return nil
+}
+
+// applyFirst writes the first changes of a run and names each file
+// written; when a write fails, Apply has restored the others and so
+// nothing is changed.
+func (s *setupRun) applyFirst(changes []*setup.Change) (*setup.Applied, error) {
+	applied, err := setup.Apply(changes, s.a.now())
+	if err != nil {
+		s.a.errorf("%v", err)
+		s.a.errorf("nothing is changed: the files already written were restored")
+		return nil, errSilent
+	}
+	s.printWritten(applied)
+	return applied, nil
 }
 
 // printWritten names each file written and its backup.
