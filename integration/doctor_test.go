@@ -31,7 +31,7 @@ Match User root
 `
 
 // doctorPAMSSHD is docs/pam.md's /etc/pam.d/sshd.
-const doctorPAMSSHD = `auth required pam_otpgate.so
+const doctorPAMSSHD = `auth required pam_otpgate.so require_publickey
 auth required pam_permit.so
 account required pam_nologin.so
 @include common-account
@@ -164,9 +164,10 @@ type doctorCase struct {
 // alsoReported lists, per finding, the other findings the same mistake
 // rightly causes.
 var alsoReported = map[string][]string{
-	"socket-not-socket":           {"daemon-down"},           // the daemon was stopped to plant the file
-	"sshd-root-password":          {"sshd-password-pam"},     // password authentication is on
-	"admin-required-not-enrolled": {"required-not-enrolled"}, // the admin is a required user
+	"socket-not-socket":           {"daemon-down"},                   // the daemon was stopped to plant the file
+	"sshd-root-password":          {"sshd-password-pam"},             // password authentication is on
+	"admin-required-not-enrolled": {"required-not-enrolled"},         // the admin is a required user
+	"sshd-authmethods-any":        {"pam-require-publickey-unkeyed"}, // keyboard-interactive alone reaches the module
 }
 
 // TestDoctorFindings: one broken configuration per finding, each in its
@@ -225,6 +226,12 @@ func TestDoctorFindings(t *testing.T) {
 		}},
 		{"fail=open on sshd", "pam-fail-open", doctor.Warning, "remove fail=open", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "pam_otpgate.so", "pam_otpgate.so fail=open", 1))
+		}},
+		{"sshd without require_publickey", "pam-no-require-publickey", doctor.Warning, "pam_otpgate.so require_publickey", "", func(t *testing.T, e *doctorEnv) {
+			e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, " require_publickey", "", 1))
+		}},
+		{"require_publickey in sudo", "pam-require-publickey-unkeyed", doctor.Error, "remove require_publickey", "", func(t *testing.T, e *doctorEnv) {
+			e.writePAMService("sudo", strings.Replace(doctorPAMSudo, "pam_otpgate.so", "pam_otpgate.so require_publickey", 1))
 		}},
 		{"common-auth kept in sshd", "pam-password-asked", doctor.Warning, "replace '@include common-auth'", "", func(t *testing.T, e *doctorEnv) {
 			e.writePAMService("sshd", "@include common-auth\n"+doctorPAMSSHD)
@@ -389,10 +396,13 @@ func TestDoctorPasswordThenCode(t *testing.T) {
 // a stack without pam_permit refuses users who need no code, and a console
 // that requires a code refuses an enrolled user while otpgated is down.
 func TestDoctorFindingsMatter(t *testing.T) {
+	// pamtester is not sshd: it sets no SSH_AUTH_INFO_0, so these stacks go
+	// without require_publickey.
+	stack := strings.Replace(doctorPAMSSHD, " require_publickey", "", 1)
 	t.Run("optional lets a wrong code in", func(t *testing.T) {
 		e := newDoctorEnv(t)
 		e.enroll("alice")
-		e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_otpgate.so", "auth optional pam_otpgate.so", 1))
+		e.writePAMService("sshd", strings.Replace(stack, "auth required pam_otpgate.so", "auth optional pam_otpgate.so", 1))
 		if r, _ := e.doctorRun(); !r.Has("pam-control") {
 			t.Fatalf("no pam-control finding:\n%s", describeReport(r))
 		}
@@ -404,14 +414,14 @@ func TestDoctorFindingsMatter(t *testing.T) {
 	t.Run("no pam_permit refuses users who need no code", func(t *testing.T) {
 		e := newDoctorEnv(t)
 		e.addUser("bob")
-		e.writePAMService("sshd", strings.Replace(doctorPAMSSHD, "auth required pam_permit.so\n", "", 1))
+		e.writePAMService("sshd", strings.Replace(stack, "auth required pam_permit.so\n", "", 1))
 		if r, _ := e.doctorRun(); !r.Has("pam-no-permit") {
 			t.Fatalf("no pam-no-permit finding:\n%s", describeReport(r))
 		}
 		if res := e.pamtester("", "sshd", "bob", ""); res.exit == 0 || strings.Contains(res.out, pamOK) {
 			t.Errorf("bob (not enrolled) without pam_permit: want a refusal, got exit %d:\n%s", res.exit, res.out)
 		}
-		e.writePAMService("sshd", doctorPAMSSHD)
+		e.writePAMService("sshd", stack)
 		if res := e.pamtester("", "sshd", "bob", ""); !strings.Contains(res.out, pamOK) {
 			t.Errorf("bob with the documented stack: want success, got exit %d:\n%s", res.exit, res.out)
 		}

@@ -47,6 +47,7 @@ printf '%s\n' "$ASKPASS_CODE"
 type pamSSHD struct {
 	*pamEnv
 	logins int
+	port   int // sshd's port; 0 is pamSSHDPort
 }
 
 // startSSHD writes the sshd configuration, a client key and the askpass
@@ -135,7 +136,7 @@ func (s *pamSSHD) loginOpts(user, key, code string, opts []string) sshResult {
 	args := []string{"ASKPASS_CODE=" + code, "ASKPASS_LOG=" + log,
 		"SSH_ASKPASS=" + pamWorkDir + "/askpass", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0",
 		"timeout", "-k", "5", "40",
-		"ssh", "-F", "/dev/null", "-p", fmt.Sprint(pamSSHDPort)}
+		"ssh", "-F", "/dev/null", "-p", fmt.Sprint(s.sshPort())}
 	args = append(args, opts...)
 	args = append(args, "-i", pamWorkDir+"/"+key, "-o", "IdentitiesOnly=yes",
 		"-o", "BatchMode=no", "-o", "NumberOfPasswordPrompts=1",
@@ -148,6 +149,14 @@ func (s *pamSSHD) loginOpts(user, key, code string, opts []string) sshResult {
 		s.t.Fatalf("ssh %s hung (%v, exit %d):\n%s", user, err, exit, out)
 	}
 	return r
+}
+
+// sshPort is the port the suite's ssh client connects to.
+func (s *pamSSHD) sshPort() int {
+	if s.port != 0 {
+		return s.port
+	}
+	return pamSSHDPort
 }
 
 // TestPAMSSHD logs in with the real OpenSSH client through a real sshd

@@ -81,7 +81,7 @@ PrintMotd no
 // pamSSHD is /etc/pam.d/sshd inside: common-auth replaced by the module and
 // pam_permit, as docs/pam.md says.
 const pamSSHD = `# otpgate demo: sshd checked the key; PAM asks only for the code.
-auth required pam_otpgate.so
+auth required pam_otpgate.so require_publickey
 auth required pam_permit.so
 @include common-account
 @include common-session

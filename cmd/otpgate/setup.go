@@ -390,6 +390,9 @@ func (s *setupRun) afterChecks() string {
 			c = append(c, "sshd -T -C user="+s.admin+",...")
 		}
 	}
+	if s.target == "sshd" {
+		c = append(c, "then (before any PAM file) the running sshd reloaded and asked on each address sshd -T names which methods it offers first (neither password nor keyboard-interactive may log in without a key)")
+	}
 	c = append(c, "that otpgate doctor finds no problem in the PAM services written")
 	return strings.Join(c, ", ")
 }
@@ -397,76 +400,58 @@ func (s *setupRun) afterChecks() string {
 // write applies the changes, checks the result and restores the backups
 // when a check fails.
 func (s *setupRun) write() error {
-	applied, err := setup.Apply(s.changes, s.a.now())
+	if s.target == "sshd" {
+		return s.writeSSHD()
+	}
+	applied, err := s.applyFirst(s.changes)
 	if err != nil {
-		s.a.errorf("%v", err)
-		s.a.errorf("nothing is changed: the files already written were restored")
-		return errSilent
+		return err
 	}
-	for _, w := range applied.Files {
-		if w.Backup != "" {
-			s.out("wrote %s (backup: %s)", w.Path, w.Backup)
-		} else {
-			s.out("wrote %s (new file)", w.Path)
-		}
-	}
-	if problems := s.verify(); len(problems) > 0 {
-		s.a.errorf("the new configuration does not work as intended:")
-		for _, p := range problems {
-			fmt.Fprintf(s.a.stderr, "  %s\n", p)
-		}
-		if err := applied.Rollback(); err != nil {
-			s.a.errorf("restoring the backups failed: %v", err)
-			return errSilent
-		}
-		s.a.errorf("restored every file as it was (the backups are kept); nothing is changed")
-		return errSilent
+	if problems := s.verifyPAM(); len(problems) > 0 {
+		return s.undo(problems, nil, applied)
 	}
 	s.out("\nChecked: %s.", s.afterChecks())
-	if s.target == "sshd" {
-		s.out(`Next:
-  1. Keep this root session open.
-  2. systemctl reload ssh
-  3. From a second terminal, log in with your key and a code; check that root still gets in the way shown above.
-Undo: restore the backups named above (and remove %s if it was new), then systemctl reload ssh.`, setup.SSHDDropIn)
-	} else {
-		s.out(`Next:
+	s.out(`Next:
   1. Keep this root session open.
   2. From a second terminal: sudo -k; sudo true (asks for your password, then a code).
 Undo: restore the backups named above.`)
-	}
 	return nil
 }
 
-// verify runs the checks after writing and returns what is wrong, with
-// the file and line that wins where it can tell.
-func (s *setupRun) verify() []string {
+// verifySSHD runs the checks of sshd_config after writing and returns
+// what is wrong, with the file and line that wins where it can tell.
+func (s *setupRun) verifySSHD() []string {
 	var problems []string
-	if s.target == "sshd" {
-		if out, err := s.runSSHD("-t"); err != nil {
-			return []string{"sshd -t: " + out}
+	if out, err := s.runSSHD("-t"); err != nil {
+		return []string{"sshd -t: " + out}
+	}
+	dirs, _ := setup.ParseSSHDConfig(setup.SSHDConfig, liveFiles())
+	for _, w := range s.sshdPlan.Wants {
+		eff, err := s.sshdT(w.User)
+		if err != nil {
+			problems = append(problems, err.Error())
+			continue
 		}
-		dirs, _ := setup.ParseSSHDConfig(setup.SSHDConfig, liveFiles())
-		for _, w := range s.sshdPlan.Wants {
-			eff, err := s.sshdT(w.User)
-			if err != nil {
-				problems = append(problems, err.Error())
-				continue
-			}
-			label := "sshd -T"
-			if w.User != "" {
-				label = "sshd -T -C user=" + w.User
-			}
-			for _, p := range setup.CheckSSHDT(w, eff.Get) {
-				problems = append(problems, fmt.Sprintf("%s: %s%s", label, p, winner(dirs, p, w.User)))
-			}
-			for _, f := range doctor.CheckSSHD(eff, w.User, label) {
-				if f.Severity != doctor.Info {
-					problems = append(problems, fmt.Sprintf("%s: %s (fix: %s)", label, f.Problem, f.Fix))
-				}
+		label := "sshd -T"
+		if w.User != "" {
+			label = "sshd -T -C user=" + w.User
+		}
+		for _, p := range setup.CheckSSHDT(w, eff.Get) {
+			problems = append(problems, fmt.Sprintf("%s: %s%s", label, p, winner(dirs, p, w.User)))
+		}
+		for _, f := range doctor.CheckSSHD(eff, w.User, label) {
+			if f.Severity != doctor.Info {
+				problems = append(problems, fmt.Sprintf("%s: %s (fix: %s)", label, f.Problem, f.Fix))
 			}
 		}
 	}
+	return problems
+}
+
+// verifyPAM runs doctor's checks of the PAM services written and returns
+// what is wrong.
+func (s *setupRun) verifyPAM() []string {
+	var problems []string
 	for _, c := range s.changes {
 		if filepath.Dir(c.Path) != setup.PAMDir {
 			continue

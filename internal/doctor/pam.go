@@ -401,6 +401,19 @@ func CheckPAMService(want PAMWant, entries []PAMEntry) []Finding {
 			Why:     "enroll_after_password tells otpgated that reaching the module proves the password; otherwise someone without the password could set up a new secret for the account at login (policy.enroll_on_login).",
 			Fix:     fmt.Sprintf("put 'auth requisite pam_unix.so' (or '@include common-auth', whose pam_deny line ends the stack) above %s in %s, or remove enroll_after_password.", e.Where, file)})
 	}
+	_, requirePK := e.Arg("require_publickey")
+	switch {
+	case requirePK && want.PasswordFirst:
+		out = append(out, Finding{ID: "pam-require-publickey-unkeyed", Severity: Error, Where: e.at(),
+			Problem: fmt.Sprintf("%s has require_publickey in %s, which does not start with a public key", ModuleName, svc),
+			Why:     "require_publickey refuses every login for which sshd verified no public key: sudo never has one, nor has an sshd login whose first method is a password or keyboard-interactive, so every login that reaches the module is refused.",
+			Fix:     fmt.Sprintf("remove require_publickey at %s; it belongs in sshd's stack under 'AuthenticationMethods publickey,keyboard-interactive'.", e.Where)})
+	case !requirePK && !want.PasswordFirst && pw < 0:
+		out = append(out, Finding{ID: "pam-no-require-publickey", Severity: Warning, Where: e.at(),
+			Problem: fmt.Sprintf("%s in %s does not check that sshd verified a public key (no require_publickey)", ModuleName, svc),
+			Why:     "this stack has no password module: whenever sshd offers a password or keyboard-interactive without a key (an sshd not yet reloaded after sshd_config changed, a drop-in read first), a user who is not enrolled logs in with any password, and an enrolled user with the current code typed as the password.",
+			Fix:     fmt.Sprintf("add require_publickey to the line at %s: 'auth required %s require_publickey'.", e.Where, ModuleName)})
+	}
 	switch {
 	case want.PasswordFirst && pw > otp:
 		out = append(out, Finding{ID: "pam-order", Severity: Warning, Where: auth[pw].at(),

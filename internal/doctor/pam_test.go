@@ -100,7 +100,7 @@ func TestLoadService(t *testing.T) {
 func TestCheckPAMService(t *testing.T) {
 	sshd := PAMWant{Service: "sshd", MissingSeverity: Error}
 	sudo := PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true}
-	docSSHD := "auth required pam_otpgate.so\nauth required pam_permit.so\n@include common-account\n"
+	docSSHD := "auth required pam_otpgate.so require_publickey\nauth required pam_permit.so\n@include common-account\n"
 	docSudo := "@include common-auth\nauth required pam_otpgate.so\n@include common-account\n"
 	tests := []struct {
 		name  string
@@ -115,14 +115,18 @@ func TestCheckPAMService(t *testing.T) {
 		{"module only as session", sshd, "auth required pam_permit.so\nsession required pam_otpgate.so\n", []string{"pam-not-auth"}},
 		{"optional", sshd, strings.Replace(docSSHD, "required pam_otpgate", "optional pam_otpgate", 1), []string{"pam-control"}},
 		{"sufficient then permit", sshd, strings.Replace(docSSHD, "required pam_otpgate", "sufficient pam_otpgate", 1), []string{"pam-control"}},
-		{"sufficient then deny", sshd, "auth sufficient pam_otpgate.so\nauth requisite pam_deny.so\nauth required pam_permit.so\n", nil},
-		{"bracket die", sshd, "auth [success=ok default=die] pam_otpgate.so\nauth required pam_permit.so\n", nil},
-		{"bracket auth_err ignore", sshd, "auth [success=ok auth_err=ignore default=bad] pam_otpgate.so\nauth required pam_permit.so\n", []string{"pam-control"}},
-		{"bracket without default", sshd, "auth [success=ok] pam_otpgate.so\nauth required pam_permit.so\n", []string{"pam-control"}},
+		{"sufficient then deny", sshd, "auth sufficient pam_otpgate.so require_publickey\nauth requisite pam_deny.so\nauth required pam_permit.so\n", nil},
+		{"bracket die", sshd, "auth [success=ok default=die] pam_otpgate.so require_publickey\nauth required pam_permit.so\n", nil},
+		{"bracket auth_err ignore", sshd, "auth [success=ok auth_err=ignore default=bad] pam_otpgate.so require_publickey\nauth required pam_permit.so\n", []string{"pam-control"}},
+		{"bracket without default", sshd, "auth [success=ok] pam_otpgate.so require_publickey\nauth required pam_permit.so\n", []string{"pam-control"}},
 		{"dash", sshd, "-" + docSSHD, []string{"pam-dash"}},
 		{"fail=open", sshd, strings.Replace(docSSHD, "pam_otpgate.so", "pam_otpgate.so fail=open", 1), []string{"pam-fail-open"}},
 		{"common-auth kept in sshd", sshd, "@include common-auth\n" + docSSHD, []string{"pam-password-asked"}},
-		{"no permit", sshd, "auth required pam_otpgate.so\n", []string{"pam-no-permit"}},
+		{"no permit", sshd, "auth required pam_otpgate.so require_publickey\n", []string{"pam-no-permit"}},
+		{"sshd without require_publickey", sshd, strings.Replace(docSSHD, " require_publickey", "", 1), []string{"pam-no-require-publickey"}},
+		{"sshd with a password module needs no require_publickey", sshd,
+			"@include common-auth\nauth required pam_otpgate.so\n", []string{"pam-password-asked"}},
+		{"require_publickey in sudo", sudo, strings.Replace(docSudo, "pam_otpgate.so", "pam_otpgate.so require_publickey", 1), []string{"pam-require-publickey-unkeyed"}},
 		{"code before password in sudo", sudo, "auth required pam_otpgate.so\n@include common-auth\n", []string{"pam-order"}},
 		{"enroll_after_password behind requisite pam_unix", sshd,
 			"auth requisite pam_unix.so\nauth required pam_otpgate.so enroll_after_password\nauth required pam_permit.so\n", []string{"pam-password-asked"}},

@@ -14,8 +14,9 @@ const PAMDir = "/etc/pam.d"
 // The lines setup writes (docs/pam.md).
 const (
 	sshdPAMLines = "# otpgate setup sshd: '@include common-auth' replaced (sshd checked the key;\n" +
-		"# PAM asks only for the code; docs/pam.md). pam_permit lets in users who need no code.\n" +
-		"auth       required     pam_otpgate.so\n" +
+		"# PAM asks only for the code; docs/pam.md). pam_permit lets in users who need no code;\n" +
+		"# require_publickey refuses any login for which sshd verified no public key.\n" +
+		"auth       required     pam_otpgate.so require_publickey\n" +
 		"auth       required     pam_permit.so\n"
 	sudoPAMLine = "auth       required   pam_otpgate.so\n"
 )
@@ -92,7 +93,8 @@ func SudoPAMWant(service string) doctor.PAMWant {
 }
 
 // PlanSSHDPAM plans /etc/pam.d/<service> for sshd: its '@include
-// common-auth' line is replaced by 'auth required pam_otpgate.so' and
+// common-auth' line is replaced by 'auth required pam_otpgate.so
+// require_publickey' and
 // 'auth required pam_permit.so'; everything else stays. It returns nil
 // when the file already passes doctor's check. read reads the included
 // files (common-account, ...).
@@ -119,8 +121,16 @@ func PlanSSHDPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 			otp = append(otp, i)
 		}
 	}
-	manual := "edit it by hand as docs/pam.md shows: no '@include common-auth', then 'auth required pam_otpgate.so' and 'auth required pam_permit.so'; keep the account, session and password lines"
+	manual := "edit it by hand as docs/pam.md shows: no '@include common-auth', then 'auth required pam_otpgate.so require_publickey' and 'auth required pam_permit.so'; keep the account, session and password lines"
 	switch {
+	case len(otp) == 1 && onlyFinding(problems, "pam-no-require-publickey"):
+		// A stack set up before require_publickey: add it to the line.
+		lines[otp[0]] = withArg(lines[otp[0]], "require_publickey")
+		out := []byte(strings.Join(lines, ""))
+		if p := pamProblems(want, out, read); len(p) > 0 {
+			return nil, &PAMError{Path: path, Problem: "after adding require_publickey doctor would still report: " + describe(p), Fix: manual}
+		}
+		return &Change{Path: path, Old: data, New: out, Mode: 0o644}, nil
 	case len(otp) > 0:
 		return nil, &PAMError{Path: path,
 			Problem: fmt.Sprintf("already uses %s (line %s) but not as setup writes it: %s", doctor.ModuleName, lineList(otp), describe(problems)),
@@ -227,4 +237,30 @@ func lineList(idx []int) string {
 		s = append(s, fmt.Sprint(i+1))
 	}
 	return strings.Join(s, ", ")
+}
+
+// onlyFinding reports whether every finding has the ID id.
+func onlyFinding(fs []doctor.Finding, id string) bool {
+	for _, f := range fs {
+		if f.ID != id {
+			return false
+		}
+	}
+	return len(fs) > 0
+}
+
+// withArg adds arg to a PAM line right after the pam_otpgate module name.
+func withArg(line, arg string) string {
+	at := 0
+	for _, f := range strings.Fields(line) {
+		i := strings.Index(line[at:], f) + at
+		at = i + len(f)
+		if strings.HasPrefix(f, "#") {
+			break
+		}
+		if filepath.Base(f) == doctor.ModuleName {
+			return line[:at] + " " + arg + line[at:]
+		}
+	}
+	return line
 }

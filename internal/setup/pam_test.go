@@ -40,7 +40,7 @@ func testdataFile(t *testing.T, name string) string {
 
 // docsSSHDStack is docs/pam.md's /etc/pam.d/sshd.
 const docsSSHDStack = `# auth: the key was checked by sshd; PAM asks only for the code.
-auth required pam_otpgate.so
+auth required pam_otpgate.so require_publickey
 auth required pam_permit.so
 account required pam_nologin.so
 @include common-account
@@ -72,6 +72,9 @@ func TestPlanSSHDPAM(t *testing.T) {
 			file: stock,
 			want: strings.Replace(stock, "@include common-auth\n", sshdPAMLines, 1)},
 		{name: "docs/pam.md's stack is already configured", file: docsSSHDStack},
+		{name: "a stack set up before require_publickey gets the argument",
+			file: strings.Replace(docsSSHDStack, "pam_otpgate.so require_publickey", "pam_otpgate.so debug # the code", 1),
+			want: strings.Replace(docsSSHDStack, "pam_otpgate.so require_publickey", "pam_otpgate.so require_publickey debug # the code", 1)},
 		{name: "no common-auth but a password module of its own is refused",
 			file:   "auth required pam_unix.so\n@include common-account\n",
 			errHas: []string{"/etc/pam.d/sshd", "no '@include common-auth'", "line 1", "fix: "}},

@@ -36,6 +36,10 @@ type options struct {
 	// PAM_AUTHTOK is set (the administrator made it requisite), so that
 	// policy.enroll_on_login may count it as the other factor.
 	enrollAfterPassword bool
+	// requirePublickey (require_publickey) refuses the login unless sshd
+	// verified a public key for it (SSH_AUTH_INFO_0 in the PAM
+	// environment): for sshd stacks that expect a key first.
+	requirePublickey bool
 	// debug logs each decision to syslog (never a code).
 	debug bool
 	// timeout bounds each daemon round trip (timeout=, seconds).
@@ -77,6 +81,8 @@ func parseArgs(args []string) (options, []string) {
 			o.debug = true
 		case name == "enroll_after_password" && !hasValue:
 			o.enrollAfterPassword = true
+		case name == "require_publickey" && !hasValue:
+			o.requirePublickey = true
 		case name == "timeout" && hasValue:
 			secs, err := strconv.Atoi(value)
 			if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxTimeout {

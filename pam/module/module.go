@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -119,6 +120,15 @@ func authenticate(s session, args []string) error {
 		}
 	}
 	lg.service, lg.rhost = base.Service, base.RHost
+	if opts.requirePublickey {
+		// Before otpgated is asked anything: no answer of it (not
+		// enrolled, exempt, remembered) and no fail=open may let a login
+		// through that sshd did not start with a verified key.
+		if why, ok := publickeyVerified(base.AuthInfo); !ok {
+			lg.error("require_publickey: %s; denying", why)
+			return fmt.Errorf("%w: pam_otpgate: require_publickey: %s", pam.ErrAuth, why)
+		}
+	}
 	if opts.enrollAfterPassword && passwordGiven(s) {
 		base.PriorFactor = protocol.PriorFactorPassword
 	}
@@ -339,4 +349,29 @@ func describe(resp *protocol.Response, err error) string {
 // wipe zeroes b.
 func wipe(b []byte) {
 	clear(b)
+}
+
+// publickeyVerified reports whether info, sshd's SSH_AUTH_INFO_0 (one line
+// per authentication method that succeeded before PAM, e.g. "publickey
+// ssh-ed25519 AAAA..."), holds a verified public key. When it does not,
+// why says what sshd reported instead, without the key material.
+func publickeyVerified(info string) (why string, ok bool) {
+	var methods []string
+	for _, line := range strings.Split(info, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		methods = append(methods, f[0])
+		if f[0] != "publickey" || len(f) < 3 || f[1] == "" {
+			continue
+		}
+		if _, err := base64.StdEncoding.DecodeString(f[2]); err == nil {
+			return "", true
+		}
+	}
+	if len(methods) == 0 {
+		return "sshd verified no public key for this login (SSH_AUTH_INFO_0 is empty or unset: a password or keyboard-interactive alone, or not sshd)", false
+	}
+	return fmt.Sprintf("sshd verified no public key for this login (SSH_AUTH_INFO_0 lists only: %s)", strings.Join(methods, ", ")), false
 }

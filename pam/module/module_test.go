@@ -34,6 +34,9 @@ func TestParseArgs(t *testing.T) {
 		{"enroll_after_password", []string{"enroll_after_password"},
 			options{socket: protocol.DefaultSocket, prompt: defaultPrompt, timeout: defaultTimeout, enrollAfterPassword: true}, 0},
 		{"enroll_after_password takes no value", []string{"enroll_after_password=yes"}, def, 1},
+		{"require_publickey", []string{"require_publickey"},
+			options{socket: protocol.DefaultSocket, prompt: defaultPrompt, timeout: defaultTimeout, requirePublickey: true}, 0},
+		{"require_publickey takes no value", []string{"require_publickey=no"}, def, 1},
 		{"golib is the loader's", []string{"golib=/usr/lib/otpgate/x.so"}, def, 0},
 		{"unknown arguments warn", []string{"nullok", "debug=1", "fail"}, def, 3},
 		{"relative socket is refused", []string{"socket=run/s"}, def, 1},
@@ -250,5 +253,101 @@ func TestCheckRemembered(t *testing.T) {
 	}
 	if got := pamStatus(errRemembered); got != int(pam.ErrAuthinfoUnavail) {
 		t.Errorf("pamStatus(errRemembered) = %d, want PAM_AUTHINFO_UNAVAIL", got)
+	}
+}
+
+func TestPublickeyVerified(t *testing.T) {
+	const key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOh3k8n0uX1cJ0V0WqQ6mYtZl4kq8s1R3xgk2nq9aO4b"
+	tests := []struct {
+		name, info string
+		ok         bool
+		why        string // a piece of the reason when !ok
+	}{
+		{"a verified key", key, true, ""},
+		{"a verified key with the trailing newline", key + "\n", true, ""},
+		{"a certificate", "publickey ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29t", true, ""},
+		{"the key before another method", key + "\nkeyboard-interactive/pam\n", true, ""},
+		{"unset or empty (password alone)", "", false, "SSH_AUTH_INFO_0 is empty or unset"},
+		{"blank lines only", "\n\n", false, "SSH_AUTH_INFO_0 is empty or unset"},
+		{"password only", "password\n", false, "lists only: password"},
+		{"keyboard-interactive only", "keyboard-interactive/pam\n", false, "lists only: keyboard-interactive/pam"},
+		{"hostbased is not a user key", "hostbased ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n", false, "lists only: hostbased"},
+		{"publickey without a key", "publickey\n", false, "lists only: publickey"},
+		{"publickey with a type only", "publickey ssh-ed25519\n", false, "lists only: publickey"},
+		{"publickey with a broken blob", "publickey ssh-ed25519 not*base64\n", false, "lists only: publickey"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			why, ok := publickeyVerified(tt.info)
+			if ok != tt.ok {
+				t.Fatalf("publickeyVerified(%q) = %v (%s), want %v", tt.info, ok, why, tt.ok)
+			}
+			if !ok && !strings.Contains(why, tt.why) {
+				t.Errorf("publickeyVerified(%q) says %q, want it to say %q", tt.info, why, tt.why)
+			}
+			if strings.Contains(why, "AAAA") {
+				t.Errorf("the reason carries key material: %q", why)
+			}
+		})
+	}
+}
+
+// fakeSession is a PAM transaction without libpam: items, environment and
+// a record of the prompts.
+type fakeSession struct {
+	user    string
+	items   map[pam.Item]string
+	env     map[string]string
+	prompts []string
+}
+
+func (f *fakeSession) GetUser(string) (string, error) { return f.user, nil }
+func (f *fakeSession) GetItem(i pam.Item) (string, error) {
+	return f.items[i], nil
+}
+func (f *fakeSession) GetEnv(name string) string { return f.env[name] }
+func (f *fakeSession) StartStringConv(_ pam.Style, prompt string) (pam.StringConvResponse, error) {
+	f.prompts = append(f.prompts, prompt)
+	return nil, errors.New("fakeSession: no conversation")
+}
+func (f *fakeSession) promptSecret(prompt string) ([]byte, error) {
+	f.prompts = append(f.prompts, prompt)
+	return nil, errors.New("fakeSession: no conversation")
+}
+func (f *fakeSession) setAuthtok([]byte) error { return nil }
+
+// TestRequirePublickeyFailsClosed runs authenticate against an otpgated
+// that cannot be reached, with fail=open: without require_publickey that
+// is PAM_IGNORE (the stack's pam_permit lets the login in); with it, a
+// login for which sshd verified no key is PAM_AUTH_ERR before otpgated is
+// asked anything, and one with a verified key reaches the daemon.
+func TestRequirePublickeyFailsClosed(t *testing.T) {
+	const key = "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOh3k8n0uX1cJ0V0WqQ6mYtZl4kq8s1R3xgk2nq9aO4b\n"
+	socket := "socket=" + t.TempDir() + "/absent.sock"
+	tests := []struct {
+		name     string
+		args     []string
+		authInfo string
+		want     int
+	}{
+		{"fail=open without the argument lets a password login through", []string{socket, "fail=open"}, "", int(pam.ErrIgnore)},
+		{"require_publickey refuses a password login", []string{socket, "fail=open", "require_publickey"}, "", int(pam.ErrAuth)},
+		{"require_publickey refuses keyboard-interactive alone", []string{socket, "fail=open", "require_publickey"}, "keyboard-interactive/pam\n", int(pam.ErrAuth)},
+		{"require_publickey with a verified key goes on to otpgated", []string{socket, "fail=open", "require_publickey"}, key, int(pam.ErrIgnore)},
+		{"require_publickey with a verified key, fail closed", []string{socket, "require_publickey"}, key, int(pam.ErrAuthinfoUnavail)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &fakeSession{user: "alice",
+				items: map[pam.Item]string{pam.Service: "sshd", pam.Rhost: "192.0.2.7", pam.Tty: "ssh"},
+				env:   map[string]string{"SSH_AUTH_INFO_0": tt.authInfo}}
+			err := authenticate(s, tt.args)
+			if got := pamStatus(err); got != tt.want {
+				t.Errorf("authenticate(%q) with SSH_AUTH_INFO_0=%q = %d (%v), want %d", tt.args, tt.authInfo, got, err, tt.want)
+			}
+			if len(s.prompts) != 0 {
+				t.Errorf("prompted %q", s.prompts)
+			}
+		})
 	}
 }
