@@ -32,6 +32,9 @@ type Server struct {
 	readKeys func(a *account) ([]byte, error)
 	// now is the clock for key expiry.
 	now func() time.Time
+	// dialForward connects a forwarded channel with the user's
+	// credentials (dialAsUser).
+	dialForward func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error)
 	// draw returns a uniform integer in [0, n) for max_startups' random
 	// early drop; tests replace it.
 	draw func(n int) int
@@ -73,6 +76,9 @@ func New(cfg *Config, signers []ssh.Signer, log *slog.Logger, level *slog.LevelV
 		readKeys:  defaultReadKeys,
 		now:       time.Now,
 		draw:      rand.IntN,
+		dialForward: func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error) {
+			return dialAsUser(ctx, selfExe, cred, addr)
+		},
 		perSource: map[string]int{},
 		conns:     map[*conn]struct{}{},
 	}
@@ -271,7 +277,7 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	}
 	go ssh.DiscardRequests(reqs)
 
-	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log}
+	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log, dial: s.dialForward}
 	var wg sync.WaitGroup
 	var sessions atomic.Int32
 	for nch := range chans {
