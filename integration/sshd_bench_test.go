@@ -45,7 +45,7 @@ LogLevel ERROR
 //
 // Run: go test -tags integration -run '^$' -bench SSHDLogin -benchtime 40x ./integration
 func BenchmarkSSHDLogin(b *testing.B) {
-	e := newSSHDEnv(b, "log_level = \"info\"\nmax_startups = 100\nper_source_max_startups = 0\n")
+	e := newSSHDEnv(b, "log_level = \"info\"\nmax_startups = \"100:30:1000\"\nper_source_max_startups = 0\n")
 	e.addUser(sshdExempt)
 	c := e.c
 	c.MkdirAll(b, "/run/sshd", 0o755)

@@ -65,6 +65,9 @@ type authenticator struct {
 	log     *slog.Logger
 	now     func() time.Time
 	preauth ssh.ServerPreAuthConn
+	// handshakeDone, if set, is called once the version exchange and the
+	// first key exchange are over and the client asked for authentication.
+	handshakeDone func()
 	// readKeys reads a user's authorized_keys; a seam for tests that
 	// cannot create files owned by other users.
 	readKeys func(a *account) ([]byte, error)
@@ -80,9 +83,14 @@ func (a *authenticator) serverConfig(signers []ssh.Signer) *ssh.ServerConfig {
 		MaxAuthTries:              a.cfg.MaxAuthTries,
 		PublicKeyCallback:         a.publicKey,
 		VerifiedPublicKeyCallback: a.verifiedKey,
-		PreAuthConnCallback:       func(c ssh.ServerPreAuthConn) { a.preauth = c },
-		AuthLogCallback:           a.authLog,
-		ServerVersion:             "SSH-2.0-otpgate",
+		PreAuthConnCallback: func(c ssh.ServerPreAuthConn) {
+			a.preauth = c
+			if a.handshakeDone != nil {
+				a.handshakeDone()
+			}
+		},
+		AuthLogCallback: a.authLog,
+		ServerVersion:   "SSH-2.0-otpgate",
 		// SHA-1 RSA signatures and DSA keys are refused, as in OpenSSH 8.8+.
 		PublicKeyAuthAlgorithms: []string{
 			ssh.KeyAlgoED25519, ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256,

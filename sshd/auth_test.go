@@ -531,7 +531,7 @@ func TestGraceTimeMidHandshake(t *testing.T) {
 func TestMaxStartups(t *testing.T) {
 	key := newSigner(t)
 	e := startServer(t, []string{authorizedLine(key, "")}, func(c *Config) {
-		c.MaxStartups = 3
+		c.MaxStartups = Startups{Start: 3, Rate: 100, Full: 3} // a hard cap
 		c.PerSourceMaxStartups = 2
 		c.LoginGraceTime = Duration{Duration: 2 * time.Second}
 	})

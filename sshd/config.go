@@ -23,6 +23,9 @@ const DefaultConfigPath = "/etc/otpgate/config.toml"
 // connections after SIGHUP; the others need a restart.
 type Config = config.SSHD
 
+// Startups is sshd.max_startups, "start:rate:full".
+type Startups = config.Startups
+
 // Duration is a time.Duration written in TOML as a string such as "30s".
 type Duration = config.Duration
 
@@ -62,11 +65,14 @@ func Validate(c *Config) error {
 	if c.MaxAuthTries < 1 || c.MaxAuthTries > 100 {
 		return errors.New("sshd.max_auth_tries must be 1 to 100")
 	}
-	if c.MaxStartups < 1 || c.MaxStartups > 100000 {
-		return errors.New("sshd.max_startups must be 1 to 100000")
+	if c.HandshakeTimeout.Duration < time.Second || c.HandshakeTimeout.Duration > time.Hour {
+		return errors.New("sshd.handshake_timeout must be between 1s and 1h")
 	}
-	if c.PerSourceMaxStartups < 0 || c.PerSourceMaxStartups > c.MaxStartups {
-		return errors.New("sshd.per_source_max_startups must be 0 to max_startups")
+	if err := c.MaxStartups.Check(); err != nil {
+		return fmt.Errorf("sshd.max_startups %q: %w", c.MaxStartups, err)
+	}
+	if c.PerSourceMaxStartups < 0 || c.PerSourceMaxStartups > c.MaxStartups.Full {
+		return fmt.Errorf("sshd.per_source_max_startups must be 0 to the full value of max_startups (%d)", c.MaxStartups.Full)
 	}
 	if c.ClientAliveInterval.Duration < 0 {
 		return errors.New("sshd.client_alive_interval must not be negative")

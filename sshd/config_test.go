@@ -36,7 +36,8 @@ socket = "/run/elsewhere.sock"
 [sshd]
 listen = "127.0.0.1:2200"
 login_grace_time = "10s"
-max_startups = 20
+handshake_timeout = "5s"
+max_startups = "5:50:60"
 allow_tcp_forwarding = true
 permit_open = ["localhost:22", "*:443"]
 accept_env = ["LANG"]
@@ -52,7 +53,8 @@ default = "required"
 	want := DefaultConfig()
 	want.Listen = "127.0.0.1:2200"
 	want.LoginGraceTime = Duration{Duration: 10 * time.Second}
-	want.MaxStartups = 20
+	want.HandshakeTimeout = Duration{Duration: 5 * time.Second}
+	want.MaxStartups = Startups{Start: 5, Rate: 50, Full: 60}
 	want.AllowTCPForwarding = true
 	want.PermitOpen = []string{"localhost:22", "*:443"}
 	want.AcceptEnv = []string{"LANG"}
@@ -60,6 +62,34 @@ default = "required"
 	want.Socket = "/run/elsewhere.sock" // daemon.socket
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("got  %+v\nwant %+v", *c, want)
+	}
+}
+
+// TestLoadConfigBareMaxStartups: the bare integer of earlier versions
+// still loads, as "N:30:10N" (the default's proportions), and is marked so
+// that the server can say so.
+func TestLoadConfigBareMaxStartups(t *testing.T) {
+	tests := []struct {
+		text string
+		want Startups
+	}{
+		{"max_startups = 10", Startups{Start: 10, Rate: 30, Full: 100, Bare: true}},
+		{"max_startups = 1", Startups{Start: 1, Rate: 30, Full: 10, Bare: true}},
+		{"max_startups = 50000", Startups{Start: 50000, Rate: 30, Full: 100000, Bare: true}},
+		{`max_startups = "10:30:100"`, Startups{Start: 10, Rate: 30, Full: 100}},
+		{`max_startups = "3:100:3"`, Startups{Start: 3, Rate: 100, Full: 3}},
+		{`max_startups = " 4 : 20 : 8 "`, Startups{Start: 4, Rate: 20, Full: 8}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			c, err := LoadConfig(writeFile(t, "[sshd]\n"+tt.text+"\nper_source_max_startups = 1\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MaxStartups != tt.want {
+				t.Errorf("got %+v, want %+v", c.MaxStartups, tt.want)
+			}
+		})
 	}
 }
 
@@ -82,7 +112,17 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "unknown key", text: "[daemon]\nx = 1\n\n[sshd]\nlisten = \":22\"\nlisten_adress = \":2\"\n", want: ":6: unknown key \"sshd.listen_adress\""},
 		{name: "unknown subtable", text: "[sshd]\n[sshd.extra]\na = 1\n", want: ":2: unknown table \"sshd.extra\""},
 		{name: "dotted unknown key", text: "sshd.bogus = true\n", want: ":1: unknown key \"sshd.bogus\""},
-		{name: "wrong type", text: "[sshd]\nmax_startups = \"ten\"\n", want: ":2: key \"sshd.max_startups\": expected an integer"},
+		{name: "wrong type", text: "[sshd]\nmax_startups = true\n", want: `:2: key "sshd.max_startups": expected a string "start:rate:full" such as "10:30:100", got a boolean`},
+		{name: "max_startups not a number", text: "[sshd]\nmax_startups = \"ten\"\n", want: `:2: key "sshd.max_startups": invalid value "ten": expected "start:rate:full" such as "10:30:100"`},
+		{name: "max_startups two parts", text: "[sshd]\n\nmax_startups = \"10:30\"\n", want: `:3: key "sshd.max_startups": invalid value "10:30": expected "start:rate:full"`},
+		{name: "max_startups bad part", text: "[sshd]\nmax_startups = \"10:x:100\"\n", want: `:2: key "sshd.max_startups": invalid value "10:x:100": "x" is not a whole number`},
+		{name: "max_startups zero rate", text: "[sshd]\nmax_startups = \"10:0:100\"\n", want: `:2: key "sshd.max_startups": invalid value "10:0:100": rate must be a percentage between 1 and 100, got 0`},
+		{name: "max_startups rate over 100", text: "[sshd]\nmax_startups = \"10:101:100\"\n", want: "rate must be a percentage between 1 and 100, got 101"},
+		{name: "max_startups full below start", text: "[sshd]\nmax_startups = \"50:30:10\"\n", want: `:2: key "sshd.max_startups": invalid value "50:30:10": full (10) must be at least start (50)`},
+		{name: "max_startups zero start", text: "[sshd]\nmax_startups = \"0:30:10\"\n", want: "start must be at least 1, got 0"},
+		{name: "max_startups too large", text: "[sshd]\nmax_startups = \"10:30:100001\"\n", want: "full must be at most 100000, got 100001"},
+		{name: "max_startups bare zero", text: "[sshd]\nmax_startups = 0\n", want: `:2: key "sshd.max_startups": must be between 1 and 100000, got 0`},
+		{name: "zero handshake timeout", text: "[sshd]\nhandshake_timeout = \"0s\"\n", want: "sshd.handshake_timeout must be between 1s and 1h"},
 		{name: "bad duration", text: "[sshd]\n\nlogin_grace_time = \"soon\"\n", want: ":3:"},
 		{name: "syntax", text: "[sshd\n", want: "to end table name"},
 		{name: "zero grace", text: "[sshd]\nlogin_grace_time = \"0s\"\n", want: "sshd.login_grace_time"},
@@ -90,7 +130,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "relative key dir", text: "[sshd]\nhost_key_dir = \"keys\"\n", want: "sshd.host_key_dir"},
 		{name: "bad permit_open", text: "[sshd]\npermit_open = [\"host\"]\n", want: "sshd.permit_open"},
 		{name: "bad accept_env", text: "[sshd]\naccept_env = [\"A=B\"]\n", want: "sshd.accept_env"},
-		{name: "per-source above global", text: "[sshd]\nmax_startups = 2\nper_source_max_startups = 3\n", want: "sshd.per_source_max_startups"},
+		{name: "per-source above global", text: "[sshd]\nmax_startups = \"2:30:2\"\nper_source_max_startups = 3\n", want: "sshd.per_source_max_startups must be 0 to the full value of max_startups (2)"},
 		{name: "bad listen", text: "[sshd]\nlisten = \"nowhere\"\n", want: "sshd.listen"},
 		{name: "bad log level", text: "[sshd]\nlog_level = \"loud\"\n", want: "sshd.log_level"},
 		{name: "relative sftp server", text: "[sshd]\nsftp_server = \"sftp-server\"\n", want: "sshd.sftp_server"},

@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -41,9 +42,9 @@ func (u *userConn) forwardAllowed(host string, port uint32) bool {
 	return true
 }
 
-// handleDirectTCPIP serves ssh -J, -W and -L: it connects to the
-// requested destination (as root, so only after the policy allowed it) and
-// copies both ways.
+// handleDirectTCPIP serves ssh -J, -W and -L: once the policy allows the
+// destination, it connects to it as the user (see dialAsUser) and copies
+// both ways.
 func (u *userConn) handleDirectTCPIP(nch ssh.NewChannel) {
 	var m directTCPIPMsg
 	if err := ssh.Unmarshal(nch.ExtraData(), &m); err != nil {
@@ -56,7 +57,13 @@ func (u *userConn) handleDirectTCPIP(nch ssh.NewChannel) {
 		nch.Reject(ssh.Prohibited, "administratively prohibited")
 		return
 	}
-	dst, err := net.DialTimeout("tcp", net.JoinHostPort(m.DestAddr, strconv.FormatUint(uint64(m.DestPort), 10)), dialTimeout)
+	cred, err := u.acct.credential()
+	if err != nil {
+		log.Error("forwarding refused: user credentials", "err", err)
+		nch.Reject(ssh.ConnectionFailed, "connect failed")
+		return
+	}
+	dst, err := u.dial(context.Background(), cred, net.JoinHostPort(m.DestAddr, strconv.FormatUint(uint64(m.DestPort), 10)))
 	if err != nil {
 		log.Info("forwarding failed", "err", err)
 		nch.Reject(ssh.ConnectionFailed, "connect failed")

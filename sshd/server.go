@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -31,6 +32,12 @@ type Server struct {
 	readKeys func(a *account) ([]byte, error)
 	// now is the clock for key expiry.
 	now func() time.Time
+	// dialForward connects a forwarded channel with the user's
+	// credentials (dialAsUser).
+	dialForward func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error)
+	// draw returns a uniform integer in [0, n) for max_startups' random
+	// early drop; tests replace it.
+	draw func(n int) int
 
 	nextID atomic.Uint64
 
@@ -68,6 +75,10 @@ func New(cfg *Config, signers []ssh.Signer, log *slog.Logger, level *slog.LevelV
 		newDaemon: func(cfg *Config) daemonClient { return &protocol.Client{Socket: cfg.Socket} },
 		readKeys:  defaultReadKeys,
 		now:       time.Now,
+		draw:      rand.IntN,
+		dialForward: func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error) {
+			return dialAsUser(ctx, selfExe, cred, addr)
+		},
 		perSource: map[string]int{},
 		conns:     map[*conn]struct{}{},
 	}
@@ -84,6 +95,10 @@ func (s *Server) Reload(cfg *Config) {
 		if old.Listen != c.Listen || old.HostKeyDir != c.HostKeyDir || strings.Join(old.HostKeyTypes, ",") != strings.Join(c.HostKeyTypes, ",") {
 			s.log.Warn("listen and host key settings change only on restart")
 		}
+	}
+	if c.MaxStartups.Bare {
+		s.log.Warn(fmt.Sprintf("sshd.max_startups = %d is read as %q (start:rate:full); write that string to keep it, "+
+			"or another: a bare number no longer means a hard cap", c.MaxStartups.Start, c.MaxStartups.String()))
 	}
 	if s.level != nil {
 		if l, err := parseLogLevel(c.LogLevel); err == nil {
@@ -161,7 +176,8 @@ func sourceKey(addr net.Addr) string {
 	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-// admit applies MaxStartups and starts serving nc, or closes it at once.
+// admit applies max_startups and per_source_max_startups (see
+// shouldDrop) and starts serving nc, or closes it at once.
 func (s *Server) admit(nc net.Conn) {
 	cfg := s.cfg.Load()
 	src := sourceKey(nc.RemoteAddr())
@@ -171,9 +187,11 @@ func (s *Server) admit(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if s.startups >= cfg.MaxStartups || cfg.PerSourceMaxStartups > 0 && s.perSource[src] >= cfg.PerSourceMaxStartups {
+	n, held := s.startups, s.perSource[src]
+	if drop, why := shouldDrop(cfg.MaxStartups, cfg.PerSourceMaxStartups, n, held, s.draw); drop {
 		s.mu.Unlock()
-		s.log.Warn("connection dropped: too many unauthenticated connections", "remote", nc.RemoteAddr().String())
+		s.log.Warn("connection dropped: too many unauthenticated connections", "remote", nc.RemoteAddr().String(),
+			"reason", why, "unauthenticated", n, "from_source", held)
 		nc.Close()
 		return
 	}
@@ -214,8 +232,21 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 		log.Info("login grace time exceeded; closing")
 		c.nc.Close()
 	})
-	a := &authenticator{cfg: cfg, daemon: s.newDaemon(cfg), log: log, now: s.now, readKeys: s.readKeys}
+	// The version string and the first key exchange have a deadline of
+	// their own, so that a connection that never gets that far holds its
+	// unauthenticated slot briefly (the grace time covers the rest).
+	stopHandshake := func() {}
+	if cfg.HandshakeTimeout.Duration < cfg.LoginGraceTime.Duration {
+		t := time.AfterFunc(cfg.HandshakeTimeout.Duration, func() {
+			log.Info("handshake timeout exceeded; closing")
+			c.nc.Close()
+		})
+		stopHandshake = func() { t.Stop() }
+	}
+	a := &authenticator{cfg: cfg, daemon: s.newDaemon(cfg), log: log, now: s.now, readKeys: s.readKeys,
+		handshakeDone: stopHandshake}
 	sc, chans, reqs, err := ssh.NewServerConn(c.nc, a.serverConfig(s.signers))
+	stopHandshake()
 	expired := !grace.Stop()
 	s.releaseStartup(src)
 	if err != nil {
@@ -246,7 +277,7 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	}
 	go ssh.DiscardRequests(reqs)
 
-	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log}
+	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log, dial: s.dialForward}
 	var wg sync.WaitGroup
 	var sessions atomic.Int32
 	for nch := range chans {

@@ -1,6 +1,7 @@
 package sshd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,8 @@ type userConn struct {
 	acct  *account
 	perms *ssh.Permissions
 	log   *slog.Logger
+	// dial connects a forwarded channel with the user's credentials.
+	dial func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error)
 }
 
 // RFC 4254 request payloads.

@@ -44,6 +44,11 @@ sshd.shutdown_timeout, then close them and exit.
 `
 
 func main() {
+	// The server re-executes itself, with a user's credentials, to connect
+	// forwarded channels as that user.
+	if code, ok := sshd.RunHelper(os.Args); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 

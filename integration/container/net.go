@@ -28,6 +28,13 @@ const pollInterval = 5 * time.Millisecond
 // For TCP and UDP the socket is created on an OS thread that has entered the
 // container's network namespace; that thread is discarded afterwards.
 func (c *Container) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return c.DialFromContext(ctx, network, nil, addr)
+}
+
+// DialFromContext is DialContext from the local address laddr inside the
+// container (nil: any), e.g. &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}
+// to come from another loopback address. laddr is ignored for "unix".
+func (c *Container) DialFromContext(ctx context.Context, network string, laddr net.Addr, addr string) (net.Conn, error) {
 	if !c.Alive() {
 		return nil, errClosed
 	}
@@ -64,7 +71,7 @@ func (c *Container) DialContext(ctx context.Context, network, addr string) (net.
 			ch <- result{err: fmt.Errorf("container: enter network namespace: %w", err)}
 			return
 		}
-		var d net.Dialer
+		d := net.Dialer{LocalAddr: laddr}
 		conn, err := d.DialContext(ctx, network, addr)
 		ch <- result{conn, err}
 	}()

@@ -109,7 +109,8 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			Socket:               "/run/otpgate-test/otpgated.sock", // daemon.socket
 			LoginGraceTime:       config.Duration{Duration: 20 * time.Second},
 			MaxAuthTries:         3,
-			MaxStartups:          50,
+			HandshakeTimeout:     config.Duration{Duration: 5 * time.Second},
+			MaxStartups:          config.Startups{Start: 20, Rate: 50, Full: 200},
 			PerSourceMaxStartups: 5,
 			ClientAliveInterval:  config.Duration{Duration: 30 * time.Second},
 			ClientAliveCountMax:  4,
@@ -136,11 +137,12 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 }
 
 // eachLeaf calls f with the Go path and the values of every field of a and
-// b, descending into the sections but not into Duration.
+// b, descending into the sections but not into Duration or Startups (one
+// key each).
 func eachLeaf(a, b reflect.Value, prefix string, f func(name string, a, b any)) {
 	for i := range a.NumField() {
 		name := prefix + a.Type().Field(i).Name
-		if a.Field(i).Kind() == reflect.Struct && a.Field(i).Type() != reflect.TypeFor[config.Duration]() {
+		if t := a.Field(i).Type(); a.Field(i).Kind() == reflect.Struct && t != reflect.TypeFor[config.Duration]() && t != reflect.TypeFor[config.Startups]() {
 			eachLeaf(a.Field(i), b.Field(i), name+".", f)
 			continue
 		}

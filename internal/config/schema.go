@@ -20,6 +20,7 @@ const (
 	kindDuration
 	kindStrings
 	kindBool
+	kindStartups
 )
 
 // field is one key the file may set.
@@ -61,6 +62,8 @@ func kindOf(t reflect.Type) kind {
 	switch {
 	case t == reflect.TypeFor[Duration]():
 		return kindDuration
+	case t == reflect.TypeFor[Startups]():
+		return kindStartups
 	case t.Kind() == reflect.Struct:
 		return kindTable
 	case t.Kind() == reflect.String:
@@ -92,6 +95,8 @@ func (k kind) expected() string {
 		return `a duration string such as "90s", "5m" or "1h30m"`
 	case kindBool:
 		return "true or false"
+	case kindStartups:
+		return `a string "start:rate:full" such as "10:30:100"`
 	default:
 		return "an array of strings"
 	}
@@ -159,6 +164,19 @@ func (f field) check(typ string, v any) string {
 	case kindDuration:
 		if s, isString := v.(string); isString {
 			if _, err := parseDuration(s); err != nil {
+				return err.Error()
+			}
+			return ""
+		}
+	case kindStartups:
+		switch v := v.(type) {
+		case string:
+			if _, err := ParseStartups(v); err != nil {
+				return err.Error()
+			}
+			return ""
+		case int64:
+			if _, err := startupsFromInt(v); err != nil {
 				return err.Error()
 			}
 			return ""
