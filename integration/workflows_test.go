@@ -412,3 +412,106 @@ func TestWorkflowsOtpgateSSHD(t *testing.T) {
 		},
 	}, false)
 }
+
+// wfTerminal is a real terminal (a tmux pane) with a shell of user.
+type wfTerminal struct {
+	t    *testing.T
+	c    *container.Container
+	user string
+}
+
+func (p *wfTerminal) tmux(args ...string) string {
+	p.t.Helper()
+	cmd := p.c.CommandAs(p.user, "tmux", args...)
+	cmd.Env = mergeEnv(cmd.Env, []string{"TERM=xterm-256color"})
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// waitCount waits until the screen shows want n times, and returns it.
+func (p *wfTerminal) waitCount(want string, n int) string {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out := p.tmux("capture-pane", "-p", "-J", "-t", "wf", "-S", "-")
+		if strings.Count(out, want) >= n {
+			return out
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("timed out waiting for %q (%d times) in the terminal:\n%s", want, n, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// typeLine types s and Enter.
+func (p *wfTerminal) typeLine(s string) {
+	p.t.Helper()
+	p.tmux("send-keys", "-t", "wf", "-l", s)
+	p.tmux("send-keys", "-t", "wf", "Enter")
+}
+
+// TestWorkflowsSudo runs the sudo recipe of docs/workflows.md in a real
+// terminal: sudo -v asks for the password and a code, sudo then runs
+// without either while the timestamp lasts, and after sudo -k both are
+// asked again.
+func TestWorkflowsSudo(t *testing.T) {
+	container.Require(t, "sudo", "tmux", "chpasswd")
+	e := newPAMEnv(t)
+	e.writePAMService("sudo", pamSudoStack)
+	e.enroll(wfPerson)
+	e.setPassword(wfPerson, pamSudoPassword)
+	// Debian's sudo defaults: a 15-minute timestamp per terminal.
+	e.c.WriteFile(t, "/etc/sudoers.d/workflows", []byte(wfPerson+" ALL=(ALL:ALL) ALL\n"), 0o440)
+	term := &wfTerminal{t: t, c: e.c, user: wfPerson}
+	term.tmux("new-session", "-d", "-s", "wf", "-x", "200", "-y", "50", "env PS1='$ ' bash --norc -i")
+	const passwordPrompt = "[sudo] password for " + wfPerson + ":"
+	// run types a documented line followed, on the same line, by a
+	// marker the shell prints once the line is done (sudo relays its
+	// terminal while it runs, so nothing is typed ahead); the typed text
+	// shows "$((n+1))", not the sum.
+	marks := 0
+	run := func(line string) {
+		marks++
+		term.typeLine(fmt.Sprintf("%s; echo WF-MARK-$((%d+1))", line, marks-1))
+	}
+	done := func() string {
+		return term.waitCount(fmt.Sprintf("WF-MARK-%d\n", marks), 1)
+	}
+	code := func(offset int) string {
+		at := fmt.Sprintf("--now=@%d", time.Now().Unix()+int64(offset*30))
+		return strings.TrimSpace(e.c.Run(t, "oathtool", "--totp", at, "-b", e.secrets[wfPerson]))
+	}
+	term.waitCount("$ ", 1)
+
+	run(wfSudoValidate)
+	term.waitCount(passwordPrompt, 1)
+	term.typeLine(pamSudoPassword)
+	term.waitCount(pamCodePrompt, 1)
+	term.typeLine(code(0))
+	done()
+
+	run(wfSudoID)
+	screen := done()
+	if strings.Count(screen, "uid=0(root)") != 1 {
+		t.Fatalf("%s within the timestamp did not run as root:\n%s", wfSudoID, screen)
+	}
+	if n := strings.Count(screen, passwordPrompt) + strings.Count(screen, pamCodePrompt); n != 2 {
+		t.Fatalf("%s within the timestamp asked again (%d prompts in all, want 2):\n%s", wfSudoID, n, screen)
+	}
+
+	run(wfSudoKill)
+	done()
+	run(wfSudoID)
+	term.waitCount(passwordPrompt, 2)
+	term.typeLine(pamSudoPassword)
+	term.waitCount(pamCodePrompt, 2)
+	// The code of the next step: the first one has been used.
+	term.typeLine(code(1))
+	if screen := done(); strings.Count(screen, "uid=0(root)") != 2 {
+		t.Fatalf("%s after %s did not run as root:\n%s", wfSudoID, wfSudoKill, screen)
+	}
+}
