@@ -233,6 +233,10 @@ type wfServer struct {
 	// keyboard-interactive round (OpenSSH with AuthenticationMethods
 	// publickey,keyboard-interactive).
 	exemptNeedsKbdInt bool
+	// audit returns the log that records each login's second factor,
+	// and exempt is what it says of an exempt account's login.
+	audit  func() string
+	exempt string
 }
 
 // wfRecoveryCodes returns n fresh recovery codes (xxxx-xxxx-xxxx).
@@ -368,7 +372,26 @@ func wfScenarios(t *testing.T, s wfServer, withJump bool) {
 		if r := deploy.run(wfAnsiblePing, ""); r.exit != 0 {
 			t.Fatalf("%s as the enrolled exempt %s: exit %d\n%s", wfAnsiblePing, wfService, r.exit, r.out)
 		}
+		// Every exempt login is audited as such (the log arrives
+		// through a pipe, a little after the login).
+		deadline := time.Now().Add(10 * time.Second)
+		for !wfAudited(s.audit(), wfService, s.exempt) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line for %s with %q:\n%s", wfService, s.exempt, s.audit())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
+}
+
+// wfAudited reports whether a line of log names user and says what.
+func wfAudited(log, user, what string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "user="+user+" ") && strings.Contains(line, what) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestWorkflowsOpenSSH runs docs/workflows.md against OpenSSH with
@@ -391,6 +414,8 @@ func TestWorkflowsOpenSSH(t *testing.T) {
 			e.enroll(user, recovery...)
 		},
 		exemptNeedsKbdInt: true,
+		audit:             func() string { return e.daemon.Output() },
+		exempt:            "outcome=exempt",
 	}, true)
 }
 
@@ -410,6 +435,8 @@ func TestWorkflowsOtpgateSSHD(t *testing.T) {
 				}})
 			}
 		},
+		audit:  e.server.Output,
+		exempt: "second_factor=exempt",
 	}, false)
 }
 
