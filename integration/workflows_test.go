@@ -258,7 +258,7 @@ func wfRecoveryCodes(t *testing.T, n int) []string {
 // the service account's against s.
 func wfScenarios(t *testing.T, s wfServer, withJump bool) {
 	s.addUser(wfPerson)
-	recovery := wfRecoveryCodes(t, 10)
+	recovery := wfRecoveryCodes(t, 12)
 	s.enrollRC(wfPerson, recovery)
 	next := func() string {
 		code := recovery[0]
@@ -341,6 +341,14 @@ func wfScenarios(t *testing.T, s wfServer, withJump bool) {
 			// Two logins, two prompts: jump's code, then server's.
 			alice.mustRun(wfJump, "", 2, next(), next())
 			alice.mustRun(wfExitMaster, "", 0)
+			// With jump in the multiplexing block, a master to jump
+			// saves its code: only server asks.
+			cfg := alice.home + "/.ssh/config"
+			s.c.WriteFile(t, cfg, []byte(strings.Replace(string(s.c.ReadFile(t, cfg)), "\nHost server\n    ControlMaster", "\nHost server jump\n    ControlMaster", 1)), 0o600)
+			s.c.Chown(t, cfg, wfPerson)
+			alice.mustRun("ssh jump true", "", 1, next())
+			alice.mustRun(wfJump, "", 1, next())
+			alice.mustRun("ssh -O exit jump", "", 0)
 		})
 	}
 
