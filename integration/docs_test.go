@@ -81,6 +81,17 @@ var docCommands = map[string]string{
 // without a leading "sudo ".
 func docShellLines(t *testing.T, doc string) []string {
 	t.Helper()
+	lines := docShellLinesAsWritten(t, doc)
+	for i, line := range lines {
+		lines[i] = strings.TrimPrefix(line, "sudo ")
+	}
+	return lines
+}
+
+// docShellLinesAsWritten returns the command lines of the ```sh blocks of
+// a doc as written.
+func docShellLinesAsWritten(t *testing.T, doc string) []string {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(container.RepoRoot(), "docs", doc))
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +105,7 @@ func docShellLines(t *testing.T, doc string) []string {
 		case strings.HasPrefix(line, "```"):
 			in = false
 		case in && strings.TrimSpace(line) != "":
-			lines = append(lines, strings.TrimPrefix(strings.TrimSpace(line), "sudo "))
+			lines = append(lines, strings.TrimSpace(line))
 		}
 	}
 	return lines
@@ -112,6 +123,40 @@ func TestDocsCommandsAreTested(t *testing.T) {
 			if _, ok := docCommands[line]; !ok {
 				t.Errorf("docs/%s: %q is run by no test: run it in integration/docs_test.go and add it to docCommands", doc, line)
 			}
+		}
+	}
+}
+
+// workflowsCommands maps every command line of the ```sh blocks of
+// docs/workflows.md, as written (its sudo lines are the recipe), to the
+// test that runs it.
+var workflowsCommands = map[string]string{
+	wfScpUp:        "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfScpDown:      "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfSFTP:         "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfRsync:        "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfGitClone:     "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfOpenMaster:   "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfCheckMaster:  "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfExitMaster:   "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfAnsiblePing:  "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD (as the person and as the service account)",
+	wfAnsibleID:    "TestWorkflowsOpenSSH, TestWorkflowsOtpgateSSHD",
+	wfJump:         "TestWorkflowsOpenSSH",
+	wfSudoValidate: "TestWorkflowsSudo",
+	wfSudoID:       "TestWorkflowsSudo",
+	wfSudoKill:     "TestWorkflowsSudo",
+}
+
+// TestDocsWorkflowsCommandsAreTested fails when docs/workflows.md shows a
+// command that no test runs.
+func TestDocsWorkflowsCommandsAreTested(t *testing.T) {
+	lines := docShellLinesAsWritten(t, "workflows.md")
+	if len(lines) == 0 {
+		t.Error("docs/workflows.md has no ```sh block")
+	}
+	for _, line := range lines {
+		if _, ok := workflowsCommands[line]; !ok {
+			t.Errorf("docs/workflows.md: %q is run by no test: run it in integration/workflows_test.go and add it to workflowsCommands", line)
 		}
 	}
 }

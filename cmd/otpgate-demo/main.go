@@ -76,6 +76,8 @@ PasswordAuthentication no
 AuthenticationMethods publickey,keyboard-interactive
 PermitRootLogin no
 PrintMotd no
+# scp (which speaks SFTP by default) and sftp.
+Subsystem sftp internal-sftp
 `, opensshPort, demoDir)
 
 // pamSSHD is /etc/pam.d/sshd inside: common-auth replaced by the module and
