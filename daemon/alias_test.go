@@ -333,3 +333,33 @@ func TestAdoptRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyNamesTheAccount: a name in a policy list names its account,
+// whichever of the account's names or spellings the list or the request
+// uses.
+func TestPolicyNamesTheAccount(t *testing.T) {
+	tests := []struct {
+		name             string
+		required, exempt []string
+		user             string
+		want             protocol.Outcome
+	}{
+		{"required by a folded spelling, asked under the canonical name", []string{"Bob"}, nil, "bob", protocol.OutcomeEnrollRequired},
+		{"required by the canonical name, asked under a second name", []string{"bob"}, nil, "bob2", protocol.OutcomeEnrollRequired},
+		{"required by a second name, asked under the canonical name", []string{"bob2"}, nil, "bob", protocol.OutcomeEnrollRequired},
+		{"exempt by a second name", nil, []string{"bob2"}, "Bob", protocol.OutcomeExempt},
+		{"another account's name does not apply", []string{"erin"}, nil, "bob2", protocol.OutcomeNotEnrolled},
+		{"an unknown name applies to itself only", []string{"ghost"}, nil, "ghost", protocol.OutcomeEnrollRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newAliasFixture(t)
+			f.setAlias("bob2", "bob", false)
+			f.setAlias("Bob", "bob", true)
+			f.d.cfg.Policy.RequiredUsers, f.d.cfg.Policy.ExemptUsers = tt.required, tt.exempt
+			if res := f.check(tt.user); res.Outcome != tt.want {
+				t.Errorf("check %s with required %v, exempt %v: %+v, want %s", tt.user, tt.required, tt.exempt, res, tt.want)
+			}
+		})
+	}
+}

@@ -152,13 +152,34 @@ func decide(p *config.Policy, a account) requirement {
 		}
 		return false
 	}
-	if slices.Contains(p.ExemptUsers, a.Name) || inAny(p.ExemptGroups) {
+	if namesAccount(p.ExemptUsers, a) || inAny(p.ExemptGroups) {
 		return exempt
 	}
-	if p.Default == "required" || slices.Contains(p.RequiredUsers, a.Name) || inAny(p.RequiredGroups) {
+	if p.Default == "required" || namesAccount(p.RequiredUsers, a) || inAny(p.RequiredGroups) {
 		return required
 	}
 	return optional
+}
+
+// namesAccount reports whether one of names (a policy list) is the
+// account a: its canonical name, or, for a known account, another name or
+// spelling of it, resolved through the account cache like a request's
+// (so "Alice" in the list names the account "alice" on a case-insensitive
+// backend, and a second name names its uid's account). A name that cannot
+// be resolved names nothing but itself.
+func namesAccount(names []string, a account) bool {
+	if slices.Contains(names, a.Name) {
+		return true
+	}
+	if !a.Known {
+		return false
+	}
+	for _, n := range names {
+		if b, err := accounts.get(n, false); err == nil && b.Known && b.Name == a.Name && b.UID == a.UID {
+			return true
+		}
+	}
+	return false
 }
 
 // needsGroups reports whether deciding requires group membership.
