@@ -363,3 +363,20 @@ func TestPolicyNamesTheAccount(t *testing.T) {
 		})
 	}
 }
+
+// TestAliasNeverReachesReservedRecords: a name whose account's canonical
+// name starts with the reserved prefix of the daemon's own records is
+// refused, not resolved to that record.
+func TestAliasNeverReachesReservedRecords(t *testing.T) {
+	f := newAliasFixture(t)
+	reserved := sourceRecordPrefix + "203.0.113.9"
+	f.addUser(reserved, 3000)
+	f.setAlias("sneaky", reserved, true)
+	_, err := f.d.do(&protocol.Request{Op: protocol.OpCheck, User: "sneaky", Service: "sshd"})
+	if errCode(err) != protocol.ErrInternal {
+		t.Fatalf("check of a name resolving to %q: %v, want an internal error (a denial)", reserved, err)
+	}
+	if !strings.Contains(f.d.log.String(), "starts with the reserved") {
+		t.Errorf("the log does not say why:\n%s", f.d.log.String())
+	}
+}

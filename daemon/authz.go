@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -61,6 +62,10 @@ func (s *Server) resolveUser(rc *reqCtx) error {
 	rc.account = a
 	if !a.Known || a.Name == rc.User {
 		return nil
+	}
+	if strings.HasPrefix(a.Name, protocol.ReservedUserPrefix) {
+		// The daemon's own records start so; no account may reach them.
+		return fmt.Errorf("user %s resolves to the name %q, which starts with the reserved %q", auditField(rc.User), a.Name, protocol.ReservedUserPrefix)
 	}
 	rc.User = a.Name
 	if rc.peer.UID != 0 && rc.peer.UID != a.UID {
