@@ -10,6 +10,7 @@ import (
 
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
 )
 
 // passwdEntry is one line of a fake user database.
@@ -378,5 +379,38 @@ func TestAliasNeverReachesReservedRecords(t *testing.T) {
 	}
 	if !strings.Contains(f.d.log.String(), "starts with the reserved") {
 		t.Errorf("the log does not say why:\n%s", f.d.log.String())
+	}
+}
+
+// TestImportUnderASecondName: importing, under a second name of an
+// enrolled account, the secret the account already has (an import of
+// every user's google-authenticator file, where the names share a home)
+// changes nothing and succeeds; another secret is still a conflict.
+func TestImportUnderASecondName(t *testing.T) {
+	f := newAliasFixture(t)
+	secret := f.d.importUser("erin")
+	f.setAlias("erin2", "erin", false)
+	before := f.record("erin")
+	imp := func(secret string) error {
+		_, err := f.d.do(&protocol.Request{Op: protocol.OpAdminImport, User: "erin2", Import: &protocol.Import{
+			Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30,
+		}})
+		return err
+	}
+	if err := imp(otp.EncodeSecret(secret)); err != nil {
+		t.Fatalf("importing erin's own secret under erin2: %v", err)
+	}
+	if !sameRecord(before, f.record("erin")) {
+		t.Error("importing the same secret under a second name changed erin's record")
+	}
+	if !strings.Contains(f.d.log.String(), "user=erin peer_uid=0") || !strings.Contains(f.d.log.String(), "reason=admin_import_same_account") {
+		t.Errorf("not audited as admin_import_same_account:\n%s", f.d.log.String())
+	}
+	other, err := otp.GenerateSecret(20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imp(otp.EncodeSecret(other)); errCode(err) != protocol.ErrConflict {
+		t.Fatalf("importing another secret under erin2: %v, want a conflict", err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/otp"
 )
 
 // Users of the alias suites: an enrolled account, and a second name for
@@ -179,4 +181,29 @@ func TestAliasOtpgateSSHD(t *testing.T) {
 			t.Fatalf("a code used through the alias was accepted again for the account's name: exit %d\n%s", r.exit, r.out)
 		}
 	})
+}
+
+// TestAliasImportAllUsers imports every user's google-authenticator file
+// where a second name shares the enrolled account's home (so its file):
+// both names import, as the one account, and the alias needs its code.
+func TestAliasImportAllUsers(t *testing.T) {
+	e := newCLIEnv(t)
+	e.c.AddUser(t, aliasOwner)
+	addAlias(t, e.c, aliasOwner, aliasName)
+	secret := otp.EncodeSecret(randomSecret(t, 20))
+	e.c.WriteFile(t, "/home/"+aliasOwner+"/.google_authenticator", []byte(secret+"\n\" TOTP_AUTH\n"), 0o400)
+	e.c.Chown(t, "/home/"+aliasOwner+"/.google_authenticator", aliasOwner)
+
+	out, code := e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
+	if code != 0 {
+		t.Fatalf("import --all-users: exit %d\n%s", code, out)
+	}
+	for _, name := range []string{aliasOwner, aliasName} {
+		if st := e.status(name); st.User != aliasOwner || st.State != protocol.StateActive {
+			t.Errorf("status %s after the import: %+v, want %s's active enrollment", name, st, aliasOwner)
+		}
+	}
+	if v := e.verify(aliasName, e.oathtool(secret)); v.Outcome != protocol.OutcomeAccept {
+		t.Errorf("the alias with the imported code: %+v", v)
+	}
 }
