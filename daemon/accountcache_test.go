@@ -374,6 +374,16 @@ func TestAccountCacheBulk(t *testing.T) {
 			}
 			return accountBulkMisses - 1 + 2, 1
 		}},
+		{"a second name of a uid (useradd -o) is answered from the listing as its account", func(f *cacheFixture, names []string) (int, int) {
+			f.db.aliases = map[string]string{"alias0": names[0]}
+			for _, name := range names {
+				f.get(name, false)
+			}
+			if a := f.get("alias0", false); !a.Known || a.UID != 2000 || a.Name != names[0] {
+				f.t.Fatalf("get(alias0) = %+v, want the account %s", a, names[0])
+			}
+			return accountBulkMisses - 1, 1
+		}},
 		{"a user the listing leaves out is looked up (a partial listing)", func(f *cacheFixture, names []string) (int, int) {
 			f.db.unlisted = map[string]bool{names[n-1]: true}
 			for _, name := range names {
