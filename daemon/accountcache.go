@@ -51,9 +51,11 @@ const (
 	// as `otpgate admin import` of thousands of users does: the files
 	// backend reads /etc/passwd to the user's line for each getpwnam, so
 	// resolving N users one by one reads about N×N/2 lines, and listing
-	// them reads N. The list answers, for one TTL, the users it names;
-	// "no such user" and groups still come from NSS (a backend may list
-	// only part of its users, as sssd does by default).
+	// them reads N. The list answers, for one TTL, the users it names,
+	// and their canonical names: the first name it lists for a uid, which
+	// is the one getpwuid returns; "no such user" and groups still come
+	// from NSS (a backend may list only part of its users, as sssd does
+	// by default).
 	accountBulkMisses = 100
 
 	// accountListMax bounds the list (about 50 bytes a user); the users
@@ -73,9 +75,30 @@ var accounts = newAccountCache(lookupAccount, systemClock{}, accountDBFiles).wit
 // lookupFunc resolves a user; it has lookupAccount's contract.
 type lookupFunc func(name string, withGroups bool) (account, error)
 
-// listFunc lists at most max users of the user database, by name, with
-// their uids: listAccounts's contract.
-type listFunc func(max int) (map[string]uint32, error)
+// listFunc lists at most max users of the user database: listAccounts's
+// contract.
+type listFunc func(max int) (userList, error)
+
+// userList is a listing of the user database.
+type userList struct {
+	uids  map[string]uint32 // each name with the uid of its first entry (getpwnam's)
+	names map[uint32]string // each uid with its first name (getpwuid's)
+}
+
+// account returns the listed account of name, named canonically, or false
+// if the listing does not name it or its uid's first name leads to
+// another uid (then NSS is asked, and tells).
+func (l *userList) account(name string) (account, bool) {
+	uid, ok := l.uids[name]
+	if !ok {
+		return account{}, false
+	}
+	canon, ok := l.names[uid]
+	if !ok || l.uids[canon] != uid {
+		return account{}, false
+	}
+	return account{Name: canon, UID: uid, Known: true}, true
+}
 
 // fileSig identifies a version of a file.
 type fileSig struct {
@@ -107,7 +130,7 @@ type accountCache struct {
 	misses     int       // lookups without groups through NSS since missesFrom
 	listing    bool      // a call is listing the database
 	listedAt   time.Time // when the last listing started (zero: never)
-	listed     map[string]uint32
+	listed     *userList // nil: none
 }
 
 type cachedAccount struct {
@@ -155,17 +178,21 @@ func (c *accountCache) get(name string, withGroups bool) (account, error) {
 		if c.listed != nil && !now.Before(c.listedAt.Add(c.ttl)) {
 			c.listed = nil
 		}
-		if uid, ok := c.listed[name]; ok {
-			c.mu.Unlock()
-			return account{Name: name, UID: uid, Known: true}, nil
+		if c.listed != nil {
+			if a, ok := c.listed.account(name); ok {
+				c.mu.Unlock()
+				return a, nil
+			}
 		}
 		list = c.countMiss(now)
 	}
 	c.mu.Unlock()
 
 	if list {
-		if uid, ok := c.listAll(sig)[name]; ok {
-			return account{Name: name, UID: uid, Known: true}, nil
+		if l := c.listAll(sig); l != nil {
+			if a, ok := l.account(name); ok {
+				return a, nil
+			}
 		}
 	}
 	a, err := c.lookup(name, withGroups)
@@ -215,7 +242,7 @@ func (c *accountCache) countMiss(now time.Time) bool {
 // files are still as sig says; it returns the list, or nil if listing
 // failed (the callers then look users up one by one, and the next listing
 // waits a TTL).
-func (c *accountCache) listAll(sig []fileSig) map[string]uint32 {
+func (c *accountCache) listAll(sig []fileSig) *userList {
 	listed, err := c.list(c.listMax)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -226,9 +253,9 @@ func (c *accountCache) listAll(sig []fileSig) map[string]uint32 {
 	// As for an entry: a change of the files during the listing empties
 	// it on the next call.
 	if slices.Equal(sig, c.sig) {
-		c.listed = listed
+		c.listed = &listed
 	}
-	return listed
+	return &listed
 }
 
 // stat returns the signatures of the files, or false if one cannot be
@@ -257,9 +284,10 @@ var listMu sync.Mutex
 
 // listAccounts lists the user database through NSS (setpwent, getpwent_r,
 // endpwent): at most max users, each name once, with the uid of its first
-// entry, which is the one getpwnam returns (NSS asks the sources in the
-// order it lists them).
-func listAccounts(max int) (map[string]uint32, error) {
+// entry, which is the one getpwnam returns, and each uid with its first
+// name, the one getpwuid returns (NSS asks the sources in the order it
+// lists them).
+func listAccounts(max int) (userList, error) {
 	listMu.Lock()
 	defer listMu.Unlock()
 	C.setpwent()
@@ -267,28 +295,31 @@ func listAccounts(max int) (map[string]uint32, error) {
 	size := C.size_t(16 << 10)
 	buf := C.malloc(size)
 	defer func() { C.free(buf) }()
-	out := make(map[string]uint32)
-	for len(out) < max {
+	out := userList{uids: map[string]uint32{}, names: map[uint32]string{}}
+	for len(out.uids) < max {
 		var name *C.char
 		var uid C.uint
 		switch rc := C.otpgate_next_user((*C.char)(buf), size, &name, &uid); rc {
 		case 0:
-			n := C.GoString(name)
-			if _, dup := out[n]; !dup {
-				out[n] = uint32(uid)
+			n, u := C.GoString(name), uint32(uid)
+			if _, dup := out.uids[n]; !dup {
+				out.uids[n] = u
+			}
+			if _, dup := out.names[u]; !dup {
+				out.names[u] = n
 			}
 		case C.ENOENT:
 			return out, nil
 		case C.ERANGE:
 			// The entry is read again with a larger buffer.
 			if size >= 1<<20 {
-				return nil, fmt.Errorf("list users: an entry of the user database is over %d bytes", size)
+				return userList{}, fmt.Errorf("list users: an entry of the user database is over %d bytes", size)
 			}
 			C.free(buf)
 			size *= 4
 			buf = C.malloc(size)
 		default:
-			return nil, fmt.Errorf("list users: getpwent_r: %w", syscall.Errno(rc))
+			return userList{}, fmt.Errorf("list users: getpwent_r: %w", syscall.Errno(rc))
 		}
 	}
 	return out, nil

@@ -15,29 +15,35 @@ import (
 
 // fakeDB is a user database that counts the lookups it answers.
 type fakeDB struct {
-	mu     sync.Mutex
-	users  map[string]account // known users; Groups is what a lookup with groups returns
-	err    error              // returned for every lookup when set
-	calls  int
-	during func() // runs inside each lookup when set
+	mu      sync.Mutex
+	users   map[string]account // known users by canonical name; Groups is what a lookup with groups returns
+	aliases map[string]string  // other names of users (useradd -o, or a spelling NSS folds) -> canonical name
+	err     error              // returned for every lookup when set
+	calls   int
+	during  func() // runs inside each lookup when set
 
 	unlisted map[string]bool // known users a listing leaves out (sssd's enumerate = false)
 	listErr  error           // returned for every listing when set
 	lists    int
 }
 
-// list lists the users, as listAccounts does.
-func (db *fakeDB) list(max int) (map[string]uint32, error) {
+// list lists the users and their other names, as listAccounts does.
+func (db *fakeDB) list(max int) (userList, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.lists++
 	if db.listErr != nil {
-		return nil, db.listErr
+		return userList{}, db.listErr
 	}
-	out := map[string]uint32{}
+	out := userList{uids: map[string]uint32{}, names: map[uint32]string{}}
 	for name, u := range db.users {
-		if len(out) < max && !db.unlisted[name] {
-			out[name] = u.UID
+		if len(out.uids) < max && !db.unlisted[name] {
+			out.uids[name], out.names[u.UID] = u.UID, name
+		}
+	}
+	for alias, canon := range db.aliases {
+		if len(out.uids) < max && !db.unlisted[alias] {
+			out.uids[alias] = db.users[canon].UID
 		}
 	}
 	return out, nil
@@ -49,7 +55,11 @@ func (db *fakeDB) lookup(name string, withGroups bool) (account, error) {
 	db.mu.Lock()
 	db.calls++
 	during, err := db.during, db.err
-	u, ok := db.users[name]
+	canon, alias := db.aliases[name]
+	if !alias {
+		canon = name
+	}
+	u, ok := db.users[canon]
 	db.mu.Unlock()
 	if during != nil {
 		during()
@@ -364,6 +374,16 @@ func TestAccountCacheBulk(t *testing.T) {
 			}
 			return accountBulkMisses - 1 + 2, 1
 		}},
+		{"a second name of a uid (useradd -o) is answered from the listing as its account", func(f *cacheFixture, names []string) (int, int) {
+			f.db.aliases = map[string]string{"alias0": names[0]}
+			for _, name := range names {
+				f.get(name, false)
+			}
+			if a := f.get("alias0", false); !a.Known || a.UID != 2000 || a.Name != names[0] {
+				f.t.Fatalf("get(alias0) = %+v, want the account %s", a, names[0])
+			}
+			return accountBulkMisses - 1, 1
+		}},
 		{"a user the listing leaves out is looked up (a partial listing)", func(f *cacheFixture, names []string) (int, int) {
 			f.db.unlisted = map[string]bool{names[n-1]: true}
 			for _, name := range names {
@@ -419,7 +439,7 @@ func TestAccountCacheBulk(t *testing.T) {
 			// The listing of the next miss sees passwd replaced under it.
 			f.write(f.passwd+".next", "erin:x:1000:1000::/home/erin:/bin/bash\n")
 			list := f.c.list
-			f.c.list = func(max int) (map[string]uint32, error) {
+			f.c.list = func(max int) (userList, error) {
 				if err := os.Rename(f.passwd+".next", f.passwd); err != nil {
 					f.t.Fatal(err)
 				}
@@ -454,13 +474,18 @@ func TestAdminImportMany(t *testing.T) {
 	accounts = f.c
 	t.Cleanup(func() { accounts = saved })
 	d := startDaemon(t, testConfig(t), nil)
+	// The daemon's start lists the database once, for the records of
+	// second names of accounts (before it answers a request): a listing
+	// the cache does not count.
+	d.mustDo(&protocol.Request{Op: protocol.OpPing})
+	started := f.db.listCount()
 	for _, name := range names {
 		d.importUser(name)
 	}
 	if got, want := f.db.count(), accountBulkMisses-1; got != want {
 		t.Errorf("importing %d users looked %d up, want %d", len(names), got, want)
 	}
-	if got := f.db.listCount(); got != 1 {
+	if got := f.db.listCount() - started; got != 1 {
 		t.Errorf("importing %d users listed the database %d times, want 1", len(names), got)
 	}
 	secret, err := otp.GenerateSecret(20)
@@ -477,33 +502,33 @@ func TestAdminImportMany(t *testing.T) {
 }
 
 // TestListAccountsSystemDatabase lists the real user database and checks
-// it against getpwnam.
+// it against getpwnam and getpwuid.
 func TestListAccountsSystemDatabase(t *testing.T) {
 	listed, err := listAccounts(accountListMax)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uid, ok := listed[alice]; !ok || uid != aliceUID {
+	if uid, ok := listed.uids[alice]; !ok || uid != aliceUID {
 		t.Errorf("%s: uid %d, listed %v; want uid %d", alice, uid, ok, aliceUID)
 	}
-	for name, uid := range listed {
+	for name, uid := range listed.uids {
 		a, err := lookupAccount(name, false)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !a.Known || a.UID != uid {
-			t.Errorf("%s: listed with uid %d, getpwnam says %+v", name, uid, a)
+		if !a.Known || a.UID != uid || a.Name != listed.names[uid] {
+			t.Errorf("%s: listed with uid %d, whose first name is %s; NSS says %+v", name, uid, listed.names[uid], a)
 		}
 	}
-	if one, err := listAccounts(1); err != nil || len(one) != 1 {
+	if one, err := listAccounts(1); err != nil || len(one.uids) != 1 || len(one.names) != 1 {
 		t.Errorf("listAccounts(1) = %v, %v; want one user", one, err)
 	}
 }
 
-// TestAuthorizeUsesAccountCache checks the wiring: with a group policy, a
-// login's check and verify resolve the user once, and a useradd between
-// them is seen; with a policy by name, root's check and verify do not
-// resolve the user at all, while the user's own check does.
+// TestAuthorizeUsesAccountCache checks the wiring: a login's check and
+// verify resolve the user once, with a group policy or without (the name
+// must be resolved to its account either way), and a useradd between them
+// is seen; the user's own check resolves it too.
 func TestAuthorizeUsesAccountCache(t *testing.T) {
 	f := newCacheFixture(t)
 	saved := accounts
@@ -530,8 +555,8 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 
 	t.Run("policy by name", func(t *testing.T) {
 		d, got := login(t, nil)
-		if got != 0 {
-			t.Errorf("root's check and verify looked erin up %d times, want 0", got)
+		if got != 1 {
+			t.Errorf("root's check and verify looked erin up %d times, want 1", got)
 		}
 		before := f.db.count()
 		d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice})

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -138,16 +140,27 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 			enr.Recovery = append(enr.Recovery, store.HashRecoveryCode(enr.RecoverySalt, n))
 		}
 	}
+	same := false
 	err = s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
 		if cur == nil {
 			cur = &store.Record{User: rc.User}
 		} else if cur.Active != nil && !im.Replace {
+			// A second name of the account (sharing its home, so its
+			// google-authenticator file) brings the secret the account
+			// already has: nothing to do.
+			if same = rc.loginName != rc.User && s.holdsSecret(rc.User, cur.Active, secret, p); same {
+				return nil, errNoChange
+			}
 			return nil, &protocol.Error{Code: protocol.ErrConflict, Message: rc.User + " is already enrolled (use --replace to overwrite)"}
 		}
 		cur.Active, cur.Pending = enr, nil
 		cur.Remembered = nil
 		return cur, nil
 	})
+	if same && errors.Is(err, errNoChange) {
+		s.auditDecision(rc, "active", "admin_import_same_account")
+		return &protocol.Response{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -157,4 +170,16 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 	}
 	s.auditDecision(rc, "active", reason)
 	return &protocol.Response{}, nil
+}
+
+// holdsSecret reports whether enr, sealed for user, holds secret with the
+// parameters p.
+func (s *Server) holdsSecret(user string, enr *store.Enrollment, secret []byte, p otp.Params) bool {
+	have, err := s.sealer.Open(user, enr.SealedSecret)
+	if err != nil {
+		return false
+	}
+	defer clear(have)
+	return enr.Algorithm == p.Algorithm.String() && enr.Digits == p.Digits && enr.Period == p.Period &&
+		subtle.ConstantTimeCompare(have, secret) == 1
 }

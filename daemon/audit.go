@@ -44,8 +44,12 @@ func (s *Server) auditDecision(rc *reqCtx, outcome, reason string, extra ...any)
 		"outcome", outcome,
 		"reason", reason,
 	}
+	loginName := ""
+	if rc.loginName != rc.User {
+		loginName = rc.loginName
+	}
 	for _, kv := range []struct{ k, v string }{
-		{"service", rc.Service}, {"rhost", rc.RHost}, {"tty", rc.TTY}, {"auth_info", rc.AuthInfo},
+		{"service", rc.Service}, {"rhost", rc.RHost}, {"tty", rc.TTY}, {"auth_info", rc.AuthInfo}, {"login_name", loginName},
 	} {
 		if kv.v != "" {
 			attrs = append(attrs, kv.k, auditField(kv.v))

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -39,19 +40,52 @@ func permissionDenied(msg string) *protocol.Error {
 	return &protocol.Error{Code: protocol.ErrPermissionDenied, Message: msg}
 }
 
+// resolveUser resolves the user a request names to its account, once, at
+// the request's entry, for every operation: the account cache answers
+// (a login's check and verify resolve the user once). The request then
+// names the account canonically (rc.User; the name as given stays in
+// rc.loginName for the audit log), so that every record key, seal and
+// audit line of the account is the same whichever of its names or
+// spellings was typed. A record still kept under the name as given is
+// moved to the account (adoptRecord). An unknown user stays as given, so
+// that unknown and unenrolled users get the same answers.
+func (s *Server) resolveUser(rc *reqCtx) error {
+	rc.loginName = rc.User
+	if rc.User == "" {
+		return nil
+	}
+	rc.withGroups = needsGroups(&rc.cfg.Policy)
+	a, err := accounts.get(rc.User, rc.withGroups)
+	if err != nil {
+		return err
+	}
+	rc.account = a
+	if !a.Known || a.Name == rc.User {
+		return nil
+	}
+	if strings.HasPrefix(a.Name, protocol.ReservedUserPrefix) {
+		// The daemon's own records start so; no account may reach them.
+		return fmt.Errorf("user %s resolves to the name %q, which starts with the reserved %q", auditField(rc.User), a.Name, protocol.ReservedUserPrefix)
+	}
+	rc.User = a.Name
+	if rc.peer.UID != 0 && rc.peer.UID != a.UID {
+		return nil // authorize refuses it: move nothing for it
+	}
+	return s.adoptRecord(rc.loginName, a.Name)
+}
+
 // authorize decides from the peer's uid alone whether it may perform the
-// request, resolving the named user when needed (through the account
-// cache: a login's check and verify resolve it once). A refusal is
-// audited.
+// request, on the account resolveUser resolved (with its groups if
+// withGroups). A refusal is audited.
 func (s *Server) authorize(rc *reqCtx, withGroups bool) (account, error) {
 	acc, ok := opAccess[rc.Op]
 	if !ok {
 		return account{}, fmt.Errorf("no access rule for %s", rc.Op)
 	}
-	var a account
-	if rc.User != "" {
+	a := rc.account
+	if withGroups && !rc.withGroups && rc.User != "" {
 		var err error
-		if a, err = accounts.get(rc.User, withGroups); err != nil {
+		if a, err = accounts.get(rc.User, true); err != nil {
 			return account{}, err
 		}
 	}

@@ -82,16 +82,10 @@ func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error)
 	return nil, rec, nil
 }
 
-// gateAccount is the account a check or verify decides on. Root (sshd's
-// PAM child, sudo, otpgate-sshd) may check any user, and a policy without
-// groups decides by name alone, so then the user database is not asked:
-// with the files backend every lookup scans /etc/passwd, a cost that grows
-// with the number of accounts, on every login. Anyone else, or a policy
-// with groups, goes through authorize and its account cache.
+// gateAccount is the account a check or verify decides on: the one
+// resolveUser resolved, whichever of its names the request gave, once
+// authorize let the peer ask.
 func (s *Server) gateAccount(rc *reqCtx) (account, error) {
-	if rc.peer.UID == 0 && !needsGroups(&rc.cfg.Policy) {
-		return account{Name: rc.User}, nil
-	}
 	return s.authorize(rc, needsGroups(&rc.cfg.Policy))
 }
 

@@ -30,17 +30,45 @@ func (r requirement) String() string {
 
 // account is a Unix account as the daemon needs it.
 type account struct {
-	Name   string
+	Name   string // the canonical name (see userDB.resolve), or the name as given if unknown
 	UID    uint32
 	Known  bool     // false: no such user in the user database
 	Groups []string // names of all groups, primary included
 }
 
 // lookupAccount resolves name through the system user database (NSS when
-// built with cgo). An unknown user is not an error; any other lookup
+// built with cgo) to its account, named canonically (see
+// userDB.resolve). An unknown user is not an error; any other lookup
 // failure is, so that callers fail closed.
 func lookupAccount(name string, withGroups bool) (account, error) {
-	u, err := user.Lookup(name)
+	return systemUsers.resolve(name, withGroups)
+}
+
+// userDB is what resolving an account asks the user database: an entry
+// by name (getpwnam), an entry by uid (getpwuid), and the names of an
+// entry's groups. Each returns an os/user Unknown…Error for no such entry.
+// Tests inject their own.
+type userDB struct {
+	byName func(name string) (*user.User, error)
+	byUID  func(uid string) (*user.User, error)
+	groups func(u *user.User) ([]string, error)
+}
+
+var systemUsers = userDB{byName: user.Lookup, byUID: user.LookupId, groups: groupNames}
+
+// resolve resolves name to its account. The account is named canonically:
+// by the name the user database gives its uid (getpwuid), not by name as
+// typed. A second name for the same uid (useradd -o) and a spelling that a
+// case-insensitive backend folds (sssd with case_sensitive = false, as
+// OpenSSH passes "Alice" as typed) are then the same account as the first
+// name, with the same record and code; in a fleet, an account keeps its
+// name on every server even where its uid differs. An unknown name is
+// returned as typed, Known false. A database in which the canonical name
+// does not lead back to the uid (getpwnam of it gives another uid), or a
+// uid without a name, is an error: the account cannot be told safely.
+// Groups, when wanted, are those of the canonical entry.
+func (db userDB) resolve(name string, withGroups bool) (account, error) {
+	u, err := db.byName(name)
 	if err != nil {
 		var unknown user.UnknownUserError
 		if errors.As(err, &unknown) {
@@ -48,29 +76,70 @@ func lookupAccount(name string, withGroups bool) (account, error) {
 		}
 		return account{}, fmt.Errorf("look up user: %w", err)
 	}
-	var uid uint32
-	if _, err := fmt.Sscan(u.Uid, &uid); err != nil {
-		return account{}, fmt.Errorf("user %s has a non-numeric uid %q", name, u.Uid)
+	uid, err := parseUID(u, name)
+	if err != nil {
+		return account{}, err
 	}
-	a := account{Name: name, UID: uid, Known: true}
-	if withGroups {
-		gids, err := u.GroupIds()
-		if err != nil {
-			return account{}, fmt.Errorf("groups of %s: %w", name, err)
+	canon, err := db.byUID(u.Uid)
+	if err != nil {
+		var unknown user.UnknownUserIdError
+		if errors.As(err, &unknown) {
+			return account{}, fmt.Errorf("user %s has uid %d, but the user database has no user for uid %d", name, uid, uid)
 		}
-		for _, gid := range gids {
-			g, err := user.LookupGroupId(gid)
-			if err != nil {
-				var unknown user.UnknownGroupIdError
-				if errors.As(err, &unknown) {
-					continue
-				}
-				return account{}, fmt.Errorf("group %s of %s: %w", gid, name, err)
-			}
-			a.Groups = append(a.Groups, g.Name)
+		return account{}, fmt.Errorf("look up uid %d of user %s: %w", uid, name, err)
+	}
+	if canon.Username != u.Username {
+		// name is another name of the account: the canonical name must
+		// lead back to the same uid.
+		back, err := db.byName(canon.Username)
+		if err != nil {
+			return account{}, fmt.Errorf("look up user %s (the name of uid %d, which user %s has): %w", canon.Username, uid, name, err)
+		}
+		backUID, err := parseUID(back, canon.Username)
+		if err != nil {
+			return account{}, err
+		}
+		if backUID != uid {
+			return account{}, fmt.Errorf("inconsistent user database: user %s has uid %d, whose name %s is also a user with uid %d", name, uid, canon.Username, backUID)
+		}
+	}
+	a := account{Name: canon.Username, UID: uid, Known: true}
+	if withGroups {
+		if a.Groups, err = db.groups(canon); err != nil {
+			return account{}, err
 		}
 	}
 	return a, nil
+}
+
+// parseUID returns u's uid; name is the name it was looked up by.
+func parseUID(u *user.User, name string) (uint32, error) {
+	var uid uint32
+	if _, err := fmt.Sscan(u.Uid, &uid); err != nil {
+		return 0, fmt.Errorf("user %s has a non-numeric uid %q", name, u.Uid)
+	}
+	return uid, nil
+}
+
+// groupNames returns the names of all of u's groups, primary included.
+func groupNames(u *user.User) ([]string, error) {
+	gids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("groups of %s: %w", u.Username, err)
+	}
+	var names []string
+	for _, gid := range gids {
+		g, err := user.LookupGroupId(gid)
+		if err != nil {
+			var unknown user.UnknownGroupIdError
+			if errors.As(err, &unknown) {
+				continue
+			}
+			return nil, fmt.Errorf("group %s of %s: %w", gid, u.Username, err)
+		}
+		names = append(names, g.Name)
+	}
+	return names, nil
 }
 
 // decide applies the policy section to an account. Exemption wins.
@@ -83,13 +152,34 @@ func decide(p *config.Policy, a account) requirement {
 		}
 		return false
 	}
-	if slices.Contains(p.ExemptUsers, a.Name) || inAny(p.ExemptGroups) {
+	if namesAccount(p.ExemptUsers, a) || inAny(p.ExemptGroups) {
 		return exempt
 	}
-	if p.Default == "required" || slices.Contains(p.RequiredUsers, a.Name) || inAny(p.RequiredGroups) {
+	if p.Default == "required" || namesAccount(p.RequiredUsers, a) || inAny(p.RequiredGroups) {
 		return required
 	}
 	return optional
+}
+
+// namesAccount reports whether one of names (a policy list) is the
+// account a: its canonical name, or, for a known account, another name or
+// spelling of it, resolved through the account cache like a request's
+// (so "Alice" in the list names the account "alice" on a case-insensitive
+// backend, and a second name names its uid's account). A name that cannot
+// be resolved names nothing but itself.
+func namesAccount(names []string, a account) bool {
+	if slices.Contains(names, a.Name) {
+		return true
+	}
+	if !a.Known {
+		return false
+	}
+	for _, n := range names {
+		if b, err := accounts.get(n, false); err == nil && b.Known && b.Name == a.Name && b.UID == a.UID {
+			return true
+		}
+	}
+	return false
 }
 
 // needsGroups reports whether deciding requires group membership.

@@ -109,7 +109,14 @@ func (s *Server) Reload(cfg *config.Config) {
 // not an error. If the store fails in a way that makes it read-only (a
 // failed fsync is never retried), Serve stops the same way and returns that
 // error: the daemon exits non-zero and its supervisor restarts it.
+// Before it accepts, records kept under second names of accounts move to
+// the accounts' names (adoptListedRecords); a store failure doing so is
+// returned.
 func (s *Server) Serve(ctx context.Context, ln *net.UnixListener, grace time.Duration) error {
+	if err := s.adoptListedRecords(); err != nil {
+		ln.Close()
+		return fmt.Errorf("move records to their accounts' names: %w", err)
+	}
 	var fatalErr atomic.Value
 	stopped := make(chan struct{})
 	pruneCtx, stopPruning := context.WithCancel(ctx)
@@ -265,7 +272,9 @@ func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) 
 	}()
 	s.dropUntrustedContext(req, peer)
 	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now(), source: sourceOf(req.RHost)}
-	resp, err = s.dispatch(rc)
+	if err = s.resolveUser(rc); err == nil {
+		resp, err = s.dispatch(rc)
+	}
 	if err != nil {
 		var pe *protocol.Error
 		if !errors.As(err, &pe) {
@@ -286,4 +295,12 @@ type reqCtx struct {
 	now  time.Time
 	// source is the remote address as a per-source limit key ("" if none).
 	source string
+
+	// loginName is the user as the request named it; User is then the
+	// canonical name of its account (see resolveUser).
+	loginName string
+	// account is the account User names, resolved with its groups when
+	// withGroups.
+	account    account
+	withGroups bool
 }

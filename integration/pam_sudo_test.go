@@ -36,11 +36,19 @@ func (r sudoResult) ran() bool {
 // code) and extra environment (nothing else: env -i), under a deadline.
 func (e *pamEnv) sudo(user string, env []string, lines ...string) sudoResult {
 	e.t.Helper()
+	return e.sudoOpts(user, env, nil, lines...)
+}
+
+// sudoOpts is sudo with extra sudo options before the command, such as
+// "-u", "someone".
+func (e *pamEnv) sudoOpts(user string, env, opts []string, lines ...string) sudoResult {
+	e.t.Helper()
 	input := strings.Join(lines, "\n") + "\n"
 	args := append([]string{"-i"}, env...)
 	args = append(args, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		"timeout", "-k", "5", "40", "bash", "-c",
-		`printf '%s' "$1" | sudo -S -k /bin/sh -c 'echo SUDO-RAN-AS-$(id -un)'`, "sudo-test", input)
+		`in=$1; shift; printf '%s' "$in" | sudo -S -k "$@" /bin/sh -c 'echo SUDO-RAN-AS-$(id -un)'`, "sudo-test", input)
+	args = append(args, opts...)
 	cmd := e.c.CommandAs(user, "env", args...)
 	out, err := cmd.CombinedOutput()
 	res := sudoResult{out: string(out)}
