@@ -53,10 +53,14 @@ func passwdLines(names []string) string {
 
 func TestUserDB(t *testing.T) {
 	many := names(bulkLookupMin)
+	more := names(3 * bulkLookupMin)
 	tests := []struct {
 		name  string
 		users func() *fakeUsers
-		ask   []string
+		// hint is the number of names told to newUserDB; len(ask) if 0,
+		// -1 for none (names read from a file a line at a time).
+		hint int
+		ask  []string
 		// enums and lookups are the calls the database should answer.
 		enums   int
 		lookups []string
@@ -99,6 +103,30 @@ func TestUserDB(t *testing.T) {
 			unknown: []string{"mallory"},
 		},
 		{
+			name: "an unknown number of names, few: one lookup each",
+			users: func() *fakeUsers {
+				return &fakeUsers{known: map[string]*user.User{"alice": {Username: "alice", Uid: "1000"}}, enumerated: passwdLines(many)}
+			},
+			hint:    -1,
+			ask:     []string{"alice", "mallory"},
+			lookups: []string{"alice", "mallory"},
+			unknown: []string{"mallory"},
+		},
+		{
+			name: "an unknown number of names, many: one enumeration from the bulkLookupMin-th on",
+			users: func() *fakeUsers {
+				f := &fakeUsers{enumerated: passwdLines(more), known: map[string]*user.User{}}
+				for _, n := range more {
+					f.known[n] = &user.User{Username: n}
+				}
+				return f
+			},
+			hint:    -1,
+			ask:     more,
+			enums:   1,
+			lookups: more[:bulkLookupMin-1],
+		},
+		{
 			name: "a failed enumeration: one lookup each",
 			users: func() *fakeUsers {
 				return &fakeUsers{enumErr: errors.New("exit status 2"), enumerated: passwdLines(many)}
@@ -124,7 +152,14 @@ func TestUserDB(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.users()
-			db := newUserDB(context.Background(), len(tt.ask), f.enumerate, f.lookup)
+			hint := tt.hint
+			switch hint {
+			case 0:
+				hint = len(tt.ask)
+			case -1:
+				hint = 0
+			}
+			db := newUserDB(context.Background(), hint, f.enumerate, f.lookup)
 			var unknown []string
 			for _, n := range tt.ask {
 				u, err := db.get(n)
