@@ -35,9 +35,9 @@ const bulkLookupMin = 100
 // off, failed or incomplete, as with sssd's default enumerate = false) is
 // resolved with lookup, so the answers are user.Lookup's.
 type userDB struct {
-	listed    map[string]*user.User // from one enumeration; nil without one
+	listed    map[string]listedAccount // from one enumeration; nil without one
 	lookup    func(name string) (*user.User, error)
-	enumerate func() ([]byte, error) // nil once tried
+	enumerate func() (map[string]listedAccount, error) // nil once tried
 	lookups   int                    // names looked up one at a time
 }
 
@@ -48,8 +48,8 @@ type userDB struct {
 // bulkLookupMin names on: at once when n says so, else when the
 // bulkLookupMin-th name is asked. A failed enumeration only means a lookup
 // per name.
-func newUserDB(ctx context.Context, n int, enumerate func(context.Context) ([]byte, error), lookup func(string) (*user.User, error)) *userDB {
-	db := &userDB{lookup: lookup, enumerate: func() ([]byte, error) { return enumerate(ctx) }}
+func newUserDB(ctx context.Context, n int, enumerate enumerator, lookup func(string) (*user.User, error)) *userDB {
+	db := &userDB{lookup: lookup, enumerate: func() (map[string]listedAccount, error) { return listAccounts(ctx, enumerate) }}
 	if n >= bulkLookupMin {
 		db.list()
 	}
@@ -60,36 +60,65 @@ func newUserDB(ctx context.Context, n int, enumerate func(context.Context) ([]by
 func (db *userDB) list() {
 	enumerate := db.enumerate
 	db.enumerate = nil
-	if data, err := enumerate(); err == nil {
-		db.listed = parseEnumeration(data)
+	if listed, err := enumerate(); err == nil {
+		db.listed = listed
 	}
 }
 
-// parseEnumeration maps the user names of passwd-format data (getent
-// passwd) to their accounts. A line importer.ParsePasswd refuses is left
-// out, so that its name gets user.Lookup's answer and the import's usual
-// message; of two lines with one name the first counts, as for getpwnam,
-// which asks the NSS sources in the order getent lists them.
-func parseEnumeration(data []byte) map[string]*user.User {
-	accounts, _ := importer.ParsePasswd("getent passwd", data) // bad lines are left out, see above
-	listed := make(map[string]*user.User, len(accounts))
-	for _, a := range accounts {
+// listedAccount is what an import needs of an enumerated account, kept
+// small: an import of 100 000 users holds 100 000 of them.
+type listedAccount struct {
+	uid  int
+	home string
+}
+
+// An enumerator lists the user database, an account at a time.
+type enumerator func(ctx context.Context, account func(importer.Account)) error
+
+// listAccounts maps the user names enumerate lists to their accounts. A
+// line importer.ScanPasswd refuses is left out, so that its name gets
+// user.Lookup's answer and the import's usual message; of two lines with
+// one name the first counts, as for getpwnam, which asks the NSS sources
+// in the order getent lists them.
+func listAccounts(ctx context.Context, enumerate enumerator) (map[string]listedAccount, error) {
+	listed := map[string]listedAccount{}
+	err := enumerate(ctx, func(a importer.Account) {
 		if _, dup := listed[a.Name]; !dup {
-			listed[a.Name] = &user.User{Username: a.Name, Uid: strconv.Itoa(a.UID), HomeDir: a.Home}
+			// Copies, so that the map does not hold on to whole lines.
+			listed[strings.Clone(a.Name)] = listedAccount{uid: a.UID, home: strings.Clone(a.Home)}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	return listed
+	return listed, nil
 }
 
 // enumerateTimeout bounds getent passwd: a directory too big to list in
 // that time is resolved a name at a time instead.
 const enumerateTimeout = 30 * time.Second
 
-// getentPasswd enumerates the user database through NSS.
-func getentPasswd(ctx context.Context) ([]byte, error) {
+// getentPasswd enumerates the user database through NSS, reading getent's
+// output as it comes rather than all of it first.
+func getentPasswd(ctx context.Context, account func(importer.Account)) error {
 	ctx, cancel := context.WithTimeout(ctx, enumerateTimeout)
 	defer cancel()
-	return exec.CommandContext(ctx, "getent", "passwd").Output()
+	cmd := exec.CommandContext(ctx, "getent", "passwd")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	err = importer.ScanPasswd("getent passwd", out, func(a importer.Account) error {
+		account(a)
+		return nil
+	}, func(*importer.LineError) {}) // left out: see listAccounts
+	if werr := cmd.Wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // get resolves name as user.Lookup does.
@@ -99,8 +128,8 @@ func (db *userDB) get(name string) (*user.User, error) {
 			db.list()
 		}
 	}
-	if u, ok := db.listed[name]; ok {
-		return u, nil
+	if a, ok := db.listed[name]; ok {
+		return &user.User{Username: name, Uid: strconv.Itoa(a.uid), HomeDir: a.home}, nil
 	}
 	return db.lookup(name)
 }
@@ -444,6 +473,9 @@ func (s *gaSource) check(_ context.Context, problem func(*importer.LineError), c
 			problem(p)
 		}
 		if e != nil {
+			// Copies, so that the list does not hold on to whole lines
+			// of /etc/passwd.
+			acct.Name, acct.Home = strings.Clone(acct.Name), strings.Clone(acct.Home)
 			s.found = append(s.found, gaFound{acct: acct, sum: e.Fingerprint(s.key)})
 			clear(e.Secret)
 			count(len(s.found))

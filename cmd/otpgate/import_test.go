@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/importer"
 )
 
 // fakeUsers is a user database for userDB: lookups by name, counted, and
@@ -20,9 +22,18 @@ type fakeUsers struct {
 	enums      int
 }
 
-func (f *fakeUsers) enumerate(context.Context) ([]byte, error) {
+func (f *fakeUsers) enumerate(_ context.Context, account func(importer.Account)) error {
 	f.enums++
-	return []byte(f.enumerated), f.enumErr
+	return enumerateText(f.enumerated, account, f.enumErr)
+}
+
+// enumerateText lists the accounts of passwd-format text, then returns err.
+func enumerateText(text string, account func(importer.Account), err error) error {
+	importer.ScanPasswd("getent passwd", strings.NewReader(text), func(a importer.Account) error {
+		account(a)
+		return nil
+	}, func(*importer.LineError) {})
+	return err
 }
 
 func (f *fakeUsers) lookup(name string) (*user.User, error) {
@@ -184,16 +195,21 @@ func TestUserDB(t *testing.T) {
 	}
 }
 
-func TestParseEnumeration(t *testing.T) {
+func TestListAccounts(t *testing.T) {
 	data := "root:x:0:0:root:/root:/bin/bash\n" +
 		"alice:x:1000:1000::/home/alice:/bin/sh\n" +
 		"alice:x:2000:2000::/srv/ldap/alice:/bin/sh\n" + // a later NSS source: getpwnam answers the first
 		"+nis::::::\n" +
 		"broken line\n"
-	got := parseEnumeration([]byte(data))
-	want := map[string]*user.User{
-		"root":  {Username: "root", Uid: "0", HomeDir: "/root"},
-		"alice": {Username: "alice", Uid: "1000", HomeDir: "/home/alice"},
+	got, err := listAccounts(context.Background(), func(_ context.Context, account func(importer.Account)) error {
+		return enumerateText(data, account, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]listedAccount{
+		"root":  {uid: 0, home: "/root"},
+		"alice": {uid: 1000, home: "/home/alice"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -203,19 +219,19 @@ func TestParseEnumeration(t *testing.T) {
 // TestGetentPasswd enumerates this machine's user database: root is in
 // every one.
 func TestGetentPasswd(t *testing.T) {
-	data, err := getentPasswd(context.Background())
+	listed, err := listAccounts(context.Background(), getentPasswd)
 	if err != nil {
 		t.Fatalf("getent passwd (libc-bin, on every Debian system): %v", err)
 	}
-	u, ok := parseEnumeration(data)["root"]
-	if !ok || u.Uid != "0" {
+	u, ok := listed["root"]
+	if !ok || u.uid != 0 {
 		t.Errorf("root: %+v, %v", u, ok)
 	}
 	want, err := user.Lookup("root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.HomeDir != want.HomeDir {
-		t.Errorf("root's home %q from getent, %q from user.Lookup", u.HomeDir, want.HomeDir)
+	if u.home != want.HomeDir {
+		t.Errorf("root's home %q from getent, %q from user.Lookup", u.home, want.HomeDir)
 	}
 }

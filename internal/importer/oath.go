@@ -48,6 +48,14 @@ func ParseOATH(file string, data []byte) ([]*Entry, error) {
 // entry's secret is cleared when entry returns. It returns the number of
 // valid lines, and stops early only on a read error or an error from entry.
 func ScanOATH(file string, r io.Reader, entry func(*Entry) error, problem func(*LineError)) (int, error) {
+	return scanOATH(file, r, map[string]int{}, entry, problem)
+}
+
+// scanOATH is ScanOATH; seen maps the users of the lines read to their
+// line numbers, to refuse a second line for one user; nil skips that check
+// (and the memory it takes) when the bytes are known to be those of a
+// file checked before.
+func scanOATH(file string, r io.Reader, seen map[string]int, entry func(*Entry) error, problem func(*LineError)) (int, error) {
 	lr := newLineReader(r)
 	defer lr.close()
 	var valid, problems int
@@ -55,7 +63,6 @@ func ScanOATH(file string, r io.Reader, entry func(*Entry) error, problem func(*
 		problems++
 		problem(&LineError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
-	seen := map[string]int{}
 	for {
 		line, tooLong, err := lr.next()
 		if err == io.EOF {
@@ -115,11 +122,13 @@ func parseOATHLine(file string, n int, line []byte, seen map[string]int, add fun
 		add(n, "user name %q is not a valid login name", user)
 		return nil
 	}
-	if prev, dup := seen[user]; dup {
-		add(n, "user %s already has a token on line %d; otpgate keeps one secret per user, so remove one of the lines", user, prev)
-		return nil
+	if seen != nil {
+		if prev, dup := seen[user]; dup {
+			add(n, "user %s already has a token on line %d; otpgate keeps one secret per user, so remove one of the lines", user, prev)
+			return nil
+		}
+		seen[user] = n
 	}
-	seen[user] = n
 	if string(f[2]) != "-" {
 		add(n, "user %s: the PIN field must be \"-\" (no PIN); otpgate has no static password of its own, so remove the PIN and let pam_unix check the password", user)
 		return nil
@@ -185,8 +194,10 @@ func (u *Usersfile) Entries(entry func(*Entry) error) error {
 	return u.tp.secondPass(func(r io.Reader) error {
 		// Check saw the same bytes and found no problem: one now is a
 		// bug, and stops the import.
+		// The block check guarantees those bytes, so no map of users is
+		// needed to refuse a second line for one.
 		var bad *LineError
-		_, err := ScanOATH(u.path, r, func(e *Entry) error {
+		_, err := scanOATH(u.path, r, nil, func(e *Entry) error {
 			if bad != nil {
 				return bad
 			}
