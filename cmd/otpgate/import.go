@@ -38,7 +38,7 @@ type userDB struct {
 	listed    map[string]listedAccount // from one enumeration; nil without one
 	lookup    func(name string) (*user.User, error)
 	enumerate func() (map[string]listedAccount, error) // nil once tried
-	lookups   int                    // names looked up one at a time
+	lookups   int                                      // names looked up one at a time
 }
 
 // newUserDB returns a userDB for an import naming n users, or an unknown

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"reflect"
 	"strings"
@@ -233,5 +234,64 @@ func TestGetentPasswd(t *testing.T) {
 	}
 	if u.home != want.HomeDir {
 		t.Errorf("root's home %q from getent, %q from user.Lookup", u.home, want.HomeDir)
+	}
+}
+
+// TestGASourceLoadRefusesAChangedFile: the import pass re-reads each
+// ~/.google_authenticator and goes on only if what it would import is what
+// was checked. Login state that google-authenticator rewrites (the
+// DISALLOW_REUSE timestamps) may change meanwhile; the secret and the
+// scratch codes may not.
+func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
+	const checked = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n87654321\n"
+	tests := []struct {
+		name, now string
+		changed   bool
+	}{
+		{"unchanged", checked, false},
+		{"a login recorded", strings.Replace(checked, "DISALLOW_REUSE", "DISALLOW_REUSE 59000000", 1), false},
+		{"a scratch code used", strings.Replace(checked, "87654321\n", "", 1), true},
+		{"another secret", strings.Replace(checked, "JBSWY3DP", "GEZDGNBV", 1), true},
+		{"gone", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			file := home + "/.google_authenticator"
+			write := func(data string) {
+				os.Remove(file)
+				if data != "" {
+					if err := os.WriteFile(file, []byte(data), 0o400); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(checked)
+			s, err := newGASource(context.Background(), importOpts{users: []string{"alice"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acct := importer.Account{Name: "alice", UID: os.Getuid(), Home: home}
+			e, list := s.read(acct)
+			if e == nil {
+				t.Fatalf("read: %v", list)
+			}
+			s.found = []gaFound{{acct: acct, sum: e.Fingerprint(s.key)}}
+			write(tt.now)
+			var got []string
+			err = s.load(context.Background(), func(e *importer.Entry) error {
+				got = append(got, e.User)
+				return nil
+			})
+			if !tt.changed {
+				if err != nil || len(got) != 1 {
+					t.Fatalf("load: %v, %v", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), file+" changed after it was checked") || len(got) != 0 {
+				t.Fatalf("load: %v, %v; want nothing and %q", got, err, file+" changed after it was checked")
+			}
+		})
 	}
 }
