@@ -122,10 +122,28 @@ func TestCLIImportLargeUsersfile(t *testing.T) {
 	}
 	e.c.WriteFile(t, "/etc/users.oath", []byte(file.String()), 0o600)
 
+	// The pane's raw output goes to a file (tmux pipe-pane) from before
+	// otpgate starts: the command waits for /tmp/go.
 	pane := &tmuxPane{e: e, user: "root"}
 	pane.tmux("new-session", "-d", "-s", "cli", "-x", "200", "-y", "50",
-		e.bin+" admin import --from oath /etc/users.oath --dry-run; echo EXIT=$?; sleep 600")
+		"while [ ! -e /tmp/go ]; do sleep 0.05; done; "+e.bin+" admin import --from oath /etc/users.oath --dry-run; echo EXIT=$?; sleep 600")
+	pane.tmux("pipe-pane", "-t", "cli", "-o", "cat >> /tmp/pane.raw")
+	e.c.WriteFile(t, "/tmp/go", nil, 0o644)
 	screen := pane.waitFor("EXIT=")
+	// What the terminal received: each status line drawn in place, the
+	// first of each pass at once, and erased before a line printed above.
+	raw := string(e.c.ReadFile(t, "/tmp/pane.raw"))
+	for _, want := range []string{
+		"\rread 1 users\x1b[K",
+		"\rchecked 1 of 2 000 users with otpgated\x1b[K",
+		"\rwould import 1 of 2 000 users\x1b[K",
+		"\r\x1b[KWould import ou000001 from /etc/users.oath:3",
+		"\rwould import 2 000 of 2 000 users in ",
+	} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("the terminal did not receive %q (%d bytes received)", want, len(raw))
+		}
+	}
 	last := users[len(users)-1].name
 	for _, want := range []string{
 		fmt.Sprintf("Would import %s from /etc/users.oath:%d: SHA1, 6 digits, 30 s, 0 recovery code(s)\n", last, len(users)+1),
