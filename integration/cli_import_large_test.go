@@ -15,7 +15,7 @@ import (
 )
 
 // largeImportUsers is the size of the large-site imports: enough that the
-// usersfile (about 120 KB) and /etc/passwd are well over the 64 KiB the
+// usersfile (about 180 KB) and /etc/passwd are well over the 64 KiB the
 // importer once read of a file, and quick enough for every run.
 const largeImportUsers = 2000
 

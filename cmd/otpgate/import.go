@@ -176,7 +176,7 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 	var src importSource
 	switch o.from {
 	case "google-authenticator":
-		src, err = newGASource(ctx, o)
+		src, err = newGASource(o)
 	case "oath":
 		src, err = newOATHSource(ctx, o.file)
 	}
@@ -391,7 +391,6 @@ func (s *oathSource) close() { s.file.Close() }
 // --user, or of every /etc/passwd account that has one (--all-users).
 type gaSource struct {
 	opts importOpts
-	ctx  context.Context
 	// found are the accounts whose file check read, with the fingerprint
 	// of what it would import: load reads those files again and compares.
 	found []gaFound
@@ -403,17 +402,17 @@ type gaFound struct {
 	sum  [32]byte
 }
 
-func newGASource(ctx context.Context, o importOpts) (*gaSource, error) {
+func newGASource(o importOpts) (*gaSource, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	return &gaSource{opts: o, ctx: ctx, key: key}, nil
+	return &gaSource{opts: o, key: key}, nil
 }
 
 // accounts calls fn for every account selected, reporting those that do
 // not resolve.
-func (s *gaSource) accounts(fn func(importer.Account) error, problem func(*importer.LineError)) error {
+func (s *gaSource) accounts(ctx context.Context, fn func(importer.Account) error, problem func(*importer.LineError)) error {
 	if s.opts.allUsers {
 		f, err := importer.OpenAdminFile(passwdFile)
 		if err != nil {
@@ -422,7 +421,7 @@ func (s *gaSource) accounts(fn func(importer.Account) error, problem func(*impor
 		defer f.Close()
 		return importer.ScanPasswd(passwdFile, f, fn, problem)
 	}
-	db := newUserDB(s.ctx, len(s.opts.users), getentPasswd, user.Lookup)
+	db := newUserDB(ctx, len(s.opts.users), getentPasswd, user.Lookup)
 	for _, name := range s.opts.users {
 		u, err := db.get(name)
 		if err != nil {
@@ -465,9 +464,9 @@ func (s *gaSource) read(acct importer.Account) (*importer.Entry, importer.Errors
 	return e, nil
 }
 
-func (s *gaSource) check(_ context.Context, problem func(*importer.LineError), count func(int)) (int, error) {
+func (s *gaSource) check(ctx context.Context, problem func(*importer.LineError), count func(int)) (int, error) {
 	s.found = s.found[:0]
-	err := s.accounts(func(acct importer.Account) error {
+	err := s.accounts(ctx, func(acct importer.Account) error {
 		e, list := s.read(acct)
 		for _, p := range list {
 			problem(p)

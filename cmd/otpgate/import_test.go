@@ -267,7 +267,7 @@ func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
 				}
 			}
 			write(checked)
-			s, err := newGASource(context.Background(), importOpts{users: []string{"alice"}})
+			s, err := newGASource(importOpts{users: []string{"alice"}})
 			if err != nil {
 				t.Fatal(err)
 			}
