@@ -56,6 +56,7 @@ demo: build ## (as root) otpgated, OpenSSH+pam_otpgate and otpgate-sshd in a thr
 .PHONY: lint
 lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo PAM module)
 	$(Q)$(GO) mod verify
+	$(Q)out=$$($(GO) mod tidy -diff) || { echo "go.mod/go.sum are not tidy: run go mod tidy"; echo "$$out"; exit 1; }
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
