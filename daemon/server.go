@@ -209,9 +209,14 @@ func (s *Server) handleConn(c *net.UnixConn) {
 	}
 	defer s.release(peer.UID)
 
+	var dlg *dialogue // the connection's open login dialogue
 	for !s.draining.Load() {
 		timeout := s.cfg.Load().Daemon.RequestTimeout.Duration
-		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		wait := timeout
+		if dlg != nil {
+			wait = dialogueAnswerTimeout // a person is reading and typing
+		}
+		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
 			return
 		}
 		frame, err := protocol.ReadFrame(c)
@@ -224,7 +229,7 @@ func (s *Server) handleConn(c *net.UnixConn) {
 			}
 			return
 		}
-		resp := s.handleFrame(peer, frame)
+		resp := s.handleFrame(peer, frame, &dlg)
 		if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 			return
 		}
@@ -254,7 +259,13 @@ func errorResponse(id uint64, code protocol.ErrorCode, msg string) *protocol.Res
 // handleFrame decodes one request and dispatches it. It never panics the
 // daemon: a panic in a handler becomes an internal error reply (and a log
 // line), which every caller treats as a denial.
-func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) {
+//
+// dlg is the connection's login dialogue: login_start opens it, and it
+// stays open while its last step asks something; any other request on
+// the connection ends it.
+func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *protocol.Response) {
+	open := *dlg
+	*dlg = nil
 	req, err := protocol.DecodeRequest(frame)
 	var id uint64
 	if req != nil {
@@ -273,7 +284,28 @@ func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) 
 	s.dropUntrustedContext(req, peer)
 	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now(), source: sourceOf(req.RHost)}
 	if err = s.resolveUser(rc); err == nil {
-		resp, err = s.dispatch(rc)
+		switch req.Op {
+		case protocol.OpLoginStart:
+			var step *protocol.LoginStep
+			if step, *dlg, err = s.loginStart(rc); err == nil {
+				resp = &protocol.Response{Step: step}
+			}
+		case protocol.OpLoginAnswer:
+			if open == nil {
+				err = &protocol.Error{Code: protocol.ErrBadRequest, Message: "no login dialogue is waiting for answers on this connection"}
+				break
+			}
+			var step *protocol.LoginStep
+			var more bool
+			if step, more, err = s.loginAnswer(rc, open); err == nil {
+				resp = &protocol.Response{Step: step}
+				if more {
+					*dlg = open
+				}
+			}
+		default:
+			resp, err = s.dispatch(rc)
+		}
 	}
 	if err != nil {
 		var pe *protocol.Error
