@@ -36,7 +36,6 @@ const (
 	firstUID    = 100000
 	userPrefix  = "bu"
 	cmdDeadline = 10 * time.Minute
-	importChunk = 300
 )
 
 // services are the PAM services compared, in table order.
@@ -192,16 +191,9 @@ func (e *env) provision() {
 	e.c.WriteFile(t, daemonConf, []byte(daemonConfig), 0o644)
 	e.run("chmod", "0700", stateDir)
 	e.startDaemon()
-	// otpgate admin import reads at most 64 KiB per file: 300 lines each.
+	// One command for every user: the usersfile pam_oath reads.
 	start := time.Now()
-	lines := strings.SplitAfter(strings.TrimSuffix(oath.String(), "\n"), "\n")
-	var out string
-	for i := 0; i < len(lines); i += importChunk {
-		chunk := fmt.Sprintf("%s/import-%d.oath", workDir, i/importChunk)
-		e.c.WriteFile(t, chunk, []byte(strings.Join(lines[i:min(i+importChunk, len(lines))], "")), 0o600)
-		out = e.run(container.Bin(t, "otpgate"), "admin", "import", "--from", "oath", "--config", daemonConf, chunk)
-		e.run("rm", chunk)
-	}
+	out := e.run(container.Bin(t, "otpgate"), "admin", "import", "--from", "oath", "--config", daemonConf, oathFile)
 	t.Logf("otpgate admin import of %d users: %v (%s)", e.n, time.Since(start).Round(time.Millisecond), lastLine(out))
 	// The pristine state, restored before every pass.
 	e.daemon.Stop()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,58 +35,101 @@ const bulkLookupMin = 100
 // off, failed or incomplete, as with sssd's default enumerate = false) is
 // resolved with lookup, so the answers are user.Lookup's.
 type userDB struct {
-	listed map[string]*user.User // from one enumeration; nil without one
-	lookup func(name string) (*user.User, error)
+	listed    map[string]listedAccount // from one enumeration; nil without one
+	lookup    func(name string) (*user.User, error)
+	enumerate func() (map[string]listedAccount, error) // nil once tried
+	lookups   int                                      // names looked up one at a time
 }
 
-// newUserDB returns a userDB for an import naming n users. From
-// bulkLookupMin names on, it enumerates the user database once with
-// enumerate (getent passwd: NSS, so LDAP and sssd users count when their
-// backend enumerates); a failed enumeration only means a lookup per name.
-func newUserDB(ctx context.Context, n int, enumerate func(context.Context) ([]byte, error), lookup func(string) (*user.User, error)) *userDB {
-	db := &userDB{lookup: lookup}
-	if n < bulkLookupMin {
-		return db
+// newUserDB returns a userDB for an import naming n users, or an unknown
+// number (n = 0) when they come from a file read a line at a time. It
+// enumerates the user database once with enumerate (getent passwd: NSS,
+// so LDAP and sssd users count when their backend enumerates) from
+// bulkLookupMin names on: at once when n says so, else when the
+// bulkLookupMin-th name is asked. A failed enumeration only means a lookup
+// per name.
+func newUserDB(ctx context.Context, n int, enumerate enumerator, lookup func(string) (*user.User, error)) *userDB {
+	db := &userDB{lookup: lookup, enumerate: func() (map[string]listedAccount, error) { return listAccounts(ctx, enumerate) }}
+	if n >= bulkLookupMin {
+		db.list()
 	}
-	data, err := enumerate(ctx)
-	if err != nil {
-		return db
-	}
-	db.listed = parseEnumeration(data)
 	return db
 }
 
-// parseEnumeration maps the user names of passwd-format data (getent
-// passwd) to their accounts. A line importer.ParsePasswd refuses is left
-// out, so that its name gets user.Lookup's answer and the import's usual
-// message; of two lines with one name the first counts, as for getpwnam,
-// which asks the NSS sources in the order getent lists them.
-func parseEnumeration(data []byte) map[string]*user.User {
-	accounts, _ := importer.ParsePasswd("getent passwd", data) // bad lines are left out, see above
-	listed := make(map[string]*user.User, len(accounts))
-	for _, a := range accounts {
-		if _, dup := listed[a.Name]; !dup {
-			listed[a.Name] = &user.User{Username: a.Name, Uid: strconv.Itoa(a.UID), HomeDir: a.Home}
-		}
+// list enumerates the user database, once.
+func (db *userDB) list() {
+	enumerate := db.enumerate
+	db.enumerate = nil
+	if listed, err := enumerate(); err == nil {
+		db.listed = listed
 	}
-	return listed
+}
+
+// listedAccount is what an import needs of an enumerated account, kept
+// small: an import of 100 000 users holds 100 000 of them.
+type listedAccount struct {
+	uid  int
+	home string
+}
+
+// An enumerator lists the user database, an account at a time.
+type enumerator func(ctx context.Context, account func(importer.Account)) error
+
+// listAccounts maps the user names enumerate lists to their accounts. A
+// line importer.ScanPasswd refuses is left out, so that its name gets
+// user.Lookup's answer and the import's usual message; of two lines with
+// one name the first counts, as for getpwnam, which asks the NSS sources
+// in the order getent lists them.
+func listAccounts(ctx context.Context, enumerate enumerator) (map[string]listedAccount, error) {
+	listed := map[string]listedAccount{}
+	err := enumerate(ctx, func(a importer.Account) {
+		if _, dup := listed[a.Name]; !dup {
+			// Copies, so that the map does not hold on to whole lines.
+			listed[strings.Clone(a.Name)] = listedAccount{uid: a.UID, home: strings.Clone(a.Home)}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return listed, nil
 }
 
 // enumerateTimeout bounds getent passwd: a directory too big to list in
 // that time is resolved a name at a time instead.
 const enumerateTimeout = 30 * time.Second
 
-// getentPasswd enumerates the user database through NSS.
-func getentPasswd(ctx context.Context) ([]byte, error) {
+// getentPasswd enumerates the user database through NSS, reading getent's
+// output as it comes rather than all of it first.
+func getentPasswd(ctx context.Context, account func(importer.Account)) error {
 	ctx, cancel := context.WithTimeout(ctx, enumerateTimeout)
 	defer cancel()
-	return exec.CommandContext(ctx, "getent", "passwd").Output()
+	cmd := exec.CommandContext(ctx, "getent", "passwd")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	err = importer.ScanPasswd("getent passwd", out, func(a importer.Account) error {
+		account(a)
+		return nil
+	}, func(*importer.LineError) {}) // left out: see listAccounts
+	if werr := cmd.Wait(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // get resolves name as user.Lookup does.
 func (db *userDB) get(name string) (*user.User, error) {
-	if u, ok := db.listed[name]; ok {
-		return u, nil
+	if db.enumerate != nil {
+		if db.lookups++; db.lookups >= bulkLookupMin {
+			db.list()
+		}
+	}
+	if a, ok := db.listed[name]; ok {
+		return &user.User{Username: name, Uid: strconv.Itoa(a.uid), HomeDir: a.home}, nil
 	}
 	return db.lookup(name)
 }
@@ -129,52 +173,86 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 		return err
 	}
 
-	var entries []*importer.Entry
+	var src importSource
 	switch o.from {
 	case "google-authenticator":
-		entries, err = a.readGoogleAuthenticator(ctx, o)
+		src, err = newGASource(o)
 	case "oath":
-		entries, err = readOATH(ctx, o.file)
+		src, err = newOATHSource(ctx, o.file)
 	}
-	defer importer.ClearSecrets(entries)
 	if err != nil {
 		a.printProblems(err)
 		return errSilent
 	}
-	if len(entries) == 0 {
+	defer src.close()
+	prog := newProgress(a.stderr, isTerminalWriter, time.Now, a.stdout)
+
+	// First every check of the files, then, if they are all fine, every
+	// user already enrolled in otpgate is refused (unless --replace),
+	// before anyone is imported. Problems are listed as they are found.
+	problems := 0
+	report := func(p *importer.LineError) {
+		problems++
+		prog.println(a.stderr, clean(p.Error()))
+	}
+	users, err := src.check(ctx, report, func(n int) {
+		prog.update(func() string { return "read " + groupDigits(n) + " users" })
+	})
+	prog.clear()
+	switch {
+	case err != nil:
+		a.printProblems(err)
+		return errSilent
+	case problems > 0:
+		a.errorf("nothing imported: %d problem(s)", problems)
+		return errSilent
+	case users == 0:
 		fmt.Fprintln(a.stdout, "No ~/.google_authenticator files found: nothing to import.")
 		return nil
 	}
-	server := a.serverSettings(o.configPath)
-
-	// Refuse users already enrolled in otpgate (unless --replace) before
-	// importing anyone.
-	var conflicts []string
-	for _, e := range entries {
+	checked := 0
+	var daemonErr error
+	err = src.load(ctx, func(e *importer.Entry) error {
+		checked++
+		prog.update(func() string {
+			return "checked " + groupDigits(checked) + " of " + groupDigits(users) + " users with otpgated"
+		})
 		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminShow, User: e.User})
 		var pe *protocol.Error
 		switch {
 		case errors.As(err, &pe) && pe.Code == protocol.ErrNotFound:
 		case err != nil:
+			daemonErr = err
 			return err
 		case resp.Status != nil && resp.Status.State == protocol.StateActive && !o.replace:
-			conflicts = append(conflicts, fmt.Sprintf("%s: %s is already enrolled in otpgate (use --replace to overwrite)", e.Source, e.User))
+			report(&importer.LineError{File: e.Source, Msg: e.User + " is already enrolled in otpgate (use --replace to overwrite)"})
 		}
-	}
-	if len(conflicts) > 0 {
-		for _, c := range conflicts {
-			fmt.Fprintln(a.stderr, clean(c))
-		}
-		a.errorf("nothing imported: %d problem(s)", len(conflicts))
+		return nil
+	})
+	prog.clear()
+	switch {
+	case daemonErr != nil && errors.Is(err, daemonErr):
+		return err
+	case err != nil:
+		a.printProblems(err)
+		return errSilent
+	case problems > 0:
+		a.errorf("nothing imported: %d problem(s)", problems)
 		return errSilent
 	}
+	server := a.serverSettings(o.configPath)
 
+	// Pass 2: the same users, read again, imported one by one.
 	verb := "Imported"
 	if o.dryRun {
 		verb = "Would import"
 	}
-	done := 0
-	for _, e := range entries {
+	start, done := time.Now(), 0
+	progressText := func() string {
+		return strings.ToLower(verb[:1]) + verb[1:] + " " + groupDigits(done) + " of " + groupDigits(users) + " users"
+	}
+	var failed *importer.Entry
+	err = src.load(ctx, func(e *importer.Entry) error {
 		if !o.dryRun {
 			req := &protocol.Request{Op: protocol.OpAdminImport, User: e.User, Import: &protocol.Import{
 				Secret: otp.EncodeSecret(e.Secret), Algorithm: e.Algorithm, Digits: e.Digits, Period: e.Period,
@@ -183,20 +261,39 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 			_, err := a.do(ctx, req)
 			clear(req.Import.RecoveryCodes)
 			if err != nil {
-				a.errorf("%s: importing %s failed", clean(e.Source), clean(e.User))
-				if done > 0 {
-					a.errorf("%d user(s) before it were imported; the rest were not: fix the problem and run the import again with --replace", done)
-				}
+				failed = e
 				return err
 			}
 		}
 		done++
-		fmt.Fprintf(a.stdout, "%s %s from %s: %s, %d digits, %d s, %d recovery code(s)\n", verb, clean(e.User), clean(e.Source),
-			e.Algorithm, e.Digits, e.Period, len(e.RecoveryCodes))
+		prog.println(a.stdout, fmt.Sprintf("%s %s from %s: %s, %d digits, %d s, %d recovery code(s)", verb, clean(e.User), clean(e.Source),
+			e.Algorithm, e.Digits, e.Period, len(e.RecoveryCodes)))
 		for _, d := range e.Differences(server) {
-			fmt.Fprintf(a.stdout, "    note: %s\n", clean(d))
+			prog.println(a.stdout, "    note: "+clean(d))
 		}
+		prog.update(progressText)
+		return nil
+	})
+	if err != nil {
+		prog.clear()
+		if failed != nil {
+			a.errorf("%s: importing %s failed", clean(failed.Source), clean(failed.User))
+		} else {
+			a.errorf("%s", clean(err.Error()))
+		}
+		switch {
+		case o.dryRun:
+		case done > 0:
+			a.errorf("%d user(s) before it were imported; the rest were not: fix the problem and run the import again with --replace", done)
+		default:
+			a.errorf("nothing imported")
+		}
+		if failed != nil {
+			return err
+		}
+		return errSilent
 	}
+	prog.finish(progressText() + " in " + time.Since(start).Round(100*time.Millisecond).String())
 	if o.dryRun {
 		fmt.Fprintf(a.stdout, "Dry run: %d user(s) checked, nothing imported.\n", done)
 		return nil
@@ -233,90 +330,184 @@ func (o *importOpts) check(fs *flag.FlagSet, pos []string) error {
 	return nil
 }
 
-// readGoogleAuthenticator reads and parses the files of the selected users,
-// collecting every problem.
-func (a *app) readGoogleAuthenticator(ctx context.Context, o importOpts) ([]*importer.Entry, error) {
-	var accounts []importer.Account
-	var problems importer.Errors
-	if o.allUsers {
-		data, err := importer.ReadAdminFile(passwdFile)
-		if err != nil {
-			return nil, err
-		}
-		accounts, err = importer.ParsePasswd(passwdFile, data)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		db := newUserDB(ctx, len(o.users), getentPasswd, user.Lookup)
-		for _, name := range o.users {
-			u, err := db.get(name)
-			if err != nil {
-				problems = append(problems, &importer.LineError{File: "--user " + name, Msg: "no such user on this host"})
-				continue
-			}
-			uid, err := strconv.Atoi(u.Uid)
-			if err != nil {
-				problems = append(problems, &importer.LineError{File: "--user " + name, Msg: "uid " + u.Uid + " is not a number"})
-				continue
-			}
-			accounts = append(accounts, importer.Account{Name: u.Username, UID: uid, Home: u.HomeDir})
-		}
-	}
-	var entries []*importer.Entry
-	for _, acct := range accounts {
-		path := strings.TrimSuffix(acct.Home, "/") + "/" + importer.GoogleAuthenticatorFile
-		data, mode, err := importer.ReadHomeFile(acct.Home, acct.UID, importer.GoogleAuthenticatorFile)
-		if errors.Is(err, fs.ErrNotExist) && o.allUsers {
-			continue
-		}
-		if err != nil {
-			problems = append(problems, &importer.LineError{File: path, Msg: fmt.Sprintf("%s: %v", acct.Name, err)})
-			continue
-		}
-		e, err := importer.ParseGoogleAuthenticator(path, acct.Name, data)
-		clear(data)
-		var list importer.Errors
-		if errors.As(err, &list) {
-			problems = append(problems, list...)
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		e.FileMode = uint32(mode)
-		entries = append(entries, e)
-	}
-	if len(problems) > 0 {
-		importer.ClearSecrets(entries)
-		return nil, problems
-	}
-	return entries, nil
+// importSource is what admin import reads, several times. check makes
+// every check of the source, calling problem for each problem in order
+// and count as users are found, keeps nothing of a secret and returns the
+// number of users. After a check without problems, load lists those users,
+// secrets included, and fails before listing anything that changed since
+// check; it may be called more than once. Neither keeps more than one
+// user's secret in memory at a time: entry's secret is cleared when it
+// returns.
+type importSource interface {
+	check(ctx context.Context, problem func(*importer.LineError), count func(int)) (int, error)
+	load(ctx context.Context, entry func(*importer.Entry) error) error
+	close()
 }
 
-// readOATH reads and parses a usersfile; every user must exist here.
-func readOATH(ctx context.Context, path string) ([]*importer.Entry, error) {
-	data, err := importer.ReadAdminFile(path)
+// oathSource is a pam_oath usersfile; every user must exist here.
+type oathSource struct {
+	file *importer.Usersfile
+	db   *userDB
+}
+
+func newOATHSource(ctx context.Context, path string) (*oathSource, error) {
+	f, err := importer.OpenUsersfile(path)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := importer.ParseOATH(path, data)
-	clear(data)
-	if err != nil {
+	return &oathSource{file: f, db: newUserDB(ctx, 0, getentPasswd, user.Lookup)}, nil
+}
+
+// check reads the file twice: every line's checks, then, if they all
+// pass, whether every user exists here.
+func (s *oathSource) check(_ context.Context, problem func(*importer.LineError), count func(int)) (int, error) {
+	found, problems := 0, 0
+	n, err := s.file.Check(func(*importer.Entry) error {
+		found++
+		count(found)
+		return nil
+	}, func(p *importer.LineError) {
+		problems++
+		problem(p)
+	})
+	if err != nil || problems > 0 {
+		return n, err
+	}
+	return n, s.file.Entries(func(e *importer.Entry) error {
+		if _, err := s.db.get(e.User); err != nil {
+			problem(&importer.LineError{File: e.Source, Msg: "user " + e.User + " does not exist on this host"})
+		}
+		return nil
+	})
+}
+
+func (s *oathSource) load(_ context.Context, entry func(*importer.Entry) error) error {
+	return s.file.Entries(entry)
+}
+
+func (s *oathSource) close() { s.file.Close() }
+
+// gaSource is the ~/.google_authenticator files of the users named with
+// --user, or of every /etc/passwd account that has one (--all-users).
+type gaSource struct {
+	opts importOpts
+	// found are the accounts whose file check read, with the fingerprint
+	// of what it would import: load reads those files again and compares.
+	found []gaFound
+	key   []byte // of the fingerprints
+}
+
+type gaFound struct {
+	acct importer.Account
+	sum  [32]byte
+}
+
+func newGASource(o importOpts) (*gaSource, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	var problems importer.Errors
-	db := newUserDB(ctx, len(entries), getentPasswd, user.Lookup)
-	for _, e := range entries {
-		if _, err := db.get(e.User); err != nil {
-			problems = append(problems, &importer.LineError{File: e.Source, Msg: "user " + e.User + " does not exist on this host"})
+	return &gaSource{opts: o, key: key}, nil
+}
+
+// accounts calls fn for every account selected, reporting those that do
+// not resolve.
+func (s *gaSource) accounts(ctx context.Context, fn func(importer.Account) error, problem func(*importer.LineError)) error {
+	if s.opts.allUsers {
+		f, err := importer.OpenAdminFile(passwdFile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return importer.ScanPasswd(passwdFile, f, fn, problem)
+	}
+	db := newUserDB(ctx, len(s.opts.users), getentPasswd, user.Lookup)
+	for _, name := range s.opts.users {
+		u, err := db.get(name)
+		if err != nil {
+			problem(&importer.LineError{File: "--user " + name, Msg: "no such user on this host"})
+			continue
+		}
+		uid, err := strconv.Atoi(u.Uid)
+		if err != nil {
+			problem(&importer.LineError{File: "--user " + name, Msg: "uid " + u.Uid + " is not a number"})
+			continue
+		}
+		if err := fn(importer.Account{Name: u.Username, UID: uid, Home: u.HomeDir}); err != nil {
+			return err
 		}
 	}
-	if len(problems) > 0 {
-		importer.ClearSecrets(entries)
-		return nil, problems
-	}
-	return entries, nil
+	return nil
 }
+
+// read reads and parses acct's file; a missing file is (nil, nil) with
+// --all-users.
+func (s *gaSource) read(acct importer.Account) (*importer.Entry, importer.Errors) {
+	path := strings.TrimSuffix(acct.Home, "/") + "/" + importer.GoogleAuthenticatorFile
+	data, mode, err := importer.ReadHomeFile(acct.Home, acct.UID, importer.GoogleAuthenticatorFile)
+	if errors.Is(err, fs.ErrNotExist) && s.opts.allUsers {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, importer.Errors{{File: path, Msg: fmt.Sprintf("%s: %v", acct.Name, err)}}
+	}
+	e, err := importer.ParseGoogleAuthenticator(path, acct.Name, data)
+	clear(data)
+	if err != nil {
+		var list importer.Errors
+		if !errors.As(err, &list) {
+			list = importer.Errors{{File: path, Msg: err.Error()}}
+		}
+		return nil, list
+	}
+	e.FileMode = uint32(mode)
+	return e, nil
+}
+
+func (s *gaSource) check(ctx context.Context, problem func(*importer.LineError), count func(int)) (int, error) {
+	s.found = s.found[:0]
+	err := s.accounts(ctx, func(acct importer.Account) error {
+		e, list := s.read(acct)
+		for _, p := range list {
+			problem(p)
+		}
+		if e != nil {
+			// Copies, so that the list does not hold on to whole lines
+			// of /etc/passwd.
+			acct.Name, acct.Home = strings.Clone(acct.Name), strings.Clone(acct.Home)
+			s.found = append(s.found, gaFound{acct: acct, sum: e.Fingerprint(s.key)})
+			clear(e.Secret)
+			count(len(s.found))
+		}
+		return nil
+	}, problem)
+	return len(s.found), err
+}
+
+func (s *gaSource) load(_ context.Context, entry func(*importer.Entry) error) error {
+	for _, f := range s.found {
+		e, list := s.read(f.acct)
+		if e == nil || e.Fingerprint(s.key) != f.sum {
+			if e != nil {
+				clear(e.Secret)
+			}
+			path := strings.TrimSuffix(f.acct.Home, "/") + "/" + importer.GoogleAuthenticatorFile
+			msg := path + " changed after it was checked"
+			if len(list) > 0 {
+				msg += ": " + list[0].Error()
+			}
+			return errors.New(msg)
+		}
+		err := entry(e)
+		clear(e.Secret)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *gaSource) close() {}
 
 // printProblems lists parse problems one per line, then says that nothing
 // was imported.

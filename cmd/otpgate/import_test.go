@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/user"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/importer"
 )
 
 // fakeUsers is a user database for userDB: lookups by name, counted, and
@@ -20,9 +23,18 @@ type fakeUsers struct {
 	enums      int
 }
 
-func (f *fakeUsers) enumerate(context.Context) ([]byte, error) {
+func (f *fakeUsers) enumerate(_ context.Context, account func(importer.Account)) error {
 	f.enums++
-	return []byte(f.enumerated), f.enumErr
+	return enumerateText(f.enumerated, account, f.enumErr)
+}
+
+// enumerateText lists the accounts of passwd-format text, then returns err.
+func enumerateText(text string, account func(importer.Account), err error) error {
+	importer.ScanPasswd("getent passwd", strings.NewReader(text), func(a importer.Account) error {
+		account(a)
+		return nil
+	}, func(*importer.LineError) {})
+	return err
 }
 
 func (f *fakeUsers) lookup(name string) (*user.User, error) {
@@ -53,10 +65,14 @@ func passwdLines(names []string) string {
 
 func TestUserDB(t *testing.T) {
 	many := names(bulkLookupMin)
+	more := names(3 * bulkLookupMin)
 	tests := []struct {
 		name  string
 		users func() *fakeUsers
-		ask   []string
+		// hint is the number of names told to newUserDB; len(ask) if 0,
+		// -1 for none (names read from a file a line at a time).
+		hint int
+		ask  []string
 		// enums and lookups are the calls the database should answer.
 		enums   int
 		lookups []string
@@ -99,6 +115,30 @@ func TestUserDB(t *testing.T) {
 			unknown: []string{"mallory"},
 		},
 		{
+			name: "an unknown number of names, few: one lookup each",
+			users: func() *fakeUsers {
+				return &fakeUsers{known: map[string]*user.User{"alice": {Username: "alice", Uid: "1000"}}, enumerated: passwdLines(many)}
+			},
+			hint:    -1,
+			ask:     []string{"alice", "mallory"},
+			lookups: []string{"alice", "mallory"},
+			unknown: []string{"mallory"},
+		},
+		{
+			name: "an unknown number of names, many: one enumeration from the bulkLookupMin-th on",
+			users: func() *fakeUsers {
+				f := &fakeUsers{enumerated: passwdLines(more), known: map[string]*user.User{}}
+				for _, n := range more {
+					f.known[n] = &user.User{Username: n}
+				}
+				return f
+			},
+			hint:    -1,
+			ask:     more,
+			enums:   1,
+			lookups: more[:bulkLookupMin-1],
+		},
+		{
 			name: "a failed enumeration: one lookup each",
 			users: func() *fakeUsers {
 				return &fakeUsers{enumErr: errors.New("exit status 2"), enumerated: passwdLines(many)}
@@ -124,7 +164,14 @@ func TestUserDB(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.users()
-			db := newUserDB(context.Background(), len(tt.ask), f.enumerate, f.lookup)
+			hint := tt.hint
+			switch hint {
+			case 0:
+				hint = len(tt.ask)
+			case -1:
+				hint = 0
+			}
+			db := newUserDB(context.Background(), hint, f.enumerate, f.lookup)
 			var unknown []string
 			for _, n := range tt.ask {
 				u, err := db.get(n)
@@ -149,16 +196,21 @@ func TestUserDB(t *testing.T) {
 	}
 }
 
-func TestParseEnumeration(t *testing.T) {
+func TestListAccounts(t *testing.T) {
 	data := "root:x:0:0:root:/root:/bin/bash\n" +
 		"alice:x:1000:1000::/home/alice:/bin/sh\n" +
 		"alice:x:2000:2000::/srv/ldap/alice:/bin/sh\n" + // a later NSS source: getpwnam answers the first
 		"+nis::::::\n" +
 		"broken line\n"
-	got := parseEnumeration([]byte(data))
-	want := map[string]*user.User{
-		"root":  {Username: "root", Uid: "0", HomeDir: "/root"},
-		"alice": {Username: "alice", Uid: "1000", HomeDir: "/home/alice"},
+	got, err := listAccounts(context.Background(), func(_ context.Context, account func(importer.Account)) error {
+		return enumerateText(data, account, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]listedAccount{
+		"root":  {uid: 0, home: "/root"},
+		"alice": {uid: 1000, home: "/home/alice"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want %v", got, want)
@@ -168,19 +220,78 @@ func TestParseEnumeration(t *testing.T) {
 // TestGetentPasswd enumerates this machine's user database: root is in
 // every one.
 func TestGetentPasswd(t *testing.T) {
-	data, err := getentPasswd(context.Background())
+	listed, err := listAccounts(context.Background(), getentPasswd)
 	if err != nil {
 		t.Fatalf("getent passwd (libc-bin, on every Debian system): %v", err)
 	}
-	u, ok := parseEnumeration(data)["root"]
-	if !ok || u.Uid != "0" {
+	u, ok := listed["root"]
+	if !ok || u.uid != 0 {
 		t.Errorf("root: %+v, %v", u, ok)
 	}
 	want, err := user.Lookup("root")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.HomeDir != want.HomeDir {
-		t.Errorf("root's home %q from getent, %q from user.Lookup", u.HomeDir, want.HomeDir)
+	if u.home != want.HomeDir {
+		t.Errorf("root's home %q from getent, %q from user.Lookup", u.home, want.HomeDir)
+	}
+}
+
+// TestGASourceLoadRefusesAChangedFile: the import pass re-reads each
+// ~/.google_authenticator and goes on only if what it would import is what
+// was checked. Login state that google-authenticator rewrites (the
+// DISALLOW_REUSE timestamps) may change meanwhile; the secret and the
+// scratch codes may not.
+func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
+	const checked = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE\n\" TOTP_AUTH\n12345678\n87654321\n"
+	tests := []struct {
+		name, now string
+		changed   bool
+	}{
+		{"unchanged", checked, false},
+		{"a login recorded", strings.Replace(checked, "DISALLOW_REUSE", "DISALLOW_REUSE 59000000", 1), false},
+		{"a scratch code used", strings.Replace(checked, "87654321\n", "", 1), true},
+		{"another secret", strings.Replace(checked, "JBSWY3DP", "GEZDGNBV", 1), true},
+		{"gone", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			file := home + "/.google_authenticator"
+			write := func(data string) {
+				os.Remove(file)
+				if data != "" {
+					if err := os.WriteFile(file, []byte(data), 0o400); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			write(checked)
+			s, err := newGASource(importOpts{users: []string{"alice"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acct := importer.Account{Name: "alice", UID: os.Getuid(), Home: home}
+			e, list := s.read(acct)
+			if e == nil {
+				t.Fatalf("read: %v", list)
+			}
+			s.found = []gaFound{{acct: acct, sum: e.Fingerprint(s.key)}}
+			write(tt.now)
+			var got []string
+			err = s.load(context.Background(), func(e *importer.Entry) error {
+				got = append(got, e.User)
+				return nil
+			})
+			if !tt.changed {
+				if err != nil || len(got) != 1 {
+					t.Fatalf("load: %v, %v", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), file+" changed after it was checked") || len(got) != 0 {
+				t.Fatalf("load: %v, %v; want nothing and %q", got, err, file+" changed after it was checked")
+			}
+		})
 	}
 }

@@ -250,6 +250,10 @@ All or nothing: if any file or line is wrong, every problem is listed as
 FILE:LINE: what is wrong, and nothing is imported. Users already enrolled
 in otpgate are refused unless --replace is given.
 
+Files of any size are read a line at a time, first to check, then again
+to import; a file that changed in between stops the import. On a
+terminal, a status line on stderr shows how far the import is.
+
 Flags:
   --from SOURCE    google-authenticator or oath
   --user USER      import this user (repeatable; google-authenticator)

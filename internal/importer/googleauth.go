@@ -1,7 +1,6 @@
 package importer
 
 import (
-	"bytes"
 	"encoding/base32"
 	"strconv"
 	"strings"
@@ -11,9 +10,10 @@ import (
 // reads in each home directory.
 const GoogleAuthenticatorFile = ".google_authenticator"
 
-// MaxFileSize bounds the files read: google-authenticator-libpam refuses
-// secret files over 64 KiB, and a usersfile of that size holds hundreds of
-// users.
+// MaxFileSize bounds a ~/.google_authenticator file, as
+// google-authenticator-libpam itself does (it refuses secret files over
+// 64 KiB). A usersfile and /etc/passwd are read a line at a time and may be
+// of any size.
 const MaxFileSize = 64 << 10
 
 var gaBase32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -211,7 +211,15 @@ func allDigits(s string) bool {
 // firstNonPrintable returns the index of the first byte of s that is not
 // printable ASCII or a tab, or -1.
 func firstNonPrintable(s string) int {
-	return bytes.IndexFunc([]byte(s), func(r rune) bool {
-		return !(r == '\t' || r >= ' ' && r < 0x7f)
-	})
+	return firstNonPrintableBytes([]byte(s))
+}
+
+// firstNonPrintableBytes is firstNonPrintable for a byte slice.
+func firstNonPrintableBytes(b []byte) int {
+	for i, c := range b {
+		if !(c == '\t' || c >= ' ' && c < 0x7f) {
+			return i
+		}
+	}
+	return -1
 }

@@ -9,6 +9,9 @@
 package importer
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -127,6 +130,27 @@ func (e *errs) err() error {
 		return nil
 	}
 	return e.list
+}
+
+// Fingerprint returns an HMAC-SHA256, under key, of what importing e sends
+// to otpgated: user, secret, code parameters and recovery codes. Comparing
+// the fingerprints of two reads of a file tells whether they would import
+// the same thing, without keeping the secret in between.
+func (e *Entry) Fingerprint(key []byte) [sha256.Size]byte {
+	m := hmac.New(sha256.New, key)
+	field := func(b []byte) {
+		m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(b))))
+		m.Write(b)
+	}
+	field([]byte(e.User))
+	field(e.Secret)
+	field([]byte(fmt.Sprintf("%s/%d/%d", e.Algorithm, e.Digits, e.Period)))
+	for _, c := range e.RecoveryCodes {
+		field([]byte(c))
+	}
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	return sum
 }
 
 // ClearSecrets overwrites the secrets of entries.

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -125,28 +126,6 @@ func openHome(home string, uid int) (dir int, unsafe, err error) {
 	return dir, nil, nil
 }
 
-// ReadAdminFile reads a file the administrator named on the command line
-// (a pam_oath usersfile): a regular file of at most MaxFileSize bytes,
-// opened with O_NONBLOCK so that a FIFO cannot block.
-func ReadAdminFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("%s is %d bytes, more than %d", path, st.Size(), MaxFileSize)
-	}
-	return readLimited(f, path)
-}
-
 // readLimited reads f (named path) to the end, refusing more than
 // MaxFileSize bytes even if the file grew after it was checked.
 func readLimited(f *os.File, path string) ([]byte, error) {
@@ -169,31 +148,66 @@ type Account struct {
 	Home string
 }
 
-// ParsePasswd parses /etc/passwd-format data (file names it in errors).
-// Lines starting with '+' or '-' (NIS compat) are refused.
+// ParsePasswd parses /etc/passwd-format data held in memory (file names
+// it in errors), with ScanPasswd's checks. The accounts of the valid lines
+// come back with the error.
 func ParsePasswd(file string, data []byte) ([]Account, error) {
 	e := &errs{file: file}
 	var out []Account
-	for i, line := range strings.Split(string(data), "\n") {
-		n := i + 1
+	err := ScanPasswd(file, bytes.NewReader(data), func(a Account) error {
+		out = append(out, a)
+		return nil
+	}, func(le *LineError) { e.list = append(e.list, le) })
+	if err != nil {
+		return out, err
+	}
+	return out, e.err()
+}
+
+// ScanPasswd reads /etc/passwd-format lines from r (file names it in
+// errors) a line at a time, calling account for every valid line and
+// problem for every problem, in order. Lines starting with '+' or '-' (NIS
+// compat) are refused. It stops early only on a read error or an error
+// from account.
+func ScanPasswd(file string, r io.Reader, account func(Account) error, problem func(*LineError)) error {
+	lr := newLineReader(r)
+	defer lr.close()
+	add := func(line int, format string, args ...any) {
+		problem(&LineError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	for {
+		b, tooLong, err := lr.next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", file, err)
+		}
+		n := lr.line
+		if tooLong {
+			add(n, "the line is longer than %d bytes", MaxLineLength)
+			continue
+		}
+		line := string(b)
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		f := strings.Split(line, ":")
 		if len(f) != 7 {
-			e.add(n, "expected 7 colon-separated fields, found %d", len(f))
+			add(n, "expected 7 colon-separated fields, found %d", len(f))
 			continue
 		}
 		if !validUser(f[0]) || strings.HasPrefix(f[0], "+") || strings.HasPrefix(f[0], "-") {
-			e.add(n, "user name %q is not a valid login name", f[0])
+			add(n, "user name %q is not a valid login name", f[0])
 			continue
 		}
 		uid, err := strconv.Atoi(f[2])
 		if err != nil || uid < 0 {
-			e.add(n, "user %s: uid %q is not a number", f[0], f[2])
+			add(n, "user %s: uid %q is not a number", f[0], f[2])
 			continue
 		}
-		out = append(out, Account{Name: f[0], UID: uid, Home: f[5]})
+		if err := account(Account{Name: f[0], UID: uid, Home: f[5]}); err != nil {
+			return err
+		}
 	}
-	return out, e.err()
 }

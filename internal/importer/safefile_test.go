@@ -2,6 +2,7 @@ package importer
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -181,23 +182,31 @@ func TestReadHomeFileRootOwnedHomeSymlinkIsFollowed(t *testing.T) {
 	}
 }
 
-func TestReadAdminFile(t *testing.T) {
+func TestOpenAdminFile(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "users.oath")
-	if err := os.WriteFile(good, []byte("x\n"), 0o600); err != nil {
+	// Larger than the 64 KiB a whole file once could be.
+	big := strings.Repeat("# comment\n", 10000)
+	if err := os.WriteFile(good, []byte(big), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if data, err := ReadAdminFile(good); err != nil || string(data) != "x\n" {
-		t.Errorf("got %q, %v", data, err)
+	f, err := OpenAdminFile(good)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	data, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || string(data) != big {
+		t.Errorf("read %d bytes, %v", len(data), err)
 	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadAdminFile(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := OpenAdminFile(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("fifo: %v", err)
 	}
-	if _, err := ReadAdminFile(filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := OpenAdminFile(filepath.Join(dir, "none")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
 }
