@@ -246,6 +246,7 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	a := &authenticator{cfg: cfg, daemon: s.newDaemon(cfg), log: log, now: s.now, readKeys: s.readKeys,
 		handshakeDone: stopHandshake}
 	sc, chans, reqs, err := ssh.NewServerConn(c.nc, a.serverConfig(s.signers))
+	a.close()
 	stopHandshake()
 	expired := !grace.Stop()
 	s.releaseStartup(src)

@@ -122,6 +122,7 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			SFTPServer:           "",
 			ShutdownTimeout:      config.Duration{Duration: time.Minute},
 			Banner:               "Authorized use only.",
+			Prompt:               "Password (verification code): ",
 			LogLevel:             "warn",
 		},
 	}

@@ -75,6 +75,10 @@ type SSHD struct {
 	// Banner is sent to clients before authentication; empty sends none
 	// (reloadable).
 	Banner string `toml:"banner"`
+	// Prompt replaces the text of otpgated's code prompt for logins
+	// through otpgate-sshd; empty keeps otpgated's (reloadable). At most
+	// 256 bytes, no control characters.
+	Prompt string `toml:"prompt"`
 	// LogLevel is "debug", "info", "warn" or "error" (reloadable).
 	LogLevel string `toml:"log_level"`
 }
