@@ -174,7 +174,7 @@ func (a *app) showQR(uri string) {
 	fmt.Fprintln(a.stdout, "Scan this QR code with your authenticator app:")
 	fmt.Fprintln(a.stdout)
 	if err := qrterm.Render(a.stdout, uri, opts); err != nil {
-		if errors.Is(err, qrterm.ErrTooWide) {
+		if errors.Is(err, qrterm.ErrTooLarge) {
 			fmt.Fprintf(a.stdout, "(The terminal is too narrow for the QR code: %v.\n Widen the window and run enroll again, use --qr=png FILE, or type the key below.)\n", err)
 		} else {
 			fmt.Fprintf(a.stdout, "(No QR code: %v. Type the key below.)\n", err)
