@@ -22,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -122,8 +124,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", strings.TrimSpace("otpgate help "+ue.cmd))
 		return exitUsage
 	case errors.Is(err, protocol.ErrUnavailable):
-		a.errorf("otpgated is not running: start it with systemctl start otpgated")
-		a.errorf("detail: %s", clean(err.Error()))
+		sock := a.socket()
+		for _, line := range unreachable(sock, sock == protocol.DefaultSocket, err) {
+			a.errorf("%s", clean(line))
+		}
 		return exitUnavailable
 	case errors.Is(err, errPermission):
 		a.errorf("%v", err)
@@ -146,14 +150,58 @@ func (a *app) errorf(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "otpgate: "+format+"\n", args...)
 }
 
-// client returns the daemon client for the socket chosen by --socket,
-// $OTPGATE_SOCKET or the default.
-func (a *app) client() *protocol.Client {
-	sock := a.socketFlag
-	if sock == "" {
-		sock = a.getenv("OTPGATE_SOCKET")
+// socket returns the daemon's socket chosen by --socket, $OTPGATE_SOCKET
+// or the default.
+func (a *app) socket() string {
+	if a.socketFlag != "" {
+		return a.socketFlag
 	}
-	return &protocol.Client{Socket: protocol.SocketFromEnv(sock)}
+	if s := a.getenv("OTPGATE_SOCKET"); s != "" {
+		return s
+	}
+	return protocol.DefaultSocket
+}
+
+// client returns the daemon client for a.socket().
+func (a *app) client() *protocol.Client {
+	return &protocol.Client{Socket: a.socket()}
+}
+
+// unreachable explains err, a failure to reach otpgated at sock, in lines
+// for stderr. It connects to sock once more to tell the cases apart:
+// nothing answers there (no such file, not a socket, no process listening
+// on it), the caller may not connect, or something answered but could not
+// be used (err says how). Only for the default socket does it suggest
+// starting otpgated: a path the user gave may simply be wrong.
+func unreachable(sock string, isDefault bool, err error) []string {
+	conn, derr := net.DialTimeout("unix", sock, time.Second)
+	if derr == nil {
+		conn.Close()
+		return []string{err.Error()}
+	}
+	var why string
+	switch fi, serr := os.Stat(sock); {
+	case errors.Is(derr, fs.ErrNotExist):
+		why = "there is no such file"
+	case serr == nil && fi.Mode().Type() != fs.ModeSocket:
+		why = "it is not a socket"
+	case errors.Is(derr, syscall.ECONNREFUSED):
+		why = "no process listens on the socket"
+	case errors.Is(derr, fs.ErrPermission):
+		return []string{fmt.Sprintf("cannot connect to %s: permission denied", sock)}
+	default:
+		var se syscall.Errno
+		if errors.As(derr, &se) {
+			why = se.Error()
+		} else {
+			why = derr.Error()
+		}
+	}
+	lines := []string{fmt.Sprintf("nothing answers at %s: %s", sock, why)}
+	if isDefault {
+		lines = append(lines, "is otpgated running? Start it with: systemctl start otpgated")
+	}
+	return lines
 }
 
 // do sends req with the invocation's service and terminal filled in.
