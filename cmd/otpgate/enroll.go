@@ -96,7 +96,7 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 	var resp *protocol.Response
 	if st.Status != nil && st.Status.State == protocol.StateActive && !o.force {
 		fmt.Fprintf(a.stdout, "%s already has two-factor authentication. Enrolling a new device replaces the old one.\n", clean(name))
-		resp, err = a.withCode(fmt.Sprintf("Enter a current code for %s (or a recovery code): ", clean(name)), func(code string) (*protocol.Response, error) {
+		resp, err = a.withCode(ctx, fmt.Sprintf("Enter a current code for %s (or a recovery code): ", clean(name)), func(code string) (*protocol.Response, error) {
 			begin.Code = code
 			return a.do(ctx, begin)
 		})
@@ -127,7 +127,7 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		a.showEnrollment(info, !o.noQR)
 	}
 
-	codes, err := a.withCode(confirmPrompt, func(code string) (*protocol.Response, error) {
+	codes, err := a.withCode(ctx, confirmPrompt, func(code string) (*protocol.Response, error) {
 		return a.do(ctx, &protocol.Request{Op: protocol.OpEnrollConfirm, User: name, Code: code})
 	})
 	if err != nil {
@@ -137,16 +137,16 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nTwo-factor authentication is now active for %s.\n", clean(name))
-	return a.showRecoveryCodes(name, codes.RecoveryCodes)
+	return a.showRecoveryCodes(ctx, name, codes.RecoveryCodes)
 }
 
 // withCode asks for a code and runs send with it, up to maxTries times
 // while otpgated answers that the code is wrong; its message (which may say
 // the device's clock is off) is shown each time.
-func (a *app) withCode(prompt string, send func(code string) (*protocol.Response, error)) (*protocol.Response, error) {
+func (a *app) withCode(ctx context.Context, prompt string, send func(code string) (*protocol.Response, error)) (*protocol.Response, error) {
 	var last error
 	for try := 1; try <= maxTries; try++ {
-		code, err := a.readCode(prompt)
+		code, err := a.readCode(ctx, prompt)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +292,7 @@ func rows(width int, lines []string) int {
 // showRecoveryCodes prints codes once, with a warning, and offers to save
 // them to a new file; "~" in the path typed is the home of whoever runs
 // otpgate (the administrator's for admin enroll), not name's.
-func (a *app) showRecoveryCodes(name string, codes []string) error {
+func (a *app) showRecoveryCodes(ctx context.Context, name string, codes []string) error {
 	if len(codes) == 0 {
 		fmt.Fprintln(a.stdout, "No recovery codes were issued (enroll.recovery_codes is 0).")
 		return nil
@@ -304,16 +304,16 @@ func (a *app) showRecoveryCodes(name string, codes []string) error {
 		fmt.Fprintf(a.stdout, "    %s\n", clean(c))
 	}
 	fmt.Fprintln(a.stdout)
-	return a.offerSave(name, a.home(), codes)
+	return a.offerSave(ctx, name, a.home(), codes)
 }
 
 // offerSave asks for a path to save the recovery codes to; an empty
 // answer (or closed stdin) skips. "~" is expanded against home. Existing
 // files and symbolic links (in any component) are refused and the
 // question asked again.
-func (a *app) offerSave(name, home string, codes []string) error {
+func (a *app) offerSave(ctx context.Context, name, home string, codes []string) error {
 	for try := 1; try <= maxTries; try++ {
-		answer, err := a.readLine("Save them to a file? Enter a path, or press Enter to skip: ", false)
+		answer, err := a.readLine(ctx, "Save them to a file? Enter a path, or press Enter to skip: ")
 		if errors.Is(err, errNoInput) || (err == nil && answer == "") {
 			fmt.Fprintln(a.stdout, "Not saved.")
 			return nil

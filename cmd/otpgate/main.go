@@ -13,7 +13,8 @@
 // (internal/setup).
 //
 // Exit codes: 0 success, 1 failure (wrong code, refused, bad input),
-// 2 usage error, 3 otpgated unreachable, 4 permission denied.
+// 2 usage error, 3 otpgated unreachable, 4 permission denied, 130 (128 +
+// SIGINT) interrupted with Ctrl-C, 143 on SIGTERM.
 package main
 
 import (
@@ -66,7 +67,7 @@ type app struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyInterrupt(context.Background())
 	a := &app{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		inFd: terminalFd(os.Stdin), outFd: terminalFd(os.Stdout),
@@ -80,6 +81,33 @@ func main() {
 	code := a.run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
+}
+
+// interrupted is the cause of the command's context ending on SIGINT
+// (Ctrl-C) or SIGTERM.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// notifyInterrupt returns a context that ends, with an interrupted cause,
+// when the process gets SIGINT or SIGTERM; stop ends the watch.
+func notifyInterrupt(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(interrupted{s.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 // terminalFd returns f's descriptor if it is a terminal, else -1.
@@ -113,6 +141,12 @@ var errSilent = errors.New("failed")
 // run executes the command line args and returns the exit code.
 func (a *app) run(ctx context.Context, args []string) int {
 	err := a.dispatch(ctx, args)
+	// Interrupted (Ctrl-C at a prompt or while otpgated was asked): end
+	// as a shell expects, 128 + the signal, and say nothing of otpgated,
+	// whose request may have been cut short by the interruption itself.
+	if i := (interrupted{}); errors.As(context.Cause(ctx), &i) {
+		return 128 + int(i.sig)
+	}
 	if err == nil {
 		return exitOK
 	}
