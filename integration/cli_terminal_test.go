@@ -144,26 +144,6 @@ func interrupted(t *testing.T, pane *tmuxPane, prompt string) string {
 	return after
 }
 
-// TestCLIUnreachableSocket: a socket path given with --socket is named when
-// nothing answers there, without "not running"; the default socket gets
-// the hint to start otpgated.
-func TestCLIUnreachableSocket(t *testing.T) {
-	e := newCLIEnv(t)
-	e.c.AddUser(t, "alice")
-	out, code := e.run("alice", "", nil, "--socket", "/nope", "status")
-	if code != 3 || out != "otpgate: nothing answers at /nope: there is no such file\n" {
-		t.Errorf("--socket /nope: exit %d:\n%s", code, out)
-	}
-	if err := e.daemon.Stop(); err != nil {
-		t.Fatalf("stop otpgated: %v", err)
-	}
-	out, code = e.run("alice", "", nil, "status")
-	if code != 3 || !strings.HasPrefix(out, "otpgate: nothing answers at "+cliSocket+": ") ||
-		!strings.HasSuffix(out, "\notpgate: is otpgated running? Start it with: systemctl start otpgated\n") {
-		t.Errorf("default socket, otpgated stopped: exit %d:\n%s", code, out)
-	}
-}
-
 // TestCLICodesAsTyped: with the real otpgated, a code typed as apps show it
 // ("512 397") confirms an enrollment, and a long paste is answered by
 // otpgated in words.
