@@ -191,8 +191,10 @@ func (a *app) showEnrollment(info *protocol.EnrollInfo, drawQR bool) {
 	}
 	full := keyLines(info)
 	short := shortKeyLines(info)
-	// The lines around the code: the intro and a blank line above, a
-	// blank line, the details and a blank line below, then the prompt.
+	// The lines around the code, most detailed first: the intro and a
+	// blank line above, a blank line, the details and a blank line below;
+	// or the intro above and the key on one line below. The prompt
+	// follows either.
 	layouts := []struct {
 		above, below []string
 	}{
@@ -203,17 +205,14 @@ func (a *app) showEnrollment(info *protocol.EnrollInfo, drawQR bool) {
 	var err error
 	for _, l := range layouts {
 		qr.Reset()
-		opts.MaxWidth = width
-		opts.MaxHeight = 0
+		opts.MaxWidth, opts.MaxHeight = width, 0
 		if height > 0 {
-			opts.MaxHeight = height - rows(width, l.above) - rows(width, l.below) - rows(width, []string{confirmPrompt})
-			if opts.MaxHeight <= 0 {
-				opts.MaxHeight = -1 // no room at all
+			room := height - rows(width, l.above) - rows(width, l.below) - rows(width, []string{confirmPrompt})
+			if room <= 0 {
+				err = fmt.Errorf("%w: the text leaves no line for it", qrterm.ErrTooLarge)
+				continue
 			}
-		}
-		if opts.MaxHeight < 0 {
-			err = fmt.Errorf("%w: no line is left for it", qrterm.ErrTooLarge)
-			continue
+			opts.MaxHeight = room
 		}
 		if err = qrterm.Render(&qr, info.URI, opts); err == nil {
 			writeLines(a.stdout, l.above)
