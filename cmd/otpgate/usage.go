@@ -31,11 +31,12 @@ func version() string {
 }
 
 const exitCodesText = `Exit codes:
-  0  success
-  1  failure: wrong code, locked, refused by otpgated, bad input
-  2  usage error
-  3  otpgated is not reachable (start it with systemctl start otpgated)
-  4  permission denied (admin commands need root)
+    0  success
+    1  failure: wrong code, locked, refused by otpgated, bad input
+    2  usage error
+    3  otpgated is not reachable: nothing answers at the socket
+    4  permission denied (admin commands need root)
+  130  interrupted (Ctrl-C)
 `
 
 // usages holds the hand-written usage text of each command.
