@@ -183,6 +183,8 @@ timeout = "1m"
 max_conns = 1000
 [policy]
 required_users = ["_svc", "Admin@AD.EXAMPLE", "host$", "a.b-c"]
+jump_hosts = ["10.0.0.5", "10.0.0.0/8", "::ffff:10.0.0.6", "2001:db8::/128"]
+jump_window = "5m"
 [rate_limit]
 max_failures = 100
 lockout = "24h"
