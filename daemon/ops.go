@@ -122,6 +122,11 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 		s.auditDecision(rc, string(protocol.OutcomeRemembered), "remembered_device", "source", dev.source, "fingerprint", dev.fingerprint)
 		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
 	}
+	if dev, last, ok := jumpPass(rc, rec); ok {
+		s.auditDecision(rc, string(protocol.OutcomeRemembered), "jump_host", "source", dev.source, "fingerprint", dev.fingerprint,
+			"code_at", last.At, "code_host", last.Host, "code_rhost", last.RHost)
+		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
+	}
 	return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeCodeRequired, Digits: rec.Active.Digits}}, nil
 }
 

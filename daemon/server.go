@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Server struct {
 	clock  Clock
 	log    *slog.Logger // operational log
 	audit  *slog.Logger // one line per decision
+	// host is this server's host name, kept with each accepted code
+	// (store.CodeUse.Host) so that a replay refusal can say where.
+	host string
 
 	cfg atomic.Pointer[config.Config]
 
@@ -78,9 +82,14 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithAuditLogger sets the audit logger (default: the operational logger).
 func WithAuditLogger(l *slog.Logger) Option { return func(s *Server) { s.audit = l } }
 
+// WithHostname sets the host name kept with each accepted code (default:
+// os.Hostname); tests give each server of a fleet its own.
+func WithHostname(name string) Option { return func(s *Server) { s.host = name } }
+
 // New returns a Server over an opened store. cfg must have been validated.
 func New(cfg *config.Config, st store.Store, sealer Sealer, opts ...Option) *Server {
 	s := &Server{sealer: sealer, clock: systemClock{}, log: slog.Default(), perUID: map[uint32]int{}, fatal: make(chan error, 1)}
+	s.host, _ = os.Hostname()
 	s.store = failFast{Store: st, s: s}
 	for _, o := range opts {
 		o(s)

@@ -2,7 +2,11 @@ package daemon
 
 import (
 	"fmt"
+	"math"
 	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/daemon/store"
 )
 
 // Every text a person reads during a login or at a CLI code prompt comes
@@ -13,7 +17,6 @@ import (
 // The fixed texts.
 const (
 	textWrongCode     = "Wrong code."
-	textCodeUsed      = "This code was already used: wait for the next one."
 	textCodeBurned    = "This code can no longer be used: an earlier wrong attempt revealed it. Wait for the next one."
 	textCodePrompt    = "Verification code: "
 	textPasswordCode  = "Password and verification code: "
@@ -104,6 +107,36 @@ func recoveryCodesText(codes []string) string {
 	b.WriteString(textEnrollRecovery)
 	for _, c := range codes {
 		b.WriteString("\n  " + c)
+	}
+	return b.String()
+}
+
+// codeUsedMessage refuses a code that was already used, saying where and
+// when it was accepted (last, nil for a record from before that was kept),
+// the time in the server's local zone, and how long until the next code
+// comes up at next: "This code was already used at 10:41:07 UTC on bastion1
+// (sshd from 192.0.2.4): the next code comes in 12 seconds."
+func codeUsedMessage(last *store.CodeUse, next, now time.Time) string {
+	var b strings.Builder
+	b.WriteString("This code was already used")
+	if last != nil {
+		b.WriteString(" at " + last.At.In(time.Local).Format("15:04:05 MST"))
+		if last.Host != "" {
+			b.WriteString(" on " + last.Host)
+		}
+		switch {
+		case last.Service != "" && last.RHost != "":
+			fmt.Fprintf(&b, " (%s from %s)", last.Service, last.RHost)
+		case last.Service != "":
+			fmt.Fprintf(&b, " (%s)", last.Service)
+		case last.RHost != "":
+			fmt.Fprintf(&b, " (from %s)", last.RHost)
+		}
+	}
+	if wait := int64(math.Ceil(next.Sub(now).Seconds())); wait > 0 {
+		b.WriteString(": the next code comes in " + humanDuration(wait) + ".")
+	} else {
+		b.WriteString(": a new code is showing now.")
 	}
 	return b.String()
 }

@@ -134,10 +134,13 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			a = attempt{outcome: protocol.OutcomeReplay, reason: "burned_code", step: step,
 				message: textCodeBurned}
 		case ok && (pending || step > rec.LastStep):
+			if step >= rec.LastStep {
+				rec.LastCode = s.codeUse(rc)
+			}
 			rec.LastStep = max(rec.LastStep, step)
 			a = attempt{outcome: protocol.OutcomeAccept, reason: "ok", step: step}
 		case ok:
-			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: textCodeUsed, step: step}
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: codeUsedMessage(rec.LastCode, nextCodeAt(rec.LastStep, p.Period), rc.now), step: step}
 			// Only a last step beyond the window's upper edge proves that
 			// the clock went back: within it, the step was accepted from a
 			// device slightly ahead.
@@ -147,7 +150,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 		case hinted && !pending && hintStep == rec.LastStep:
 			// The last code accepted, typed again once it has left
 			// the window: the clock is fine, the code is old.
-			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay_old", message: textCodeUsed, step: hintStep}
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay_old", message: codeUsedMessage(rec.LastCode, nextCodeAt(rec.LastStep, p.Period), rc.now), step: hintStep}
 		case hinted && !pending && hintStep < rec.LastStep:
 			// An older step than one already accepted: a device
 			// whose clock is that far off could not have given the

@@ -85,6 +85,8 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			ExemptGroups:       []string{"svc-accounts"},
 			ExemptNetworks:     []string{"10.0.0.0/8", "2001:db8::/32"},
 			Remember:           config.Duration{Duration: 12 * time.Hour},
+			JumpHosts:          []string{"10.0.0.5", "10.0.1.0/24", "2001:db8::7"},
+			JumpWindow:         config.Duration{Duration: 90 * time.Second},
 			EnrollOnLogin:      true,
 			EnrollOnLoginUntil: "2026-12-31",
 			EnrollOnLoginDays:  30,
