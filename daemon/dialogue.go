@@ -226,8 +226,7 @@ func enrollmentText(e *protocol.EnrollInfo, width, height int) string {
 	var qr bytes.Buffer
 	// The QR code shares the screen with the intro (2 lines), the key
 	// and the prompt (2 lines).
-	err := qrterm.Render(&qr, e.URI, qrterm.Options{MaxWidth: width})
-	if err != nil || strings.Count(qr.String(), "\n") > height-4 {
+	if err := qrterm.Render(&qr, e.URI, qrterm.Options{MaxWidth: width, MaxHeight: height - 4}); err != nil {
 		return textEnrollNoRoom + "\n" + textEnrollKey + e.Secret
 	}
 	return textEnrollIntro + "\n" + qr.String() + textEnrollKey + e.Secret

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
@@ -225,7 +226,7 @@ func TestLoginDialogueEnrollsAtLogin(t *testing.T) {
 	d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
 	key := newSSHKey(t)
 	var secret []byte
-	run := d.login(protocol.Request{User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh, Login: &protocol.LoginStart{Width: 80, Height: 40}},
+	run := d.login(protocol.Request{User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh}, // size unknown: 80×24
 		says("12345"), // not a code: asked again
 		func(r dialogueRun) string {
 			text := r.steps[0].Messages[0].Text
@@ -234,8 +235,13 @@ func TestLoginDialogueEnrollsAtLogin(t *testing.T) {
 			if !ok || err != nil {
 				t.Fatalf("the offer shows no key: %q", text)
 			}
-			if lines := strings.Count(text, "\n") + 1; lines > 38 || !strings.Contains(text, "Scan this QR code") {
-				t.Errorf("the offer is %d lines, more than an 80×40 terminal holds with the prompt:\n%s", lines, text)
+			if lines := strings.Count(text, "\n") + 1; lines > 23 || !strings.Contains(text, "Scan this QR code") {
+				t.Errorf("the offer is %d lines, more than an 80×24 terminal holds with the prompt:\n%s", lines, text)
+			}
+			for i, line := range strings.Split(text, "\n") {
+				if n := utf8.RuneCountInString(line); n > 80 {
+					t.Errorf("line %d of the offer is %d columns", i+1, n)
+				}
 			}
 			secret = s
 			return d.code(secret, 0)
