@@ -171,13 +171,23 @@ func startFailed(s session, lg *logger, opts options, err error) error {
 		lg.error("otpgated is older than this PAM module: it does not know the login dialogue; upgrade otpgated (it said: %v); denying", err)
 	case errors.As(err, &perr):
 		lg.error("otpgated refused the login dialogue: %v; denying", err)
-	case errors.Is(err, protocol.ErrUnavailable) && opts.failOpen:
+	case unreachable(err) && opts.failOpen:
 		lg.warning("%v; fail=open: continuing WITHOUT a verification code", err)
 		return fmt.Errorf("%w: pam_otpgate: %w", pam.ErrIgnore, err)
 	default:
 		lg.error("%v; denying (fail=closed)", err)
 	}
 	return unavailable(s, nil, err)
+}
+
+// unreachable reports whether err says that otpgated gave no usable
+// reply: it could not be reached (no socket, refused, timed out, dropped)
+// or its reply could not be read. A reply that was read but holds no valid
+// step (an unknown verdict, prompts and a verdict at once) is an answer
+// this module does not understand, not an unreachable daemon: the
+// protocol client reports it "reply to <op>: ...".
+func unreachable(err error) bool {
+	return errors.Is(err, protocol.ErrUnavailable) && !strings.Contains(err.Error(), ": reply to ")
 }
 
 // olderDaemon reports whether an error reply to login_start says that

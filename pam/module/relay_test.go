@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/syslog"
 	"net"
 	"os"
@@ -439,6 +440,60 @@ func TestFailOpenOnlyForUnreachable(t *testing.T) {
 				if len(tr) == 0 || !strings.HasSuffix(tr[len(tr)-1], unavailErr) {
 					t.Errorf("the relay's text was not shown last: %q", tr)
 				}
+			}
+		})
+	}
+}
+
+// TestFailOpenFirstReply: fail=open relaxes a first reply that cannot be
+// read (as an unreachable otpgated), never one that was read and holds an
+// answer the module does not understand.
+func TestFailOpenFirstReply(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string // the first reply's JSON; the id is the request's
+		want  int
+	}{
+		{"garbage", "\x00not json{", int(pam.ErrIgnore)},
+		{"an unknown verdict", `{"v":1,"id":%d,"step":{"verdict":"maybe"}}`, int(pam.ErrAuthinfoUnavail)},
+		{"prompts and a verdict", `{"v":1,"id":%d,"step":{"verdict":"success","prompts":[{"text":"Code: "}]}}`, int(pam.ErrAuthinfoUnavail)},
+		{"no step", `{"v":1,"id":%d,"verify":{"outcome":"accept"}}`, int(pam.ErrAuthinfoUnavail)},
+		{"a control character in a message", `{"v":1,"id":%d,"step":{"verdict":"deny","messages":[{"style":"error","text":"\u001b[2J"}]}}`, int(pam.ErrAuthinfoUnavail)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "raw.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				frame, err := protocol.ReadFrame(c)
+				if err != nil {
+					return
+				}
+				req, err := protocol.DecodeRequest(frame)
+				if err != nil {
+					return
+				}
+				reply := tt.reply
+				if strings.Contains(reply, "%d") {
+					reply = fmt.Sprintf(reply, req.ID)
+				}
+				protocol.WriteFrame(c, []byte(reply))
+			}()
+			t.Cleanup(func() { ln.Close(); <-done })
+			s := newFakeSession()
+			if got := pamStatus(authenticate(s, []string{"socket=" + sock, "fail=open"})); got != tt.want {
+				t.Errorf("status %d, want %d", got, tt.want)
 			}
 		})
 	}
