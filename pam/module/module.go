@@ -161,9 +161,9 @@ func authenticate(s session, args []string) error {
 
 // startFailed handles a dialogue that could not be opened. Only when
 // otpgated could not be reached or gave no usable reply does fail=open
-// let the stack decide (PAM_IGNORE); a reply otpgated did give (an old
-// otpgated that does not know the dialogue, permission denied, busy, an
-// internal error) fails closed.
+// let the stack decide (PAM_IGNORE), and not with require_publickey; a
+// reply otpgated did give (an old otpgated that does not know the
+// dialogue, permission denied, busy, an internal error) fails closed.
 func startFailed(s session, lg *logger, opts options, err error) error {
 	var perr *protocol.Error
 	switch {
@@ -171,6 +171,10 @@ func startFailed(s session, lg *logger, opts options, err error) error {
 		lg.error("otpgated is older than this PAM module: it does not know the login dialogue; upgrade otpgated (it said: %v); denying", err)
 	case errors.As(err, &perr):
 		lg.error("otpgated refused the login dialogue: %v; denying", err)
+	case unreachable(err) && opts.failOpen && opts.requirePublickey:
+		// Only otpgated checks the verified key; without it the
+		// module cannot, so it does not step aside.
+		lg.error("%v; fail=open does not apply with require_publickey; denying", err)
 	case unreachable(err) && opts.failOpen:
 		lg.warning("%v; fail=open: continuing WITHOUT a verification code", err)
 		return fmt.Errorf("%w: pam_otpgate: %w", pam.ErrIgnore, err)
