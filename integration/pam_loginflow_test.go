@@ -194,17 +194,22 @@ func TestPAMSSHDEnrollOnLogin(t *testing.T) {
 	if !r.loggedIn(pamRequired) {
 		t.Fatalf("enrollment at login refused (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
 	}
-	// sshd has no terminal yet during keyboard-interactive, so the module
-	// reports no size and otpgated assumes 80×24, where the QR code does
-	// not fit: the key is shown instead (TestPAMEnrollQRFitsTerminal
-	// shows the QR code on a terminal of known size).
-	shown := enrollKeyShown(t, r.prompts)
+	// sshd has no terminal yet during keyboard-interactive: the module
+	// reports no size and otpgated draws for 80×24.
+	uri := qrtermtest.DecodeTerminal(t, r.prompts)
+	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
+	if err != nil {
+		t.Fatalf("zbarimg read %q: %v", uri, err)
+	}
+	shown := otp.EncodeSecret(key.Secret)
+	if enrollKeyShown(t, r.prompts) != shown {
+		t.Errorf("the QR code's key %s is not the key shown:\n%s", shown, r.prompts)
+	}
 	if !strings.Contains(r.prompts, "Your recovery codes") || !strings.Contains(r.prompts, "Press Enter once you have saved them") {
 		t.Errorf("recovery codes not shown:\n%s", r.prompts)
 	}
-	// Prose may wrap; the key (and a QR code) must not.
 	for _, line := range strings.Split(r.prompts, "\n") {
-		if n := utf8.RuneCountInString(line); n > 80 && strings.Contains(line, shown) {
+		if n := utf8.RuneCountInString(line); n > 80 {
 			t.Errorf("a line of %d columns does not fit an 80-column terminal: %q", n, line)
 		}
 	}
@@ -274,10 +279,12 @@ func TestPAMSSHDEnrollOnLoginAfterPassword(t *testing.T) {
 	if !strings.Contains(r.prompts, "Password") {
 		t.Errorf("no password prompt came first:\n%s", r.prompts)
 	}
-	secret, err := otp.DecodeSecret(enrollKeyShown(t, r.prompts))
+	uri := qrtermtest.DecodeTerminal(t, r.prompts)
+	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("zbarimg read %q: %v", uri, err)
 	}
+	secret := key.Secret
 	st := e.do(&protocol.Request{Op: protocol.OpAdminShow, User: pamRequired}).Status
 	if st.State != protocol.StateActive || st.EnrolledVia != "login" || st.EnrolledKey != "" || st.EnrolledFrom != "127.0.0.1" {
 		t.Errorf("after enrolling at a password login: %+v", st)
@@ -320,7 +327,8 @@ func enrollKeyShown(t *testing.T, prompts string) string {
 // TestPAMEnrollQRFitsTerminal runs pamtester on terminals of two sizes,
 // with PAM_TTY naming the terminal as login and sudo do: the module
 // reports the size to otpgated, which draws the QR code (read back with
-// zbarimg) on the large one and shows only the key on one too small.
+// zbarimg) on the large one and shows only the key on one too small (a
+// size it would draw for were the size unknown).
 func TestPAMEnrollQRFitsTerminal(t *testing.T) {
 	container.Require(t, "zbarimg", "script", "stty")
 	const password = "correct horse 42"
@@ -357,9 +365,9 @@ func TestPAMEnrollQRFitsTerminal(t *testing.T) {
 		t.Errorf("the QR code's key is not the key shown (%s):\n%s", shown, large)
 	}
 
-	small := onTerminal(80, 24)
+	small := onTerminal(40, 16)
 	if _, err := qrtermtest.ExtractGrid(small); err == nil {
-		t.Errorf("a QR code was drawn on an 80×24 terminal:\n%s", small)
+		t.Errorf("a QR code was drawn on a 40×16 terminal:\n%s", small)
 	}
 	if !strings.Contains(small, "does not fit this terminal") {
 		t.Errorf("no word that the QR code does not fit:\n%s", small)
