@@ -80,7 +80,7 @@ func TestPAMModule(t *testing.T) {
 		{"a code as apps display it", "", "otp-alone", "spaceuser", func() string { c := e.code("spaceuser"); return c[:3] + " " + c[3:] }, pamOK, pamCodePrompt, nil},
 		{"a long paste is refused in words and asked again", "", "otp-alone", "pasteuser", func() string { return strings.Repeat("8", 200) + "\n" + e.code("pasteuser") }, pamOK, pamCodePrompt, []string{"A code is 6 digits."}},
 		{"first use of a code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamOK, pamCodePrompt, nil},
-		{"replayed code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamAuthErr, pamCodePrompt, []string{"This code was already used: wait for the next one."}},
+		{"replayed code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamAuthErr, pamCodePrompt, []string{"This code was already used"}},
 		// refused: the application must stop asking (PAM_MAXTRIES).
 		{"locked user with the right code", "", "otp-permit", "lockeduser", func() string { return e.code("lockeduser") }, pamMaxTries, "", []string{lockedMsg}},
 		{"required user not enrolled", "", "otp-permit", pamRequired, func() string { return "" }, pamMaxTries, "", []string{requiredMsg}},
