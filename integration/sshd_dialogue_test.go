@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,7 +95,18 @@ func (e *sshdEnv) stopOtpgated() {
 func (e *sshdEnv) sshdTerminal(t *testing.T, cmd string) *wfTerminal {
 	term := &wfTerminal{t: t, c: e.c, user: "root"}
 	term.tmux("new-session", "-d", "-s", "wf", "-x", "200", "-y", "50", cmd+"; echo EXIT=$?; sleep 600")
-	t.Cleanup(func() { e.c.Run(t, "tmux", "kill-server") })
+	t.Cleanup(func() {
+		e.c.Run(t, "tmux", "kill-server")
+		// kill-server returns before the server is gone; a new session
+		// started meanwhile meets a dying server ("server exited
+		// unexpectedly"). Wait until no server answers.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if _, code, _ := e.c.Exec(context.Background(), "tmux", "list-sessions"); code != 0 {
+				return
+			}
+		}
+		t.Error("the tmux server did not stop")
+	})
 	return term
 }
 
