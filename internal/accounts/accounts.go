@@ -64,7 +64,9 @@ func (UnknownUserError) Unwrap() error { return ErrNotFound }
 // UnknownUIDError is returned by LookupUID for a uid that has no entry.
 type UnknownUIDError uint32
 
-func (e UnknownUIDError) Error() string { return fmt.Sprintf("accounts: no user with uid %d", uint32(e)) }
+func (e UnknownUIDError) Error() string {
+	return fmt.Sprintf("accounts: no user with uid %d", uint32(e))
+}
 
 // Unwrap returns ErrNotFound.
 func (UnknownUIDError) Unwrap() error { return ErrNotFound }
@@ -72,7 +74,9 @@ func (UnknownUIDError) Unwrap() error { return ErrNotFound }
 // UnknownGIDError is returned by LookupGID for a gid that has no entry.
 type UnknownGIDError uint32
 
-func (e UnknownGIDError) Error() string { return fmt.Sprintf("accounts: no group with gid %d", uint32(e)) }
+func (e UnknownGIDError) Error() string {
+	return fmt.Sprintf("accounts: no group with gid %d", uint32(e))
+}
 
 // Unwrap returns ErrNotFound.
 func (UnknownGIDError) Unwrap() error { return ErrNotFound }
