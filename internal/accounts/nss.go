@@ -42,7 +42,6 @@ static int otpgate_getgrnam(const char *name, struct group *gr, char *buf, size_
 
 static int otpgate_getspnam(const char *name, struct spwd *sp, char *buf, size_t len, int *found) {
 	struct spwd *res = NULL;
-	errno = 0;
 	int rc = getspnam_r(name, sp, buf, len, &res);
 	*found = res != NULL;
 	return rc;
@@ -132,6 +131,44 @@ func groupOf(gr *C.struct_group) *Group {
 	return g
 }
 
+// passwdCall is one of the wrappers of a reentrant passwd call: it fills
+// pw from buf and sets found, or returns an error number.
+type passwdCall func(pw *C.struct_passwd, buf *C.char, size C.size_t, found *C.int) C.int
+
+// groupCall is passwdCall for struct group.
+type groupCall func(gr *C.struct_group, buf *C.char, size C.size_t, found *C.int) C.int
+
+// getUser runs call with a buffer large enough for the entry, and returns
+// the entry, or nil if there is none.
+func getUser(what string, call passwdCall) (*User, error) {
+	var u *User
+	err := withBuffer(what, func(buf *C.char, size C.size_t) C.int {
+		var pw C.struct_passwd
+		var found C.int
+		rc := call(&pw, buf, size, &found)
+		if rc == 0 && found != 0 {
+			u = userOf(&pw)
+		}
+		return rc
+	})
+	return u, err
+}
+
+// getGroup is getUser for groups.
+func getGroup(what string, call groupCall) (*Group, error) {
+	var g *Group
+	err := withBuffer(what, func(buf *C.char, size C.size_t) C.int {
+		var gr C.struct_group
+		var found C.int
+		rc := call(&gr, buf, size, &found)
+		if rc == 0 && found != 0 {
+			g = groupOf(&gr)
+		}
+		return rc
+	})
+	return g, err
+}
+
 // LookupUser returns the user named name (getpwnam_r), or an
 // UnknownUserError if there is none.
 func LookupUser(name string) (*User, error) {
@@ -140,95 +177,56 @@ func LookupUser(name string) (*User, error) {
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	var u *User
-	err := withBuffer("look up user "+name, func(buf *C.char, size C.size_t) C.int {
-		var pw C.struct_passwd
-		var found C.int
-		rc := C.otpgate_getpwnam(cname, &pw, buf, size, &found)
-		if rc == 0 && found != 0 {
-			u = userOf(&pw)
-		}
-		return rc
+	u, err := getUser("look up user "+name, func(pw *C.struct_passwd, buf *C.char, size C.size_t, found *C.int) C.int {
+		return C.otpgate_getpwnam(cname, pw, buf, size, found)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && u == nil {
+		err = UnknownUserError(name)
 	}
-	if u == nil {
-		return nil, UnknownUserError(name)
-	}
-	return u, nil
+	return u, err
 }
 
 // LookupUID returns the user with uid (getpwuid_r): the first entry NSS
 // has for it, whose name is the account's canonical name. It returns an
 // UnknownUIDError if there is none.
 func LookupUID(uid uint32) (*User, error) {
-	var u *User
-	err := withBuffer(fmt.Sprintf("look up uid %d", uid), func(buf *C.char, size C.size_t) C.int {
-		var pw C.struct_passwd
-		var found C.int
-		rc := C.otpgate_getpwuid(C.uid_t(uid), &pw, buf, size, &found)
-		if rc == 0 && found != 0 {
-			u = userOf(&pw)
-		}
-		return rc
+	u, err := getUser(fmt.Sprintf("look up uid %d", uid), func(pw *C.struct_passwd, buf *C.char, size C.size_t, found *C.int) C.int {
+		return C.otpgate_getpwuid(C.uid_t(uid), pw, buf, size, found)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && u == nil {
+		err = UnknownUIDError(uid)
 	}
-	if u == nil {
-		return nil, UnknownUIDError(uid)
-	}
-	return u, nil
+	return u, err
 }
 
 // LookupGID returns the group with gid (getgrgid_r), or an UnknownGIDError
 // if there is none.
 func LookupGID(gid uint32) (*Group, error) {
-	var g *Group
-	err := withBuffer(fmt.Sprintf("look up gid %d", gid), func(buf *C.char, size C.size_t) C.int {
-		var gr C.struct_group
-		var found C.int
-		rc := C.otpgate_getgrgid(C.gid_t(gid), &gr, buf, size, &found)
-		if rc == 0 && found != 0 {
-			g = groupOf(&gr)
-		}
-		return rc
+	g, err := getGroup(fmt.Sprintf("look up gid %d", gid), func(gr *C.struct_group, buf *C.char, size C.size_t, found *C.int) C.int {
+		return C.otpgate_getgrgid(C.gid_t(gid), gr, buf, size, found)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && g == nil {
+		err = UnknownGIDError(gid)
 	}
-	if g == nil {
-		return nil, UnknownGIDError(gid)
-	}
-	return g, nil
+	return g, err
 }
 
 // LookupGroup returns the group named name (getgrnam_r); the error wraps
 // ErrNotFound if there is none.
 func LookupGroup(name string) (*Group, error) {
+	unknown := fmt.Errorf("accounts: no such group %q: %w", name, ErrNotFound)
 	if !validName(name) {
-		return nil, fmt.Errorf("accounts: no such group %q: %w", name, ErrNotFound)
+		return nil, unknown
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	var g *Group
-	err := withBuffer("look up group "+name, func(buf *C.char, size C.size_t) C.int {
-		var gr C.struct_group
-		var found C.int
-		rc := C.otpgate_getgrnam(cname, &gr, buf, size, &found)
-		if rc == 0 && found != 0 {
-			g = groupOf(&gr)
-		}
-		return rc
+	g, err := getGroup("look up group "+name, func(gr *C.struct_group, buf *C.char, size C.size_t, found *C.int) C.int {
+		return C.otpgate_getgrnam(cname, gr, buf, size, found)
 	})
-	if err != nil {
-		return nil, err
+	if err == nil && g == nil {
+		err = unknown
 	}
-	if g == nil {
-		return nil, fmt.Errorf("accounts: no such group %q: %w", name, ErrNotFound)
-	}
-	return g, nil
+	return g, err
 }
 
 // GroupIDs returns the gids of all of u's groups (getgrouplist): its
@@ -320,36 +318,19 @@ func LookupShadow(name string) (*Shadow, error) {
 // list per process.
 var enumMu sync.Mutex
 
-// EachUser calls fn for every entry of the user database (setpwent,
-// getpwent_r, endpwent), in the order NSS lists them, one at a time, so
-// that a directory of 100 000 users is never held whole. A name may come
-// twice (from two sources); the first is the one LookupUser returns. A
-// source may list only part of its users (sssd by default lists none).
-// fn may return Stop to end early; any other error ends the enumeration
-// and is returned. fn must not call EachUser or EachGroup.
-func EachUser(fn func(*User) error) error {
+// each calls fn for every entry next returns until it returns nil, under
+// enumMu, between start and end.
+func each[T any](start, end func(), next func() (*T, error), fn func(*T) error) error {
 	enumMu.Lock()
 	defer enumMu.Unlock()
-	C.setpwent()
-	defer C.endpwent()
+	start()
+	defer end()
 	for {
-		var u *User
-		err := withBuffer("list users", func(buf *C.char, size C.size_t) C.int {
-			var pw C.struct_passwd
-			var found C.int
-			rc := C.otpgate_getpwent(&pw, buf, size, &found)
-			if rc == 0 && found != 0 {
-				u = userOf(&pw)
-			}
-			return rc
-		})
-		if err != nil {
+		v, err := next()
+		if err != nil || v == nil {
 			return err
 		}
-		if u == nil {
-			return nil
-		}
-		if err := fn(u); err != nil {
+		if err := fn(v); err != nil {
 			if errors.Is(err, Stop) {
 				return nil
 			}
@@ -358,35 +339,29 @@ func EachUser(fn func(*User) error) error {
 	}
 }
 
+// EachUser calls fn for every entry of the user database (setpwent,
+// getpwent_r, endpwent), in the order NSS lists them, one at a time, so
+// that a directory of 100 000 users is never held whole. A name may come
+// twice (from two sources); the first is the one LookupUser returns. A
+// source may list only part of its users (sssd by default lists none).
+// fn may return Stop to end early; any other error ends the enumeration
+// and is returned. fn must not call EachUser or EachGroup.
+func EachUser(fn func(*User) error) error {
+	next := func() (*User, error) {
+		return getUser("list users", func(pw *C.struct_passwd, buf *C.char, size C.size_t, found *C.int) C.int {
+			return C.otpgate_getpwent(pw, buf, size, found)
+		})
+	}
+	return each(func() { C.setpwent() }, func() { C.endpwent() }, next, fn)
+}
+
 // EachGroup calls fn for every entry of the group database (setgrent,
 // getgrent_r, endgrent), as EachUser does for users.
 func EachGroup(fn func(*Group) error) error {
-	enumMu.Lock()
-	defer enumMu.Unlock()
-	C.setgrent()
-	defer C.endgrent()
-	for {
-		var g *Group
-		err := withBuffer("list groups", func(buf *C.char, size C.size_t) C.int {
-			var gr C.struct_group
-			var found C.int
-			rc := C.otpgate_getgrent(&gr, buf, size, &found)
-			if rc == 0 && found != 0 {
-				g = groupOf(&gr)
-			}
-			return rc
+	next := func() (*Group, error) {
+		return getGroup("list groups", func(gr *C.struct_group, buf *C.char, size C.size_t, found *C.int) C.int {
+			return C.otpgate_getgrent(gr, buf, size, found)
 		})
-		if err != nil {
-			return err
-		}
-		if g == nil {
-			return nil
-		}
-		if err := fn(g); err != nil {
-			if errors.Is(err, Stop) {
-				return nil
-			}
-			return err
-		}
 	}
+	return each(func() { C.setgrent() }, func() { C.endgrent() }, next, fn)
 }
