@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
@@ -290,14 +290,8 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 			t.Fatal(err)
 		}
 	}
-	passwd := filepath.Join(base, "passwd")
-	entry := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\n%s:x:%d:%d::%s:/bin/sh\n", testUser, testUID, testGID, home)
-	if err := os.WriteFile(passwd, []byte(entry), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := passwdFile
-	passwdFile = passwd
-	t.Cleanup(func() { passwdFile = old })
+	useUsers(t, accounts.User{Name: "root", Home: "/root", Shell: "/bin/sh"},
+		accounts.User{Name: testUser, UID: testUID, GID: testGID, Home: home, Shell: "/bin/sh"})
 
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"

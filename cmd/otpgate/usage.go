@@ -238,7 +238,7 @@ Moves existing TOTP secrets into otpgated, so users keep their app entry.
 
 --from google-authenticator reads ~/.google_authenticator of each USER
 (--user may be repeated, or given a comma-separated list), or of every
-account in /etc/passwd that has one (--all-users). The files are read
+account of the user database (NSS) that has one (--all-users). The files are read
 as root without following symbolic links, and must be regular files owned
 by their user. Scratch codes become recovery codes. HOTP (counter-based)
 files are refused.
