@@ -123,6 +123,9 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			ShutdownTimeout:      config.Duration{Duration: time.Minute},
 			Banner:               "Authorized use only.",
 			LogLevel:             "warn",
+			UsePAM:               false,
+			PAMService:           "otpgate-test",
+			AllowAgentForwarding: true,
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
