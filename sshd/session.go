@@ -242,6 +242,7 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 		return true
 	default:
 		// x11-req and anything else.
+		s.log.Debug("session request refused", "request", req.Type)
 		return false
 	}
 }
