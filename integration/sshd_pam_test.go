@@ -46,6 +46,8 @@ func installSSHDPAMService(t *testing.T, e *sshdEnv) {
 	}
 	svc = strings.Replace(svc, access, "account required pam_access.so\n", 1)
 	svc += "session optional pam_exec.so quiet " + sshdWorkDir + "/pam-hook\n"
+	// The session stack refuses one user: the session must not start.
+	svc += "session requisite pam_succeed_if.so quiet user != nosession\n"
 	e.c.WriteFile(t, sshdWorkDir+"/pam-hook", []byte(sshdPAMHook), 0o755)
 	e.c.WriteFile(t, "/etc/pam.d/otpgate-sshd", []byte(svc), 0o644)
 }
@@ -58,7 +60,7 @@ func TestSSHDPAMAccountAndSession(t *testing.T) {
 	container.Require(t, "chage")
 	e := newSSHDEnv(t, "permit_root_login = true\n")
 	installSSHDPAMService(t, e)
-	for _, u := range []string{"plain", "pwchange", "inactive", "denied", "limited"} {
+	for _, u := range []string{"plain", "pwchange", "inactive", "denied", "limited", "nosession"} {
 		e.addUser(u)
 	}
 	// root, for /etc/nologin (not enrolled: the key alone logs in).
@@ -123,6 +125,12 @@ func TestSSHDPAMAccountAndSession(t *testing.T) {
 		e.c.WriteFile(t, "/etc/security/pam_env.conf", []byte("OTPGATE_PAM_TEST DEFAULT=from-pam-env\n"), 0o644)
 		r := e.ssh("plain", "id_ed25519", "", nil, "echo VAR=$OTPGATE_PAM_TEST")
 		if r.exit != 0 || !strings.Contains(r.out, "VAR=from-pam-env") {
+			t.Fatalf("exit %d, output:\n%s", r.exit, r.out)
+		}
+	})
+	t.Run("a session the session stack refuses does not start", func(t *testing.T) {
+		r := e.ssh("nosession", "id_ed25519", "", nil, "echo IN")
+		if r.exit == 0 || strings.Contains(r.out, "IN") || !strings.Contains(r.out, "PAM refused to open the session.") {
 			t.Fatalf("exit %d, output:\n%s", r.exit, r.out)
 		}
 	})
