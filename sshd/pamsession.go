@@ -173,6 +173,7 @@ func checkAccount(ctx context.Context, exe string, items pamItems) (message stri
 	if err != nil {
 		return accountRefusal, fmt.Errorf("account helper: socketpair: %w", err)
 	}
+	unix.SetNonblock(fds[0], true) // for the deadline below
 	parent := os.NewFile(uintptr(fds[0]), "account-helper")
 	child := os.NewFile(uintptr(fds[1]), "account-helper-child")
 	defer parent.Close()

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +109,12 @@ func (s *Server) Reload(cfg *Config) {
 	if c.MaxStartups.Bare {
 		s.log.Warn(fmt.Sprintf("sshd.max_startups = %d is read as %q (start:rate:full); write that string to keep it, "+
 			"or another: a bare number no longer means a hard cap", c.MaxStartups.Start, c.MaxStartups.String()))
+	}
+	if c.UsePAM {
+		if _, err := os.Stat(filepath.Join(pamConfDir, c.PAMService)); err != nil {
+			s.log.Warn("PAM service file missing: libpam uses /etc/pam.d/other instead (make install puts otpgate-sshd there)",
+				"service", c.PAMService, "err", err)
+		}
 	}
 	if s.level != nil {
 		if l, err := parseLogLevel(c.LogLevel); err == nil {
@@ -402,6 +410,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// pamConfDir is where libpam reads service files.
+const pamConfDir = "/etc/pam.d"
 
 // refuseGrace is how long a login refused after authentication waits for
 // the client to open a channel to show it the reason.
