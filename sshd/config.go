@@ -107,6 +107,9 @@ func Validate(c *Config) error {
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("sshd.log_level: %w", err)
 	}
+	if c.UsePAM && !validPAMService(c.PAMService) {
+		return fmt.Errorf("sshd.pam_service %q: want the name of a file in /etc/pam.d (letters, digits, '.', '_', '-')", c.PAMService)
+	}
 	return nil
 }
 
@@ -197,4 +200,18 @@ func envAccepted(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// validPAMService reports whether name can be a PAM service: a plain file
+// name, since libpam reads /etc/pam.d/NAME.
+func validPAMService(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

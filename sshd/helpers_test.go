@@ -299,6 +299,9 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	cfg.LoginGraceTime = Duration{Duration: 5 * time.Second}
 	cfg.ClientAliveInterval = Duration{}
 	cfg.PerSourceMaxStartups = 0
+	// The test account exists only in the test's passwd file, which the
+	// system's PAM modules do not read (integration tests run PAM).
+	cfg.UsePAM = false
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -311,6 +314,8 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Login records go to the test's own files, never the host's.
+	srv.records = loginFiles{UTMP: filepath.Join(base, "utmp"), WTMP: filepath.Join(base, "wtmp")}
 	d := startFakeOtpgated(t)
 	srv.newDaemon = func(*Config) daemonClient { return &protocol.Client{Socket: d.socket, Timeout: 5 * time.Second} }
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -126,6 +126,9 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			Banner:               "Authorized use only.",
 			Prompt:               "Password (verification code): ",
 			LogLevel:             "warn",
+			UsePAM:               false,
+			PAMService:           "otpgate-test",
+			AllowAgentForwarding: true,
 		},
 	}
 	if !reflect.DeepEqual(got, want) {
