@@ -442,11 +442,37 @@ func refuseLogin(sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *s
 		if err != nil {
 			return
 		}
-		go ssh.DiscardRequests(creqs)
+		// Let the client start its session (it shows what comes after
+		// its request is answered), then give the reason and the exit
+		// status, and let the client close the connection: closing it
+		// first, with the client's packets in flight, resets it and the
+		// client may never show the reason.
+		started := make(chan struct{})
+		go func() {
+			var once sync.Once
+			for r := range creqs {
+				if r.WantReply {
+					r.Reply(true, nil)
+				}
+				if r.Type == "exec" || r.Type == "shell" || r.Type == "subsystem" {
+					once.Do(func() { close(started) })
+				}
+			}
+		}()
+		select {
+		case <-started:
+		case <-timer.C:
+		}
 		io.WriteString(ch.Stderr(), text)
 		ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 1}))
 		ch.CloseWrite()
 		ch.Close()
+		closed := make(chan struct{})
+		go func() { sc.Wait(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(refuseGrace):
+		}
 	case <-timer.C:
 	}
 }
