@@ -122,6 +122,9 @@ type session struct {
 	u   *userConn
 	ch  ssh.Channel
 	log *slog.Logger
+	// refused is set by handleRequest when the session's start was
+	// refused with a reason on stderr (request loop only).
+	refused bool
 
 	mu      sync.Mutex // guards the fields below
 	env     []string
@@ -151,6 +154,10 @@ func (u *userConn) handleSession(nch ssh.NewChannel) {
 		ok := s.handleRequest(req, done)
 		if req.WantReply {
 			req.Reply(ok, nil)
+		}
+		if s.refused {
+			s.endRefused()
+			s.refused = false
 		}
 	}
 	// The client closed the channel (or the connection went away).
@@ -215,6 +222,13 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 		}
 		if err := s.start(req); err != nil {
 			s.log.Info("session request refused", "request", req.Type, "err", err)
+			if errors.Is(err, errSessionRefused) {
+				// PAM said why on stderr: end the session as a
+				// process would, so that the client shows it
+				// (a failed request may make it leave first).
+				s.refused = true
+				return true
+			}
 			return false
 		}
 		go s.wait(done)
@@ -495,9 +509,21 @@ func (s *session) startHelper(cmd *exec.Cmd, req *sessionRequest) (*sessionReply
 		return nil, nil, nil, fmt.Errorf("session helper: %w", err)
 	case reply.Kind == "refused":
 		fmt.Fprintf(s.ch.Stderr(), "%s\r\n", strings.ReplaceAll(reply.Message, "\n", "\r\n"))
-		return nil, nil, nil, fmt.Errorf("session refused: %s", reply.Err)
+		return nil, nil, nil, fmt.Errorf("%w: %s", errSessionRefused, reply.Err)
 	}
 	return nil, nil, nil, fmt.Errorf("session helper: unexpected reply %q", reply.Kind)
+}
+
+// errSessionRefused marks a session the PAM session stack refused; the
+// reason has been written to the client's stderr.
+var errSessionRefused = errors.New("session refused")
+
+// endRefused ends a session whose start was refused, once the request is
+// answered: exit status 1, then the channel closes.
+func (s *session) endRefused() {
+	s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 1}))
+	s.ch.CloseWrite()
+	s.ch.Close()
 }
 
 // sessionStartTimeout bounds the PAM session's opening (pam_systemd,
