@@ -124,11 +124,9 @@ type behaviourFrontEnd struct {
 	// addUser creates user with what the front end needs (an authorized
 	// key, a password and a sudoers line).
 	addUser func(t *testing.T, user string)
-	// login logs user in, typing answers at the prompts, from the address
-	// from ("" is the default, 127.0.0.1 where there is one), and returns
-	// whether the login succeeded and everything the person was shown
-	// (prompts included).
-	login func(t *testing.T, user string, answers []string, from string) (ok bool, out string)
+	// login logs user in as l says and returns whether the login
+	// succeeded and everything the person was shown (prompts included).
+	login func(t *testing.T, user string, l behaviourLogin) (ok bool, out string)
 	// asked reports whether the person was asked anything (beyond the
 	// password sudo asks first) in out.
 	asked func(out string) bool
@@ -145,7 +143,20 @@ type behaviourFrontEnd struct {
 type behaviourDifference struct {
 	words []string // shown instead of the case's words
 	asks  bool     // the person is asked something all the same
-	why   string
+	// repeats: the front end lets the person try again where the table
+	// stops.
+	repeats bool
+	why     string
+}
+
+// behaviourLogin is how a person logs in.
+type behaviourLogin struct {
+	answers []string // typed at the prompts, in order
+	from    string   // the client's address; "" is the default (127.0.0.1 where there is one)
+	// persist: the person tries three times over, as far as the front end
+	// lets them (sudo asks the password again, ssh starts
+	// keyboard-interactive again).
+	persist bool
 }
 
 // behaviourCase is one row of the table.
@@ -160,6 +171,10 @@ type behaviourCase struct {
 	setup func(t *testing.T, fe *behaviourFrontEnd, user string) []string
 	from  string // the client's address; "" is the default
 	down  bool   // otpgated is stopped during the login
+	// once: the person keeps trying (behaviourLogin.persist), and the
+	// first of words is shown once all the same: asking again cannot help,
+	// so the front end stops.
+	once bool
 	// wantOK is the verdict: logged in, or refused.
 	wantOK bool
 	// words must all appear in what the person was shown.
@@ -228,7 +243,7 @@ var behaviourCases = []behaviourCase{
 		},
 	},
 	{
-		name: "locked out", user: "locked", words: []string{"Too many failed attempts: try again in 1 hour."}, noPrompt: true,
+		name: "locked out", user: "locked", words: []string{"Too many failed attempts: try again in 1 hour."}, noPrompt: true, once: true,
 		setup: func(t *testing.T, fe *behaviourFrontEnd, user string) []string {
 			fe.d.enroll(t, user)
 			for i := 0; i < 3; i++ {
@@ -238,7 +253,7 @@ var behaviourCases = []behaviourCase{
 		},
 	},
 	{
-		name: "otpgated down", user: "down", down: true, words: []string{protocol.UnavailableText}, noPrompt: true,
+		name: "otpgated down", user: "down", down: true, words: []string{protocol.UnavailableText}, noPrompt: true, once: true,
 		setup: enrolled(0, func(c string) string { return c }),
 	},
 	{
@@ -259,7 +274,7 @@ var behaviourCases = []behaviourCase{
 		name: "remembered device", user: "remem", wantOK: true, noPrompt: true,
 		setup: func(t *testing.T, fe *behaviourFrontEnd, user string) []string {
 			fe.d.enroll(t, user)
-			if ok, out := fe.login(t, user, []string{fe.d.code(t, user, 0)}, ""); !ok {
+			if ok, out := fe.login(t, user, behaviourLogin{answers: []string{fe.d.code(t, user, 0)}}); !ok {
 				t.Fatalf("the first login, with a code, was refused:\n%s", out)
 			}
 			return []string{""}
@@ -293,17 +308,22 @@ func TestBehaviourTable(t *testing.T) {
 					fe.d.stop()
 					defer fe.d.start()
 				}
-				ok, out := fe.login(t, user, answers, tc.from)
+				ok, out := fe.login(t, user, behaviourLogin{answers: answers, from: tc.from, persist: tc.once})
 				if ok != tc.wantOK {
 					t.Errorf("logged in: %v, want %v", ok, tc.wantOK)
 				}
-				words, noPrompt := tc.words, tc.noPrompt
+				words, noPrompt, once := tc.words, tc.noPrompt, tc.once
 				if diff, ok := fe.differs[tc.name]; ok {
-					words, noPrompt = diff.words, noPrompt && !diff.asks
+					words, noPrompt, once = diff.words, noPrompt && !diff.asks, once && !diff.repeats
 				}
 				for _, w := range words {
 					if !strings.Contains(out, w) {
 						t.Errorf("the person was not shown %q", w)
+					}
+				}
+				if n := 0; once {
+					if n = strings.Count(out, words[0]); n != 1 {
+						t.Errorf("%q was shown %d times, want once", words[0], n)
 					}
 				}
 				if noPrompt && fe.asked(out) {
@@ -315,6 +335,30 @@ func TestBehaviourTable(t *testing.T) {
 			})
 		}
 	}
+}
+
+// typed is what the person types on a front end that reads lines: the
+// answers, three times over with persist.
+func (l behaviourLogin) typed() string {
+	once := strings.Join(l.answers, "\n") + "\n"
+	if l.persist {
+		return strings.Repeat(once, 3)
+	}
+	return once
+}
+
+// sshOptions are the ssh client's options for l. ssh's askpass answers
+// every prompt with the first answer. With a terminal (-tt) sshd shows the
+// messages of a successful authentication (a recovery code's note).
+func (l behaviourLogin) sshOptions() []string {
+	opts := []string{"-tt"}
+	if l.from != "" {
+		opts = append(opts, "-o", "BindAddress="+l.from)
+	}
+	if l.persist {
+		opts = append(opts, "-o", "NumberOfPasswordPrompts=3")
+	}
+	return opts
 }
 
 // behaviourPromptsMark separates what ssh printed from the prompts its
@@ -365,13 +409,13 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 
 	pamtester := &behaviourFrontEnd{name: "pamtester", d: d, asked: askedAt(pamCodePrompt),
 		addUser: func(t *testing.T, user string) { e.c.AddUser(t, user) },
-		login: func(t *testing.T, user string, answers []string, from string) (bool, string) {
+		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			args := []string{"-k", "5", "30", "pamtester"}
-			if from != "" {
-				args = append(args, "-I", "rhost="+from)
+			if l.from != "" {
+				args = append(args, "-I", "rhost="+l.from)
 			}
 			cmd := e.c.Command("timeout", append(args, "behaviour", user, "authenticate")...)
-			cmd.Stdin = strings.NewReader(strings.Join(answers, "\n") + "\n")
+			cmd.Stdin = strings.NewReader(l.typed())
 			out, err := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code == 124 || code == 137 || (err != nil && code <= 0) {
 				t.Fatalf("pamtester %s: %v\n%s", user, err, out)
@@ -382,21 +426,18 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 	}
 	openssh := &behaviourFrontEnd{name: "openssh", d: d, asked: askedBySSH,
 		addUser: func(t *testing.T, user string) { s.addSSHUser(user) },
-		login: func(t *testing.T, user string, answers []string, from string) (bool, string) {
-			// With a terminal, sshd shows the messages of a successful
-			// authentication (a recovery code's note) after login.
-			opts := []string{"-tt"}
-			if from != "" {
-				opts = append(opts, "-o", "BindAddress="+from)
-			}
-			r := s.loginOpts(user, "id_ed25519", answers[0], opts)
+		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
+			r := s.loginOpts(user, "id_ed25519", l.answers[0], l.sshOptions())
 			return r.loggedIn(user), strings.ReplaceAll(r.out, "\r", "") + behaviourPromptsMark + r.prompts
 		},
 	}
 	openssh.differs = map[string]behaviourDifference{
-		"locked out": {words: []string{"Too many failed attempts: try again in 1 hour.", "Permission denied ().", "'s password: "}, asks: true,
+		"locked out": {words: []string{"Too many failed attempts: try again in 1 hour.", "'s password: "}, asks: true,
 			why: "sshd answers PAM_MAXTRIES with an empty list of methods, which the OpenSSH client reads as " +
 				"'try every method': it asks for a password, which sshd refuses"},
+		"otpgated down": {words: []string{protocol.UnavailableText}, repeats: true,
+			why: "the module answers PAM_AUTHINFO_UNAVAIL, after which sshd lets the client start " +
+				"keyboard-interactive again (up to NumberOfPasswordPrompts), showing the text each time"},
 	}
 	sudo := &behaviourFrontEnd{name: "sudo", d: d, asked: askedAt(pamCodePrompt),
 		addUser: func(t *testing.T, user string) {
@@ -404,17 +445,28 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 			e.setPassword(user, pamSudoPassword)
 			e.c.WriteFile(t, "/etc/sudoers.d/"+user, []byte(user+" ALL=(ALL:ALL) ALL\n"), 0o440)
 		},
-		login: func(t *testing.T, user string, answers []string, from string) (bool, string) {
-			r := e.sudo(user, nil, append([]string{pamSudoPassword}, answers...)...)
+		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
+			lines := append([]string{pamSudoPassword}, l.answers...)
+			if l.persist {
+				// Asked no code, the person types the password at each of
+				// sudo's passwd_tries (3) prompts.
+				lines = []string{pamSudoPassword, pamSudoPassword, pamSudoPassword}
+			}
+			r := e.sudo(user, nil, lines...)
 			return r.ran(), r.out
 		},
 		notApplicable: map[string]string{"enrollment at login": naNoKey, "remembered device": naNoKey, "exempt network": naNoAddress},
+		differs: map[string]behaviourDifference{
+			"otpgated down": {words: []string{protocol.UnavailableText, "Sorry, try again."}, repeats: true,
+				why: "the module answers PAM_AUTHINFO_UNAVAIL, which sudo takes for a wrong password: " +
+					"\"Sorry, try again.\", the password again, up to passwd_tries times"},
+		},
 	}
 	cli := &behaviourFrontEnd{name: "cli", d: d, asked: askedAt("Enter a current code"),
 		addUser: func(t *testing.T, user string) { e.c.AddUser(t, user) },
-		login: func(t *testing.T, user string, answers []string, from string) (bool, string) {
+		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			cmd := e.c.CommandAs(user, "timeout", "-k", "5", "30", otpgate, "disable")
-			cmd.Stdin = strings.NewReader(strings.Join(answers, "\n") + "\n")
+			cmd.Stdin = strings.NewReader(l.typed())
 			out, err := cmd.CombinedOutput()
 			if code := cmd.ProcessState.ExitCode(); code == 124 || code == 137 || (err != nil && code <= 0) {
 				t.Fatalf("otpgate disable as %s: %v\n%s", user, err, out)
@@ -452,12 +504,8 @@ func behaviourSSHDFrontEnd(t *testing.T) *behaviourFrontEnd {
 	}
 	return &behaviourFrontEnd{name: "otpgate-sshd", d: d, asked: askedBySSH,
 		addUser: func(t *testing.T, user string) { e.addUser(user) },
-		login: func(t *testing.T, user string, answers []string, from string) (bool, string) {
-			opts := []string{"-tt"}
-			if from != "" {
-				opts = append(opts, "-o", "BindAddress="+from)
-			}
-			r := e.ssh(user, "id_ed25519", answers[0], opts, "echo", "LOGIN-OK-"+user)
+		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
+			r := e.ssh(user, "id_ed25519", l.answers[0], l.sshOptions(), "echo", "LOGIN-OK-"+user)
 			out := strings.ReplaceAll(r.out, "\r", "")
 			return r.exit == 0 && strings.Contains(out, "LOGIN-OK-"+user), out + behaviourPromptsMark + r.prompts
 		},
