@@ -28,8 +28,9 @@ import (
 // every other login comes from 127.0.0.1.
 const behaviourExemptFrom = "127.0.0.2"
 
-// behaviourEnrollUsers are the users of the enrollment-at-login case, one
-// per front end it applies to: required and never enrolled.
+// behaviourEnrollUsers are the users of the enrollment-at-login case on the
+// front ends it applies to (their prefix, then the case's user): required
+// and never enrolled.
 var behaviourEnrollUsers = []string{"btosenroll", "btgsenroll"}
 
 // behaviourDaemonConfig is otpgated's configuration for the table: every
@@ -119,8 +120,9 @@ func (d *behaviourDaemon) verify(t *testing.T, user, code string) protocol.Outco
 
 // behaviourFrontEnd runs logins through one front end.
 type behaviourFrontEnd struct {
-	name string
-	d    *behaviourDaemon
+	name   string
+	prefix string // of the user names of its rows
+	d      *behaviourDaemon
 	// addUser creates user with what the front end needs (an authorized
 	// key, a password and a sudoers line).
 	addUser func(t *testing.T, user string)
@@ -179,7 +181,7 @@ type behaviourCase struct {
 	wantOK bool
 	// words must all appear in what the person was shown.
 	words []string
-	// noPrompt: the code prompt must not appear.
+	// noPrompt: the person is asked nothing (behaviourFrontEnd.asked).
 	noPrompt bool
 }
 
@@ -295,13 +297,21 @@ const (
 func TestBehaviourTable(t *testing.T) {
 	container.Require(t, "sudo", "chpasswd")
 	fronts := append(behaviourPAMFrontEnds(t), behaviourSSHDFrontEnd(t))
+	verdicts := map[string][]string{} // case -> front end:verdict, for the summary
+	defer func() {
+		var b strings.Builder
+		for _, tc := range behaviourCases {
+			fmt.Fprintf(&b, "\n  %-20s %s", tc.name, strings.Join(verdicts[tc.name], " "))
+		}
+		t.Logf("verdicts:%s", b.String())
+	}()
 	for _, fe := range fronts {
 		for _, tc := range behaviourCases {
 			if _, na := fe.notApplicable[tc.name]; na {
 				continue
 			}
 			t.Run(fe.name+"/"+tc.name, func(t *testing.T) {
-				user := fe.userName(tc.user)
+				user := fe.prefix + tc.user
 				fe.addUser(t, user)
 				answers := tc.setup(t, fe, user)
 				if tc.down {
@@ -312,8 +322,10 @@ func TestBehaviourTable(t *testing.T) {
 				if ok != tc.wantOK {
 					t.Errorf("logged in: %v, want %v", ok, tc.wantOK)
 				}
+				verdicts[tc.name] = append(verdicts[tc.name], fmt.Sprintf("%s:%s", fe.name, verdictWord(ok)))
 				words, noPrompt, once := tc.words, tc.noPrompt, tc.once
 				if diff, ok := fe.differs[tc.name]; ok {
+					t.Logf("%s differs here: %s", fe.name, diff.why)
 					words, noPrompt, once = diff.words, noPrompt && !diff.asks, once && !diff.repeats
 				}
 				for _, w := range words {
@@ -321,10 +333,8 @@ func TestBehaviourTable(t *testing.T) {
 						t.Errorf("the person was not shown %q", w)
 					}
 				}
-				if n := 0; once {
-					if n = strings.Count(out, words[0]); n != 1 {
-						t.Errorf("%q was shown %d times, want once", words[0], n)
-					}
+				if first := firstOf(words); once && strings.Count(out, first) != 1 {
+					t.Errorf("%q was shown %d times, want once", first, strings.Count(out, first))
 				}
 				if noPrompt && fe.asked(out) {
 					t.Errorf("the person was asked something")
@@ -335,6 +345,23 @@ func TestBehaviourTable(t *testing.T) {
 			})
 		}
 	}
+}
+
+// verdictWord names a login's verdict.
+func verdictWord(ok bool) string {
+	if ok {
+		return "in"
+	}
+	return "refused"
+}
+
+// firstOf is the first of words, which behaviourCase.once counts ("" when
+// there are none).
+func firstOf(words []string) string {
+	if len(words) == 0 {
+		return ""
+	}
+	return words[0]
 }
 
 // typed is what the person types on a front end that reads lines: the
@@ -376,12 +403,6 @@ func askedAt(prompt string) func(string) bool {
 	return func(out string) bool { return strings.Contains(out, prompt) }
 }
 
-// userName is the user of case suffix on fe: a prefix per front end.
-func (fe *behaviourFrontEnd) userName(suffix string) string {
-	prefix := map[string]string{"pamtester": "btpt", "openssh": "btos", "sudo": "btsu", "otpgate-sshd": "btgs", "cli": "btcl"}[fe.name]
-	return prefix + suffix
-}
-
 // behaviourPAMFrontEnds starts one PAM environment (otpgated, the module,
 // OpenSSH's sshd and sudo) and returns its front ends: pamtester, OpenSSH
 // with pam_otpgate, sudo and the otpgate CLI.
@@ -407,7 +428,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 	e.c.WriteFile(t, "/etc/sudoers.d/behaviour", []byte("Defaults timestamp_timeout=0\n"), 0o440)
 	otpgate := container.Bin(t, "otpgate")
 
-	pamtester := &behaviourFrontEnd{name: "pamtester", d: d, asked: askedAt(pamCodePrompt),
+	pamtester := &behaviourFrontEnd{name: "pamtester", prefix: "btpt", d: d, asked: askedAt(pamCodePrompt),
 		addUser: func(t *testing.T, user string) { e.c.AddUser(t, user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			args := []string{"-k", "5", "30", "pamtester"}
@@ -424,7 +445,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 		},
 		notApplicable: map[string]string{"enrollment at login": naNoKey, "remembered device": naNoKey},
 	}
-	openssh := &behaviourFrontEnd{name: "openssh", d: d, asked: askedBySSH,
+	openssh := &behaviourFrontEnd{name: "openssh", prefix: "btos", d: d, asked: askedBySSH,
 		addUser: func(t *testing.T, user string) { s.addSSHUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			r := s.loginOpts(user, "id_ed25519", l.answers[0], l.sshOptions())
@@ -439,7 +460,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 			why: "the module answers PAM_AUTHINFO_UNAVAIL, after which sshd lets the client start " +
 				"keyboard-interactive again (up to NumberOfPasswordPrompts), showing the text each time"},
 	}
-	sudo := &behaviourFrontEnd{name: "sudo", d: d, asked: askedAt(pamCodePrompt),
+	sudo := &behaviourFrontEnd{name: "sudo", prefix: "btsu", d: d, asked: askedAt(pamCodePrompt),
 		addUser: func(t *testing.T, user string) {
 			e.c.AddUser(t, user)
 			e.setPassword(user, pamSudoPassword)
@@ -462,7 +483,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 					"\"Sorry, try again.\", the password again, up to passwd_tries times"},
 		},
 	}
-	cli := &behaviourFrontEnd{name: "cli", d: d, asked: askedAt("Enter a current code"),
+	cli := &behaviourFrontEnd{name: "cli", prefix: "btcl", d: d, asked: askedAt("Enter a current code"),
 		addUser: func(t *testing.T, user string) { e.c.AddUser(t, user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			cmd := e.c.CommandAs(user, "timeout", "-k", "5", "30", otpgate, "disable")
@@ -502,7 +523,7 @@ func behaviourSSHDFrontEnd(t *testing.T) *behaviourFrontEnd {
 			e.c.WaitForSocket(t, sshdSocket, 15*time.Second)
 		},
 	}
-	return &behaviourFrontEnd{name: "otpgate-sshd", d: d, asked: askedBySSH,
+	return &behaviourFrontEnd{name: "otpgate-sshd", prefix: "btgs", d: d, asked: askedBySSH,
 		addUser: func(t *testing.T, user string) { e.addUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			r := e.ssh(user, "id_ed25519", l.answers[0], l.sshOptions(), "echo", "LOGIN-OK-"+user)
