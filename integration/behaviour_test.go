@@ -157,7 +157,8 @@ type behaviourLogin struct {
 	from    string   // the client's address; "" is the default (127.0.0.1 where there is one)
 	// persist: the person tries three times over, as far as the front end
 	// lets them (sudo asks the password again, ssh starts
-	// keyboard-interactive again).
+	// keyboard-interactive again). Only rows that ask no code persist, so
+	// under sudo the person types just the password each time.
 	persist bool
 }
 
