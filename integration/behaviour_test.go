@@ -478,11 +478,6 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 			return r.ran(), r.out
 		},
 		notApplicable: map[string]string{"enrollment at login": naNoKey, "remembered device": naNoKey, "exempt network": naNoAddress},
-		differs: map[string]behaviourDifference{
-			"otpgated down": {words: []string{protocol.UnavailableText, "Sorry, try again."}, repeats: true,
-				why: "the module answers PAM_AUTHINFO_UNAVAIL, which sudo takes for a wrong password: " +
-					"\"Sorry, try again.\", the password again, up to passwd_tries times"},
-		},
 	}
 	cli := &behaviourFrontEnd{name: "cli", prefix: "btcl", d: d, asked: askedAt("Enter a current code"),
 		addUser: func(t *testing.T, user string) { e.c.AddUser(t, user) },

@@ -203,7 +203,9 @@ func olderDaemon(perr *protocol.Error) bool {
 }
 
 // unavailable shows msgs, then protocol.UnavailableText unless otpgated
-// already said it, and fails closed with PAM_AUTHINFO_UNAVAIL.
+// already said it, and fails closed with PAM_AUTHINFO_UNAVAIL; under sudo,
+// which takes that code for a wrong password and asks again ("Sorry, try
+// again."), with the code that stops it (see refusedStatus).
 func unavailable(s session, msgs []protocol.LoginMessage, cause error) error {
 	said := false
 	for _, m := range msgs {
@@ -213,7 +215,11 @@ func unavailable(s session, msgs []protocol.LoginMessage, cause error) error {
 		msgs = append(msgs, protocol.LoginMessage{Style: protocol.MessageError, Text: protocol.UnavailableText})
 	}
 	show(s, msgs)
-	return fmt.Errorf("%w: pam_otpgate: %w", pam.ErrAuthinfoUnavail, cause)
+	code := pam.ErrAuthinfoUnavail
+	if isSudo(s.application()) {
+		code = pam.ErrCredInsufficient
+	}
+	return fmt.Errorf("%w: pam_otpgate: %w", code, cause)
 }
 
 // verdict shows the last step's messages and maps its verdict to the PAM
@@ -258,10 +264,16 @@ func verdict(s session, lg *logger, opts options, step *protocol.LoginStep) erro
 // PAM_PERM_DENIED, after one line of its own ("sudo: PAM authentication
 // error: ..."), so under sudo the code is PAM_CRED_INSUFFICIENT.
 func refusedStatus(app string) pam.Error {
-	if name := app[strings.LastIndexByte(app, '/')+1:]; name == "sudo" || name == "sudoedit" {
+	if isSudo(app) {
 		return pam.ErrCredInsufficient
 	}
 	return pam.ErrMaxtries
+}
+
+// isSudo reports whether app, the running program, is sudo.
+func isSudo(app string) bool {
+	name := app[strings.LastIndexByte(app, '/')+1:]
+	return name == "sudo" || name == "sudoedit"
 }
 
 // ask shows step's messages and asks its prompts, all in one conversation
