@@ -88,7 +88,7 @@ MAN8 := otpgated.8 otpgate-sshd.8 pam_otpgate.8
 
 .PHONY: install uninstall
 install: build ## install binaries, PAM module, config (if absent), systemd units, man pages (PREFIX=/usr/local, DESTDIR)
-	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/otpgate \
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/otpgate $(DESTDIR)$(SYSCONFDIR)/pam.d \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BIN)/otpgated $(DESTDIR)$(SBINDIR)/otpgated
 	install -m 0755 $(BIN)/otpgate $(DESTDIR)$(BINDIR)/otpgate
@@ -99,6 +99,12 @@ install: build ## install binaries, PAM module, config (if absent), systemd unit
 	else \
 		echo install -m 0644 config.example.toml $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml; \
 		install -m 0644 config.example.toml $(DESTDIR)$(SYSCONFDIR)/otpgate/config.toml; \
+	fi
+	$(Q)if [ -e $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd ] && ! cmp -s packaging/pam.d/otpgate-sshd $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd; then \
+		echo "keeping the existing $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd (compare it with packaging/pam.d/otpgate-sshd)"; \
+	else \
+		echo install -m 0644 packaging/pam.d/otpgate-sshd $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd; \
+		install -m 0644 packaging/pam.d/otpgate-sshd $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd; \
 	fi
 	$(Q)for u in $(UNITS); do \
 		echo "install packaging/systemd/$$u.service $(DESTDIR)$(UNITDIR)/$$u.service (ExecStart in $(SBINDIR))"; \
@@ -119,6 +125,7 @@ uninstall: ## remove what install installed; keeps /etc/otpgate and /var/lib/otp
 	rm -f $(DESTDIR)$(SBINDIR)/otpgated $(DESTDIR)$(BINDIR)/otpgate $(DESTDIR)$(SBINDIR)/otpgate-sshd
 	rm -f $(DESTDIR)$(PAMDIR)/pam_otpgate.so $(DESTDIR)$(GOLIBDIR)/libpam_otpgate_go.so
 	rm -f $(foreach u,$(UNITS),$(DESTDIR)$(UNITDIR)/$(u).service)
+	$(Q)if cmp -s packaging/pam.d/otpgate-sshd $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd; then rm -f $(DESTDIR)$(SYSCONFDIR)/pam.d/otpgate-sshd; fi
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MAN1)) $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(MAN5)) $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(MAN8))
 	-$(Q)rmdir $(DESTDIR)$(GOLIBDIR) 2>/dev/null
 	$(Q)echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/otpgate (configuration, host keys) and /var/lib/otpgate (secrets); remove them yourself if they are no longer needed"

@@ -1,32 +1,12 @@
 package daemon
 
-/*
-#include <errno.h>
-#include <pwd.h>
-#include <stdlib.h>
-
-// otpgate_next_user reads the next entry of the user database into buf,
-// with the struct passwd on C's stack so that no Go memory holds it.
-static int otpgate_next_user(char *buf, size_t len, char **name, unsigned int *uid) {
-	struct passwd pw, *res = NULL;
-	int rc = getpwent_r(&pw, buf, len, &res);
-	if (rc != 0)
-		return rc;
-	if (res == NULL)
-		return ENOENT;
-	*name = pw.pw_name;
-	*uid = pw.pw_uid;
-	return 0;
-}
-*/
-import "C"
-
 import (
-	"fmt"
 	"slices"
 	"sync"
 	"syscall"
 	"time"
+
+	nss "github.com/otpgate/otpgate/internal/accounts"
 )
 
 // Every check and verify names a user, and resolving it through NSS
@@ -279,48 +259,26 @@ func (c *accountCache) len() int {
 	return len(c.entries)
 }
 
-// listMu serialises listAccounts: getpwent_r walks one list per process.
-var listMu sync.Mutex
-
-// listAccounts lists the user database through NSS (setpwent, getpwent_r,
-// endpwent): at most max users, each name once, with the uid of its first
-// entry, which is the one getpwnam returns, and each uid with its first
-// name, the one getpwuid returns (NSS asks the sources in the order it
-// lists them).
+// listAccounts lists the user database through NSS (nss.EachUser): at
+// most max users, each name once, with the uid of its first entry, which
+// is the one getpwnam returns, and each uid with its first name, the one
+// getpwuid returns (NSS asks the sources in the order it lists them).
 func listAccounts(max int) (userList, error) {
-	listMu.Lock()
-	defer listMu.Unlock()
-	C.setpwent()
-	defer C.endpwent()
-	size := C.size_t(16 << 10)
-	buf := C.malloc(size)
-	defer func() { C.free(buf) }()
 	out := userList{uids: map[string]uint32{}, names: map[uint32]string{}}
-	for len(out.uids) < max {
-		var name *C.char
-		var uid C.uint
-		switch rc := C.otpgate_next_user((*C.char)(buf), size, &name, &uid); rc {
-		case 0:
-			n, u := C.GoString(name), uint32(uid)
-			if _, dup := out.uids[n]; !dup {
-				out.uids[n] = u
-			}
-			if _, dup := out.names[u]; !dup {
-				out.names[u] = n
-			}
-		case C.ENOENT:
-			return out, nil
-		case C.ERANGE:
-			// The entry is read again with a larger buffer.
-			if size >= 1<<20 {
-				return userList{}, fmt.Errorf("list users: an entry of the user database is over %d bytes", size)
-			}
-			C.free(buf)
-			size *= 4
-			buf = C.malloc(size)
-		default:
-			return userList{}, fmt.Errorf("list users: getpwent_r: %w", syscall.Errno(rc))
+	err := nss.EachUser(func(u *nss.User) error {
+		if len(out.uids) >= max {
+			return nss.Stop
 		}
+		if _, dup := out.uids[u.Name]; !dup {
+			out.uids[u.Name] = u.UID
+		}
+		if _, dup := out.names[u.UID]; !dup {
+			out.names[u.UID] = u.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return userList{}, err
 	}
 	return out, nil
 }

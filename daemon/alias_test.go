@@ -4,11 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/user"
 	"strings"
 	"testing"
 
 	"github.com/otpgate/otpgate/daemon/store"
+	nss "github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
 )
@@ -30,11 +30,11 @@ func fakeUserDB(entries []passwdEntry, fold bool, err error) userDB {
 		}
 		return a == b
 	}
-	toUser := func(e passwdEntry) *user.User {
-		return &user.User{Username: e.name, Uid: fmt.Sprint(e.uid), Gid: fmt.Sprint(e.uid)}
+	toUser := func(e passwdEntry) *nss.User {
+		return &nss.User{Name: e.name, UID: e.uid, GID: e.uid}
 	}
 	return userDB{
-		byName: func(name string) (*user.User, error) {
+		byName: func(name string) (*nss.User, error) {
 			if err != nil {
 				return nil, err
 			}
@@ -43,22 +43,20 @@ func fakeUserDB(entries []passwdEntry, fold bool, err error) userDB {
 					return toUser(e), nil
 				}
 			}
-			return nil, user.UnknownUserError(name)
+			return nil, nss.UnknownUserError(name)
 		},
-		byUID: func(uid string) (*user.User, error) {
+		byUID: func(uid uint32) (*nss.User, error) {
 			if err != nil {
 				return nil, err
 			}
 			for _, e := range entries {
-				if fmt.Sprint(e.uid) == uid {
+				if e.uid == uid {
 					return toUser(e), nil
 				}
 			}
-			var n int
-			fmt.Sscan(uid, &n)
-			return nil, user.UnknownUserIdError(n)
+			return nil, nss.UnknownUIDError(uid)
 		},
-		groups: func(u *user.User) ([]string, error) { return []string{"g-" + u.Username}, nil },
+		groups: func(u *nss.User) ([]string, error) { return []string{"g-" + u.Name}, nil },
 	}
 }
 
@@ -112,7 +110,7 @@ func TestResolveAccount(t *testing.T) {
 
 	t.Run("a uid that getpwuid does not know", func(t *testing.T) {
 		db := fakeUserDB([]passwdEntry{alice}, false, nil)
-		db.byUID = func(uid string) (*user.User, error) { return nil, user.UnknownUserIdError(1000) }
+		db.byUID = func(uid uint32) (*nss.User, error) { return nil, nss.UnknownUIDError(uid) }
 		_, err := db.resolve("alice", false)
 		if err == nil || !strings.Contains(err.Error(), "user alice has uid 1000, but the user database has no user for uid 1000") {
 			t.Fatalf("got %v, want an error naming the uid", err)

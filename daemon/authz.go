@@ -34,6 +34,8 @@ var opAccess = map[protocol.Op]access{
 	protocol.OpAdminUnlock:   rootOnly,
 	protocol.OpAdminImport:   rootOnly,
 	protocol.OpForget:        selfOrRoot,
+	protocol.OpLoginStart:    selfOrRoot,
+	protocol.OpLoginAnswer:   anyone, // answers the connection's own dialogue
 }
 
 func permissionDenied(msg string) *protocol.Error {

@@ -171,6 +171,8 @@ type testDaemon struct {
 	sealer *store.Sealer
 	cancel context.CancelFunc
 	done   chan error
+	// host, when set, is the server's host name (WithHostname).
+	host string
 }
 
 func testConfig(t testing.TB) *config.Config {
@@ -193,10 +195,17 @@ func testConfig(t testing.TB) *config.Config {
 // startDaemon runs a real Server with a real bolt store on a real socket.
 func startDaemon(t testing.TB, cfg *config.Config, clock *testClock) *testDaemon {
 	t.Helper()
+	return startDaemonOn(t, cfg, clock, "")
+}
+
+// startDaemonOn is startDaemon for a server whose host name is host ("":
+// the machine's).
+func startDaemonOn(t testing.TB, cfg *config.Config, clock *testClock, host string) *testDaemon {
+	t.Helper()
 	if clock == nil {
 		clock = newTestClock()
 	}
-	d := &testDaemon{t: t, cfg: cfg, clock: clock, log: &syncBuffer{}}
+	d := &testDaemon{t: t, cfg: cfg, clock: clock, log: &syncBuffer{}, host: host}
 	d.start()
 	t.Cleanup(d.stop)
 	return d
@@ -226,7 +235,11 @@ func (d *testDaemon) start() {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d.srv = New(d.cfg, d.db, sealer, WithClock(d.clock), WithLogger(logger))
+	opts := []Option{WithClock(d.clock), WithLogger(logger)}
+	if d.host != "" {
+		opts = append(opts, WithHostname(d.host))
+	}
+	d.srv = New(d.cfg, d.db, sealer, opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	d.done = make(chan error, 1)

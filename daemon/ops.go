@@ -89,10 +89,6 @@ func (s *Server) gateAccount(rc *reqCtx) (account, error) {
 	return s.authorize(rc, needsGroups(&rc.cfg.Policy))
 }
 
-func enrollHint(user string) string {
-	return fmt.Sprintf("A verification code is required for %s, but two-factor authentication is not set up: log in another way and run 'otpgate enroll', or ask an administrator.", user)
-}
-
 func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 	res, rec, err := s.gate(rc)
 	if err == nil && res != nil && res.Outcome == protocol.OutcomeEnrollRequired {
@@ -126,6 +122,11 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 		s.auditDecision(rc, string(protocol.OutcomeRemembered), "remembered_device", "source", dev.source, "fingerprint", dev.fingerprint)
 		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
 	}
+	if dev, last, ok := jumpPass(rc, rec); ok {
+		s.auditDecision(rc, string(protocol.OutcomeRemembered), "jump_host", "source", dev.source, "fingerprint", dev.fingerprint,
+			"code_at", last.At, "code_host", last.Host, "code_rhost", last.RHost)
+		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
+	}
 	return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeCodeRequired, Digits: rec.Active.Digits}}, nil
 }
 
@@ -134,6 +135,19 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 // same transaction (it must be repeatable: the store may rerun it); it
 // returns the record to store (nil deletes it).
 func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept func(*store.Record) *store.Record) (attempt, error) {
+	digits := rc.cfg.TOTP.Digits
+	if enr := enrollmentOf(rec, pending); enr != nil {
+		digits = enr.Digits
+	}
+	code, ok := readCode(rc.Code, digits)
+	if !ok {
+		// Not a code at all: say what a code looks like, and count
+		// nothing (it cannot be a guess).
+		a := attempt{outcome: protocol.OutcomeReject, reason: "unreadable_code", message: codeFormatText(digits)}
+		s.auditDecision(rc, string(a.outcome), a.reason)
+		return a, nil
+	}
+	rc.Code = code
 	// The recovery-code KDF is slow: skip it for a user who is locked
 	// anyway (the transaction re-checks the lock), so guessing cannot burn
 	// CPU and memory.
@@ -223,7 +237,7 @@ func codeError(a attempt) error {
 	}
 	msg := a.message
 	if msg == "" {
-		msg = "Wrong code."
+		msg = textWrongCode
 	}
 	return &protocol.Error{Code: protocol.ErrInvalidCode, Message: msg, RetryAfter: a.retryAfter}
 }
@@ -518,4 +532,15 @@ func (s *Server) regenerateRecovery(rc *reqCtx) (*protocol.Response, error) {
 	}
 	s.auditDecision(rc, "ok", "recovery_codes_regenerated")
 	return &protocol.Response{RecoveryCodes: codes}, nil
+}
+
+// enrollmentOf is rec's pending or active enrollment, nil when it has none.
+func enrollmentOf(rec *store.Record, pending bool) *store.Enrollment {
+	switch {
+	case rec == nil:
+		return nil
+	case pending:
+		return rec.Pending
+	}
+	return rec.Active
 }

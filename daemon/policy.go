@@ -3,9 +3,9 @@ package daemon
 import (
 	"errors"
 	"fmt"
-	"os/user"
 	"slices"
 
+	nss "github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
 )
 
@@ -36,8 +36,8 @@ type account struct {
 	Groups []string // names of all groups, primary included
 }
 
-// lookupAccount resolves name through the system user database (NSS when
-// built with cgo) to its account, named canonically (see
+// lookupAccount resolves name through the system user database (NSS,
+// internal/accounts) to its account, named canonically (see
 // userDB.resolve). An unknown user is not an error; any other lookup
 // failure is, so that callers fail closed.
 func lookupAccount(name string, withGroups bool) (account, error) {
@@ -46,15 +46,15 @@ func lookupAccount(name string, withGroups bool) (account, error) {
 
 // userDB is what resolving an account asks the user database: an entry
 // by name (getpwnam), an entry by uid (getpwuid), and the names of an
-// entry's groups. Each returns an os/user Unknown…Error for no such entry.
-// Tests inject their own.
+// entry's groups. Each returns an error wrapping nss.ErrNotFound for
+// no such entry. Tests inject their own.
 type userDB struct {
-	byName func(name string) (*user.User, error)
-	byUID  func(uid string) (*user.User, error)
-	groups func(u *user.User) ([]string, error)
+	byName func(name string) (*nss.User, error)
+	byUID  func(uid uint32) (*nss.User, error)
+	groups func(u *nss.User) ([]string, error)
 }
 
-var systemUsers = userDB{byName: user.Lookup, byUID: user.LookupId, groups: groupNames}
+var systemUsers = userDB{byName: nss.LookupUser, byUID: nss.LookupUID, groups: groupNames}
 
 // resolve resolves name to its account. The account is named canonically:
 // by the name the user database gives its uid (getpwuid), not by name as
@@ -70,40 +70,31 @@ var systemUsers = userDB{byName: user.Lookup, byUID: user.LookupId, groups: grou
 func (db userDB) resolve(name string, withGroups bool) (account, error) {
 	u, err := db.byName(name)
 	if err != nil {
-		var unknown user.UnknownUserError
-		if errors.As(err, &unknown) {
+		if errors.Is(err, nss.ErrNotFound) {
 			return account{Name: name}, nil
 		}
 		return account{}, fmt.Errorf("look up user: %w", err)
 	}
-	uid, err := parseUID(u, name)
+	uid := u.UID
+	canon, err := db.byUID(uid)
 	if err != nil {
-		return account{}, err
-	}
-	canon, err := db.byUID(u.Uid)
-	if err != nil {
-		var unknown user.UnknownUserIdError
-		if errors.As(err, &unknown) {
+		if errors.Is(err, nss.ErrNotFound) {
 			return account{}, fmt.Errorf("user %s has uid %d, but the user database has no user for uid %d", name, uid, uid)
 		}
 		return account{}, fmt.Errorf("look up uid %d of user %s: %w", uid, name, err)
 	}
-	if canon.Username != u.Username {
+	if canon.Name != u.Name {
 		// name is another name of the account: the canonical name must
 		// lead back to the same uid.
-		back, err := db.byName(canon.Username)
+		back, err := db.byName(canon.Name)
 		if err != nil {
-			return account{}, fmt.Errorf("look up user %s (the name of uid %d, which user %s has): %w", canon.Username, uid, name, err)
+			return account{}, fmt.Errorf("look up user %s (the name of uid %d, which user %s has): %w", canon.Name, uid, name, err)
 		}
-		backUID, err := parseUID(back, canon.Username)
-		if err != nil {
-			return account{}, err
-		}
-		if backUID != uid {
-			return account{}, fmt.Errorf("inconsistent user database: user %s has uid %d, whose name %s is also a user with uid %d", name, uid, canon.Username, backUID)
+		if back.UID != uid {
+			return account{}, fmt.Errorf("inconsistent user database: user %s has uid %d, whose name %s is also a user with uid %d", name, uid, canon.Name, back.UID)
 		}
 	}
-	a := account{Name: canon.Username, UID: uid, Known: true}
+	a := account{Name: canon.Name, UID: uid, Known: true}
 	if withGroups {
 		if a.Groups, err = db.groups(canon); err != nil {
 			return account{}, err
@@ -112,30 +103,21 @@ func (db userDB) resolve(name string, withGroups bool) (account, error) {
 	return a, nil
 }
 
-// parseUID returns u's uid; name is the name it was looked up by.
-func parseUID(u *user.User, name string) (uint32, error) {
-	var uid uint32
-	if _, err := fmt.Sscan(u.Uid, &uid); err != nil {
-		return 0, fmt.Errorf("user %s has a non-numeric uid %q", name, u.Uid)
-	}
-	return uid, nil
-}
-
-// groupNames returns the names of all of u's groups, primary included.
-func groupNames(u *user.User) ([]string, error) {
-	gids, err := u.GroupIds()
+// groupNames returns the names of all of u's groups, primary included; a
+// gid without a group entry has no name and is left out.
+func groupNames(u *nss.User) ([]string, error) {
+	gids, err := nss.GroupIDs(u)
 	if err != nil {
-		return nil, fmt.Errorf("groups of %s: %w", u.Username, err)
+		return nil, fmt.Errorf("groups of %s: %w", u.Name, err)
 	}
 	var names []string
 	for _, gid := range gids {
-		g, err := user.LookupGroupId(gid)
+		g, err := nss.LookupGID(gid)
 		if err != nil {
-			var unknown user.UnknownGroupIdError
-			if errors.As(err, &unknown) {
+			if errors.Is(err, nss.ErrNotFound) {
 				continue
 			}
-			return nil, fmt.Errorf("group %s of %s: %w", gid, u.Username, err)
+			return nil, fmt.Errorf("group %d of %s: %w", gid, u.Name, err)
 		}
 		names = append(names, g.Name)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,9 @@ type Server struct {
 	clock  Clock
 	log    *slog.Logger // operational log
 	audit  *slog.Logger // one line per decision
+	// host is this server's host name, kept with each accepted code
+	// (store.CodeUse.Host) so that a replay refusal can say where.
+	host string
 
 	cfg atomic.Pointer[config.Config]
 
@@ -78,9 +82,14 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithAuditLogger sets the audit logger (default: the operational logger).
 func WithAuditLogger(l *slog.Logger) Option { return func(s *Server) { s.audit = l } }
 
+// WithHostname sets the host name kept with each accepted code (default:
+// os.Hostname); tests give each server of a fleet its own.
+func WithHostname(name string) Option { return func(s *Server) { s.host = name } }
+
 // New returns a Server over an opened store. cfg must have been validated.
 func New(cfg *config.Config, st store.Store, sealer Sealer, opts ...Option) *Server {
 	s := &Server{sealer: sealer, clock: systemClock{}, log: slog.Default(), perUID: map[uint32]int{}, fatal: make(chan error, 1)}
+	s.host, _ = os.Hostname()
 	s.store = failFast{Store: st, s: s}
 	for _, o := range opts {
 		o(s)
@@ -209,9 +218,14 @@ func (s *Server) handleConn(c *net.UnixConn) {
 	}
 	defer s.release(peer.UID)
 
+	var dlg *dialogue // the connection's open login dialogue
 	for !s.draining.Load() {
 		timeout := s.cfg.Load().Daemon.RequestTimeout.Duration
-		if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		wait := timeout
+		if dlg != nil {
+			wait = dialogueAnswerTimeout // a person is reading and typing
+		}
+		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
 			return
 		}
 		frame, err := protocol.ReadFrame(c)
@@ -224,7 +238,7 @@ func (s *Server) handleConn(c *net.UnixConn) {
 			}
 			return
 		}
-		resp := s.handleFrame(peer, frame)
+		resp := s.handleFrame(peer, frame, &dlg)
 		if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 			return
 		}
@@ -254,7 +268,13 @@ func errorResponse(id uint64, code protocol.ErrorCode, msg string) *protocol.Res
 // handleFrame decodes one request and dispatches it. It never panics the
 // daemon: a panic in a handler becomes an internal error reply (and a log
 // line), which every caller treats as a denial.
-func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) {
+//
+// dlg is the connection's login dialogue: login_start opens it, and it
+// stays open while its last step asks something; any other request on
+// the connection ends it.
+func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *protocol.Response) {
+	open := *dlg
+	*dlg = nil
 	req, err := protocol.DecodeRequest(frame)
 	var id uint64
 	if req != nil {
@@ -273,7 +293,28 @@ func (s *Server) handleFrame(peer Peer, frame []byte) (resp *protocol.Response) 
 	s.dropUntrustedContext(req, peer)
 	rc := &reqCtx{Request: req, peer: peer, cfg: s.cfg.Load(), now: s.clock.Now(), source: sourceOf(req.RHost)}
 	if err = s.resolveUser(rc); err == nil {
-		resp, err = s.dispatch(rc)
+		switch req.Op {
+		case protocol.OpLoginStart:
+			var step *protocol.LoginStep
+			if step, *dlg, err = s.loginStart(rc); err == nil {
+				resp = &protocol.Response{Step: step}
+			}
+		case protocol.OpLoginAnswer:
+			if open == nil {
+				err = &protocol.Error{Code: protocol.ErrBadRequest, Message: "no login dialogue is waiting for answers on this connection"}
+				break
+			}
+			var step *protocol.LoginStep
+			var more bool
+			if step, more, err = s.loginAnswer(rc, open); err == nil {
+				resp = &protocol.Response{Step: step}
+				if more {
+					*dlg = open
+				}
+			}
+		default:
+			resp, err = s.dispatch(rc)
+		}
 	}
 	if err != nil {
 		var pe *protocol.Error

@@ -83,7 +83,7 @@ func TestMalformedAndOversizedFramesGetErrorsNotCrashes(t *testing.T) {
 		{"unknown field", frame([]byte(`{"v":1,"id":1,"op":"ping","evil":1}`)), "unknown field"},
 		{"wrong version", frame([]byte(`{"v":9,"id":1,"op":"ping"}`)), "unsupported protocol version"},
 		{"unknown op", frame([]byte(`{"v":1,"id":1,"op":"drop_tables"}`)), "unknown operation"},
-		{"code too long", frame([]byte(`{"v":1,"id":1,"op":"verify","user":"daemon","code":"` + strings.Repeat("1", 65) + `"}`)), "longer than"},
+		{"code too long", frame([]byte(`{"v":1,"id":1,"op":"verify","user":"daemon","code":"` + strings.Repeat("1", 1025) + `"}`)), "longer than"},
 		{"16 MiB declared", huge, "too large"},
 	}
 	for _, tt := range tests {

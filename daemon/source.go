@@ -65,10 +65,6 @@ func retrySeconds(until, now time.Time) int64 {
 	return int64(math.Ceil(until.Sub(now).Seconds()))
 }
 
-func sourceLockedMessage(retryAfter int64) string {
-	return "Too many failed attempts from your address: try again in " + (time.Duration(retryAfter) * time.Second).String() + "."
-}
-
 // sourceBlocked reports whether rec blocks src (per-source limit).
 func sourceBlocked(rl *config.RateLimit, rec *store.Record, src string, now time.Time) (bool, int64) {
 	if rl.PerSourceMaxFailures == 0 || src == "" {
@@ -129,7 +125,7 @@ func chargeSource(rl *config.RateLimit, rec *store.Record, src string, now time.
 		a.reason += "+source_block"
 		if a.retryAfter == 0 {
 			a.retryAfter = retrySeconds(st.BlockedUntil, now)
-			a.message = "Wrong code. " + sourceLockedMessage(a.retryAfter)
+			a.message = textWrongCode + " " + sourceLockedMessage(a.retryAfter)
 		}
 	}
 	pruneSources(rl, rec, now)

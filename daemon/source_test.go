@@ -105,8 +105,9 @@ func TestOneAddressGuessingAcrossUsersIsBlockedForAll(t *testing.T) {
 	d := startDaemon(t, cfg, nil)
 	aliceSecret := d.importUser(alice)
 	bobSecret := d.importUser(bob)
+	secrets := map[string][]byte{alice: aliceSecret, bob: bobSecret}
 	for _, u := range []string{alice, bob, alice, bob} {
-		d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: u, Code: "12345", RHost: "198.51.100.9"})
+		d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: u, Code: d.wrongCode(secrets[u]), RHost: "198.51.100.9"})
 	}
 	for _, u := range []string{alice, bob} {
 		r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: u, RHost: "198.51.100.9"}).Verify

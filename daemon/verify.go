@@ -80,13 +80,6 @@ func lockState(rec *store.Record, now time.Time) (locked bool, retryAfter int64)
 	return false, 0
 }
 
-func lockedMessage(user string, retryAfter int64) string {
-	if retryAfter < 0 {
-		return fmt.Sprintf("Too many failed attempts: this account is locked until an administrator runs 'otpgate admin unlock %s'.", user)
-	}
-	return fmt.Sprintf("Too many failed attempts: try again in %s.", (time.Duration(retryAfter) * time.Second).String())
-}
-
 // applyCode checks code against rec's active (or, with pending, its pending)
 // enrollment and updates the replay and failure state in rec. It runs inside
 // a store transaction, so check and update are one atomic step: a locked
@@ -139,26 +132,38 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 		switch {
 		case ok && slices.Contains(enr.BurnedSteps, step):
 			a = attempt{outcome: protocol.OutcomeReplay, reason: "burned_code", step: step,
-				message: "This code can no longer be used: an earlier wrong attempt revealed it. Wait for the next one."}
+				message: textCodeBurned}
 		case ok && (pending || step > rec.LastStep):
+			if step >= rec.LastStep {
+				rec.LastCode = s.codeUse(rc)
+			}
 			rec.LastStep = max(rec.LastStep, step)
 			a = attempt{outcome: protocol.OutcomeAccept, reason: "ok", step: step}
 		case ok:
-			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: "This code was already used: wait for the next one.", step: step}
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay", message: codeUsedMessage(rec.LastCode, nextCodeAt(rec.LastStep, p.Period), rc.now), step: step}
 			// Only a last step beyond the window's upper edge proves that
 			// the clock went back: within it, the step was accepted from a
 			// device slightly ahead.
 			if center+uint64(cfg.Skew) < rec.LastStep {
 				a.reason = "replay_clock_backwards"
 			}
+		case hinted && !pending && hintStep == rec.LastStep:
+			// The last code accepted, typed again once it has left
+			// the window: the clock is fine, the code is old.
+			a = attempt{outcome: protocol.OutcomeReplay, reason: "replay_old", message: codeUsedMessage(rec.LastCode, nextCodeAt(rec.LastStep, p.Period), rc.now), step: hintStep}
+		case hinted && !pending && hintStep < rec.LastStep:
+			// An older step than one already accepted: a device
+			// whose clock is that far off could not have given the
+			// last code, so no clock hint.
+			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code_old_step", message: textWrongCode}
 		case hinted:
 			off := (int64(hintStep) - int64(center)) * int64(p.Period)
 			a = attempt{outcome: protocol.OutcomeReject, reason: "clock_skew", clockOffset: off, message: clockMessage(off)}
 		default:
-			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code"}
+			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code", message: textWrongCode}
 		}
 	} else if guess != nil && !pending && subtle.ConstantTimeCompare(guess.salt, enr.RecoverySalt) == 1 {
-		a = attempt{outcome: protocol.OutcomeReject, reason: "bad_recovery_code"}
+		a = attempt{outcome: protocol.OutcomeReject, reason: "bad_recovery_code", message: textWrongCode}
 		for i, h := range enr.Recovery {
 			if subtle.ConstantTimeCompare(h, guess.hash) == 1 {
 				enr.Recovery = append(enr.Recovery[:i:i], enr.Recovery[i+1:]...)
@@ -168,7 +173,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			}
 		}
 	} else {
-		a = attempt{outcome: protocol.OutcomeReject, reason: "malformed_code"}
+		a = attempt{outcome: protocol.OutcomeReject, reason: "malformed_code", message: textWrongCode}
 	}
 
 	if a.outcome == protocol.OutcomeAccept {
@@ -215,38 +220,13 @@ func (s *Server) chargeFailure(cfg *config.Config, rec *store.Record, now time.T
 	if a.message != "" {
 		a.message += " " + lock
 	} else {
-		a.message = "Wrong code. " + lock
+		a.message = textWrongCode + " " + lock
 	}
 }
 
 // lowRecovery is the number of recovery codes left at or below which the
 // user is told to make new ones.
 const lowRecovery = 2
-
-// recoveryMessage tells the user that a recovery code was used up and how
-// many are left, and, when few are, how to make new ones.
-func recoveryMessage(remaining int) string {
-	switch {
-	case remaining > lowRecovery:
-		return fmt.Sprintf("Recovery code accepted; %d left.", remaining)
-	case remaining == 0:
-		return "Recovery code accepted; none left: run 'otpgate recovery-codes' to make new ones."
-	}
-	return fmt.Sprintf("Recovery code accepted; only %d left: run 'otpgate recovery-codes' to make new ones.", remaining)
-}
-
-func clockMessage(offsetSeconds int64) string {
-	dir := "ahead"
-	if offsetSeconds < 0 {
-		dir, offsetSeconds = "behind", -offsetSeconds
-	}
-	mins := (offsetSeconds + 30) / 60
-	amount := fmt.Sprintf("%d minutes", mins)
-	if mins <= 1 {
-		amount = "a minute"
-	}
-	return fmt.Sprintf("Wrong code. Your device's clock seems to be about %s %s: turn on automatic date and time on it and try again.", amount, dir)
-}
 
 // enrollmentParams reads an enrollment's TOTP parameters, refusing
 // corrupt ones.

@@ -62,8 +62,8 @@ func TestVerifyWindowAndClockHint(t *testing.T) {
 			if r.Outcome != tt.want {
 				t.Fatalf("outcome %s, want %s (%+v)", r.Outcome, tt.want, r)
 			}
-			if tt.hint == "" && tt.want == protocol.OutcomeReject && r.Message != "" {
-				t.Errorf("unexpected message %q", r.Message)
+			if tt.hint == "" && tt.want == protocol.OutcomeReject && r.Message != "Wrong code." {
+				t.Errorf("message %q, want %q", r.Message, "Wrong code.")
 			}
 			if tt.hint != "" && !strings.Contains(r.Message, tt.hint) {
 				t.Errorf("message %q lacks %q", r.Message, tt.hint)
@@ -163,11 +163,11 @@ func TestLockoutBackoffHardCapAndUnlock(t *testing.T) {
 		t.Fatal("unlucky secret")
 	}
 	for i := 1; i <= 2; i++ {
-		if r := wrong(); r.Outcome != protocol.OutcomeReject || r.Message != "" {
+		if r := wrong(); r.Outcome != protocol.OutcomeReject || r.Message != "Wrong code." {
 			t.Fatalf("failure %d: %+v", i, r)
 		}
 	}
-	if r := wrong(); r.Outcome != protocol.OutcomeReject || r.RetryAfter != 60 || !strings.Contains(r.Message, "try again in 1m0s") {
+	if r := wrong(); r.Outcome != protocol.OutcomeReject || r.RetryAfter != 60 || !strings.Contains(r.Message, "try again in 1 minute.") {
 		t.Fatalf("third failure should lock for 1m: %+v", r)
 	}
 	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {

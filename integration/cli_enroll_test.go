@@ -306,19 +306,27 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 }
 
-// TestCLIDaemonDown checks exit code 3 and its message.
+// TestCLIDaemonDown checks exit code 3 and its messages: the socket that
+// was used is named when nothing answers there, without "not running" for
+// a path the user gave (--socket, $OTPGATE_SOCKET); only the default
+// socket gets the hint to start otpgated.
 func TestCLIDaemonDown(t *testing.T) {
 	e := newCLIEnv(t)
 	e.c.AddUser(t, "dave")
+	out, code := e.run("dave", "", nil, "--socket", "/nope", "status")
+	if code != 3 || out != "otpgate: nothing answers at /nope: there is no such file\n" {
+		t.Errorf("--socket /nope: exit %d:\n%s", code, out)
+	}
+	out, code = e.run("dave", "", []string{"OTPGATE_SOCKET=/nonexistent/sock"}, "status")
+	if code != 3 || out != "otpgate: nothing answers at /nonexistent/sock: there is no such file\n" {
+		t.Errorf("OTPGATE_SOCKET=/nonexistent/sock: exit %d\n%s", code, out)
+	}
 	if err := e.daemon.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	out, code := e.run("dave", "", nil, "status")
-	if code != 3 || !strings.Contains(out, "otpgated is not running: start it with systemctl start otpgated") {
-		t.Errorf("status with the daemon stopped: exit %d\n%s", code, out)
-	}
-	out, code = e.run("dave", "", []string{"OTPGATE_SOCKET=/nonexistent/sock"}, "status")
-	if code != 3 || !strings.Contains(out, "/nonexistent/sock") {
-		t.Errorf("OTPGATE_SOCKET not used: exit %d\n%s", code, out)
+	out, code = e.run("dave", "", nil, "status")
+	if code != 3 || !strings.HasPrefix(out, "otpgate: nothing answers at "+cliSocket+": ") ||
+		!strings.HasSuffix(out, "\notpgate: is otpgated running? Start it with: systemctl start otpgated\n") {
+		t.Errorf("default socket, otpgated stopped: exit %d:\n%s", code, out)
 	}
 }

@@ -57,11 +57,11 @@ type cliEnv struct {
 	secrets map[string]string // user -> base32 secret known to the test
 }
 
-func newCLIEnv(t testing.TB) *cliEnv {
+func newCLIEnv(t testing.TB, opts ...container.Option) *cliEnv {
 	t.Helper()
-	container.Require(t, "tmux", "zbarimg", "oathtool", "timeout", "sha256sum", "find", "ln")
+	container.Require(t, "tmux", "zbarimg", "oathtool", "timeout", "sha256sum", "find", "ln", "stty")
 	otpgated := container.Bin(t, "otpgated")
-	e := &cliEnv{t: t, c: container.Start(t), bin: container.Bin(t, "otpgate"), secrets: map[string]string{}}
+	e := &cliEnv{t: t, c: container.Start(t, opts...), bin: container.Bin(t, "otpgate"), secrets: map[string]string{}}
 	e.c.MkdirAll(t, path.Dir(cliConfig), 0o755)
 	e.c.WriteFile(t, cliConfig, []byte(cliDaemonConfig), 0o644)
 	e.c.Run(t, "chmod", "0700", "/var/lib/otpgate")

@@ -50,6 +50,7 @@ type fleet struct {
 // fleetNode is one otpgated process.
 type fleetNode struct {
 	name, socket, stateDir, config, log string
+	hostname                            string // "": the machine's
 	cmd                                 *exec.Cmd
 	done                                chan error
 }
@@ -79,6 +80,14 @@ func startPostgres(t testing.TB) (*pgtest.Server, string) {
 // startFleet starts n otpgated instances with store.backend backend
 // ("postgres": all on one database; "bolt": each its own file).
 func startFleet(t testing.TB, n int, backend string) *fleet {
+	t.Helper()
+	return startFleetWith(t, n, backend, "", false)
+}
+
+// startFleetWith is startFleet with extra configuration appended to each
+// node's file and, with ownHosts, each node in a UTS namespace of its own
+// with its name as host name (as each server of a real fleet has).
+func startFleetWith(t testing.TB, n int, backend, extra string, ownHosts bool) *fleet {
 	t.Helper()
 	bin := container.Bin(t, "otpgated")
 	f := &fleet{t: t}
@@ -128,7 +137,10 @@ max_failures = %d
 # The fleet suite counts failures per user across servers, from one
 # address; the per-address limit is tested in daemon/source_test.go.
 per_source_max_failures = 0
-`, nd.socket, nd.stateDir, backend, dsnFile, fleetMaxFailures)
+`, nd.socket, nd.stateDir, backend, dsnFile, fleetMaxFailures) + extra
+		if ownHosts {
+			nd.hostname = "fleet-" + nd.name
+		}
 		if err := os.WriteFile(nd.config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -161,6 +173,10 @@ func (nd *fleetNode) start(t testing.TB, bin string) {
 	}
 	defer logf.Close()
 	nd.cmd = exec.Command(bin, "-config", nd.config)
+	if nd.hostname != "" {
+		// unshare and sh exec: the node keeps the process.
+		nd.cmd = exec.Command("unshare", "--uts", "sh", "-c", `hostname "$0" && exec "$@"`, nd.hostname, bin, "-config", nd.config)
+	}
 	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
 	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := nd.cmd.Start(); err != nil {

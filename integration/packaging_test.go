@@ -103,6 +103,7 @@ func TestMakeInstall(t *testing.T) {
 		pamDir + "/pam_otpgate.so":                           "0644",
 		"/usr/lib/otpgate/libpam_otpgate_go.so":              "0644",
 		"/etc/otpgate/config.toml":                           "0644",
+		"/etc/pam.d/otpgate-sshd":                            "0644",
 		"/usr/local/lib/systemd/system/otpgated.service":     "0644",
 		"/usr/local/lib/systemd/system/otpgate-sshd.service": "0644",
 		"/usr/local/share/man/man1/otpgate.1":                "0644",
@@ -315,6 +316,7 @@ func TestDeb(t *testing.T) {
 		pamDir + "/pam_otpgate.so":                 "-rw-r--r-- root/root",
 		"/usr/lib/otpgate/libpam_otpgate_go.so":    "-rw-r--r-- root/root",
 		"/etc/otpgate/config.toml":                 "-rw-r--r-- root/root",
+		"/etc/pam.d/otpgate-sshd":                  "-rw-r--r-- root/root",
 		"/lib/systemd/system/otpgated.service":     "-rw-r--r-- root/root",
 		"/lib/systemd/system/otpgate-sshd.service": "-rw-r--r-- root/root",
 		"/usr/share/man/man1/otpgate.1.gz":         "-rw-r--r-- root/root",
@@ -329,11 +331,14 @@ func TestDeb(t *testing.T) {
 			t.Errorf("package entry %s: %q, want %q", path, got, want)
 		}
 	}
+	// otpgate-sshd's own PAM service is the one file in /etc/pam.d: it
+	// changes no other service's stack.
+	ownPAM := map[string]bool{"/etc/pam.d": true, "/etc/pam.d/otpgate-sshd": true}
 	for path := range contents {
-		if strings.HasPrefix(path, "/etc/") && path != "/etc/otpgate" && path != "/etc/otpgate/config.toml" && path != "/etc" {
-			t.Errorf("package ships %s: only /etc/otpgate/config.toml belongs in /etc", path)
+		if strings.HasPrefix(path, "/etc/") && path != "/etc/otpgate" && path != "/etc/otpgate/config.toml" && !ownPAM[path] {
+			t.Errorf("package ships %s: only /etc/otpgate/config.toml and /etc/pam.d/otpgate-sshd belong in /etc", path)
 		}
-		if strings.Contains(path, "pam.d") || strings.Contains(path, "pam-configs") || strings.Contains(path, "sshd_config") {
+		if !ownPAM[path] && (strings.Contains(path, "pam.d") || strings.Contains(path, "pam-configs") || strings.Contains(path, "sshd_config")) {
 			t.Errorf("package ships %s, which would change the PAM or sshd configuration", path)
 		}
 	}
@@ -343,12 +348,18 @@ func TestDeb(t *testing.T) {
 	}
 
 	c := container.Start(t)
-	before := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' .")
+	// Every other service's file is as it was (the directory gains
+	// otpgate-sshd, so its mtime is not compared).
+	pamState := "cd /etc/pam.d && sha256sum $(ls | grep -vx otpgate-sshd) && ls -ln | grep -v -e ' otpgate-sshd$' -e '^total ' && stat -c '%a %n' ."
+	before := c.Run(t, "sh", "-c", pamState)
 	// As docs/quickstart.md says: apt installs the local file (and would
 	// fetch missing dependencies).
 	c.Run(t, "apt-get", "install", "-y", "-q", "--no-install-recommends", deb)
-	if after := c.Run(t, "sh", "-c", "cd /etc/pam.d && sha256sum * && ls -ln && stat -c '%a %Y %n' ."); after != before {
+	if after := c.Run(t, "sh", "-c", pamState); after != before {
 		t.Errorf("apt-get install changed /etc/pam.d:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if got, want := c.ReadFile(t, "/etc/pam.d/otpgate-sshd"), readRepoFile(t, "packaging/pam.d/otpgate-sshd"); !bytes.Equal(got, want) {
+		t.Errorf("installed /etc/pam.d/otpgate-sshd differs from packaging/pam.d/otpgate-sshd:\n%s", got)
 	}
 	if st := c.Run(t, "dpkg-query", "-W", "-f=${Status}", "otpgate"); st != "install ok installed" {
 		t.Errorf("dpkg status %q", st)

@@ -217,6 +217,7 @@ const (
 	pamAuthErr     = "pamtester: Authentication failure"
 	pamUnavail     = "pamtester: Authentication service cannot retrieve authentication info"
 	pamPermDenied  = "pamtester: Permission denied"
+	pamMaxTries    = "pamtester: Have exhausted maximum number of retries for service"
 	pamCodePrompt  = "Verification code: "
 	pamPassAndCode = "Password and verification code: "
 )

@@ -24,6 +24,9 @@ type faultMode struct {
 	op protocol.Op
 	// damage writes the reply (or not) to the module's connection.
 	damage func(conn net.Conn, reply []byte)
+	// keep goes on with the dialogue after a damaged reply; otherwise the
+	// proxy closes the connection.
+	keep bool
 }
 
 // mutateJSON returns a damage function that edits the reply's JSON.
@@ -42,11 +45,12 @@ func mutateJSON(edit func(map[string]any)) func(net.Conn, []byte) {
 	}
 }
 
-// setOutcome returns an edit that replaces the verify outcome.
-func setOutcome(outcome string) func(map[string]any) {
+// setStep returns an edit that replaces the reply's step.
+func setStep(step map[string]any) func(map[string]any) {
 	return func(m map[string]any) {
-		if v, ok := m["verify"].(map[string]any); ok {
-			v["outcome"] = outcome
+		delete(m, "step")
+		if step != nil {
+			m["step"] = step
 		}
 	}
 }
@@ -105,37 +109,46 @@ func (p *faultProxy) serve() {
 	}
 }
 
+// handle relays one connection (one login dialogue) to its own upstream
+// connection, frame by frame, damaging the replies the mode selects.
 func (p *faultProxy) handle(conn net.Conn) {
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	req, err := protocol.ReadFrame(conn)
-	if err != nil {
-		return
-	}
-	var head struct {
-		Op protocol.Op `json:"op"`
-	}
-	_ = json.Unmarshal(req, &head)
 	up, err := net.DialTimeout("unix", p.upstream, 5*time.Second)
 	if err != nil {
 		return
 	}
 	defer up.Close()
-	_ = up.SetDeadline(time.Now().Add(15 * time.Second))
-	if err := protocol.WriteFrame(up, req); err != nil {
-		return
+	_ = up.SetDeadline(time.Now().Add(20 * time.Second))
+	for {
+		req, err := protocol.ReadFrame(conn)
+		if err != nil {
+			return
+		}
+		var head struct {
+			Op protocol.Op `json:"op"`
+		}
+		_ = json.Unmarshal(req, &head)
+		if err := protocol.WriteFrame(up, req); err != nil {
+			return
+		}
+		reply, err := protocol.ReadFrame(up)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		mode := p.mode
+		p.mu.Unlock()
+		if mode.damage == nil || (mode.op != "" && mode.op != head.Op) {
+			if protocol.WriteFrame(conn, reply) != nil {
+				return
+			}
+			continue
+		}
+		mode.damage(conn, reply)
+		if !mode.keep {
+			return
+		}
 	}
-	reply, err := protocol.ReadFrame(up)
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	mode := p.mode
-	p.mu.Unlock()
-	if mode.damage == nil || (mode.op != "" && mode.op != head.Op) {
-		_ = protocol.WriteFrame(conn, reply)
-		return
-	}
-	mode.damage(conn, reply)
 }
 
 // TestPAMFaultyReplies puts a fault proxy between the module and the real
@@ -158,18 +171,21 @@ func TestPAMFaultyReplies(t *testing.T) {
 	drop := func(net.Conn, []byte) {}
 	otherID := mutateJSON(func(m map[string]any) { m["id"] = 12345 })
 	modes := []faultMode{
-		{"garbage reply", "", garbage},
-		{"truncated reply", "", truncated},
-		{"oversized frame header", "", oversized},
-		{"connection closed without a reply", "", drop},
-		{"reply to another request id", "", otherID},
-		{"check answers accept", protocol.OpCheck, mutateJSON(setOutcome("accept"))},
-		{"check answers an unknown outcome", protocol.OpCheck, mutateJSON(setOutcome("maybe"))},
-		{"check reply without a result", protocol.OpCheck, mutateJSON(func(m map[string]any) { delete(m, "verify") })},
-		{"verify answers an unknown outcome", protocol.OpVerify, mutateJSON(setOutcome("accepted"))},
-		{"verify answers code_required", protocol.OpVerify, mutateJSON(setOutcome("code_required"))},
-		{"verify reply is garbage", protocol.OpVerify, garbage},
-		{"verify reply dropped", protocol.OpVerify, drop},
+		{"garbage reply", "", garbage, false},
+		{"truncated reply", "", truncated, false},
+		{"oversized frame header", "", oversized, false},
+		{"connection closed without a reply", "", drop, false},
+		{"reply to another request id", "", otherID, false},
+		{"first step with an unknown verdict", protocol.OpLoginStart, mutateJSON(setStep(map[string]any{"verdict": "maybe"})), false},
+		{"first step with prompts and a verdict", protocol.OpLoginStart, mutateJSON(setStep(map[string]any{"verdict": "success",
+			"prompts": []any{map[string]any{"text": "Code: "}}})), false},
+		{"first reply without a step", protocol.OpLoginStart, mutateJSON(setStep(nil)), false},
+		{"first step with an escape sequence", protocol.OpLoginStart, mutateJSON(setStep(map[string]any{"verdict": "deny",
+			"messages": []any{map[string]any{"style": "error", "text": "\x1b]0;owned\x07"}}})), false},
+		{"answer's step with an unknown verdict", protocol.OpLoginAnswer, mutateJSON(setStep(map[string]any{"verdict": "accepted"})), false},
+		{"answer's step with neither prompts nor verdict", protocol.OpLoginAnswer, mutateJSON(setStep(map[string]any{})), false},
+		{"answer's reply is garbage", protocol.OpLoginAnswer, garbage, false},
+		{"answer's reply dropped", protocol.OpLoginAnswer, drop, false},
 	}
 	for i, mode := range modes {
 		t.Run(mode.name, func(t *testing.T) {
@@ -179,15 +195,15 @@ func TestPAMFaultyReplies(t *testing.T) {
 			user := fmt.Sprintf("fault%d", i)
 			e.enroll(user)
 			users := []string{user}
-			if mode.op != protocol.OpVerify {
-				// A user without enrollment never reaches verify.
+			if mode.op != protocol.OpLoginAnswer {
+				// A user without enrollment is never asked anything.
 				users = append(users, "faultplain")
 			}
 			for _, u := range users {
 				start := time.Now()
 				res := e.pamtester("", "otp-fault", u, e.codeOrEmpty(u)+"\n")
-				if !strings.Contains(res.out, pamUnavail) {
-					t.Errorf("%s: want %q, got (exit %d):\n%s", u, pamUnavail, res.exit, res.out)
+				if !strings.Contains(res.out, pamUnavail) || !strings.Contains(res.out, protocol.UnavailableText) {
+					t.Errorf("%s: want %q and %q, got (exit %d):\n%s", u, protocol.UnavailableText, pamUnavail, res.exit, res.out)
 				}
 				if d := time.Since(start); d > 10*time.Second {
 					t.Errorf("%s: denial took %v with timeout=3", u, d)
@@ -199,10 +215,10 @@ func TestPAMFaultyReplies(t *testing.T) {
 	// not understand still denies.
 	t.Run("fail=open does not relax unknown answers", func(t *testing.T) {
 		e.writePAMService("otp-fault-open", "auth required pam_otpgate.so socket=/run/otpgate/fault.sock timeout=3 fail=open\nauth required pam_permit.so\n")
-		for _, outcome := range []string{"accept", "maybe"} {
-			proxy.setMode(faultMode{name: outcome, op: protocol.OpCheck, damage: mutateJSON(setOutcome(outcome))})
+		for _, verdict := range []string{"accept", "maybe"} {
+			proxy.setMode(faultMode{name: verdict, op: protocol.OpLoginStart, damage: mutateJSON(setStep(map[string]any{"verdict": verdict}))})
 			if res := e.pamtester("", "otp-fault-open", "faultplain", "\n"); !strings.Contains(res.out, pamUnavail) {
-				t.Errorf("check outcome %q with fail=open: want %q, got:\n%s", outcome, pamUnavail, res.out)
+				t.Errorf("first step with the verdict %q with fail=open: want %q, got:\n%s", verdict, pamUnavail, res.out)
 			}
 		}
 		proxy.setMode(faultMode{name: "drop", damage: drop})
@@ -213,7 +229,7 @@ func TestPAMFaultyReplies(t *testing.T) {
 	// The JSON edits above change only what they say: replies decoded and
 	// re-encoded unchanged still let the user in.
 	t.Run("re-encoded but unchanged replies pass through", func(t *testing.T) {
-		proxy.setMode(faultMode{name: "identity", damage: mutateJSON(func(map[string]any) {})})
+		proxy.setMode(faultMode{name: "identity", damage: mutateJSON(func(map[string]any) {}), keep: true})
 		e.enroll("faultok")
 		if res := e.pamtester("", "otp-fault", "faultok", e.code("faultok")+"\n"); !strings.Contains(res.out, pamOK) {
 			t.Fatalf("through the proxy without damage: %s", res.out)

@@ -3,6 +3,8 @@
 package integration
 
 import (
+	"context"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -192,13 +194,15 @@ func TestPAMSSHDEnrollOnLogin(t *testing.T) {
 	if !r.loggedIn(pamRequired) {
 		t.Fatalf("enrollment at login refused (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
 	}
+	// sshd has no terminal yet during keyboard-interactive: the module
+	// reports no size and otpgated draws for 80×24.
 	uri := qrtermtest.DecodeTerminal(t, r.prompts)
 	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
 	if err != nil {
 		t.Fatalf("zbarimg read %q: %v", uri, err)
 	}
 	shown := otp.EncodeSecret(key.Secret)
-	if !strings.Contains(r.prompts, "Or enter this key in the app: "+shown) {
+	if enrollKeyShown(t, r.prompts) != shown {
 		t.Errorf("the QR code's key %s is not the key shown:\n%s", shown, r.prompts)
 	}
 	if !strings.Contains(r.prompts, "Your recovery codes") || !strings.Contains(r.prompts, "Press Enter once you have saved them") {
@@ -280,6 +284,7 @@ func TestPAMSSHDEnrollOnLoginAfterPassword(t *testing.T) {
 	if err != nil {
 		t.Fatalf("zbarimg read %q: %v", uri, err)
 	}
+	secret := key.Secret
 	st := e.do(&protocol.Request{Op: protocol.OpAdminShow, User: pamRequired}).Status
 	if st.State != protocol.StateActive || st.EnrolledVia != "login" || st.EnrolledKey != "" || st.EnrolledFrom != "127.0.0.1" {
 		t.Errorf("after enrolling at a password login: %+v", st)
@@ -289,9 +294,9 @@ func TestPAMSSHDEnrollOnLoginAfterPassword(t *testing.T) {
 	}
 
 	// The next login needs the password and a fresh code of the new key.
-	e.secrets[pamRequired] = otp.EncodeSecret(key.Secret)
+	e.secrets[pamRequired] = otp.EncodeSecret(secret)
 	s.c.WriteFile(t, pamWorkDir+"/askpass", []byte(passwordThenCodeAskpass), 0o755)
-	next := otp.TOTP(key.Secret, time.Now().Add(30*time.Second), key.Params)
+	next := otp.TOTP(secret, time.Now().Add(30*time.Second), otp.DefaultParams())
 	r = s.login(pamRequired, "id_ed25519", password+"\n"+next)
 	if !r.loggedIn(pamRequired) || strings.Contains(r.prompts, "QR code") {
 		t.Fatalf("second login with password and code (exit %d):\n%s\nprompts:\n%s", r.exit, r.out, r.prompts)
@@ -307,3 +312,65 @@ case "$1" in
 *) printf '%s\n' "$ASKPASS_CODE" | sed -n 2p ;;
 esac
 `
+
+// enrollKeyShown returns the key that enrollment at login showed in
+// prompts, in base32.
+func enrollKeyShown(t *testing.T, prompts string) string {
+	t.Helper()
+	m := regexp.MustCompile(`Or enter this key in the app: ([A-Z2-7]+)`).FindStringSubmatch(prompts)
+	if m == nil {
+		t.Fatalf("no key shown:\n%s", prompts)
+	}
+	return m[1]
+}
+
+// TestPAMEnrollQRFitsTerminal runs pamtester on terminals of two sizes,
+// with PAM_TTY naming the terminal as login and sudo do: the module
+// reports the size to otpgated, which draws the QR code (read back with
+// zbarimg) on the large one and shows only the key on one too small (a
+// size it would draw for were the size unknown).
+func TestPAMEnrollQRFitsTerminal(t *testing.T) {
+	container.Require(t, "zbarimg", "script", "stty")
+	const password = "correct horse 42"
+	e := newPAMEnv(t)
+	e.useDaemonConfig("enroll_on_login = true\n")
+	e.writePAMService("otp-tty", "auth requisite pam_unix.so\nauth required pam_otpgate.so enroll_after_password\n")
+	e.addUser(pamRequired)
+	e.setPassword(pamRequired, password)
+	onTerminal := func(cols, rows int) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), pamCmdLimit)
+		defer cancel()
+		// pamtester reads the answers from a file (a terminal would flush
+		// what was typed ahead when echo goes off) and writes to the
+		// terminal PAM_TTY names. The code typed is wrong: the enrollment
+		// is not completed.
+		e.c.WriteFile(t, pamWorkDir+"/tty-input", []byte(password+"\n000000\n"), 0o600)
+		inner := fmt.Sprintf("stty cols %d rows %d; pamtester -I tty=$(tty) otp-tty %s authenticate < %s/tty-input",
+			cols, rows, pamRequired, pamWorkDir)
+		out, _ := e.c.CommandContext(ctx, "script", "-q", "-e", "-c", inner, "/dev/null").CombinedOutput()
+		if ctx.Err() != nil {
+			t.Fatalf("pamtester on a %d×%d terminal hung:\n%s", cols, rows, out)
+		}
+		return strings.ReplaceAll(string(out), "\r", "")
+	}
+
+	large := onTerminal(120, 60)
+	uri := qrtermtest.DecodeTerminal(t, large)
+	key, err := otp.ParseURI(strings.TrimPrefix(uri, "QR-Code:"))
+	if err != nil {
+		t.Fatalf("zbarimg read %q: %v", uri, err)
+	}
+	if shown := enrollKeyShown(t, large); shown != otp.EncodeSecret(key.Secret) {
+		t.Errorf("the QR code's key is not the key shown (%s):\n%s", shown, large)
+	}
+
+	small := onTerminal(40, 16)
+	if _, err := qrtermtest.ExtractGrid(small); err == nil {
+		t.Errorf("a QR code was drawn on a 40×16 terminal:\n%s", small)
+	}
+	if !strings.Contains(small, "does not fit this terminal") {
+		t.Errorf("no word that the QR code does not fit:\n%s", small)
+	}
+	enrollKeyShown(t, small)
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // TestPAMModule drives pam_otpgate.so with pamtester through the real
@@ -52,7 +53,7 @@ func TestPAMModule(t *testing.T) {
 	e.c.Run(t, "install", "-d", "-m", "0777", "/srv/opendir")
 	e.c.Run(t, "install", "-m", "0644", lib, "/srv/opendir/lib.so")
 
-	for _, u := range []string{"okuser", "baduser", "replayuser", "lockeduser", "bob", "promptuser", "argsuser"} {
+	for _, u := range []string{"okuser", "baduser", "spaceuser", "pasteuser", "replayuser", "lockeduser", "bob", "promptuser", "argsuser"} {
 		e.enroll(u)
 	}
 	e.enroll("recoveryuser", "12345678", "87654321")
@@ -75,20 +76,23 @@ func TestPAMModule(t *testing.T) {
 		wantOut    []string // further text the transcript must contain
 	}{
 		{"right code", "", "otp-alone", "okuser", func() string { return e.code("okuser") }, pamOK, pamCodePrompt, nil},
-		{"wrong code", "", "otp-alone", "baduser", func() string { return e.wrongCode("baduser") }, pamAuthErr, pamCodePrompt, nil},
+		{"wrong code", "", "otp-alone", "baduser", func() string { return e.wrongCode("baduser") }, pamAuthErr, pamCodePrompt, []string{"Wrong code."}},
+		{"a code as apps display it", "", "otp-alone", "spaceuser", func() string { c := e.code("spaceuser"); return c[:3] + " " + c[3:] }, pamOK, pamCodePrompt, nil},
+		{"a long paste is refused in words and asked again", "", "otp-alone", "pasteuser", func() string { return strings.Repeat("8", 200) + "\n" + e.code("pasteuser") }, pamOK, pamCodePrompt, []string{"A code is 6 digits."}},
 		{"first use of a code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamOK, pamCodePrompt, nil},
-		{"replayed code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamAuthErr, pamCodePrompt, nil},
-		{"locked user with the right code", "", "otp-permit", "lockeduser", func() string { return e.code("lockeduser") }, pamAuthErr, "", []string{lockedMsg}},
-		{"required user not enrolled", "", "otp-permit", pamRequired, func() string { return "" }, pamAuthErr, "", []string{requiredMsg}},
+		{"replayed code", "", "otp-permit", "replayuser", func() string { return replayCode }, pamAuthErr, pamCodePrompt, []string{"This code was already used"}},
+		// refused: the application must stop asking (PAM_MAXTRIES).
+		{"locked user with the right code", "", "otp-permit", "lockeduser", func() string { return e.code("lockeduser") }, pamMaxTries, "", []string{lockedMsg}},
+		{"required user not enrolled", "", "otp-permit", pamRequired, func() string { return "" }, pamMaxTries, "", []string{requiredMsg}},
 		{"not enrolled: ignored, so the module alone denies", "", "otp-alone", "plainuser", func() string { return "" }, pamPermDenied, "", nil},
 		{"not enrolled: ignored, pam_permit admits", "", "otp-permit", "plainuser", func() string { return "" }, pamOK, "", nil},
 		{"recovery code", "", "otp-permit", "recoveryuser", func() string { return "87654321" }, pamOK, pamCodePrompt, []string{"Recovery code accepted; only 1 left: run 'otpgate recovery-codes' to make new ones."}},
 		{"custom prompt", "", "otp-prompt", "promptuser", func() string { return e.code("promptuser") }, pamOK, "Code from your phone: ", nil},
 		{"unknown arguments are not fatal", "", "otp-extraarg", "argsuser", func() string { return e.code("argsuser") }, pamOK, pamCodePrompt, nil},
-		{"daemon socket absent, enrolled user", "", "otp-nosock", "bob", func() string { return e.code("bob") }, pamUnavail, "", nil},
-		{"daemon socket absent, user without enrollment", "", "otp-nosock", "plainuser", func() string { return "" }, pamUnavail, "", nil},
+		{"daemon socket absent, enrolled user", "", "otp-nosock", "bob", func() string { return e.code("bob") }, pamUnavail, "", []string{protocol.UnavailableText}},
+		{"daemon socket absent, user without enrollment", "", "otp-nosock", "plainuser", func() string { return "" }, pamUnavail, "", []string{protocol.UnavailableText}},
 		{"fail=open skips the module when the daemon is absent", "", "otp-failopen", "bob", func() string { return "" }, pamOK, "", nil},
-		{"unknown and malformed arguments stay closed", "", "otp-badarg", "plainuser", func() string { return "" }, pamUnavail, "", nil},
+		{"unknown and malformed arguments stay closed", "", "otp-badarg", "plainuser", func() string { return "" }, pamUnavail, "", []string{protocol.UnavailableText}},
 		{"go library missing", "", "otp-nolib", "plainuser", func() string { return "" }, pamUnavail, "", nil},
 		{"go library world-writable", "", "otp-wlib", "plainuser", func() string { return "" }, pamUnavail, "", nil},
 		{"go library owned by a user", "", "otp-ulib", "plainuser", func() string { return "" }, pamUnavail, "", nil},
@@ -98,7 +102,7 @@ func TestPAMModule(t *testing.T) {
 		// enrollment (no enumeration), so the transcript is the same.
 		{"unknown user is answered like a user without enrollment", "", "otp-alone", "nosuchuser", func() string { return "" }, pamPermDenied, "", nil},
 		{"unprivileged caller for herself", "alice", "otp-permit", "alice", func() string { return e.code("alice") }, pamOK, pamCodePrompt, nil},
-		{"unprivileged caller for another user", "alice", "otp-permit", "bob", func() string { return e.code("bob") }, pamUnavail, "", nil},
+		{"unprivileged caller for another user", "alice", "otp-permit", "bob", func() string { return e.code("bob") }, pamUnavail, "", []string{protocol.UnavailableText}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,6 +112,10 @@ func TestPAMModule(t *testing.T) {
 			}
 			if (tt.want == pamOK) != (res.exit == 0) {
 				t.Errorf("pamtester exit status %d with %q", res.exit, tt.want)
+			}
+			// The relay's one text is shown only before it fails closed.
+			if tt.want != pamUnavail && strings.Contains(res.out, protocol.UnavailableText) {
+				t.Errorf("%q shown although otpgated answered:\n%s", protocol.UnavailableText, res.out)
 			}
 			if tt.wantPrompt == "" {
 				if strings.Contains(res.out, pamCodePrompt) {
@@ -159,8 +167,8 @@ func TestPAMModule(t *testing.T) {
 		start := time.Now()
 		res := e.pamtester("", "otp-timeout", "stopuser", "000000\n")
 		elapsed := time.Since(start)
-		if !strings.Contains(res.out, pamUnavail) {
-			t.Fatalf("want %q with a stopped daemon, got:\n%s", pamUnavail, res.out)
+		if !strings.Contains(res.out, pamUnavail) || !strings.Contains(res.out, protocol.UnavailableText) {
+			t.Fatalf("want %q and %q with a stopped daemon, got:\n%s", protocol.UnavailableText, pamUnavail, res.out)
 		}
 		if elapsed > 10*time.Second {
 			t.Errorf("denial took %v with timeout=2", elapsed)
@@ -191,19 +199,21 @@ func TestPAMParallelSameCode(t *testing.T) {
 	close(start)
 	wg.Wait()
 
+	// The others are replays (PAM_AUTH_ERR) until the replays lock the
+	// account (the refused verdict, PAM_MAXTRIES).
 	var ok, authErr int
 	for i, r := range results {
 		switch {
 		case strings.Contains(r.out, pamOK):
 			ok++
-		case strings.Contains(r.out, pamAuthErr):
+		case strings.Contains(r.out, pamAuthErr), strings.Contains(r.out, pamMaxTries):
 			authErr++
 		default:
 			t.Errorf("run %d: unexpected result (exit %d):\n%s", i, r.exit, r.out)
 		}
 	}
 	if ok != 1 || authErr != n-1 {
-		t.Fatalf("%d runs with one code: %d succeeded, %d failed with PAM_AUTH_ERR; want 1 and %d", n, ok, authErr, n-1)
+		t.Fatalf("%d runs with one code: %d succeeded, %d failed with PAM_AUTH_ERR or PAM_MAXTRIES; want 1 and %d", n, ok, authErr, n-1)
 	}
 }
 
@@ -236,7 +246,8 @@ auth required pam_permit.so
 		{"right password and code", "otp-pw", "pwok", func() string { return password + e.code("pwok") }, pamOK, pamPassAndCode},
 		{"wrong password, right code", "otp-pw", "pwbadpass", func() string { return "wrong" + e.code("pwbadpass") }, pamAuthErr, pamPassAndCode},
 		{"right password, wrong code", "otp-pw", "pwbadcode", func() string { return password + e.wrongCode("pwbadcode") }, pamAuthErr, pamPassAndCode},
-		{"password typed alone is too short", "otp-pw", "pwbadcode", func() string { return "12345" }, pamAuthErr, pamPassAndCode},
+		// otpgated asks again; nothing more is typed.
+		{"password typed alone is too short", "otp-pw", "pwbadcode", func() string { return "12345" }, "pamtester: Conversation error", pamPassAndCode},
 		// The ordinary mode never sets PAM_AUTHTOK: pwnormal's Unix password
 		// is set to the very code typed, so pam_unix use_first_pass would
 		// accept it if the module handed the answer on.

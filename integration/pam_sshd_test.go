@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // pamSSHDConfig is the sshd_config of the suite: docs/pam.md's settings.
@@ -208,7 +209,22 @@ func TestPAMSSHD(t *testing.T) {
 		if !containsMessage(r.out, lockedMsg) {
 			t.Errorf("the client did not see the lockout message %q:\n%s", lockedMsg, r.out)
 		}
-		if r.prompts != "" {
+		if strings.Contains(r.prompts, pamCodePrompt) {
+			t.Errorf("a locked user was asked for a code: %q\n%s", r.prompts, r.out)
+		}
+	})
+	// With ssh's default of 3 keyboard-interactive attempts, a lockout
+	// (PAM_MAXTRIES) is shown once: sshd turns keyboard-interactive off for
+	// the connection instead of letting the client start it again.
+	t.Run("a lockout is shown once, not at every attempt", func(t *testing.T) {
+		r := s.loginOpts("sshlocked", "id_ed25519", s.code("sshlocked"), []string{"-T", "-o", "NumberOfPasswordPrompts=3"})
+		if r.loggedIn("sshlocked") || r.exit == 0 {
+			t.Fatalf("locked user logged in:\n%s", r.out)
+		}
+		if n := strings.Count(r.out, strings.SplitN(lockedMsg, ":", 2)[0]); n != 1 {
+			t.Errorf("the lockout message was shown %d times, want once:\n%s", n, r.out)
+		}
+		if strings.Contains(r.prompts, pamCodePrompt) {
 			t.Errorf("a locked user was asked for a code: %q", r.prompts)
 		}
 	})
@@ -283,6 +299,12 @@ func TestPAMSSHDDaemonDown(t *testing.T) {
 		}
 		if r.elapsed > 30*time.Second {
 			t.Errorf("%s: denial took %v", user, r.elapsed)
+		}
+		if !strings.Contains(r.out, protocol.UnavailableText) {
+			t.Errorf("%s: the client was not told %q:\n%s", user, protocol.UnavailableText, r.out)
+		}
+		if strings.Contains(r.prompts, pamCodePrompt) {
+			t.Errorf("%s: asked for a code with otpgated stopped: %q", user, r.prompts)
 		}
 	}
 	e.restartDaemon()

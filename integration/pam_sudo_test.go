@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // pamSudoStack is /etc/pam.d/sudo from docs/pam.md: password, then code.
@@ -66,7 +67,7 @@ func TestPAMSudo(t *testing.T) {
 	container.Require(t, "sudo", "chpasswd")
 	e := newPAMEnv(t)
 	e.writePAMService("sudo", pamSudoStack)
-	users := []string{"sudook", "sudobad", "sudoreplay", "sudowrongpw", "sudoenv", "sudoplain"}
+	users := []string{"sudook", "sudobad", "sudolocked", "sudodown", "sudoreplay", "sudowrongpw", "sudoenv", "sudoplain"}
 	var sudoers strings.Builder
 	sudoers.WriteString("Defaults timestamp_timeout=0\n")
 	for _, u := range users {
@@ -96,6 +97,41 @@ func TestPAMSudo(t *testing.T) {
 		}
 		if !strings.Contains(r.out, "Sorry, try again.") {
 			t.Errorf("sudo did not say \"Sorry, try again.\":\n%s", r.out)
+		}
+		if !strings.Contains(r.out, "Wrong code.") {
+			t.Errorf("sudo did not show otpgated's \"Wrong code.\":\n%s", r.out)
+		}
+	})
+	// sudo calls pam_authenticate again after PAM_MAXTRIES; the module
+	// answers a lockout so that it does not: one message, no "Sorry, try
+	// again." and no second password prompt.
+	t.Run("a lockout is shown once and sudo stops", func(t *testing.T) {
+		lockedMsg := e.lock("sudolocked")
+		r := e.sudo("sudolocked", nil, pamSudoPassword, e.code("sudolocked"), pamSudoPassword, e.code("sudolocked"), pamSudoPassword, e.code("sudolocked"))
+		if r.ran() || r.exit == 0 {
+			t.Fatalf("sudo ran for a locked user:\n%s", r.out)
+		}
+		if n := strings.Count(r.out, strings.SplitN(lockedMsg, ":", 2)[0]); n != 1 {
+			t.Errorf("the lockout message was shown %d times, want once:\n%s", n, r.out)
+		}
+		if strings.Contains(r.out, "Sorry, try again.") || strings.Contains(r.out, pamCodePrompt) {
+			t.Errorf("sudo asked again after a lockout:\n%s", r.out)
+		}
+	})
+	t.Run("otpgated down says so", func(t *testing.T) {
+		if err := e.daemon.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		defer e.restartDaemon()
+		r := e.sudo("sudodown", nil, pamSudoPassword, "123456")
+		if r.ran() || r.exit == 0 {
+			t.Fatalf("sudo ran with otpgated stopped:\n%s", r.out)
+		}
+		if !strings.Contains(r.out, protocol.UnavailableText) {
+			t.Errorf("sudo did not show %q:\n%s", protocol.UnavailableText, r.out)
+		}
+		if strings.Contains(r.out, pamCodePrompt) {
+			t.Errorf("asked for a code with otpgated stopped:\n%s", r.out)
 		}
 	})
 	t.Run("replayed code", func(t *testing.T) {

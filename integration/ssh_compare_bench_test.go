@@ -325,7 +325,7 @@ per_source_max_startups = 0
 			b.Errorf("%s: %s: a second factor was checked", v.name, u)
 		}
 	}
-	accepted := regexp.MustCompile(`msg="login accepted" [^\n]*second_factor=code`).FindAllString(server.Output(), -1)
+	accepted := regexp.MustCompile(`msg="login accepted" [^\n]*second_factor=success`).FindAllString(server.Output(), -1)
 	if got, want := len(accepted), rounds+1; got != want {
 		b.Errorf("otpgate-sshd logged %d logins with a code, want %d", got, want)
 	}

@@ -111,7 +111,7 @@ func BenchmarkSSHDLogin(b *testing.B) {
 			}
 		}
 	})
-	if n := strings.Count(e.server.Output(), "second_factor=code"); n == 0 {
+	if n := strings.Count(e.server.Output(), "second_factor=success"); n == 0 {
 		b.Error("no login with a code was measured")
 	}
 }

@@ -95,12 +95,14 @@ Host *
 
 // sshdEnv is a container running the real otpgated and otpgate-sshd.
 type sshdEnv struct {
-	t       testing.TB
-	c       *container.Container
-	server  *container.Process
-	client  *protocol.Client
-	secrets map[string]string
-	n       int
+	t      testing.TB
+	c      *container.Container
+	server *container.Process
+	// otpgated is the daemon's process.
+	otpgated *container.Process
+	client   *protocol.Client
+	secrets  map[string]string
+	n        int
 }
 
 // newSSHDEnv starts a container with otpgated and otpgate-sshd (whose
@@ -128,7 +130,7 @@ func newSSHDEnvDaemon(t testing.TB, daemonConfig, extra string) *sshdEnv {
 	c.MkdirAll(t, "/etc/otpgate", 0o755)
 	c.WriteFile(t, sshdDaemonConf, []byte(daemonConfig), 0o644)
 	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
-	c.Background(t, otpgated, "-config", sshdDaemonConf)
+	e.otpgated = c.Background(t, otpgated, "-config", sshdDaemonConf)
 	c.WaitForSocket(t, sshdSocket, 15*time.Second)
 	e.client = &protocol.Client{Socket: c.Path(sshdSocket), Timeout: 10 * time.Second}
 	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sshdWorkDir+"/id_ed25519")

@@ -66,8 +66,12 @@ func TestSSHDEnrollOnLogin(t *testing.T) {
 	if !strings.Contains(r.prompts, "Verification code: ") || strings.Contains(r.prompts, "QR code") {
 		t.Fatalf("second login prompts: %q", r.prompts)
 	}
-	if log := e.server.Output(); !strings.Contains(log, "second_factor=enrolled_at_login") {
-		t.Errorf("otpgate-sshd did not log the enrollment at login:\n%s", log)
+	// otpgated audits how; otpgate-sshd logs its verdict.
+	if log := e.otpgated.Output(); !strings.Contains(log, "reason=enrolled_at_login") {
+		t.Errorf("otpgated did not audit the enrollment at login:\n%s", log)
+	}
+	if log := e.server.Output(); !strings.Contains(log, "second_factor=success") {
+		t.Errorf("otpgate-sshd did not log the login:\n%s", log)
 	}
 
 	t.Run("a wrong first code enrolls nothing", func(t *testing.T) {

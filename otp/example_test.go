@@ -34,7 +34,7 @@ func ExampleKey_URI() {
 		return
 	}
 	fmt.Println(k.URI())
-	// Output: otpauth://totp/ACME%20Co:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30
+	// Output: otpauth://totp/ACME%20Co:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20Co
 }
 
 func ExampleParseURI() {

@@ -90,15 +90,21 @@ func escapeLabel(s string) string {
 
 // URI returns the otpauth://totp/ URI of k:
 //
-//	otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=ISSUER&algorithm=SHA1&digits=6&period=30
+//	otpauth://totp/ISSUER:ACCOUNT?secret=...&issuer=ISSUER&algorithm=SHA256&digits=8&period=60
+//
+// algorithm, digits and period are left out when they equal DefaultParams
+// (SHA1, 6, 30), which every reader of the format assumes: the URI, and so
+// the QR code that carries it, is then shorter, and the code fits a
+// smaller terminal. The issuer is always written, in the label and as the
+// parameter, as the format recommends.
 //
 // The issuer and account name are percent-encoded separately (':' inside
 // them becomes %3A; the separator stays a literal ':'). Query values are
 // escaped as url.Values escapes them, except that a space is %20 rather
-// than '+', which some apps show literally. The parameters come in the
-// order above, secret first, as in the format's documentation; without an
-// issuer, the label is the account name alone and there is no issuer
-// parameter. URI does not check k: call Validate first.
+// than '+', which some apps show literally. The parameters that are
+// written come in the order above, secret first, as in the format's
+// documentation; without an issuer, the label is the account name alone and
+// there is no issuer parameter. URI does not check k: call Validate first.
 func (k Key) URI() string {
 	label := escapeLabel(k.Account)
 	if k.Issuer != "" {
@@ -117,9 +123,16 @@ func (k Key) URI() string {
 	if k.Issuer != "" {
 		param("issuer", k.Issuer)
 	}
-	param("algorithm", k.Algorithm.String())
-	param("digits", strconv.Itoa(k.Digits))
-	param("period", strconv.Itoa(k.Period))
+	def := DefaultParams()
+	if k.Algorithm != def.Algorithm {
+		param("algorithm", k.Algorithm.String())
+	}
+	if k.Digits != def.Digits {
+		param("digits", strconv.Itoa(k.Digits))
+	}
+	if k.Period != def.Period {
+		param("period", strconv.Itoa(k.Period))
+	}
 	return "otpauth://totp/" + label + "?" + q.String()
 }
 

@@ -30,7 +30,7 @@ func TestKeyURIFormat(t *testing.T) {
 		{
 			"an issuer and an e-mail account give the documented form",
 			otp.Key{Issuer: "ACME Co", Account: "alice@example.com", Secret: hello, Params: otp.DefaultParams()},
-			"otpauth://totp/ACME%20Co:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30",
+			"otpauth://totp/ACME%20Co:alice@example.com?secret=JBSWY3DPEHPK3PXP&issuer=ACME%20Co",
 		},
 		{
 			"no issuer gives a bare account label and no issuer parameter",
@@ -38,19 +38,24 @@ func TestKeyURIFormat(t *testing.T) {
 			"otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP&algorithm=SHA512&digits=8&period=60",
 		},
 		{
+			"a parameter that differs from the default is written, the others are not",
+			otp.Key{Issuer: "ACME", Account: "bob", Secret: hello, Params: otp.Params{Algorithm: otp.SHA1, Digits: 8, Period: 30}},
+			"otpauth://totp/ACME:bob?secret=JBSWY3DPEHPK3PXP&issuer=ACME&digits=8",
+		},
+		{
 			"colons inside names are encoded and only the separator is literal",
 			otp.Key{Issuer: "a:b", Account: "c:d", Secret: hello, Params: otp.DefaultParams()},
-			"otpauth://totp/a%3Ab:c%3Ad?secret=JBSWY3DPEHPK3PXP&issuer=a%3Ab&algorithm=SHA1&digits=6&period=30",
+			"otpauth://totp/a%3Ab:c%3Ad?secret=JBSWY3DPEHPK3PXP&issuer=a%3Ab",
 		},
 		{
 			"query and path delimiters in names are encoded",
 			otp.Key{Issuer: "R&D+Ops=1", Account: "x/y?z#w%", Secret: hello, Params: otp.DefaultParams()},
-			"otpauth://totp/R%26D%2BOps%3D1:x%2Fy%3Fz%23w%25?secret=JBSWY3DPEHPK3PXP&issuer=R%26D%2BOps%3D1&algorithm=SHA1&digits=6&period=30",
+			"otpauth://totp/R%26D%2BOps%3D1:x%2Fy%3Fz%23w%25?secret=JBSWY3DPEHPK3PXP&issuer=R%26D%2BOps%3D1",
 		},
 		{
 			"non-ASCII names are UTF-8 percent-encoded",
 			otp.Key{Issuer: "Bäckerei", Account: "jürgen", Secret: hello, Params: otp.DefaultParams()},
-			"otpauth://totp/B%C3%A4ckerei:j%C3%BCrgen?secret=JBSWY3DPEHPK3PXP&issuer=B%C3%A4ckerei&algorithm=SHA1&digits=6&period=30",
+			"otpauth://totp/B%C3%A4ckerei:j%C3%BCrgen?secret=JBSWY3DPEHPK3PXP&issuer=B%C3%A4ckerei",
 		},
 	}
 	for _, tt := range tests {
@@ -121,7 +126,7 @@ func TestParseURIAcceptsForeignForms(t *testing.T) {
 	}{
 		{"Google's documented example", "otpauth://totp/Example:alice@google.com?secret=" + s + "&issuer=Example",
 			otp.Key{Issuer: "Example", Account: "alice@google.com", Secret: hello, Params: def}},
-		{"an encoded colon as the separator", "otpauth://totp/ACME%20Co%3Ajohn.doe@email.com?secret=" + s + "&issuer=ACME%20Co&algorithm=SHA1&digits=6&period=30",
+		{"an encoded colon as the separator", "otpauth://totp/ACME%20Co%3Ajohn.doe@email.com?secret=" + s + "&issuer=ACME%20Co",
 			otp.Key{Issuer: "ACME Co", Account: "john.doe@email.com", Secret: hello, Params: def}},
 		{"a lower case encoded colon", "otpauth://totp/ACME%3ajohn?secret=" + s,
 			otp.Key{Issuer: "ACME", Account: "john", Secret: hello, Params: def}},

@@ -3,8 +3,8 @@
 # does); as another user it only checks, and fails naming what is missing.
 set -eu
 
-PKGS="libpam0g-dev postgresql openssh-server openssh-client sudo pamtester oathtool zbar-tools tmux strace util-linux iproute2 passwd libpam-wrapper make pkg-config groff-base man-db systemd dpkg tar libpam-google-authenticator libpam-oath gcc ansible-core rsync git"
-TOOLS="oathtool /usr/lib/postgresql/15/bin/initdb zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux unshare setpriv useradd strace prlimit make pkg-config groff man systemd-analyze dpkg-deb tar gcc google-authenticator ansible rsync git"
+PKGS="libpam0g-dev postgresql openssh-server openssh-client sudo pamtester oathtool zbar-tools tmux strace util-linux iproute2 passwd libpam-wrapper make pkg-config groff-base man-db systemd dpkg tar libpam-google-authenticator libpam-oath gcc ansible-core rsync git putty-tools dropbear-bin libnss-extrausers python3-paramiko"
+TOOLS="oathtool /usr/lib/postgresql/15/bin/initdb zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux unshare setpriv useradd strace prlimit make pkg-config groff man systemd-analyze dpkg-deb tar gcc google-authenticator ansible rsync git plink puttygen dbclient dropbearconvert"
 
 missing=""
 for t in $TOOLS; do
@@ -12,6 +12,8 @@ for t in $TOOLS; do
 done
 [ -f /usr/include/security/pam_modules.h ] || missing="$missing pam_modules.h"
 [ -f /usr/lib/x86_64-linux-gnu/libpam_wrapper.so ] || missing="$missing libpam_wrapper.so"
+[ -f /usr/lib/libnss_extrausers.so.2 ] || missing="$missing libnss_extrausers.so.2"
+/usr/bin/python3 -c 'import paramiko' 2>/dev/null || missing="$missing python3-paramiko"
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then

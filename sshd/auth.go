@@ -1,7 +1,6 @@
 package sshd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -23,28 +23,11 @@ const Service = "otpgate-sshd"
 const (
 	extFingerprint = "otpgate-fingerprint" // SHA256 fingerprint of the proven key
 	extKeyType     = "otpgate-key-type"
-	extSecondStep  = "otpgate-2fa"        // "code", "recovery", "remembered", "exempt" or "not_enrolled"
+	extSecondStep  = "otpgate-2fa"        // otpgated's verdict: "success" or "skip"
 	extNoPTY       = "otpgate-no-pty"     // "1" when the key has no-pty/restrict
 	extNoForward   = "otpgate-no-fwd"     // "1" when the key has no-port-forwarding/restrict
 	extCommand     = "otpgate-command"    // forced command; present only if set
 	extPermitOpen  = "otpgate-permitopen" // newline-separated permitopen= entries
-)
-
-// maxAnswer bounds a keyboard-interactive answer; longer ones are refused
-// without asking the daemon.
-const maxAnswer = 64
-
-// maxCodePrompts is how many codes one keyboard-interactive attempt asks
-// for before the connection is closed.
-const maxCodePrompts = 3
-
-// User-visible texts. They say no more than the outcome.
-const (
-	codePrompt         = "Verification code: "
-	msgInvalidCode     = "Invalid verification code."
-	msgUnavailable     = "otpgate: the verification service is unavailable; try again later.\n"
-	msgTooMany         = "otpgate: too many invalid codes.\n"
-	msgCodeInstruction = "Enter the code from your authenticator app."
 )
 
 // errDenied is the one error every refused key or user gets, so that an
@@ -53,12 +36,13 @@ var errDenied = errors.New("sshd: public key not authorized")
 
 // daemonClient is the part of protocol.Client the server uses.
 type daemonClient interface {
-	Do(ctx context.Context, req *protocol.Request) (*protocol.Response, error)
+	StartDialogue(start *protocol.Request) (*protocol.Dialogue, *protocol.LoginStep, error)
 }
 
 // authenticator holds one connection's authentication state. Its
-// callbacks are closures over it, so the code step is bound to the key
-// proven on this connection and to nothing else.
+// callbacks are closures over it, so the dialogue is bound to the key
+// proven on this connection and to nothing else. The callbacks run one at
+// a time, on the connection's goroutine.
 type authenticator struct {
 	cfg     *Config
 	daemon  daemonClient
@@ -71,6 +55,9 @@ type authenticator struct {
 	// readKeys reads a user's authorized_keys; a seam for tests that
 	// cannot create files owned by other users.
 	readKeys func(a *account) ([]byte, error)
+	// held is the first step of the dialogue opened at the publickey
+	// step, until keyboard-interactive relays it; close ends it.
+	held *heldStep
 }
 
 func defaultReadKeys(a *account) ([]byte, error) {
@@ -180,7 +167,11 @@ func (a *authenticator) publicKey(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.P
 }
 
 // verifiedKey runs only after the client signed with key, and receives the
-// Permissions publicKey returned for that very key.
+// Permissions publicKey returned for that very key. It opens the login
+// dialogue with otpgated: a login that needs no second factor (a skip or
+// a success verdict in the first step) is admitted with the key alone, so
+// that clients which offer only publickey keep working for it; anything
+// else continues with keyboard-interactive, which relays the dialogue.
 func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 	fp := ssh.FingerprintSHA256(key)
 	if perms == nil || perms.Extensions[extFingerprint] != fp {
@@ -188,174 +179,259 @@ func (a *authenticator) verifiedKey(c ssh.ConnMetadata, key ssh.PublicKey, perms
 		a.log.Error("verified key does not match its permissions", "user", c.User(), "fingerprint", fp)
 		return nil, errDenied
 	}
-	log := a.log.With("user", c.User(), "fingerprint", fp)
-	log.Info("publickey verified")
-	req := &protocol.Request{
-		Op:       protocol.OpCheck,
-		User:     c.User(),
-		Service:  Service,
-		RHost:    remoteHost(c),
-		TTY:      "ssh",
-		AuthInfo: "publickey " + key.Type() + " " + fp,
+	l := &login{
+		user:  c.User(),
+		perms: perms,
+		log:   a.log.With("user", c.User(), "fingerprint", fp),
+		start: protocol.Request{
+			Op:       protocol.OpLoginStart,
+			User:     c.User(),
+			Service:  Service,
+			RHost:    remoteHost(c),
+			TTY:      "ssh",
+			AuthInfo: "publickey " + key.Type() + " " + fp,
+			// The terminal size is not known before the session.
+			Login: &protocol.LoginStart{Prompt: a.cfg.Prompt},
+		},
 	}
-	resp, err := a.askResponse(req)
+	l.log.Info("publickey verified")
+	next := &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+		KeyboardInteractiveCallback: a.keyboardInteractive(l),
+	}}
+	d, step, err := a.startDialogue(l)
 	if err != nil {
-		log.Error("login denied: otpgated check failed", "err", err)
-		return nil, a.terminal(msgUnavailable)
+		// Said in keyboard-interactive, the one way to reach the person
+		// that every client waits for before the connection closes.
+		a.held = &heldStep{unavailable: true}
+		return nil, next
 	}
-	res := resp.Verify
-	switch res.Outcome {
-	case protocol.OutcomeEnrollOffered:
-		// policy.enroll_on_login: the key step proved another factor.
-		if resp.Enroll == nil {
-			log.Error("login denied: enrollment offered without a key")
-			return nil, a.terminal(msgUnavailable)
+	if ok(step.Verdict) {
+		if len(step.Messages) > 0 && a.preauth != nil {
+			_ = a.preauth.SendAuthBanner(messageText(step.Messages))
 		}
-		log.Info("enrollment at login offered")
-		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-			KeyboardInteractiveCallback: a.enrollStep(c.User(), perms, key, resp.Enroll),
-		}}
-	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled, protocol.OutcomeRemembered:
-		// remembered: otpgated's audited decision that this key and
-		// address gave a code within policy.remember.
-		log.Info("login accepted", "second_factor", string(res.Outcome))
-		return finalPerms(perms, string(res.Outcome)), nil
-	case protocol.OutcomeCodeRequired:
-		log.Info("code required")
-		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
-			KeyboardInteractiveCallback: a.codeStep(c.User(), perms, key, res.Digits),
-		}}
-	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
-		log.Info("login denied", "outcome", string(res.Outcome))
-		return nil, a.terminal(userMessage(res.Message, "otpgate: login refused."))
-	default:
-		log.Error("login denied: unexpected check outcome", "outcome", string(res.Outcome))
-		return nil, a.terminal(msgUnavailable)
+		return a.admit(l, step.Verdict), nil
 	}
+	a.held = &heldStep{dialogue: d, step: step}
+	return nil, next
 }
 
-// codeStep returns the keyboard-interactive callback for the second step.
-// It captures the user and the Permissions of the key proven in the first
-// step, and refuses to run for any other user.
-func (a *authenticator) codeStep(user string, perms *ssh.Permissions, key ssh.PublicKey, digits int) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-	return func(c ssh.ConnMetadata, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-		fp := perms.Extensions[extFingerprint]
-		log := a.log.With("user", user, "fingerprint", fp)
-		if c.User() != user {
-			// x/crypto refuses a user change after a partial success;
-			// refuse here too rather than check another user's code.
-			log.Error("login denied: user changed after publickey", "new_user", c.User())
-			return nil, a.terminal("")
-		}
-		instruction := msgCodeInstruction
-		for try := 1; try <= maxCodePrompts; try++ {
-			answers, err := challenge("", instruction, []string{codePrompt}, []bool{false})
-			if err != nil {
-				log.Info("login failed: no code", "err", err)
-				return nil, err
-			}
-			code, ok := normalizeAnswer(answers, digits)
-			if !ok {
-				log.Info("code refused: malformed answer", "try", try)
-				instruction = msgInvalidCode
-				continue
-			}
-			res, err := a.ask(&protocol.Request{
-				Op:       protocol.OpVerify,
-				User:     user,
-				Code:     code,
-				Service:  Service,
-				RHost:    remoteHost(c),
-				TTY:      "ssh",
-				AuthInfo: "publickey " + key.Type() + " " + fp,
-			})
-			if err != nil {
-				log.Error("login denied: otpgated verify failed", "err", err)
-				return nil, a.terminal(msgUnavailable)
-			}
-			switch res.Outcome {
-			case protocol.OutcomeAccept:
-				second := "code"
-				if res.Recovery {
-					second = "recovery"
-				}
-				log.Info("login accepted", "second_factor", second)
-				a.notice(res.Message)
-				return finalPerms(perms, second), nil
-			case protocol.OutcomeReject, protocol.OutcomeReplay:
-				log.Info("code refused", "outcome", string(res.Outcome), "try", try)
-				instruction = userMessage(res.Message, msgInvalidCode)
-			case protocol.OutcomeLocked:
-				log.Info("login denied", "outcome", string(res.Outcome))
-				return nil, a.terminal(userMessage(res.Message, "otpgate: login refused."))
-			default:
-				log.Error("login denied: unexpected verify outcome", "outcome", string(res.Outcome))
-				return nil, a.terminal(msgUnavailable)
-			}
-		}
-		log.Info("login denied: too many invalid codes")
-		return nil, a.terminal(msgTooMany)
-	}
+// login is what the publickey step proved, to which the dialogue of the
+// keyboard-interactive step is bound.
+type login struct {
+	user  string
+	perms *ssh.Permissions
+	log   *slog.Logger
+	// start is the OpLoginStart request of every dialogue of this login.
+	start protocol.Request
 }
 
-// ask sends one request to otpgated and returns its verify result; any
-// error, error reply or missing result is an error.
-func (a *authenticator) ask(req *protocol.Request) (*protocol.VerifyResult, error) {
-	resp, err := a.askResponse(req)
+// heldStep is the first step of a dialogue opened at the publickey step,
+// kept for the keyboard-interactive step that relays it.
+type heldStep struct {
+	dialogue *protocol.Dialogue // nil once the step is a verdict
+	step     *protocol.LoginStep
+	// unavailable: otpgated could not be asked.
+	unavailable bool
+}
+
+// close ends a dialogue still held when the connection ends.
+func (a *authenticator) close() {
+	if a.held != nil && a.held.dialogue != nil {
+		a.held.dialogue.Close()
+	}
+	a.held = nil
+}
+
+// ok reports whether v admits the login.
+func ok(v protocol.Verdict) bool {
+	return v == protocol.VerdictSuccess || v == protocol.VerdictSkip
+}
+
+// startDialogue opens a dialogue for l and returns it with its first
+// step. A verdict step comes back with the dialogue already closed (nil).
+// Errors are logged here.
+func (a *authenticator) startDialogue(l *login) (*protocol.Dialogue, *protocol.LoginStep, error) {
+	start := l.start
+	login := *l.start.Login
+	start.Login = &login
+	d, step, err := a.daemon.StartDialogue(&start)
 	if err != nil {
-		return nil, err
+		a.logUnavailable(l, err)
+		return nil, nil, err
 	}
-	return resp.Verify, nil
+	if step.Verdict != "" {
+		d.Close()
+		d = nil
+	}
+	return d, step, nil
 }
 
-// askResponse is ask returning the whole reply (which has a verify result).
-func (a *authenticator) askResponse(req *protocol.Request) (*protocol.Response, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.LoginGraceTime.Duration)
-	defer cancel()
-	resp, err := a.daemon.Do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if resp == nil || resp.Verify == nil {
-		return nil, errors.New("sshd: otpgated reply has no result")
-	}
-	return resp, nil
-}
-
-// terminal sends msg as an auth banner and returns the error that makes
-// x/crypto end authentication at once: a partial success with no further
-// methods. The banner carries only the fixed or daemon-provided text.
-func (a *authenticator) terminal(msg string) error {
-	if a.preauth != nil && msg != "" {
-		if !strings.HasSuffix(msg, "\n") {
-			msg += "\n"
-		}
-		_ = a.preauth.SendAuthBanner(msg)
-	}
-	return &ssh.PartialSuccessError{}
-}
-
-// notice sends the daemon's note on a successful step (how many recovery
-// codes are left) as an auth banner; OpenSSH's client prints it before the
-// session starts. Unprintable or empty notes are dropped.
-func (a *authenticator) notice(msg string) {
-	if msg = userMessage(msg, ""); msg == "" || a.preauth == nil {
+// logUnavailable logs why otpgated could not be asked, naming an otpgated
+// that predates the login dialogue.
+func (a *authenticator) logUnavailable(l *login, err error) {
+	var perr *protocol.Error
+	if errors.As(err, &perr) && perr.Code == protocol.ErrBadRequest && strings.Contains(perr.Message, "unknown operation") {
+		l.log.Error("login denied: otpgated does not know the login dialogue (it is older than otpgate-sshd); upgrade otpgated", "err", err)
 		return
 	}
-	_ = a.preauth.SendAuthBanner(msg + "\n")
+	l.log.Error("login denied: otpgated unavailable", "err", err)
 }
 
-// userMessage returns the daemon's text if it is printable, else def.
-func userMessage(msg, def string) string {
-	if msg == "" || len(msg) > 512 {
-		return def
+// keyboardInteractive returns the keyboard-interactive callback of l: it
+// relays the dialogue held from the publickey step, or opens a new one
+// for a new try, turning each step into a challenge until a verdict. It
+// refuses to run for another user.
+func (a *authenticator) keyboardInteractive(l *login) func(ssh.ConnMetadata, ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+	return func(c ssh.ConnMetadata, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+		if c.User() != l.user {
+			// x/crypto refuses a user change after a partial success;
+			// refuse here too rather than ask for another user.
+			l.log.Error("login denied: user changed after publickey", "new_user", c.User())
+			a.close()
+			return nil, a.terminal()
+		}
+		held := a.held
+		a.held = nil
+		var d *protocol.Dialogue
+		var step *protocol.LoginStep
+		switch {
+		case held != nil && held.unavailable:
+			return nil, a.unavailable(challenge)
+		case held != nil:
+			d, step = held.dialogue, held.step
+		default:
+			var err error
+			if d, step, err = a.startDialogue(l); err != nil {
+				return nil, a.unavailable(challenge)
+			}
+		}
+		if d != nil {
+			defer d.Close()
+		}
+		for step.Verdict == "" {
+			questions, echos := renderPrompts(step)
+			l.log.Debug("dialogue prompts", "prompts", len(questions))
+			answers, err := challenge("", "", questions, echos)
+			if err != nil {
+				l.log.Info("login failed: no answer", "err", err)
+				return nil, err
+			}
+			fitAnswers(answers)
+			if step, err = d.Answer(answers); err != nil {
+				clear(answers)
+				a.logUnavailable(l, err)
+				return nil, a.unavailable(challenge)
+			}
+			clear(answers)
+		}
+		return a.verdict(l, step, challenge)
 	}
-	for _, r := range msg {
-		if r < ' ' || r == 0x7f || r >= 0x80 && r < 0xa0 {
-			return def
+}
+
+// verdict shows a verdict's last words and maps the verdict to the
+// result of the keyboard-interactive step.
+func (a *authenticator) verdict(l *login, step *protocol.LoginStep, challenge ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+	if step.Verdict == protocol.VerdictUnavailable {
+		l.log.Error("login denied: otpgated could not decide", "verdict", string(step.Verdict))
+		if len(step.Messages) == 0 {
+			return nil, a.unavailable(challenge)
 		}
 	}
-	return msg
+	if len(step.Messages) > 0 {
+		if _, err := challenge("", messageText(step.Messages), nil, nil); err != nil {
+			l.log.Info("last words not acknowledged", "verdict", string(step.Verdict), "err", err)
+			if !ok(step.Verdict) {
+				return nil, err
+			}
+		}
+	}
+	switch step.Verdict {
+	case protocol.VerdictSuccess, protocol.VerdictSkip:
+		return a.admit(l, step.Verdict), nil
+	case protocol.VerdictDeny:
+		// The client may try again, within sshd.max_auth_tries.
+		l.log.Info("login denied", "verdict", string(step.Verdict))
+		return nil, errDeniedByDaemon
+	case protocol.VerdictRefused:
+		l.log.Info("login refused", "verdict", string(step.Verdict))
+		return nil, a.terminal()
+	}
+	return nil, a.terminal()
+}
+
+// errDeniedByDaemon is a keyboard-interactive failure the client may
+// retry.
+var errDeniedByDaemon = errors.New("sshd: second factor denied")
+
+// admit logs the admitted login and returns its Permissions.
+func (a *authenticator) admit(l *login, v protocol.Verdict) *ssh.Permissions {
+	l.log.Info("login accepted", "second_factor", string(v))
+	return finalPerms(l.perms, string(v))
+}
+
+// unavailable shows protocol.UnavailableText, the one text otpgate-sshd
+// owns, and ends authentication (the reason is already logged).
+func (a *authenticator) unavailable(challenge ssh.KeyboardInteractiveChallenge) error {
+	_, _ = challenge("", protocol.UnavailableText+"\n", nil, nil)
+	return a.terminal()
+}
+
+// fitAnswers makes answers fit the protocol, which carries valid UTF-8 of
+// at most protocol.MaxAnswerLen bytes: invalid bytes become U+FFFD and a
+// longer answer (a long paste) is cut there, at a character boundary.
+// otpgated then answers it in its own words, where sending it as it came
+// would fail the request. Nothing else is changed: what a code may look
+// like is otpgated's to say.
+func fitAnswers(answers []string) {
+	for i, s := range answers {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+		if len(s) > protocol.MaxAnswerLen {
+			cut := protocol.MaxAnswerLen
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = s[:cut]
+		}
+		answers[i] = s
+	}
+}
+
+// renderPrompts turns a step's prompts into a challenge's questions. The
+// messages go before the first question, each on lines of its own, as
+// OpenSSH's sshd does with PAM's messages: OpenSSH's client prints a
+// challenge's instruction through its logger (cut at 1 KiB, non-ASCII
+// escaped, silent with -q, never shown to SSH_ASKPASS), while it shows a
+// question as it is.
+func renderPrompts(step *protocol.LoginStep) ([]string, []bool) {
+	questions := make([]string, len(step.Prompts))
+	echos := make([]bool, len(step.Prompts))
+	for i, p := range step.Prompts {
+		questions[i], echos[i] = p.Text, p.Echo
+	}
+	if len(step.Messages) > 0 && len(questions) > 0 {
+		questions[0] = messageText(step.Messages) + questions[0]
+	}
+	return questions, echos
+}
+
+// messageText joins messages, each ending with a newline, so that what
+// follows (a question, or the client's own words) starts a line of its own.
+func messageText(messages []protocol.LoginMessage) string {
+	var b strings.Builder
+	for _, m := range messages {
+		b.WriteString(m.Text)
+		if !strings.HasSuffix(m.Text, "\n") {
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// terminal returns the error that makes x/crypto end authentication at
+// once: a partial success with no further methods. Whatever the person
+// must read was said before, in a challenge the client answered.
+func (a *authenticator) terminal() error {
+	return &ssh.PartialSuccessError{}
 }
 
 // finalPerms copies the key's Permissions and records the second step.
@@ -366,53 +442,6 @@ func finalPerms(perms *ssh.Permissions, second string) *ssh.Permissions {
 	}
 	ext[extSecondStep] = second
 	return &ssh.Permissions{Extensions: ext}
-}
-
-// normalizeAnswer checks a keyboard-interactive answer before it can reach
-// the daemon. Exactly one answer of at most maxAnswer bytes is accepted;
-// leading and trailing ASCII spaces and tabs are trimmed, and spaces inside
-// a code are removed (apps show "123 456"). What is left must be either a
-// TOTP code (exactly digits ASCII digits, or 6 to 8 if the daemon did not
-// say; 8 digits are also let through for imported google-authenticator
-// scratch codes) or a recovery code
-// (6 to 64 ASCII letters and digits, with hyphens or spaces between them).
-// Everything else (other Unicode digits, control bytes, punctuation,
-// padding) is refused here.
-func normalizeAnswer(answers []string, digits int) (string, bool) {
-	if len(answers) != 1 || len(answers[0]) > maxAnswer {
-		return "", false
-	}
-	s := strings.Trim(answers[0], " \t")
-	if s == "" {
-		return "", false
-	}
-	allDigits, alnum := true, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			alnum++
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			alnum++
-			allDigits = false
-		case c == ' ' || c == '-':
-			if c == '-' {
-				allDigits = false
-			}
-		default:
-			return "", false
-		}
-	}
-	if allDigits {
-		code := strings.ReplaceAll(s, " ", "")
-		if len(code) == digits || len(code) == 8 || digits == 0 && len(code) >= 6 && len(code) <= 8 {
-			return code, true
-		}
-		return "", false
-	}
-	if alnum < 6 || strings.Contains(s, "  ") || strings.Contains(s, "--") {
-		return "", false
-	}
-	return s, true
 }
 
 // authLog logs each authentication attempt at debug level (the decisions

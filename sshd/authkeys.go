@@ -120,8 +120,9 @@ func checkOwner(fd int, uid uint32, name string, wantDir bool) error {
 
 // keyOptions are the authorized_keys options otpgate-sshd enforces.
 type keyOptions struct {
-	noPTY            bool
-	noPortForwarding bool
+	noPTY             bool
+	noPortForwarding  bool
+	noAgentForwarding bool
 	// command is a forced command ("command=").
 	command    string
 	hasCommand bool
@@ -157,7 +158,7 @@ func parseKeyOptions(opts []string) (keyOptions, error) {
 		}
 		switch name {
 		case "restrict":
-			o.noPTY, o.noPortForwarding = true, true
+			o.noPTY, o.noPortForwarding, o.noAgentForwarding = true, true, true
 		case "no-pty":
 			o.noPTY = true
 		case "pty":
@@ -166,10 +167,13 @@ func parseKeyOptions(opts []string) (keyOptions, error) {
 			o.noPortForwarding = true
 		case "port-forwarding":
 			o.noPortForwarding = false
-		case "no-agent-forwarding", "no-x11-forwarding", "no-user-rc",
-			"agent-forwarding", "x11-forwarding", "user-rc", "no-touch-required":
-			// Agent and X11 forwarding and ~/.ssh/rc are never offered;
-			// security-key touch is always required.
+		case "no-agent-forwarding":
+			o.noAgentForwarding = true
+		case "agent-forwarding":
+			o.noAgentForwarding = false
+		case "no-x11-forwarding", "no-user-rc", "x11-forwarding", "user-rc", "no-touch-required":
+			// X11 forwarding and ~/.ssh/rc are never offered; security-key
+			// touch is always required.
 		case "command":
 			if err := needValue(); err != nil {
 				return o, err

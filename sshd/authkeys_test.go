@@ -2,14 +2,16 @@ package sshd
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/accounts"
 )
 
 // TestReadAuthorizedKeysStrictModes is the permission table for
@@ -222,33 +224,43 @@ func TestFindAuthorizedKey(t *testing.T) {
 
 func TestAccountUsable(t *testing.T) {
 	dir := t.TempDir()
-	shadow := filepath.Join(dir, "shadow")
-	old := shadowFile
-	shadowFile = shadow
-	t.Cleanup(func() { shadowFile = old })
 	noexec := filepath.Join(dir, "noexec")
 	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
 	now := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
-	day := func(tm time.Time) string { return strconv.FormatInt(tm.Unix()/86400, 10) }
+	day := func(tm time.Time) int64 { return tm.Unix() / 86400 }
+	entry := func(expire int64, locked bool) *accounts.Shadow {
+		return &accounts.Shadow{Name: "u", Locked: locked, LastChange: 19000, Max: 99999, Warn: 7, Inactive: -1, Expire: expire}
+	}
 	tests := []struct {
 		name   string
-		shadow string
+		shadow *accounts.Shadow // nil: no entry
+		err    error            // of the shadow look-up
 		shell  string
 		ok     bool
 	}{
-		{name: "no expiry", shadow: "u:*:19000:0:99999:7:::\n", ok: true},
-		{name: "expires later", shadow: "u:*:19000:0:99999:7::" + day(now.AddDate(0, 0, 2)) + ":\n", ok: true},
-		{name: "expired", shadow: "u:*:19000:0:99999:7::" + day(now.AddDate(0, 0, -1)) + ":\n"},
-		{name: "expired on day 0 (chage -E 0)", shadow: "u:*:19000:0:99999:7::0:\n"},
-		{name: "locked password does not block keys", shadow: "u:!$y$abc:19000:0:99999:7:::\n", ok: true},
-		{name: "no shadow entry", shadow: "other:*:1:0:99999:7::0:\n", ok: true},
-		{name: "malformed expiry", shadow: "u:*:19000:0:99999:7::soon:\n"},
-		{name: "shell not executable", shadow: "", shell: noexec},
-		{name: "shell missing", shadow: "", shell: "/nonexistent/sh"},
+		{name: "no expiry", shadow: entry(-1, false), ok: true},
+		{name: "expires later", shadow: entry(day(now.AddDate(0, 0, 2)), false), ok: true},
+		{name: "expired", shadow: entry(day(now.AddDate(0, 0, -1)), false)},
+		{name: "expired on day 0 (chage -E 0)", shadow: entry(0, false)},
+		{name: "locked password does not block keys", shadow: entry(-1, true), ok: true},
+		{name: "no shadow entry", ok: true},
+		{name: "shadow database unreadable: refused", err: errors.New("accounts: read the shadow entry of u: permission denied")},
+		{name: "shell not executable", shadow: entry(-1, false), shell: noexec},
+		{name: "shell missing", shadow: entry(-1, false), shell: "/nonexistent/sh"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			os.WriteFile(shadow, []byte(tt.shadow), 0o600)
+			old := lookupShadow
+			t.Cleanup(func() { lookupShadow = old })
+			lookupShadow = func(name string) (*accounts.Shadow, error) {
+				switch {
+				case tt.err != nil:
+					return nil, tt.err
+				case tt.shadow == nil || name != tt.shadow.Name:
+					return nil, fmt.Errorf("no entry for %s: %w", name, accounts.ErrNotFound)
+				}
+				return tt.shadow, nil
+			}
 			shell := tt.shell
 			if shell == "" {
 				shell = "/bin/sh"

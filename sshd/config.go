@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // DefaultConfigPath is the shared otpgate configuration file; otpgate-sshd
@@ -99,8 +101,31 @@ func Validate(c *Config) error {
 	if c.ShutdownTimeout.Duration < 0 {
 		return errors.New("sshd.shutdown_timeout must not be negative")
 	}
+	if err := checkPrompt(c.Prompt); err != nil {
+		return fmt.Errorf("sshd.prompt: %w", err)
+	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("sshd.log_level: %w", err)
+	}
+	if c.UsePAM && !validPAMService(c.PAMService) {
+		return fmt.Errorf("sshd.pam_service %q: want the name of a file in /etc/pam.d (letters, digits, '.', '_', '-')", c.PAMService)
+	}
+	return nil
+}
+
+// checkPrompt refuses what otpgated would refuse in a login's prompt text,
+// so that the mistake shows when the file is loaded, not at every login.
+func checkPrompt(p string) error {
+	if len(p) > protocol.MaxPromptLen {
+		return fmt.Errorf("is %d bytes long, at most %d", len(p), protocol.MaxPromptLen)
+	}
+	if !utf8.ValidString(p) {
+		return errors.New("is not valid UTF-8")
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || c >= 0x80 && c < 0xa0 {
+			return fmt.Errorf("contains the control character %U; write the text on one line, without escapes", c)
+		}
 	}
 	return nil
 }
@@ -175,4 +200,18 @@ func envAccepted(patterns []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// validPAMService reports whether name can be a PAM service: a plain file
+// name, since libpam reads /etc/pam.d/NAME.
+func validPAMService(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

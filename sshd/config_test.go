@@ -42,6 +42,7 @@ allow_tcp_forwarding = true
 permit_open = ["localhost:22", "*:443"]
 accept_env = ["LANG"]
 banner = "hello"
+prompt = "Verification code (6 digits): "
 
 [policy]
 default = "required"
@@ -59,6 +60,7 @@ default = "required"
 	want.PermitOpen = []string{"localhost:22", "*:443"}
 	want.AcceptEnv = []string{"LANG"}
 	want.Banner = "hello"
+	want.Prompt = "Verification code (6 digits): "
 	want.Socket = "/run/elsewhere.sock" // daemon.socket
 	if !reflect.DeepEqual(*c, want) {
 		t.Errorf("got  %+v\nwant %+v", *c, want)
@@ -134,6 +136,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{name: "bad listen", text: "[sshd]\nlisten = \"nowhere\"\n", want: "sshd.listen"},
 		{name: "bad log level", text: "[sshd]\nlog_level = \"loud\"\n", want: "sshd.log_level"},
 		{name: "relative sftp server", text: "[sshd]\nsftp_server = \"sftp-server\"\n", want: "sshd.sftp_server"},
+		{name: "a prompt with a newline", text: "[sshd]\nprompt = \"Code:\\nnext\"\n", want: "sshd.prompt: contains the control character U+000A; write the text on one line, without escapes"},
+		{name: "a prompt with an escape sequence", text: "[sshd]\nprompt = \"\\u001b[31mCode: \"\n", want: "sshd.prompt: contains the control character U+001B"},
+		{name: "a prompt with a C1 control", text: "[sshd]\nprompt = \"Code\\u009b: \"\n", want: "sshd.prompt: contains the control character U+009B"},
+		{name: "an overlong prompt", text: "[sshd]\nprompt = \"" + strings.Repeat("a", 257) + "\"\n", want: "sshd.prompt: is 257 bytes long, at most 256"},
 		{name: "sshd not a table", text: "sshd = 1\n", want: "sshd"},
 		{name: "unknown key in another section", text: "[daemon]\nsockett = \"/x\"\n", want: ":2: unknown key \"daemon.sockett\""},
 	}

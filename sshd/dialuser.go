@@ -39,10 +39,20 @@ const helperFD = 3
 // any, and returns its exit status and true; otherwise it returns false.
 // otpgate-sshd's main calls it first.
 func RunHelper(args []string) (int, bool) {
-	if len(args) < 2 || args[1] != dialHelperArg {
+	if len(args) < 2 {
 		return 0, false
 	}
-	return dialHelper(args[2:]), true
+	switch args[1] {
+	case dialHelperArg:
+		return dialHelper(args[2:]), true
+	case accountHelperArg:
+		return accountHelper(), true
+	case sessionHelperArg:
+		return sessionHelper(), true
+	case agentHelperArg:
+		return agentHelper(), true
+	}
+	return 0, false
 }
 
 // dialHelper connects to the one address in args and hands the socket to

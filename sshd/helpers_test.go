@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -14,12 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
@@ -30,83 +31,185 @@ const (
 	testGID  = 48213
 )
 
-// recordingDaemon answers check and verify like otpgated would for one
-// enrolled user whose valid code is code, and records every request. It is
-// used only by unit tests, which need to see whether the daemon was asked
-// at all; the integration suite runs the real otpgated.
-type recordingDaemon struct {
-	mu       sync.Mutex
-	requests []protocol.Request
-	// check is the outcome of OpCheck (default code_required).
-	check protocol.Outcome
-	// checkErr, if set, is returned for every request.
-	err error
-	// noResult makes replies carry no VerifyResult.
-	noResult bool
-	// code is the one code verify accepts (once: then replay).
+// fakeOtpgated speaks the login dialogue on a Unix socket as otpgated
+// does, for one enrolled user whose valid code is code, and records the
+// requests. Unit tests use it to see what otpgate-sshd relays, and
+// whether it asked at all; the integration suite runs the real otpgated.
+type fakeOtpgated struct {
+	socket string
+	ln     net.Listener
+
+	// open counts the dialogues open now.
+	open atomic.Int32
+
+	mu sync.Mutex
+	// starts are the login_start requests received; answers counts the
+	// login_answer requests.
+	starts  []protocol.Request
+	answers int
+	// first, if set, is the first step of every dialogue instead of the
+	// code prompt (a skip, a refusal, an enrollment's QR code...).
+	first *protocol.LoginStep
+	// old answers login_start as an otpgated without the dialogue does.
+	old bool
+	// broken answers every request with a step that is not one.
+	broken bool
+	// code is the one code accepted (once: then it was used).
 	code string
 	used bool
-	// recovery, if set, is accepted once as a recovery code with
-	// recoveryMessage.
+	// recovery, if set, is accepted once, with recoveryMessage as the
+	// success step's message.
 	recovery        string
 	recoveryMessage string
+	// maxFailures wrong codes lock the user (0: never).
+	maxFailures int
+	failures    int
 }
 
-func (d *recordingDaemon) Do(_ context.Context, req *protocol.Request) (*protocol.Response, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.requests = append(d.requests, *req)
-	if d.err != nil {
-		return nil, d.err
+// Texts of the fake, which otpgated words in its own way.
+const (
+	fakePrompt    = "Verification code: "
+	fakeWrongCode = "Wrong code."
+	fakeCodeUsed  = "This code was already used."
+	fakeFormat    = "A code is 6 digits."
+	fakeLocked    = "Too many wrong codes: try again in 5 minutes."
+)
+
+// startFakeOtpgated serves a fake otpgated until the test ends.
+func startFakeOtpgated(t *testing.T) *fakeOtpgated {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "otpgd-")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d.noResult {
-		return &protocol.Response{}, nil
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	d := &fakeOtpgated{socket: filepath.Join(dir, "s"), code: "123456"}
+	if d.ln, err = net.Listen("unix", d.socket); err != nil {
+		t.Fatal(err)
 	}
-	switch req.Op {
-	case protocol.OpCheck:
-		out := d.check
-		if out == "" {
-			out = protocol.OutcomeCodeRequired
+	t.Cleanup(func() { d.ln.Close() })
+	go func() {
+		for {
+			c, err := d.ln.Accept()
+			if err != nil {
+				return
+			}
+			go d.serve(c)
 		}
-		res := &protocol.VerifyResult{Outcome: out, Digits: 6}
-		switch out {
-		case protocol.OutcomeEnrollRequired:
-			res.Message = "enroll first"
-		case protocol.OutcomeLocked:
-			res.Message = "locked out"
+	}()
+	return d
+}
+
+// stop makes the socket refuse connections, as when otpgated is down.
+func (d *fakeOtpgated) stop() { d.ln.Close() }
+
+// serve runs one dialogue: login_start, then login_answer until a verdict.
+func (d *fakeOtpgated) serve(c net.Conn) {
+	d.open.Add(1)
+	defer d.open.Add(-1)
+	defer c.Close()
+	var prompt string
+	for {
+		frame, err := protocol.ReadFrame(c)
+		if err != nil {
+			return
 		}
-		return &protocol.Response{Verify: res}, nil
-	case protocol.OpVerify:
+		req, err := protocol.DecodeRequest(frame)
+		var resp *protocol.Response
 		switch {
-		case d.recovery != "" && req.Code == d.recovery:
-			d.recovery = ""
-			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeAccept, Recovery: true, Message: d.recoveryMessage}}, nil
-		case req.Code == d.code && !d.used:
-			d.used = true
-			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeAccept}}, nil
-		case req.Code == d.code:
-			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeReplay}}, nil
+		case err != nil:
+			resp = &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: err.Error()}}
+		case d.old && req.Op == protocol.OpLoginStart:
+			// What an otpgated that predates the dialogue answers.
+			resp = &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unknown operation"}}
+		default:
+			var step *protocol.LoginStep
+			step, prompt = d.step(req, prompt)
+			resp = &protocol.Response{ID: req.ID, Step: step}
 		}
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeReject}}, nil
+		resp.V = protocol.Version
+		payload, err := protocol.EncodeResponse(resp)
+		if err != nil || protocol.WriteFrame(c, payload) != nil || resp.Error != nil || resp.Step.Verdict != "" {
+			return
+		}
 	}
-	return nil, &protocol.Error{Code: protocol.ErrBadRequest, Message: "unexpected op"}
 }
 
-// ops returns the operations received, in order.
-func (d *recordingDaemon) ops() []protocol.Op {
+// step answers one request of a dialogue whose code prompt is prompt.
+func (d *fakeOtpgated) step(req *protocol.Request, prompt string) (*protocol.LoginStep, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var ops []protocol.Op
-	for _, r := range d.requests {
-		ops = append(ops, r.Op)
+	if d.broken {
+		return &protocol.LoginStep{}, prompt
 	}
-	return ops
+	ask := func(msgs ...protocol.LoginMessage) *protocol.LoginStep {
+		return &protocol.LoginStep{Messages: msgs, Prompts: []protocol.LoginPrompt{{Text: prompt}}}
+	}
+	errorMsg := func(text string) protocol.LoginMessage {
+		return protocol.LoginMessage{Style: protocol.MessageError, Text: text}
+	}
+	if req.Op == protocol.OpLoginStart {
+		d.starts = append(d.starts, *req)
+		if d.first != nil {
+			return d.first, prompt
+		}
+		if prompt = req.Login.Prompt; prompt == "" {
+			prompt = fakePrompt
+		}
+		return ask(), prompt
+	}
+	d.answers++
+	answer := strings.ReplaceAll(strings.TrimSpace(req.Answers[0]), " ", "")
+	switch {
+	case d.recovery != "" && answer == d.recovery:
+		d.recovery = ""
+		st := &protocol.LoginStep{Verdict: protocol.VerdictSuccess}
+		if d.recoveryMessage != "" {
+			st.Messages = []protocol.LoginMessage{{Style: protocol.MessageInfo, Text: d.recoveryMessage}}
+		}
+		return st, prompt
+	case len(answer) != 6 || strings.Trim(answer, "0123456789") != "":
+		return ask(errorMsg(fakeFormat)), prompt
+	case answer == d.code && !d.used:
+		d.used = true
+		return &protocol.LoginStep{Verdict: protocol.VerdictSuccess}, prompt
+	case answer == d.code:
+		return &protocol.LoginStep{Verdict: protocol.VerdictDeny, Messages: []protocol.LoginMessage{errorMsg(fakeCodeUsed)}}, prompt
+	}
+	d.failures++
+	if d.maxFailures > 0 && d.failures >= d.maxFailures {
+		return &protocol.LoginStep{Verdict: protocol.VerdictRefused, Messages: []protocol.LoginMessage{errorMsg(fakeLocked)}}, prompt
+	}
+	return &protocol.LoginStep{Verdict: protocol.VerdictDeny, Messages: []protocol.LoginMessage{errorMsg(fakeWrongCode)}}, prompt
 }
 
-func (d *recordingDaemon) last() protocol.Request {
+// skipAll makes every dialogue end at once with the skip verdict (an
+// exempt user).
+func (d *fakeOtpgated) skipAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.requests[len(d.requests)-1]
+	d.first = &protocol.LoginStep{Verdict: protocol.VerdictSkip}
+}
+
+// set changes the fake under its lock.
+func (d *fakeOtpgated) set(f func(d *fakeOtpgated)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(d)
+}
+
+// counts returns how many dialogues were started and answers relayed.
+func (d *fakeOtpgated) counts() (starts, answers int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.starts), d.answers
+}
+
+// lastStart returns the last login_start request.
+func (d *fakeOtpgated) lastStart() protocol.Request {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.starts[len(d.starts)-1]
 }
 
 // requireRoot fails (never skips) when the test cannot create files owned
@@ -137,7 +240,7 @@ type testEnv struct {
 	t      *testing.T
 	srv    *Server
 	addr   string
-	daemon *recordingDaemon
+	daemon *fakeOtpgated
 	home   string
 	logs   *syncBuffer
 	cancel context.CancelFunc
@@ -187,14 +290,8 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 			t.Fatal(err)
 		}
 	}
-	passwd := filepath.Join(base, "passwd")
-	entry := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\n%s:x:%d:%d::%s:/bin/sh\n", testUser, testUID, testGID, home)
-	if err := os.WriteFile(passwd, []byte(entry), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	old := passwdFile
-	passwdFile = passwd
-	t.Cleanup(func() { passwdFile = old })
+	useUsers(t, accounts.User{Name: "root", Home: "/root", Shell: "/bin/sh"},
+		accounts.User{Name: testUser, UID: testUID, GID: testGID, Home: home, Shell: "/bin/sh"})
 
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -202,6 +299,9 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	cfg.LoginGraceTime = Duration{Duration: 5 * time.Second}
 	cfg.ClientAliveInterval = Duration{}
 	cfg.PerSourceMaxStartups = 0
+	// The test account exists only in the test's passwd file, which the
+	// system's PAM modules do not read (integration tests run PAM).
+	cfg.UsePAM = false
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -214,8 +314,10 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &recordingDaemon{code: "123456"}
-	srv.newDaemon = func(*Config) daemonClient { return d }
+	// Login records go to the test's own files, never the host's.
+	srv.records = loginFiles{UTMP: filepath.Join(base, "utmp"), WTMP: filepath.Join(base, "wtmp")}
+	d := startFakeOtpgated(t)
+	srv.newDaemon = func(*Config) daemonClient { return &protocol.Client{Socket: d.socket, Timeout: 5 * time.Second} }
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +358,11 @@ type clientResult struct {
 	prompts   int
 	banners   []string
 	instructs []string
+	// questions are the questions asked, in order.
+	questions []string
+	// said are the instructions of challenges without questions: what
+	// the server said before a verdict.
+	said []string
 }
 
 // dial connects as user with the given auth methods; answer, if not nil,
@@ -266,16 +373,20 @@ func (e *testEnv) dial(user string, signers []ssh.Signer, answer func(try int) [
 	var mu sync.Mutex
 	auth := []ssh.AuthMethod{ssh.PublicKeys(signers...)}
 	if answer != nil {
-		auth = append(auth, ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+		// Tries again after a failure, as OpenSSH's client does
+		// (NumberOfPasswordPrompts).
+		auth = append(auth, ssh.RetryableAuthMethod(ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if len(questions) == 0 {
+				res.said = append(res.said, instruction)
 				return nil, nil
 			}
 			res.prompts++
 			res.instructs = append(res.instructs, instruction)
+			res.questions = append(res.questions, questions...)
 			return answer(res.prompts), nil
-		}))
+		}), 3))
 	}
 	cfg := &ssh.ClientConfig{
 		User:            user,

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +41,11 @@ type Server struct {
 	// draw returns a uniform integer in [0, n) for max_startups' random
 	// early drop; tests replace it.
 	draw func(n int) int
+	// exe is the binary re-executed for the PAM account check, sessions
+	// and the agent socket (selfExe).
+	exe string
+	// records are the login record files (utmp, wtmp, lastlog).
+	records loginFiles
 
 	nextID atomic.Uint64
 
@@ -76,6 +84,8 @@ func New(cfg *Config, signers []ssh.Signer, log *slog.Logger, level *slog.LevelV
 		readKeys:  defaultReadKeys,
 		now:       time.Now,
 		draw:      rand.IntN,
+		exe:       selfExe,
+		records:   defaultLoginFiles,
 		dialForward: func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error) {
 			return dialAsUser(ctx, selfExe, cred, addr)
 		},
@@ -99,6 +109,12 @@ func (s *Server) Reload(cfg *Config) {
 	if c.MaxStartups.Bare {
 		s.log.Warn(fmt.Sprintf("sshd.max_startups = %d is read as %q (start:rate:full); write that string to keep it, "+
 			"or another: a bare number no longer means a hard cap", c.MaxStartups.Start, c.MaxStartups.String()))
+	}
+	if c.UsePAM {
+		if _, err := os.Stat(filepath.Join(pamConfDir, c.PAMService)); err != nil {
+			s.log.Warn("PAM service file missing: libpam uses /etc/pam.d/other instead (make install puts otpgate-sshd there)",
+				"service", c.PAMService, "err", err)
+		}
 	}
 	if s.level != nil {
 		if l, err := parseLogLevel(c.LogLevel); err == nil {
@@ -245,7 +261,10 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	}
 	a := &authenticator{cfg: cfg, daemon: s.newDaemon(cfg), log: log, now: s.now, readKeys: s.readKeys,
 		handshakeDone: stopHandshake}
-	sc, chans, reqs, err := ssh.NewServerConn(c.nc, a.serverConfig(s.signers))
+	scfg := a.serverConfig(s.signers)
+	scfg.PublicKeyCallback = s.markAgentOption(cfg, scfg.PublicKeyCallback)
+	sc, chans, reqs, err := ssh.NewServerConn(c.nc, scfg)
+	a.close()
 	stopHandshake()
 	expired := !grace.Stop()
 	s.releaseStartup(src)
@@ -266,6 +285,16 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 		return
 	}
 	log = log.With("user", acct.name)
+	if cfg.UsePAM {
+		rhost, _, _ := net.SplitHostPort(c.nc.RemoteAddr().String())
+		msg, err := checkAccount(context.Background(), s.exe, pamItems{Service: cfg.PAMService, User: acct.name,
+			RHost: rhost, RUser: acct.name, TTY: "ssh"})
+		if err != nil {
+			log.Info("login refused", "err", err)
+			refuseLogin(sc, chans, reqs, msg)
+			return
+		}
+	}
 	log.Info("session opened", "fingerprint", sc.Permissions.Extensions[extFingerprint],
 		"second_factor", sc.Permissions.Extensions[extSecondStep])
 	start := time.Now()
@@ -277,7 +306,8 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	}
 	go ssh.DiscardRequests(reqs)
 
-	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log, dial: s.dialForward}
+	u := &userConn{cfg: cfg, conn: sc, acct: acct, perms: sc.Permissions, log: log, dial: s.dialForward,
+		exe: s.exe, records: s.records}
 	var wg sync.WaitGroup
 	var sessions atomic.Int32
 	for nch := range chans {
@@ -301,6 +331,12 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	}
 	sc.Close()
 	wg.Wait()
+	u.agentMu.Lock()
+	if u.agent != nil {
+		u.agent.close()
+		u.agent.wg.Wait()
+	}
+	u.agentMu.Unlock()
 	log.Info("session closed", "duration", time.Since(start).Round(time.Millisecond).String())
 }
 
@@ -374,4 +410,69 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return errors.New("sshd: connections did not close in time")
 	}
 	return ctx.Err()
+}
+
+// pamConfDir is where libpam reads service files.
+const pamConfDir = "/etc/pam.d"
+
+// refuseGrace is how long a login refused after authentication waits for
+// the client to open a channel to show it the reason.
+const refuseGrace = 10 * time.Second
+
+// refuseLogin shows msg to a client whose login the account check refused
+// after authentication (when SSH has no banner any more): on stderr of
+// its first session, which then exits with status 1, or as the reason a
+// forwarding channel is refused. Then it closes the connection.
+func refuseLogin(sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, msg string) {
+	defer sc.Close()
+	go ssh.DiscardRequests(reqs)
+	text := strings.ReplaceAll(strings.TrimRight(msg, "\n"), "\n", "\r\n") + "\r\n"
+	timer := time.NewTimer(refuseGrace)
+	defer timer.Stop()
+	select {
+	case nch, ok := <-chans:
+		if !ok {
+			return
+		}
+		if nch.ChannelType() != "session" {
+			nch.Reject(ssh.Prohibited, strings.TrimRight(msg, "\n"))
+			return
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			return
+		}
+		// Let the client start its session (it shows what comes after
+		// its request is answered), then give the reason and the exit
+		// status, and let the client close the connection: closing it
+		// first, with the client's packets in flight, resets it and the
+		// client may never show the reason.
+		started := make(chan struct{})
+		go func() {
+			var once sync.Once
+			for r := range creqs {
+				if r.WantReply {
+					r.Reply(true, nil)
+				}
+				if r.Type == "exec" || r.Type == "shell" || r.Type == "subsystem" {
+					once.Do(func() { close(started) })
+				}
+			}
+		}()
+		select {
+		case <-started:
+		case <-timer.C:
+		}
+		io.WriteString(ch.Stderr(), text)
+		ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 1}))
+		ch.CloseWrite()
+		ch.Close()
+		closed := make(chan struct{})
+		go func() { sc.Wait(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(refuseGrace):
+		}
+	case <-timer.C:
+	}
 }

@@ -2,6 +2,7 @@ package sshd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // Limits on what a client may store in a session before it starts.
@@ -48,6 +50,14 @@ type userConn struct {
 	log   *slog.Logger
 	// dial connects a forwarded channel with the user's credentials.
 	dial func(ctx context.Context, cred *syscall.Credential, addr string) (net.Conn, error)
+	// exe is the binary run as the session helper (selfExe).
+	exe string
+	// records are the login record files written for terminal sessions.
+	records loginFiles
+	// agent is the connection's forwarded agent socket, if a session asked
+	// for one (agent.go).
+	agentMu sync.Mutex
+	agent   *agentForward
 }
 
 // RFC 4254 request payloads.
@@ -112,14 +122,23 @@ type session struct {
 	u   *userConn
 	ch  ssh.Channel
 	log *slog.Logger
+	// refused is set by handleRequest when the session's start was
+	// refused with a reason on stderr (request loop only).
+	refused bool
 
 	mu      sync.Mutex // guards the fields below
 	env     []string
 	pty     *ptyRequestMsg
 	ptmx    *os.File
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd     // the session helper (pamsession.go)
+	pid     int           // the user's process, run by the helper
+	replies *json.Decoder // the helper's replies, read from link
+	link    *os.File
 	started bool
 	exited  bool
+	// agentSock is SSH_AUTH_SOCK, set when the client asked for agent
+	// forwarding.
+	agentSock string
 
 	copies sync.WaitGroup // output copies of a process without a pty
 }
@@ -136,18 +155,22 @@ func (u *userConn) handleSession(nch ssh.NewChannel) {
 		if req.WantReply {
 			req.Reply(ok, nil)
 		}
+		if s.refused {
+			s.endRefused()
+			s.refused = false
+		}
 	}
 	// The client closed the channel (or the connection went away).
 	s.mu.Lock()
 	running := s.started && !s.exited
-	ptmx, cmd := s.ptmx, s.cmd
+	ptmx, pid := s.ptmx, s.pid
 	s.mu.Unlock()
 	if running {
 		if ptmx != nil {
 			ptmx.Close() // the kernel hangs up the terminal: SIGHUP
 		}
-		if cmd != nil && cmd.Process != nil {
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
+		if pid > 0 {
+			syscall.Kill(-pid, syscall.SIGHUP)
 		}
 	}
 	if s.started {
@@ -199,6 +222,13 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 		}
 		if err := s.start(req); err != nil {
 			s.log.Info("session request refused", "request", req.Type, "err", err)
+			if errors.Is(err, errSessionRefused) {
+				// PAM said why on stderr: end the session as a
+				// process would, so that the client shows it
+				// (a failed request may make it leave first).
+				s.refused = true
+				return true
+			}
 			return false
 		}
 		go s.wait(done)
@@ -209,12 +239,24 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 			return false
 		}
 		sig, ok := signals[m.Signal]
-		if !ok || !s.started || s.exited || s.cmd.Process == nil {
+		if !ok || !s.started || s.exited || s.pid <= 0 {
 			return false
 		}
-		return s.cmd.Process.Signal(sig) == nil
+		return syscall.Kill(s.pid, sig) == nil
+	case agentRequest:
+		if s.started || s.agentSock != "" {
+			return false
+		}
+		sock, err := s.u.forwardAgent()
+		if err != nil {
+			s.log.Info("agent forwarding refused", "err", err)
+			return false
+		}
+		s.agentSock = sock
+		return true
 	default:
-		// x11-req, auth-agent-req@openssh.com and anything else.
+		// x11-req and anything else.
+		s.log.Debug("session request refused", "request", req.Type)
 		return false
 	}
 }
@@ -224,7 +266,7 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 var reservedEnv = map[string]bool{
 	"USER": true, "LOGNAME": true, "HOME": true, "SHELL": true, "PATH": true, "MAIL": true,
 	"SSH_CLIENT": true, "SSH_CONNECTION": true, "SSH_TTY": true, "TERM": true,
-	"SSH_ORIGINAL_COMMAND": true, "LD_PRELOAD": true, "LD_LIBRARY_PATH": true,
+	"SSH_ORIGINAL_COMMAND": true, "LD_PRELOAD": true, "LD_LIBRARY_PATH": true, "SSH_AUTH_SOCK": true,
 }
 
 func validEnv(name, value string) bool {
@@ -321,6 +363,9 @@ func (s *session) environ(ttyName string, original string, forced bool) []string
 	if forced {
 		env = append(env, "SSH_ORIGINAL_COMMAND="+original)
 	}
+	if s.agentSock != "" {
+		env = append(env, "SSH_AUTH_SOCK="+s.agentSock)
+	}
 	return append(env, s.env...)
 }
 
@@ -339,22 +384,40 @@ func (s *session) start(req *ssh.Request) error {
 	if err != nil {
 		return err
 	}
-	cmd := &exec.Cmd{Path: argv[0], Args: argv}
+	args := slices.Clone(argv)
 	if req.Type == "shell" && !forced {
-		cmd.Args = []string{"-" + filepath.Base(argv[0])}
+		args = []string{"-" + filepath.Base(argv[0])}
 	} else {
-		cmd.Args[0] = filepath.Base(argv[0])
+		args[0] = filepath.Base(argv[0])
 	}
-	cmd.Dir = s.u.acct.home
-	if !canEnter(cmd.Dir, cred) {
+	dir := s.u.acct.home
+	if !canEnter(dir, cred) {
 		// As OpenSSH: start in / rather than fail.
-		s.log.Warn("home directory not accessible; starting in /", "home", cmd.Dir)
-		cmd.Dir = "/"
+		s.log.Warn("home directory not accessible; starting in /", "home", dir)
+		dir = "/"
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+	rhost, _, _ := net.SplitHostPort(s.u.conn.RemoteAddr().String())
+	sreq := &sessionRequest{
+		PAM: s.u.cfg.UsePAM,
+		Items: pamItems{Service: s.u.cfg.PAMService, User: s.u.acct.name, RHost: rhost,
+			RUser: s.u.acct.name, TTY: "ssh"},
+		Path: argv[0], Args: args, Dir: dir,
+		UID: cred.Uid, GID: cred.Gid, Groups: cred.Groups,
+	}
 
+	// The session helper runs as root in a session of its own; the user's
+	// process is its child.
+	cmd := exec.Command(s.u.exe, sessionHelperArg)
+	cmd.Args[0] = "otpgate-sshd"
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	var ptmx *os.File
+	var stdin io.WriteCloser
+	var stdout, stderr io.ReadCloser
 	if s.pty != nil {
-		ptmx, tty, err := pty.Open()
+		var tty *os.File
+		ptmx, tty, err = pty.Open()
 		if err != nil {
 			return fmt.Errorf("open pty: %w", err)
 		}
@@ -364,32 +427,36 @@ func (s *session) start(req *ssh.Request) error {
 			return err
 		}
 		pty.Setsize(ptmx, winsize(s.pty))
-		cmd.Env = s.environ(tty.Name(), original, forced)
+		sreq.Env = s.environ(tty.Name(), original, forced)
+		sreq.PTY = true
+		sreq.Items.TTY = tty.Name()
+		sreq.Record = &loginRecord{Files: s.u.records, User: s.u.acct.name, UID: s.u.acct.uid, TTY: tty.Name(), Host: rhost}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-		cmd.SysProcAttr.Setctty = true
-		cmd.SysProcAttr.Ctty = 0
-		if err := cmd.Start(); err != nil {
-			ptmx.Close()
-			return fmt.Errorf("start %s: %w", argv[0], err)
+	} else {
+		sreq.Env = s.environ("", original, forced)
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			return err
 		}
+		if stdout, err = cmd.StdoutPipe(); err != nil {
+			return err
+		}
+		if stderr, err = cmd.StderrPipe(); err != nil {
+			return err
+		}
+	}
+	reply, replies, link, err := s.startHelper(cmd, sreq)
+	if err != nil {
+		if ptmx != nil {
+			ptmx.Close()
+		}
+		return err
+	}
+	if reply.Err != "" {
+		s.log.Warn("session helper", "err", reply.Err)
+	}
+	if ptmx != nil {
 		s.ptmx = ptmx
 	} else {
-		cmd.Env = s.environ("", original, forced)
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			return err
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("start %s: %w", argv[0], err)
-		}
 		go func() {
 			io.Copy(stdin, s.ch)
 			stdin.Close()
@@ -398,11 +465,70 @@ func (s *session) start(req *ssh.Request) error {
 		go func() { defer s.copies.Done(); io.Copy(s.ch, stdout) }()
 		go func() { defer s.copies.Done(); io.Copy(s.ch.Stderr(), stderr) }()
 	}
-	s.cmd = cmd
+	s.cmd, s.pid, s.replies, s.link = cmd, reply.Pid, replies, link
 	s.started = true
-	s.log.Info("process started", "request", req.Type, "pty", s.pty != nil, "pid", cmd.Process.Pid, "forced_command", forced)
+	s.log.Info("process started", "request", req.Type, "pty", s.pty != nil, "pid", reply.Pid, "forced_command", forced)
 	return nil
 }
+
+// startHelper starts the session helper cmd, hands it req and waits for
+// its first reply: the user's process started, or the session refused
+// (the refusal's text is sent to the client's stderr, and the helper is
+// reaped).
+func (s *session) startHelper(cmd *exec.Cmd, req *sessionRequest) (*sessionReply, *json.Decoder, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("session helper: socketpair: %w", err)
+	}
+	unix.SetNonblock(fds[0], true) // for the deadline below
+	parent := os.NewFile(uintptr(fds[0]), "session-helper")
+	child := os.NewFile(uintptr(fds[1]), "session-helper-child")
+	cmd.ExtraFiles = []*os.File{child}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		parent.Close()
+		return nil, nil, nil, fmt.Errorf("start session helper: %w", err)
+	}
+	dec := json.NewDecoder(parent)
+	var reply sessionReply
+	parent.SetDeadline(time.Now().Add(sessionStartTimeout))
+	if err = json.NewEncoder(parent).Encode(req); err == nil {
+		err = dec.Decode(&reply)
+	}
+	parent.SetDeadline(time.Time{})
+	if err == nil && reply.Kind == "started" && reply.Pid > 0 {
+		return &reply, dec, parent, nil
+	}
+	cmd.Process.Kill() // (it has exited already unless it hung)
+	parent.Close()
+	cmd.Wait()
+	switch {
+	case err != nil:
+		fmt.Fprint(s.ch.Stderr(), "otpgate-sshd: the session could not start.\r\n")
+		return nil, nil, nil, fmt.Errorf("session helper: %w", err)
+	case reply.Kind == "refused":
+		fmt.Fprintf(s.ch.Stderr(), "%s\r\n", strings.ReplaceAll(reply.Message, "\n", "\r\n"))
+		return nil, nil, nil, fmt.Errorf("%w: %s", errSessionRefused, reply.Err)
+	}
+	return nil, nil, nil, fmt.Errorf("session helper: unexpected reply %q", reply.Kind)
+}
+
+// errSessionRefused marks a session the PAM session stack refused; the
+// reason has been written to the client's stderr.
+var errSessionRefused = errors.New("session refused")
+
+// endRefused ends a session whose start was refused, once the request is
+// answered: exit status 1, then the channel closes.
+func (s *session) endRefused() {
+	s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 1}))
+	s.ch.CloseWrite()
+	s.ch.Close()
+}
+
+// sessionStartTimeout bounds the PAM session's opening (pam_systemd,
+// for one, waits for logind).
+const sessionStartTimeout = time.Minute
 
 // chownTTY gives the terminal to the user, group tty, mode 0620, as
 // OpenSSH does, so that programs reopening it by name work.
@@ -427,7 +553,7 @@ func chownTTY(tty *os.File, a *account) error {
 func (s *session) wait(done chan struct{}) {
 	defer close(done)
 	s.mu.Lock()
-	cmd, ptmx := s.cmd, s.ptmx
+	ptmx := s.ptmx
 	s.mu.Unlock()
 	if ptmx != nil {
 		go func() {
@@ -438,7 +564,7 @@ func (s *session) wait(done chan struct{}) {
 			io.Copy(s.ch, ptmx) // ends with EIO once every holder of the tty closed it
 			close(outDone)
 		}()
-		err := cmd.Wait()
+		reply := s.waitExit()
 		// Output still buffered in the terminal is read at once; a
 		// background process that keeps the terminal open must not hold
 		// the session, so the master is closed soon after the exit.
@@ -447,28 +573,43 @@ func (s *session) wait(done chan struct{}) {
 		case <-time.After(closeGrace):
 		}
 		ptmx.Close()
-		s.exit(cmd, err)
+		s.exit(reply)
 		return
 	}
 	s.copies.Wait()
-	err := cmd.Wait()
-	s.exit(cmd, err)
+	s.exit(s.waitExit())
 }
 
-func (s *session) exit(cmd *exec.Cmd, err error) {
+// waitExit reads the session helper's last reply (sent once the user's
+// process has exited and the session is closed) and reaps the helper.
+func (s *session) waitExit() *sessionReply {
+	var reply sessionReply
+	err := s.replies.Decode(&reply)
+	s.link.Close()
+	if werr := s.cmd.Wait(); err == nil && reply.Kind != "exit" {
+		err = fmt.Errorf("unexpected reply %q (helper: %v)", reply.Kind, werr)
+	}
+	if err != nil {
+		s.log.Error("session helper failed", "err", err)
+		return &sessionReply{Kind: "exit", Status: 255}
+	}
+	return &reply
+}
+
+func (s *session) exit(r *sessionReply) {
 	s.mu.Lock()
 	s.exited = true
 	s.mu.Unlock()
-	st := cmd.ProcessState
-	if st == nil {
-		s.log.Error("process wait failed", "err", err)
+	switch {
+	case r.Err != "":
+		s.log.Error("process wait failed", "err", r.Err)
 		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 255}))
-	} else if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		s.log.Info("process exited", "signal", signalName(ws.Signal()))
-		s.ch.SendRequest("exit-signal", false, ssh.Marshal(exitSignalMsg{Signal: signalName(ws.Signal()), CoreDumped: ws.CoreDump()}))
-	} else {
-		s.log.Info("process exited", "status", st.ExitCode())
-		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: uint32(st.ExitCode())}))
+	case r.Signal != "":
+		s.log.Info("process exited", "signal", r.Signal)
+		s.ch.SendRequest("exit-signal", false, ssh.Marshal(exitSignalMsg{Signal: r.Signal, CoreDumped: r.Core}))
+	default:
+		s.log.Info("process exited", "status", r.Status)
+		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: uint32(r.Status)}))
 	}
 	s.ch.CloseWrite()
 	s.ch.Close()

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // TestDropPercent checks the curve against OpenSSH's should_drop_connection:
@@ -163,7 +161,7 @@ func TestRandomEarlyDrop(t *testing.T) {
 		c.MaxStartups = Startups{Start: 2, Rate: 30, Full: 50}
 		c.PerSourceMaxStartups = 3
 	})
-	e.daemon.check = protocol.OutcomeExempt
+	e.daemon.skipAll()
 	// The server calls draw with its mutex held.
 	setDraw := func(f func(int) int) {
 		e.srv.mu.Lock()
@@ -214,7 +212,7 @@ func TestHandshakeTimeout(t *testing.T) {
 		c.HandshakeTimeout = Duration{Duration: time.Second}
 		c.LoginGraceTime = Duration{Duration: 20 * time.Second}
 	})
-	e.daemon.check = protocol.OutcomeExempt
+	e.daemon.skipAll()
 	silent := dialFrom(t, "127.0.0.1", e.addr)
 	defer silent.Close()
 	if !closedSoon(silent, 10*time.Second) {

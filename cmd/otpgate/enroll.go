@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/internal/qrterm"
@@ -93,7 +96,7 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 	var resp *protocol.Response
 	if st.Status != nil && st.Status.State == protocol.StateActive && !o.force {
 		fmt.Fprintf(a.stdout, "%s already has two-factor authentication. Enrolling a new device replaces the old one.\n", clean(name))
-		resp, err = a.withCode(fmt.Sprintf("Enter a current code for %s (or a recovery code): ", clean(name)), func(code string) (*protocol.Response, error) {
+		resp, err = a.withCode(ctx, fmt.Sprintf("Enter a current code for %s (or a recovery code): ", clean(name)), func(code string) (*protocol.Response, error) {
 			begin.Code = code
 			return a.do(ctx, begin)
 		})
@@ -119,12 +122,12 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "QR code written to %s (mode 0600). It contains the secret: delete it once the code is scanned.\n\n", clean(f.path))
-	} else if !o.noQR {
-		a.showQR(info.URI)
+		a.showKey(info)
+	} else {
+		a.showEnrollment(info, !o.noQR)
 	}
-	a.showKey(info)
 
-	codes, err := a.withCode("Enter the code shown in your app to finish: ", func(code string) (*protocol.Response, error) {
+	codes, err := a.withCode(ctx, confirmPrompt, func(code string) (*protocol.Response, error) {
 		return a.do(ctx, &protocol.Request{Op: protocol.OpEnrollConfirm, User: name, Code: code})
 	})
 	if err != nil {
@@ -134,16 +137,16 @@ func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "\nTwo-factor authentication is now active for %s.\n", clean(name))
-	return a.showRecoveryCodes(name, codes.RecoveryCodes)
+	return a.showRecoveryCodes(ctx, name, codes.RecoveryCodes)
 }
 
 // withCode asks for a code and runs send with it, up to maxTries times
 // while otpgated answers that the code is wrong; its message (which may say
 // the device's clock is off) is shown each time.
-func (a *app) withCode(prompt string, send func(code string) (*protocol.Response, error)) (*protocol.Response, error) {
+func (a *app) withCode(ctx context.Context, prompt string, send func(code string) (*protocol.Response, error)) (*protocol.Response, error) {
 	var last error
 	for try := 1; try <= maxTries; try++ {
-		code, err := a.readCode(prompt)
+		code, err := a.readCode(ctx, prompt)
 		if err != nil {
 			return nil, err
 		}
@@ -160,45 +163,135 @@ func (a *app) withCode(prompt string, send func(code string) (*protocol.Response
 	return nil, last
 }
 
-// showQR draws the QR code of uri on stdout. ANSI colours are added only
-// for a terminal that is not "dumb" and when NO_COLOR is unset; $TERM is
-// compared, never printed.
-func (a *app) showQR(uri string) {
+// confirmPrompt asks for the first code of a new key.
+const confirmPrompt = "Enter the code shown in your app to finish: "
+
+// showEnrollment prints the new key on stdout for the person to scan or
+// type in: with drawQR, its QR code and the key in the most detailed
+// layout that fits the terminal together with the confirmation prompt
+// that follows, else the key alone (see docs/cli.md). On a terminal whose
+// size is known, every line stays on the screen at once: the full details
+// (issuer, account, parameters, URI) when there is room, else the QR code
+// with the key on one line, else no QR code and a line saying what to do.
+// ANSI colours are added only for a terminal that is not "dumb" and when
+// NO_COLOR is unset; $TERM is compared, never printed.
+func (a *app) showEnrollment(info *protocol.EnrollInfo, drawQR bool) {
+	if !drawQR {
+		a.showKey(info)
+		return
+	}
+	const intro = "Scan this QR code with your authenticator app:"
 	opts := qrterm.Options{}
+	width, height := 0, 0 // unknown: no limit
 	if a.outFd >= 0 {
 		opts.ANSI = a.getenv("TERM") != "dumb" && a.getenv("NO_COLOR") == ""
-		if w, _, err := term.GetSize(a.outFd); err == nil && w > 0 {
-			opts.MaxWidth = w
+		if w, h, err := term.GetSize(a.outFd); err == nil && w > 0 && h > 0 {
+			width, height = w, h
 		}
 	}
-	fmt.Fprintln(a.stdout, "Scan this QR code with your authenticator app:")
-	fmt.Fprintln(a.stdout)
-	if err := qrterm.Render(a.stdout, uri, opts); err != nil {
-		if errors.Is(err, qrterm.ErrTooWide) {
-			fmt.Fprintf(a.stdout, "(The terminal is too narrow for the QR code: %v.\n Widen the window and run enroll again, use --qr=png FILE, or type the key below.)\n", err)
-		} else {
-			fmt.Fprintf(a.stdout, "(No QR code: %v. Type the key below.)\n", err)
+	full := keyLines(info)
+	short := shortKeyLines(info)
+	// The lines around the code, most detailed first: the intro and a
+	// blank line above, a blank line, the details and a blank line below;
+	// or the intro above and the key on one line below. The prompt
+	// follows either.
+	layouts := []struct {
+		above, below []string
+	}{
+		{[]string{intro, ""}, append(append([]string{""}, full...), "")},
+		{[]string{intro}, short},
+	}
+	var qr bytes.Buffer
+	var err error
+	for _, l := range layouts {
+		qr.Reset()
+		opts.MaxWidth, opts.MaxHeight = width, 0
+		if height > 0 {
+			room := height - rows(width, l.above) - rows(width, l.below) - rows(width, []string{confirmPrompt})
+			if room <= 0 {
+				err = fmt.Errorf("%w: the text leaves no line for it", qrterm.ErrTooLarge)
+				continue
+			}
+			opts.MaxHeight = room
+		}
+		if err = qrterm.Render(&qr, info.URI, opts); err == nil {
+			writeLines(a.stdout, l.above)
+			a.stdout.Write(qr.Bytes())
+			writeLines(a.stdout, l.below)
+			return
+		}
+		if !errors.Is(err, qrterm.ErrTooLarge) {
+			break
 		}
 	}
-	fmt.Fprintln(a.stdout)
+	if errors.Is(err, qrterm.ErrTooLarge) {
+		qw, qh, _ := qrterm.Size(info.URI)
+		fmt.Fprintf(a.stdout, "No room for the QR code (%d×%d characters) and the key in this %d×%d terminal.\n", qw, qh, width, height)
+		fmt.Fprintf(a.stdout, "Make the window larger and run this again, use --qr=png FILE, or type the key.\n\n")
+	} else {
+		fmt.Fprintf(a.stdout, "(No QR code: %v. Type the key in the app.)\n\n", err)
+	}
+	a.showKey(info)
 }
 
-// showKey prints the key and its parameters for typing it in by hand.
+// keyLines are the key and its parameters for typing it in by hand, and
+// the URI for password managers that take one.
+func keyLines(info *protocol.EnrollInfo) []string {
+	return []string{
+		"Or add it by hand (time-based):",
+		"  Key:        " + group(clean(info.Secret)),
+		"  Issuer:     " + clean(info.Issuer),
+		"  Account:    " + clean(info.Account),
+		"  Algorithm:  " + clean(info.Algorithm),
+		fmt.Sprintf("  Digits:     %d", info.Digits),
+		fmt.Sprintf("  Period:     %d seconds", info.Period),
+		"  URI:        " + clean(info.URI),
+	}
+}
+
+// shortKeyLines are the key on one line, for a terminal that has no room
+// for keyLines: the parameters that apps assume (SHA1, 6 digits, 30
+// seconds) go unsaid, others are named.
+func shortKeyLines(info *protocol.EnrollInfo) []string {
+	if info.Algorithm == "SHA1" && info.Digits == 6 && info.Period == 30 {
+		return []string{"Or type the key (time-based): " + group(clean(info.Secret))}
+	}
+	return []string{
+		fmt.Sprintf("Or type the key (time-based, %s, %d digits, every %d seconds):", clean(info.Algorithm), info.Digits, info.Period),
+		"  " + group(clean(info.Secret)),
+	}
+}
+
+// showKey prints keyLines and a blank line.
 func (a *app) showKey(info *protocol.EnrollInfo) {
-	fmt.Fprintf(a.stdout, "Or add it by hand (time-based):\n")
-	fmt.Fprintf(a.stdout, "  Key:        %s\n", group(clean(info.Secret)))
-	fmt.Fprintf(a.stdout, "  Issuer:     %s\n", clean(info.Issuer))
-	fmt.Fprintf(a.stdout, "  Account:    %s\n", clean(info.Account))
-	fmt.Fprintf(a.stdout, "  Algorithm:  %s\n", clean(info.Algorithm))
-	fmt.Fprintf(a.stdout, "  Digits:     %d\n", info.Digits)
-	fmt.Fprintf(a.stdout, "  Period:     %d seconds\n", info.Period)
-	fmt.Fprintf(a.stdout, "  URI:        %s\n\n", clean(info.URI))
+	writeLines(a.stdout, append(keyLines(info), ""))
+}
+
+func writeLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+// rows is the number of terminal rows lines take in width columns (0:
+// unlimited), long lines wrapping.
+func rows(width int, lines []string) int {
+	n := 0
+	for _, l := range lines {
+		c := utf8.RuneCountInString(l)
+		if width <= 0 || c <= width {
+			n++
+			continue
+		}
+		n += (c + width - 1) / width
+	}
+	return n
 }
 
 // showRecoveryCodes prints codes once, with a warning, and offers to save
 // them to a new file; "~" in the path typed is the home of whoever runs
 // otpgate (the administrator's for admin enroll), not name's.
-func (a *app) showRecoveryCodes(name string, codes []string) error {
+func (a *app) showRecoveryCodes(ctx context.Context, name string, codes []string) error {
 	if len(codes) == 0 {
 		fmt.Fprintln(a.stdout, "No recovery codes were issued (enroll.recovery_codes is 0).")
 		return nil
@@ -210,16 +303,16 @@ func (a *app) showRecoveryCodes(name string, codes []string) error {
 		fmt.Fprintf(a.stdout, "    %s\n", clean(c))
 	}
 	fmt.Fprintln(a.stdout)
-	return a.offerSave(name, a.home(), codes)
+	return a.offerSave(ctx, name, a.home(), codes)
 }
 
 // offerSave asks for a path to save the recovery codes to; an empty
 // answer (or closed stdin) skips. "~" is expanded against home. Existing
 // files and symbolic links (in any component) are refused and the
 // question asked again.
-func (a *app) offerSave(name, home string, codes []string) error {
+func (a *app) offerSave(ctx context.Context, name, home string, codes []string) error {
 	for try := 1; try <= maxTries; try++ {
-		answer, err := a.readLine("Save them to a file? Enter a path, or press Enter to skip: ", false)
+		answer, err := a.readLine(ctx, "Save them to a file? Enter a path, or press Enter to skip: ")
 		if errors.Is(err, errNoInput) || (err == nil && answer == "") {
 			fmt.Fprintln(a.stdout, "Not saved.")
 			return nil

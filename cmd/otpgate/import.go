@@ -8,20 +8,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/importer"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
 )
-
-// passwdFile is the account list --all-users walks.
-const passwdFile = "/etc/passwd"
 
 // bulkLookupMin is how many users an import must name for it to resolve
 // them from one enumeration of the user database rather than one
@@ -33,22 +28,21 @@ const bulkLookupMin = 100
 // userDB resolves the users an import names. With an enumeration it
 // answers the names listed there from it; every other name (enumeration
 // off, failed or incomplete, as with sssd's default enumerate = false) is
-// resolved with lookup, so the answers are user.Lookup's.
+// resolved with lookup, so the answers are getpwnam's.
 type userDB struct {
 	listed    map[string]listedAccount // from one enumeration; nil without one
-	lookup    func(name string) (*user.User, error)
+	lookup    func(name string) (*accounts.User, error)
 	enumerate func() (map[string]listedAccount, error) // nil once tried
 	lookups   int                                      // names looked up one at a time
 }
 
 // newUserDB returns a userDB for an import naming n users, or an unknown
 // number (n = 0) when they come from a file read a line at a time. It
-// enumerates the user database once with enumerate (getent passwd: NSS,
-// so LDAP and sssd users count when their backend enumerates) from
-// bulkLookupMin names on: at once when n says so, else when the
-// bulkLookupMin-th name is asked. A failed enumeration only means a lookup
-// per name.
-func newUserDB(ctx context.Context, n int, enumerate enumerator, lookup func(string) (*user.User, error)) *userDB {
+// enumerates the user database once with enumerate (NSS, so LDAP and sssd
+// users count when their backend enumerates) from bulkLookupMin names on:
+// at once when n says so, else when the bulkLookupMin-th name is asked. A
+// failed enumeration only means a lookup per name.
+func newUserDB(ctx context.Context, n int, enumerate enumerator, lookup func(string) (*accounts.User, error)) *userDB {
 	db := &userDB{lookup: lookup, enumerate: func() (map[string]listedAccount, error) { return listAccounts(ctx, enumerate) }}
 	if n >= bulkLookupMin {
 		db.list()
@@ -68,24 +62,21 @@ func (db *userDB) list() {
 // listedAccount is what an import needs of an enumerated account, kept
 // small: an import of 100 000 users holds 100 000 of them.
 type listedAccount struct {
-	uid  int
+	uid  uint32
 	home string
 }
 
 // An enumerator lists the user database, an account at a time.
-type enumerator func(ctx context.Context, account func(importer.Account)) error
+type enumerator func(ctx context.Context, account func(*accounts.User)) error
 
-// listAccounts maps the user names enumerate lists to their accounts. A
-// line importer.ScanPasswd refuses is left out, so that its name gets
-// user.Lookup's answer and the import's usual message; of two lines with
-// one name the first counts, as for getpwnam, which asks the NSS sources
-// in the order getent lists them.
+// listAccounts maps the user names enumerate lists to their accounts. Of
+// two entries with one name the first counts, as for getpwnam, which asks
+// the NSS sources in the order they are listed.
 func listAccounts(ctx context.Context, enumerate enumerator) (map[string]listedAccount, error) {
 	listed := map[string]listedAccount{}
-	err := enumerate(ctx, func(a importer.Account) {
+	err := enumerate(ctx, func(a *accounts.User) {
 		if _, dup := listed[a.Name]; !dup {
-			// Copies, so that the map does not hold on to whole lines.
-			listed[strings.Clone(a.Name)] = listedAccount{uid: a.UID, home: strings.Clone(a.Home)}
+			listed[a.Name] = listedAccount{uid: a.UID, home: a.Home}
 		}
 	})
 	if err != nil {
@@ -94,42 +85,35 @@ func listAccounts(ctx context.Context, enumerate enumerator) (map[string]listedA
 	return listed, nil
 }
 
-// enumerateTimeout bounds getent passwd: a directory too big to list in
-// that time is resolved a name at a time instead.
+// enumerateTimeout bounds the enumeration of the user database: a
+// directory too big to list in that time is resolved a name at a time
+// instead.
 const enumerateTimeout = 30 * time.Second
 
-// getentPasswd enumerates the user database through NSS, reading getent's
-// output as it comes rather than all of it first.
-func getentPasswd(ctx context.Context, account func(importer.Account)) error {
+// nssPasswd enumerates the user database through NSS (accounts.EachUser),
+// an entry at a time, until ctx or enumerateTimeout ends it (then it
+// returns the context's error).
+func nssPasswd(ctx context.Context, account func(*accounts.User)) error {
 	ctx, cancel := context.WithTimeout(ctx, enumerateTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "getent", "passwd")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	err = importer.ScanPasswd("getent passwd", out, func(a importer.Account) error {
-		account(a)
+	return accounts.EachUser(func(u *accounts.User) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		account(u)
 		return nil
-	}, func(*importer.LineError) {}) // left out: see listAccounts
-	if werr := cmd.Wait(); err == nil {
-		err = werr
-	}
-	return err
+	})
 }
 
-// get resolves name as user.Lookup does.
-func (db *userDB) get(name string) (*user.User, error) {
+// get resolves name as getpwnam does.
+func (db *userDB) get(name string) (*accounts.User, error) {
 	if db.enumerate != nil {
 		if db.lookups++; db.lookups >= bulkLookupMin {
 			db.list()
 		}
 	}
 	if a, ok := db.listed[name]; ok {
-		return &user.User{Username: name, Uid: strconv.Itoa(a.uid), HomeDir: a.home}, nil
+		return &accounts.User{Name: name, UID: a.uid, Home: a.home}, nil
 	}
 	return db.lookup(name)
 }
@@ -355,7 +339,7 @@ func newOATHSource(ctx context.Context, path string) (*oathSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &oathSource{file: f, db: newUserDB(ctx, 0, getentPasswd, user.Lookup)}, nil
+	return &oathSource{file: f, db: newUserDB(ctx, 0, nssPasswd, accounts.LookupUser)}, nil
 }
 
 // check reads the file twice: every line's checks, then, if they all
@@ -374,8 +358,10 @@ func (s *oathSource) check(_ context.Context, problem func(*importer.LineError),
 		return n, err
 	}
 	return n, s.file.Entries(func(e *importer.Entry) error {
-		if _, err := s.db.get(e.User); err != nil {
+		if _, err := s.db.get(e.User); errors.Is(err, accounts.ErrNotFound) {
 			problem(&importer.LineError{File: e.Source, Msg: "user " + e.User + " does not exist on this host"})
+		} else if err != nil {
+			problem(&importer.LineError{File: e.Source, Msg: "user " + e.User + " cannot be looked up: " + err.Error()})
 		}
 		return nil
 	})
@@ -388,7 +374,8 @@ func (s *oathSource) load(_ context.Context, entry func(*importer.Entry) error) 
 func (s *oathSource) close() { s.file.Close() }
 
 // gaSource is the ~/.google_authenticator files of the users named with
-// --user, or of every /etc/passwd account that has one (--all-users).
+// --user, or of every account of the user database that has one
+// (--all-users).
 type gaSource struct {
 	opts importOpts
 	// found are the accounts whose file check read, with the fingerprint
@@ -414,26 +401,28 @@ func newGASource(o importOpts) (*gaSource, error) {
 // not resolve.
 func (s *gaSource) accounts(ctx context.Context, fn func(importer.Account) error, problem func(*importer.LineError)) error {
 	if s.opts.allUsers {
-		f, err := importer.OpenAdminFile(passwdFile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return importer.ScanPasswd(passwdFile, f, fn, problem)
+		// Every account NSS lists, each name once: the first entry, as
+		// getpwnam has it.
+		seen := map[string]bool{}
+		return accounts.EachUser(func(u *accounts.User) error {
+			if seen[u.Name] {
+				return nil
+			}
+			seen[u.Name] = true
+			return fn(importer.Account{Name: u.Name, UID: int(u.UID), Home: u.Home})
+		})
 	}
-	db := newUserDB(ctx, len(s.opts.users), getentPasswd, user.Lookup)
+	db := newUserDB(ctx, len(s.opts.users), nssPasswd, accounts.LookupUser)
 	for _, name := range s.opts.users {
 		u, err := db.get(name)
-		if err != nil {
+		if errors.Is(err, accounts.ErrNotFound) {
 			problem(&importer.LineError{File: "--user " + name, Msg: "no such user on this host"})
 			continue
 		}
-		uid, err := strconv.Atoi(u.Uid)
 		if err != nil {
-			problem(&importer.LineError{File: "--user " + name, Msg: "uid " + u.Uid + " is not a number"})
-			continue
+			return fmt.Errorf("look up user %s: %w", name, err)
 		}
-		if err := fn(importer.Account{Name: u.Username, UID: uid, Home: u.HomeDir}); err != nil {
+		if err := fn(importer.Account{Name: u.Name, UID: int(u.UID), Home: u.Home}); err != nil {
 			return err
 		}
 	}
@@ -472,9 +461,6 @@ func (s *gaSource) check(ctx context.Context, problem func(*importer.LineError),
 			problem(p)
 		}
 		if e != nil {
-			// Copies, so that the list does not hold on to whole lines
-			// of /etc/passwd.
-			acct.Name, acct.Home = strings.Clone(acct.Name), strings.Clone(acct.Home)
 			s.found = append(s.found, gaFound{acct: acct, sum: e.Fingerprint(s.key)})
 			clear(e.Secret)
 			count(len(s.found))

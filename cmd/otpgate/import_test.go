@@ -10,39 +10,39 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/importer"
 )
 
 // fakeUsers is a user database for userDB: lookups by name, counted, and
 // an enumeration.
 type fakeUsers struct {
-	known      map[string]*user.User
-	enumerated string // getent passwd's output
+	known      map[string]*accounts.User
+	enumerated []accounts.User // what the enumeration lists
 	enumErr    error
 	lookups    []string
 	enums      int
 }
 
-func (f *fakeUsers) enumerate(_ context.Context, account func(importer.Account)) error {
+func (f *fakeUsers) enumerate(_ context.Context, account func(*accounts.User)) error {
 	f.enums++
-	return enumerateText(f.enumerated, account, f.enumErr)
+	return enumerateList(f.enumerated, account, f.enumErr)
 }
 
-// enumerateText lists the accounts of passwd-format text, then returns err.
-func enumerateText(text string, account func(importer.Account), err error) error {
-	importer.ScanPasswd("getent passwd", strings.NewReader(text), func(a importer.Account) error {
-		account(a)
-		return nil
-	}, func(*importer.LineError) {})
+// enumerateList lists users, then returns err.
+func enumerateList(users []accounts.User, account func(*accounts.User), err error) error {
+	for _, u := range users {
+		account(&u)
+	}
 	return err
 }
 
-func (f *fakeUsers) lookup(name string) (*user.User, error) {
+func (f *fakeUsers) lookup(name string) (*accounts.User, error) {
 	f.lookups = append(f.lookups, name)
 	if u, ok := f.known[name]; ok {
 		return u, nil
 	}
-	return nil, user.UnknownUserError(name)
+	return nil, accounts.UnknownUserError(name)
 }
 
 // names returns n user names bu000000….
@@ -54,13 +54,13 @@ func names(n int) []string {
 	return out
 }
 
-// passwdLines is getent passwd's output for the names, uid 100000 on.
-func passwdLines(names []string) string {
-	var b strings.Builder
+// passwdEntries are users of the names, uid 100000 on.
+func passwdEntries(names []string) []accounts.User {
+	out := make([]accounts.User, len(names))
 	for i, n := range names {
-		fmt.Fprintf(&b, "%s:x:%d:%d::/home/%s:/bin/sh\n", n, 100000+i, 100000+i, n)
+		out[i] = accounts.User{Name: n, UID: uint32(100000 + i), GID: uint32(100000 + i), Home: "/home/" + n, Shell: "/bin/sh"}
 	}
-	return b.String()
+	return out
 }
 
 func TestUserDB(t *testing.T) {
@@ -82,7 +82,7 @@ func TestUserDB(t *testing.T) {
 		{
 			name: "few names: one lookup each, no enumeration",
 			users: func() *fakeUsers {
-				return &fakeUsers{known: map[string]*user.User{"alice": {Username: "alice", Uid: "1000"}}}
+				return &fakeUsers{known: map[string]*accounts.User{"alice": {Name: "alice", UID: 1000}}}
 			},
 			ask:     []string{"alice", "mallory"},
 			lookups: []string{"alice", "mallory"},
@@ -90,7 +90,7 @@ func TestUserDB(t *testing.T) {
 		},
 		{
 			name:  "many names: one enumeration and no lookup",
-			users: func() *fakeUsers { return &fakeUsers{enumerated: passwdLines(many)} },
+			users: func() *fakeUsers { return &fakeUsers{enumerated: passwdEntries(many)} },
 			ask:   many,
 			enums: 1,
 		},
@@ -98,8 +98,8 @@ func TestUserDB(t *testing.T) {
 			name: "a name the enumeration leaves out is looked up (sssd without enumerate)",
 			users: func() *fakeUsers {
 				return &fakeUsers{
-					enumerated: passwdLines(many[1:]),
-					known:      map[string]*user.User{many[0]: {Username: many[0], Uid: "5000", HomeDir: "/home/ldap"}},
+					enumerated: passwdEntries(many[1:]),
+					known:      map[string]*accounts.User{many[0]: {Name: many[0], UID: 5000, Home: "/home/ldap"}},
 				}
 			},
 			ask:     many,
@@ -108,7 +108,7 @@ func TestUserDB(t *testing.T) {
 		},
 		{
 			name:    "an unknown name is looked up, and refused",
-			users:   func() *fakeUsers { return &fakeUsers{enumerated: passwdLines(many)} },
+			users:   func() *fakeUsers { return &fakeUsers{enumerated: passwdEntries(many)} },
 			ask:     append([]string{"mallory"}, many...),
 			enums:   1,
 			lookups: []string{"mallory"},
@@ -117,7 +117,7 @@ func TestUserDB(t *testing.T) {
 		{
 			name: "an unknown number of names, few: one lookup each",
 			users: func() *fakeUsers {
-				return &fakeUsers{known: map[string]*user.User{"alice": {Username: "alice", Uid: "1000"}}, enumerated: passwdLines(many)}
+				return &fakeUsers{known: map[string]*accounts.User{"alice": {Name: "alice", UID: 1000}}, enumerated: passwdEntries(many)}
 			},
 			hint:    -1,
 			ask:     []string{"alice", "mallory"},
@@ -127,9 +127,9 @@ func TestUserDB(t *testing.T) {
 		{
 			name: "an unknown number of names, many: one enumeration from the bulkLookupMin-th on",
 			users: func() *fakeUsers {
-				f := &fakeUsers{enumerated: passwdLines(more), known: map[string]*user.User{}}
+				f := &fakeUsers{enumerated: passwdEntries(more), known: map[string]*accounts.User{}}
 				for _, n := range more {
-					f.known[n] = &user.User{Username: n}
+					f.known[n] = &accounts.User{Name: n}
 				}
 				return f
 			},
@@ -141,24 +141,12 @@ func TestUserDB(t *testing.T) {
 		{
 			name: "a failed enumeration: one lookup each",
 			users: func() *fakeUsers {
-				return &fakeUsers{enumErr: errors.New("exit status 2"), enumerated: passwdLines(many)}
+				return &fakeUsers{enumErr: errors.New("exit status 2"), enumerated: passwdEntries(many)}
 			},
 			ask:     many,
 			enums:   1,
 			lookups: many,
 			unknown: many,
-		},
-		{
-			name: "a line getent lists badly is looked up (the import's own message then)",
-			users: func() *fakeUsers {
-				return &fakeUsers{
-					enumerated: strings.Replace(passwdLines(many), many[3]+":x:100003:", many[3]+":x:abc:", 1),
-					known:      map[string]*user.User{many[3]: {Username: many[3], Uid: "abc"}},
-				}
-			},
-			ask:     many,
-			enums:   1,
-			lookups: many[3:4],
 		},
 	}
 	for _, tt := range tests {
@@ -179,7 +167,7 @@ func TestUserDB(t *testing.T) {
 					unknown = append(unknown, n)
 					continue
 				}
-				if u.Username != n {
+				if u.Name != n {
 					t.Errorf("get(%q) = %+v", n, u)
 				}
 			}
@@ -197,13 +185,13 @@ func TestUserDB(t *testing.T) {
 }
 
 func TestListAccounts(t *testing.T) {
-	data := "root:x:0:0:root:/root:/bin/bash\n" +
-		"alice:x:1000:1000::/home/alice:/bin/sh\n" +
-		"alice:x:2000:2000::/srv/ldap/alice:/bin/sh\n" + // a later NSS source: getpwnam answers the first
-		"+nis::::::\n" +
-		"broken line\n"
-	got, err := listAccounts(context.Background(), func(_ context.Context, account func(importer.Account)) error {
-		return enumerateText(data, account, nil)
+	users := []accounts.User{
+		{Name: "root", Home: "/root"},
+		{Name: "alice", UID: 1000, Home: "/home/alice"},
+		{Name: "alice", UID: 2000, Home: "/srv/ldap/alice"}, // a later NSS source: getpwnam answers the first
+	}
+	got, err := listAccounts(context.Background(), func(_ context.Context, account func(*accounts.User)) error {
+		return enumerateList(users, account, nil)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -217,12 +205,12 @@ func TestListAccounts(t *testing.T) {
 	}
 }
 
-// TestGetentPasswd enumerates this machine's user database: root is in
-// every one.
-func TestGetentPasswd(t *testing.T) {
-	listed, err := listAccounts(context.Background(), getentPasswd)
+// TestNSSPasswd enumerates this machine's user database: root is in
+// every one. A cancelled context ends the enumeration with its error.
+func TestNSSPasswd(t *testing.T) {
+	listed, err := listAccounts(context.Background(), nssPasswd)
 	if err != nil {
-		t.Fatalf("getent passwd (libc-bin, on every Debian system): %v", err)
+		t.Fatalf("enumerate the user database: %v", err)
 	}
 	u, ok := listed["root"]
 	if !ok || u.uid != 0 {
@@ -233,7 +221,12 @@ func TestGetentPasswd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if u.home != want.HomeDir {
-		t.Errorf("root's home %q from getent, %q from user.Lookup", u.home, want.HomeDir)
+		t.Errorf("root's home %q from NSS enumeration, %q from user.Lookup", u.home, want.HomeDir)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := listAccounts(ctx, nssPasswd); !errors.Is(err, context.Canceled) {
+		t.Errorf("with a cancelled context: %v", err)
 	}
 }
 

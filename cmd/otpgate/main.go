@@ -13,7 +13,8 @@
 // (internal/setup).
 //
 // Exit codes: 0 success, 1 failure (wrong code, refused, bad input),
-// 2 usage error, 3 otpgated unreachable, 4 permission denied.
+// 2 usage error, 3 otpgated unreachable, 4 permission denied, 130 (128 +
+// SIGINT) interrupted with Ctrl-C, 143 on SIGTERM.
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
 	"os"
 	"os/signal"
 	"os/user"
@@ -64,7 +67,7 @@ type app struct {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyInterrupt(context.Background())
 	a := &app{
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		inFd: terminalFd(os.Stdin), outFd: terminalFd(os.Stdout),
@@ -78,6 +81,33 @@ func main() {
 	code := a.run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
+}
+
+// interrupted is the cause of the command's context ending on SIGINT
+// (Ctrl-C) or SIGTERM.
+type interrupted struct{ sig syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + i.sig.String() }
+
+// notifyInterrupt returns a context that ends, with an interrupted cause,
+// when the process gets SIGINT or SIGTERM; stop ends the watch.
+func notifyInterrupt(parent context.Context) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(interrupted{s.(syscall.Signal)})
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel(nil)
+	}
 }
 
 // terminalFd returns f's descriptor if it is a terminal, else -1.
@@ -111,6 +141,12 @@ var errSilent = errors.New("failed")
 // run executes the command line args and returns the exit code.
 func (a *app) run(ctx context.Context, args []string) int {
 	err := a.dispatch(ctx, args)
+	// Interrupted (Ctrl-C at a prompt or while otpgated was asked): end
+	// as a shell expects, 128 + the signal, and say nothing of otpgated,
+	// whose request may have been cut short by the interruption itself.
+	if i := (interrupted{}); errors.As(context.Cause(ctx), &i) {
+		return 128 + int(i.sig)
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -122,8 +158,10 @@ func (a *app) run(ctx context.Context, args []string) int {
 		fmt.Fprintf(a.stderr, "Run '%s' for usage.\n", strings.TrimSpace("otpgate help "+ue.cmd))
 		return exitUsage
 	case errors.Is(err, protocol.ErrUnavailable):
-		a.errorf("otpgated is not running: start it with systemctl start otpgated")
-		a.errorf("detail: %s", clean(err.Error()))
+		sock := a.socket()
+		for _, line := range unreachable(sock, sock == protocol.DefaultSocket, err) {
+			a.errorf("%s", clean(line))
+		}
 		return exitUnavailable
 	case errors.Is(err, errPermission):
 		a.errorf("%v", err)
@@ -146,14 +184,58 @@ func (a *app) errorf(format string, args ...any) {
 	fmt.Fprintf(a.stderr, "otpgate: "+format+"\n", args...)
 }
 
-// client returns the daemon client for the socket chosen by --socket,
-// $OTPGATE_SOCKET or the default.
-func (a *app) client() *protocol.Client {
-	sock := a.socketFlag
-	if sock == "" {
-		sock = a.getenv("OTPGATE_SOCKET")
+// socket returns the daemon's socket chosen by --socket, $OTPGATE_SOCKET
+// or the default.
+func (a *app) socket() string {
+	if a.socketFlag != "" {
+		return a.socketFlag
 	}
-	return &protocol.Client{Socket: protocol.SocketFromEnv(sock)}
+	if s := a.getenv("OTPGATE_SOCKET"); s != "" {
+		return s
+	}
+	return protocol.DefaultSocket
+}
+
+// client returns the daemon client for a.socket().
+func (a *app) client() *protocol.Client {
+	return &protocol.Client{Socket: a.socket()}
+}
+
+// unreachable explains err, a failure to reach otpgated at sock, in lines
+// for stderr. It connects to sock once more to tell the cases apart:
+// nothing answers there (no such file, not a socket, no process listening
+// on it), the caller may not connect, or something answered but could not
+// be used (err says how). Only for the default socket does it suggest
+// starting otpgated: a path the user gave may simply be wrong.
+func unreachable(sock string, isDefault bool, err error) []string {
+	conn, derr := net.DialTimeout("unix", sock, time.Second)
+	if derr == nil {
+		conn.Close()
+		return []string{err.Error()}
+	}
+	var why string
+	switch fi, serr := os.Stat(sock); {
+	case errors.Is(derr, fs.ErrNotExist):
+		why = "there is no such file"
+	case serr == nil && fi.Mode().Type() != fs.ModeSocket:
+		why = "it is not a socket"
+	case errors.Is(derr, syscall.ECONNREFUSED):
+		why = "no process listens on the socket"
+	case errors.Is(derr, fs.ErrPermission):
+		return []string{fmt.Sprintf("cannot connect to %s: permission denied", sock)}
+	default:
+		var se syscall.Errno
+		if errors.As(derr, &se) {
+			why = se.Error()
+		} else {
+			why = derr.Error()
+		}
+	}
+	lines := []string{fmt.Sprintf("nothing answers at %s: %s", sock, why)}
+	if isDefault {
+		lines = append(lines, "is otpgated running? Start it with: systemctl start otpgated")
+	}
+	return lines
 }
 
 // do sends req with the invocation's service and terminal filled in.

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,8 +74,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "dash h", args: []string{"status", "-h"}, want: exitOK, stdout: "Usage: otpgate status [--json]", noStderr: true},
 		{name: "help unknown topic", args: []string{"help", "nope"}, want: exitUsage, stderr: `no help for "nope"`},
 		{name: "version", args: []string{"version"}, want: exitOK, stdout: "otpgate ", noStderr: true},
-		{name: "status without daemon", uid: os.Getuid(), args: []string{"status"}, want: exitUnavailable, stderr: "otpgated is not running: start it with systemctl start otpgated"},
-		{name: "admin list without daemon", uid: 0, args: []string{"admin", "list"}, want: exitUnavailable, stderr: "otpgated is not running"},
+		{name: "status without daemon", uid: os.Getuid(), args: []string{"status"}, want: exitUnavailable, stderr: "no-daemon.sock: there is no such file\n"},
+		{name: "admin list without daemon", uid: 0, args: []string{"admin", "list"}, want: exitUnavailable, stderr: "nothing answers at "},
 		{name: "admin as a user is refused before asking", uid: 1000, args: []string{"admin", "reset", "alice"}, want: exitPermission, stderr: "admin commands need root: run with sudo"},
 		{name: "admin import as a user", uid: 1000, args: []string{"admin", "import", "--from", "oath", oathBad}, want: exitPermission, stderr: "admin commands need root"},
 		{name: "bad usersfile imports nothing", uid: 0, args: []string{"admin", "import", "--from", "oath", "--dry-run", oathBad}, want: exitFailure,
@@ -113,6 +116,61 @@ func TestBadUsersfileListsEveryProblem(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "3132333435") {
 		t.Errorf("a secret reached stderr:\n%s", errb)
+	}
+}
+
+// TestUnreachableSocket: when nothing answers at the socket, otpgate says
+// so with the path that was used and why; it suggests starting otpgated
+// only for the default socket, and never claims that otpgated is not
+// running when the user named another path.
+func TestUnreachableSocket(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nope")
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	tests := []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"--socket to a missing path", []string{"--socket", missing, "status"}, "", "otpgate: nothing answers at " + missing + ": there is no such file\n"},
+		{"--socket after the command", []string{"status", "--socket=" + missing}, "", "otpgate: nothing answers at " + missing + ": there is no such file\n"},
+		{"$OTPGATE_SOCKET", []string{"status"}, missing, "otpgate: nothing answers at " + missing + ": there is no such file\n"},
+		{"a regular file", []string{"--socket", file, "status"}, "", "otpgate: nothing answers at " + file + ": it is not a socket\n"},
+		{"a socket nobody listens on", []string{"--socket", stale, "status"}, "", "otpgate: nothing answers at " + stale + ": no process listens on the socket\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, out, errb := testApp(t, 1000, "")
+			a.getenv = func(k string) string {
+				if k == "OTPGATE_SOCKET" {
+					return tt.env
+				}
+				return ""
+			}
+			if code := a.run(context.Background(), tt.args); code != exitUnavailable {
+				t.Errorf("exit %d, want %d", code, exitUnavailable)
+			}
+			if errb.String() != tt.want {
+				t.Errorf("stderr %q, want %q (stdout %q)", errb, tt.want, out)
+			}
+		})
+	}
+	// The default socket, and only it, gets the hint.
+	got := unreachable(missing, true, errors.New("unreachable"))
+	want := []string{"nothing answers at " + missing + ": there is no such file", "is otpgated running? Start it with: systemctl start otpgated"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("default socket: %q, want %q", got, want)
 	}
 }
 

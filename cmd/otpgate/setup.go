@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/doctor"
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -298,8 +299,8 @@ func (s *setupRun) guards() []guardFailure {
 // with a usable root password.
 func (s *setupRun) adminGuard() (bool, string, *guardFailure) {
 	status := map[string]protocol.UserStatus{}
-	accounts, groups := doctor.ReadAccounts()
-	admins := doctor.Admins(accounts, groups)
+	users, groups := doctor.ReadAccounts()
+	admins := doctor.Admins(users, groups)
 	if !slices.Contains(admins, s.admin) {
 		admins = append(admins, s.admin)
 	}
@@ -351,23 +352,18 @@ func (s *setupRun) adminGuard() (bool, string, *guardFailure) {
 }
 
 // rootConsoleUsable reports whether root has a password the console login
-// accepts (not locked with ! or *).
+// accepts (not locked with ! or *), from root's shadow entry (NSS).
 func rootConsoleUsable() (bool, string) {
-	data, err := os.ReadFile("/etc/shadow")
-	if err != nil {
-		return false, "/etc/shadow cannot be read: " + err.Error()
+	sh, err := accounts.LookupShadow("root")
+	switch {
+	case errors.Is(err, accounts.ErrNotFound):
+		return false, "root has no shadow entry"
+	case err != nil:
+		return false, "root's shadow entry cannot be read: " + err.Error()
+	case sh.Locked:
+		return false, "its password is locked in the shadow database"
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 2 || f[0] != "root" {
-			continue
-		}
-		if strings.HasPrefix(f[1], "!") || strings.HasPrefix(f[1], "*") {
-			return false, "its password is locked in /etc/shadow"
-		}
-		return true, ""
-	}
-	return false, "root has no entry in /etc/shadow"
+	return true, ""
 }
 
 // onlyEnrollment reports whether the failures are the administrator

@@ -193,7 +193,7 @@ func (a *app) cmdDisable(ctx context.Context, args []string) error {
 	if a.uid == 0 {
 		_, err = a.do(ctx, req)
 	} else {
-		_, err = a.withCode("Enter a current code (or a recovery code) to turn two-factor authentication off: ", func(code string) (*protocol.Response, error) {
+		_, err = a.withCode(ctx, "Enter a current code (or a recovery code) to turn two-factor authentication off: ", func(code string) (*protocol.Response, error) {
 			req.Code = code
 			return a.do(ctx, req)
 		})
@@ -210,14 +210,14 @@ func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
 	if u == nil {
 		return err
 	}
-	resp, err := a.withCode("Enter a current code to make new recovery codes: ", func(code string) (*protocol.Response, error) {
+	resp, err := a.withCode(ctx, "Enter a current code to make new recovery codes: ", func(code string) (*protocol.Response, error) {
 		return a.do(ctx, &protocol.Request{Op: protocol.OpRecoveryCodes, User: u.Username, Code: code})
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stdout, "Your old recovery codes no longer work.")
-	return a.showRecoveryCodes(u.Username, resp.RecoveryCodes)
+	return a.showRecoveryCodes(ctx, u.Username, resp.RecoveryCodes)
 }
 
 // selfCommand parses the flags of a command that acts on the caller's own

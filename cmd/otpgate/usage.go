@@ -31,11 +31,12 @@ func version() string {
 }
 
 const exitCodesText = `Exit codes:
-  0  success
-  1  failure: wrong code, locked, refused by otpgated, bad input
-  2  usage error
-  3  otpgated is not reachable (start it with systemctl start otpgated)
-  4  permission denied (admin commands need root)
+    0  success
+    1  failure: wrong code, locked, refused by otpgated, bad input
+    2  usage error
+    3  otpgated is not reachable: nothing answers at the socket
+    4  permission denied (admin commands need root)
+  130  interrupted (Ctrl-C)
 `
 
 // usages holds the hand-written usage text of each command.
@@ -237,7 +238,7 @@ Moves existing TOTP secrets into otpgated, so users keep their app entry.
 
 --from google-authenticator reads ~/.google_authenticator of each USER
 (--user may be repeated, or given a comma-separated list), or of every
-account in /etc/passwd that has one (--all-users). The files are read
+account of the user database (NSS) that has one (--all-users). The files are read
 as root without following symbolic links, and must be regular files owned
 by their user. Scratch codes become recovery codes. HOTP (counter-based)
 files are refused.

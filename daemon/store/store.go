@@ -41,6 +41,9 @@ type Record struct {
 	// strictly later steps are accepted (replay protection). It never
 	// decreases, not even when the clock goes backwards.
 	LastStep uint64 `json:"last_step"`
+	// LastCode says where and when the code of LastStep (or the last
+	// recovery code) was accepted; nil in records from before it was kept.
+	LastCode *CodeUse `json:"last_code,omitempty"`
 
 	// Failures counts consecutive failed attempts; a success or an admin
 	// unlock resets it.
@@ -96,6 +99,25 @@ type RememberedDevice struct {
 	Fingerprint string    `json:"fingerprint"`
 	Since       time.Time `json:"since"`
 	Until       time.Time `json:"until"`
+}
+
+// CodeUse is one accepted code: when, on which server, for which login.
+// The replay refusal tells it to whoever types the code again, and
+// policy.jump_hosts lets a login through a jump host follow it.
+type CodeUse struct {
+	// At is when the code was accepted.
+	At time.Time `json:"at"`
+	// Host is the host name of the otpgated that accepted it (in a fleet,
+	// each server's own).
+	Host string `json:"host,omitempty"`
+	// Service and RHost are the PAM service and the remote host of that
+	// login (RHost only from root callers, empty under sudo).
+	Service string `json:"service,omitempty"`
+	RHost   string `json:"rhost,omitempty"`
+	// Fingerprint is the SHA256 fingerprint of the one public key the SSH
+	// server verified before asking for the code; empty when the login
+	// had none (sudo, the CLI, a password).
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // SourceState is the failure state of one remote address.

@@ -102,6 +102,15 @@ type Policy struct {
 	// code over SSH skip it for this long on later logins from the same
 	// remote address with the same public key. Zero turns it off.
 	Remember Duration `toml:"remember"`
+	// JumpHosts are the addresses ("10.0.0.5") and networks
+	// ("10.0.1.0/24") of jump hosts (bastions). A login from one of them
+	// needs no code when the same user gave a code with the same public key,
+	// on this server or another of the same store, within JumpWindow: the
+	// second hop of "ssh -J". Empty (the default) turns it off.
+	JumpHosts []string `toml:"jump_hosts"`
+	// JumpWindow is how long after an accepted code a login through a jump
+	// host may follow it (1s to MaxJumpWindow; default 60s).
+	JumpWindow Duration `toml:"jump_window"`
 	// EnrollOnLogin lets a user who must use a code but is not enrolled
 	// enroll inside an SSH login, after a verified public key.
 	EnrollOnLogin bool `toml:"enroll_on_login"`
@@ -216,7 +225,7 @@ func Default() Config {
 			Timeout:  Duration{5 * time.Second},
 			MaxConns: 8,
 		},
-		Policy: Policy{Default: "optional"},
+		Policy: Policy{Default: "optional", JumpWindow: Duration{time.Minute}},
 		RateLimit: RateLimit{
 			MaxFailures:            5,
 			Lockout:                Duration{time.Minute},

@@ -214,7 +214,7 @@ func isBelow(k toml.Key, keys []toml.Key) bool {
 // a file spelling out the defaults equals Default).
 func (c *Config) normalize() {
 	c.TOTP.Algorithm = normalAlgorithm(c.TOTP.Algorithm)
-	for _, list := range []*[]string{&c.Policy.RequiredUsers, &c.Policy.RequiredGroups, &c.Policy.ExemptUsers, &c.Policy.ExemptGroups, &c.Policy.ExemptNetworks} {
+	for _, list := range []*[]string{&c.Policy.RequiredUsers, &c.Policy.RequiredGroups, &c.Policy.ExemptUsers, &c.Policy.ExemptGroups, &c.Policy.ExemptNetworks, &c.Policy.JumpHosts} {
 		if len(*list) == 0 {
 			*list = nil
 		}

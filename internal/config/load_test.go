@@ -85,6 +85,8 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			ExemptGroups:       []string{"svc-accounts"},
 			ExemptNetworks:     []string{"10.0.0.0/8", "2001:db8::/32"},
 			Remember:           config.Duration{Duration: 12 * time.Hour},
+			JumpHosts:          []string{"10.0.0.5", "10.0.1.0/24", "2001:db8::7"},
+			JumpWindow:         config.Duration{Duration: 90 * time.Second},
 			EnrollOnLogin:      true,
 			EnrollOnLoginUntil: "2026-12-31",
 			EnrollOnLoginDays:  30,
@@ -122,7 +124,11 @@ func TestLoadFullConfigSetsEveryKey(t *testing.T) {
 			SFTPServer:           "",
 			ShutdownTimeout:      config.Duration{Duration: time.Minute},
 			Banner:               "Authorized use only.",
+			Prompt:               "Password (verification code): ",
 			LogLevel:             "warn",
+			UsePAM:               false,
+			PAMService:           "otpgate-test",
+			AllowAgentForwarding: true,
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

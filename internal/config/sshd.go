@@ -75,8 +75,24 @@ type SSHD struct {
 	// Banner is sent to clients before authentication; empty sends none
 	// (reloadable).
 	Banner string `toml:"banner"`
+	// Prompt replaces the text of otpgated's code prompt for logins
+	// through otpgate-sshd; empty keeps otpgated's (reloadable). At most
+	// 256 bytes, no control characters.
+	Prompt string `toml:"prompt"`
 	// LogLevel is "debug", "info", "warn" or "error" (reloadable).
 	LogLevel string `toml:"log_level"`
+	// UsePAM runs the PAM service PAMService for every login: its account
+	// stack after authentication (a refusal ends the connection) and its
+	// session stack around every shell, command and subsystem, whose
+	// environment the process receives. Authentication never goes through
+	// PAM (otpgated checks the code) (reloadable).
+	UsePAM bool `toml:"use_pam"`
+	// PAMService is the service name, the file in /etc/pam.d (reloadable).
+	PAMService string `toml:"pam_service"`
+	// AllowAgentForwarding lets clients forward their ssh-agent (ssh -A),
+	// except with keys whose authorized_keys line says
+	// no-agent-forwarding or restrict (reloadable).
+	AllowAgentForwarding bool `toml:"allow_agent_forwarding"`
 }
 
 // defaultSSHD is the [sshd] section's defaults.
@@ -99,6 +115,8 @@ func defaultSSHD(socket string) SSHD {
 		SFTPServer:           "/usr/lib/openssh/sftp-server",
 		ShutdownTimeout:      Duration{10 * time.Second},
 		LogLevel:             "info",
+		UsePAM:               true,
+		PAMService:           "otpgate-sshd",
 	}
 }
 

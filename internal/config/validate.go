@@ -84,6 +84,9 @@ func (ch *checker) intRange(key string, v, lo, hi int, unit string) bool {
 	return true
 }
 
+// MaxJumpWindow is the longest policy.jump_window may be.
+const MaxJumpWindow = 5 * time.Minute
+
 // MaxRemember is the longest policy.remember may be (30 days).
 const MaxRemember = 720 * time.Hour
 
@@ -200,6 +203,12 @@ func (c *Config) problems() []*keyError {
 		}
 	}
 
+	for _, h := range p.JumpHosts {
+		if !validJumpHost(h) {
+			ch.add("policy.jump_hosts", nil, "%q is not an IP address or a network in CIDR form with the host bits zero, such as \"10.0.0.5\" or \"10.0.1.0/24\"", h)
+		}
+	}
+	ch.durationRange("policy.jump_window", p.JumpWindow, time.Second, MaxJumpWindow)
 	ch.durationRange("policy.remember", p.Remember, 0, MaxRemember)
 	if p.EnrollOnLoginUntil != "" {
 		if _, err := time.Parse(time.DateOnly, p.EnrollOnLoginUntil); err != nil {
@@ -291,4 +300,14 @@ func fmtFloat(f float64) string {
 		return "-inf"
 	}
 	return fmt.Sprintf("%g", f)
+}
+
+// validJumpHost reports whether h is an IP address (no zone) or a CIDR
+// network with its host bits zero.
+func validJumpHost(h string) bool {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Zone() == ""
+	}
+	pfx, err := netip.ParsePrefix(h)
+	return err == nil && pfx.Masked() == pfx
 }

@@ -135,6 +135,16 @@ func TestLoadRefusesEachInvalidValue(t *testing.T) {
 			`2: key "policy.exempt_networks": "10.1.2.3/8" is not a network in CIDR form with the host bits zero, such as "10.0.0.0/8" or "2001:db8::/32"`},
 		{"a host name as a network", "[policy]\nexempt_networks = [\"office.example.com\"]",
 			`2: key "policy.exempt_networks": "office.example.com" is not a network in CIDR form with the host bits zero, such as "10.0.0.0/8" or "2001:db8::/32"`},
+		{"a jump host with host bits in its network", "[policy]\njump_hosts = [\"10.0.1.5/24\"]",
+			`2: key "policy.jump_hosts": "10.0.1.5/24" is not an IP address or a network in CIDR form with the host bits zero, such as "10.0.0.5" or "10.0.1.0/24"`},
+		{"a jump host by name", "[policy]\njump_hosts = [\"bastion.example.com\"]",
+			`2: key "policy.jump_hosts": "bastion.example.com" is not an IP address or a network in CIDR form with the host bits zero, such as "10.0.0.5" or "10.0.1.0/24"`},
+		{"a jump host with a zone", "[policy]\njump_hosts = [\"fe80::1%eth0\"]",
+			`2: key "policy.jump_hosts": "fe80::1%eth0" is not an IP address or a network in CIDR form with the host bits zero, such as "10.0.0.5" or "10.0.1.0/24"`},
+		{"a jump window over 5 minutes", "[policy]\njump_window = \"5m1s\"",
+			`2: key "policy.jump_window": must be between 1s and 5m, got 5m1s`},
+		{"a jump window of zero", "[policy]\njump_window = \"0s\"",
+			`2: key "policy.jump_window": must be between 1s and 5m, got 0s`},
 		{"a 15-byte secret", "[enroll]\nsecret_bytes = 15",
 			`2: key "enroll.secret_bytes": must be between 16 and 64 bytes (RFC 4226 R6 requires at least 128 bits; 20 is recommended), got 15`},
 		{"a 65-byte secret", "[enroll]\nsecret_bytes = 65",
@@ -173,6 +183,8 @@ timeout = "1m"
 max_conns = 1000
 [policy]
 required_users = ["_svc", "Admin@AD.EXAMPLE", "host$", "a.b-c"]
+jump_hosts = ["10.0.0.5", "10.0.0.0/8", "::ffff:10.0.0.6", "2001:db8::/128"]
+jump_window = "5m"
 [rate_limit]
 max_failures = 100
 lockout = "24h"

@@ -3,65 +3,23 @@ package doctor
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
-// Account is one line of /etc/passwd.
+// Account is an entry of the user database.
 type Account struct {
 	Name string
 	UID  int
 	GID  int
 }
 
-// Group is one line of /etc/group.
+// Group is an entry of the group database.
 type Group struct {
 	Name    string
 	GID     int
 	Members []string
-}
-
-// ParsePasswd parses /etc/passwd; malformed lines are skipped.
-func ParsePasswd(data string) []Account {
-	var out []Account
-	for _, l := range strings.Split(data, "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 4 || f[0] == "" || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		uid, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		out = append(out, Account{Name: f[0], UID: uid, GID: gid})
-	}
-	return out
-}
-
-// ParseGroup parses /etc/group; malformed lines are skipped.
-func ParseGroup(data string) []Group {
-	var out []Group
-	for _, l := range strings.Split(data, "\n") {
-		f := strings.Split(l, ":")
-		if len(f) < 4 || f[0] == "" {
-			continue
-		}
-		gid, err := strconv.Atoi(f[2])
-		if err != nil {
-			continue
-		}
-		g := Group{Name: f[0], GID: gid}
-		for _, m := range strings.Split(f[3], ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				g.Members = append(g.Members, m)
-			}
-		}
-		out = append(out, g)
-	}
-	return out
 }
 
 // AdminGroups are the groups whose members can become root with sudo on

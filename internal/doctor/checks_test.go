@@ -128,22 +128,23 @@ func TestCheckClock(t *testing.T) {
 	}
 }
 
-const testPasswd = `root:x:0:0:root:/root:/bin/bash
-toor:x:0:0::/root:/bin/sh
-alice:x:1000:1000::/home/alice:/bin/bash
-bob:x:1001:27::/home/bob:/bin/bash
-carol:x:1002:1002::/home/carol:/bin/bash
-broken line
-`
+var testAccounts = []Account{
+	{Name: "root", UID: 0, GID: 0},
+	{Name: "toor", UID: 0, GID: 0},
+	{Name: "alice", UID: 1000, GID: 1000},
+	{Name: "bob", UID: 1001, GID: 27},
+	{Name: "carol", UID: 1002, GID: 1002},
+}
 
-const testGroup = `root:x:0:
-sudo:x:27:alice
-ops:x:1100:carol,alice
-alice:x:1000:
-`
+var testGroups = []Group{
+	{Name: "root", GID: 0},
+	{Name: "sudo", GID: 27, Members: []string{"alice"}},
+	{Name: "ops", GID: 1100, Members: []string{"carol", "alice"}},
+	{Name: "alice", GID: 1000},
+}
 
 func TestAccounts(t *testing.T) {
-	acc, grp := ParsePasswd(testPasswd), ParseGroup(testGroup)
+	acc, grp := testAccounts, testGroups
 	if got, want := Admins(acc, grp), []string{"alice", "bob", "root", "toor"}; !slices.Equal(got, want) {
 		t.Errorf("Admins = %q, want %q", got, want)
 	}

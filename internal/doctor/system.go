@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"golang.org/x/sys/unix"
@@ -356,12 +357,33 @@ func usersOfInterest(cfg *config.Config) []string {
 	return sortedKeys(set)
 }
 
-// ReadAccounts parses /etc/passwd and /etc/group (unreadable files give
-// nothing).
+// ReadAccounts lists the user and group databases through NSS, so that
+// administrators from LDAP, sssd or any other source count. A user name
+// comes once, as getpwnam has it; a group listed by two sources has the
+// members of both, as getgrouplist counts them. A listing that fails
+// gives what was listed before.
 func ReadAccounts() ([]Account, []Group) {
-	p, _ := os.ReadFile("/etc/passwd")
-	g, _ := os.ReadFile("/etc/group")
-	return ParsePasswd(string(p)), ParseGroup(string(g))
+	var users []Account
+	seen := map[string]bool{}
+	accounts.EachUser(func(u *accounts.User) error {
+		if !seen[u.Name] {
+			seen[u.Name] = true
+			users = append(users, Account{Name: u.Name, UID: int(u.UID), GID: int(u.GID)})
+		}
+		return nil
+	})
+	var groups []Group
+	index := map[string]int{}
+	accounts.EachGroup(func(g *accounts.Group) error {
+		if i, ok := index[g.Name]; ok {
+			groups[i].Members = append(groups[i].Members, g.Members...)
+			return nil
+		}
+		index[g.Name] = len(groups)
+		groups = append(groups, Group{Name: g.Name, GID: int(g.GID), Members: g.Members})
+		return nil
+	})
+	return users, groups
 }
 
 // checkAccounts asks otpgated about administrators and required users.

@@ -135,20 +135,3 @@ func FuzzParseOATH(f *testing.F) {
 		}
 	})
 }
-
-// FuzzParsePasswd: no panic, and every account returned has a valid
-// login name (never a NIS "+" or "-" entry) and a non-negative uid. (The
-// accounts parsed before a problem come back with the error; the caller
-// discards them, and ReadHomeFile refuses a relative home.)
-func FuzzParsePasswd(f *testing.F) {
-	f.Add([]byte("root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n"))
-	f.Add([]byte("+::::::\n-bob:::::: \n# comment\n\nbob:x:1001:1001::/home/bob:/bin/sh"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		accounts, _ := ParsePasswd("/etc/passwd", data)
-		for _, a := range accounts {
-			if !validUser(a.Name) || strings.HasPrefix(a.Name, "+") || strings.HasPrefix(a.Name, "-") || a.UID < 0 {
-				t.Fatalf("account accepted: %+v", a)
-			}
-		}
-	})
-}

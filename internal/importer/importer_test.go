@@ -281,15 +281,3 @@ func TestParseOATHEdgeCases(t *testing.T) {
 		})
 	}
 }
-
-func TestParsePasswd(t *testing.T) {
-	data := "root:x:0:0:root:/root:/bin/bash\n# comment\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/bash\n+nis::::::\nbad:x:zz:0::/:/bin/sh\nshort:x:1\n"
-	accts, err := ParsePasswd("passwd", []byte(data))
-	want := "passwd:4: user name \"+nis\" is not a valid login name\npasswd:5: user bad: uid \"zz\" is not a number\npasswd:6: expected 7 colon-separated fields, found 3"
-	if err == nil || err.Error() != want {
-		t.Errorf("error:\n%v\nwant:\n%s", err, want)
-	}
-	if len(accts) != 2 || accts[1] != (Account{Name: "alice", UID: 1000, Home: "/home/alice"}) {
-		t.Errorf("accounts %+v", accts)
-	}
-}

@@ -1,14 +1,12 @@
 package importer
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -141,73 +139,9 @@ func readLimited(f *os.File, path string) ([]byte, error) {
 	return data, nil
 }
 
-// Account is one /etc/passwd entry.
+// Account is an account whose home directory an import reads.
 type Account struct {
 	Name string
 	UID  int
 	Home string
-}
-
-// ParsePasswd parses /etc/passwd-format data held in memory (file names
-// it in errors), with ScanPasswd's checks. The accounts of the valid lines
-// come back with the error.
-func ParsePasswd(file string, data []byte) ([]Account, error) {
-	e := &errs{file: file}
-	var out []Account
-	err := ScanPasswd(file, bytes.NewReader(data), func(a Account) error {
-		out = append(out, a)
-		return nil
-	}, func(le *LineError) { e.list = append(e.list, le) })
-	if err != nil {
-		return out, err
-	}
-	return out, e.err()
-}
-
-// ScanPasswd reads /etc/passwd-format lines from r (file names it in
-// errors) a line at a time, calling account for every valid line and
-// problem for every problem, in order. Lines starting with '+' or '-' (NIS
-// compat) are refused. It stops early only on a read error or an error
-// from account.
-func ScanPasswd(file string, r io.Reader, account func(Account) error, problem func(*LineError)) error {
-	lr := newLineReader(r)
-	defer lr.close()
-	add := func(line int, format string, args ...any) {
-		problem(&LineError{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
-	}
-	for {
-		b, tooLong, err := lr.next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", file, err)
-		}
-		n := lr.line
-		if tooLong {
-			add(n, "the line is longer than %d bytes", MaxLineLength)
-			continue
-		}
-		line := string(b)
-		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		f := strings.Split(line, ":")
-		if len(f) != 7 {
-			add(n, "expected 7 colon-separated fields, found %d", len(f))
-			continue
-		}
-		if !validUser(f[0]) || strings.HasPrefix(f[0], "+") || strings.HasPrefix(f[0], "-") {
-			add(n, "user name %q is not a valid login name", f[0])
-			continue
-		}
-		uid, err := strconv.Atoi(f[2])
-		if err != nil || uid < 0 {
-			add(n, "user %s: uid %q is not a number", f[0], f[2])
-			continue
-		}
-		if err := account(Account{Name: f[0], UID: uid, Home: f[5]}); err != nil {
-			return err
-		}
-	}
 }

@@ -299,19 +299,3 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
-
-// TestScanPasswdLargeFile: an /etc/passwd of 3 000 accounts (over 64 KiB)
-// is read whole.
-func TestScanPasswdLargeFile(t *testing.T) {
-	var b strings.Builder
-	for i := range 3000 {
-		fmt.Fprintf(&b, "user%05d:x:%d:%d:User %d,,,:/home/user%05d:/bin/bash\n", i, 10000+i, 10000+i, i, i)
-	}
-	if b.Len() <= 64<<10 {
-		t.Fatalf("only %d bytes", b.Len())
-	}
-	accts, err := ParsePasswd("passwd", []byte(b.String()))
-	if err != nil || len(accts) != 3000 || accts[2999] != (Account{Name: "user02999", UID: 12999, Home: "/home/user02999"}) {
-		t.Fatalf("%d accounts, %v", len(accts), err)
-	}
-}

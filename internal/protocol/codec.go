@@ -17,8 +17,8 @@ const MaxFrame = 64 << 10
 // Field length limits enforced by Request.Validate.
 const (
 	MaxUserLen     = 256
-	MaxCodeLen     = 64
-	MaxContextLen  = 1024 // Service, RHost, TTY
+	MaxCodeLen     = MaxAnswerLen // a long paste is refused by otpgated in words
+	MaxContextLen  = 1024         // Service, RHost, TTY
 	MaxAuthInfoLen = 8192
 	MaxImportCodes = 100
 )
@@ -182,12 +182,34 @@ func (r *Request) Validate() error {
 	if strings.HasPrefix(r.User, ReservedUserPrefix) {
 		return fmt.Errorf("user names starting with %q are reserved", ReservedUserPrefix)
 	}
-	needsUser := r.Op != OpPing && r.Op != OpAdminList
+	needsUser := r.Op != OpPing && r.Op != OpAdminList && r.Op != OpLoginAnswer
 	if needsUser && r.User == "" {
 		return fmt.Errorf("operation %s needs a user", r.Op)
 	}
 	if (r.Import != nil) != (r.Op == OpAdminImport) {
 		return errors.New("import payload is only and always used with admin_import")
+	}
+	if (r.Login != nil) != (r.Op == OpLoginStart) {
+		return errors.New("login is only and always used with login_start")
+	}
+	if r.Login != nil {
+		if err := checkField("login prompt", r.Login.Prompt, MaxPromptLen, false); err != nil {
+			return err
+		}
+		if r.Login.Width < 0 || r.Login.Width > 10000 || r.Login.Height < 0 || r.Login.Height > 10000 {
+			return errors.New("login terminal size out of range")
+		}
+	}
+	if len(r.Answers) > 0 && r.Op != OpLoginAnswer {
+		return errors.New("answers are only used with login_answer")
+	}
+	if len(r.Answers) > MaxAnswers {
+		return fmt.Errorf("at most %d answers", MaxAnswers)
+	}
+	for _, a := range r.Answers {
+		if err := checkField("answer", a, MaxAnswerLen, true); err != nil {
+			return err
+		}
 	}
 	if r.Import != nil {
 		if len(r.Import.Secret) > 1024 {

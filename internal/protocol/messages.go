@@ -29,11 +29,14 @@ const (
 	OpAdminUnlock   Op = "admin_unlock"   // clear User's failure counter and lockout; root only
 	OpAdminImport   Op = "admin_import"   // store an existing secret for User; root only
 	OpForget        Op = "forget"         // forget User's remembered devices; User or root, no code
+	OpLoginStart    Op = "login_start"    // open a login dialogue for User on this connection; root or User
+	OpLoginAnswer   Op = "login_answer"   // answer the prompts of the dialogue's last step
 )
 
 // Ops lists every known operation.
 var Ops = []Op{OpPing, OpCheck, OpVerify, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
-	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport, OpForget}
+	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport, OpForget,
+	OpLoginStart, OpLoginAnswer}
 
 // Known reports whether op is one of Ops.
 func (op Op) Known() bool {
@@ -72,6 +75,11 @@ type Request struct {
 	After string `json:"after,omitempty"`
 	// Import is the payload of admin_import.
 	Import *Import `json:"import,omitempty"`
+	// Login opens a login dialogue (login_start).
+	Login *LoginStart `json:"login,omitempty"`
+	// Answers answer the last step's prompts, in order (login_answer).
+	// They hold secrets: they are never logged.
+	Answers []string `json:"answers,omitempty"`
 }
 
 // PriorFactorPassword is the only value of Request.PriorFactor.
@@ -109,6 +117,9 @@ type Response struct {
 	// Forgotten, in reply to OpForget, is how many remembered devices
 	// were forgotten.
 	Forgotten int `json:"forgotten,omitempty"`
+	// Step is the next step of a login dialogue (login_start,
+	// login_answer).
+	Step *LoginStep `json:"step,omitempty"`
 }
 
 // ErrorCode classifies an error reply so that clients can branch on it.

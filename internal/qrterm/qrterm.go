@@ -1,10 +1,25 @@
 // Package qrterm draws QR codes on a text terminal with Unicode half-block
 // characters, and writes them as PNG files.
 //
-// Each character cell is one module wide and two modules tall: the upper
-// half of the cell is one module row and the lower half the next. The code
-// is built at error-correction level M with a 4-module quiet zone, as the
-// QR specification (ISO/IEC 18004) requires for reliable scanning.
+// # Size
+//
+// A code drawn on a terminal must fit on the screen together with the text
+// around it, so every choice here keeps it small: each character cell is
+// one module wide and two modules tall (the upper half of the cell is one
+// module row, the lower half the next); the code is built at
+// error-correction level L, the lowest, since a screen is not a printed
+// label that gets scratched and the larger modules of a smaller version
+// read better than the redundancy of a higher level; runs of upper-case
+// letters and digits (the base32 secret of an otpauth URI) are encoded in
+// alphanumeric mode, 5.5 bits a character instead of 8; and the quiet zone
+// is one light module on each side (see QuietZone). An otpauth URI of about
+// 110 bytes (otp.Key.URI of a 20-byte secret, issuer "otpgate" and an
+// account name of up to about 35 characters) is a version-5 code: 39
+// columns by 20 lines. Size reports the size before drawing, and
+// Options.MaxWidth and Options.MaxHeight refuse a code that does not fit.
+//
+// PNG files have no such constraint: they use level M and the 4-module
+// quiet zone of the QR specification (ISO/IEC 18004).
 //
 // # Colours
 //
@@ -31,10 +46,15 @@ import (
 	"io"
 
 	"rsc.io/qr"
+	"rsc.io/qr/coding"
 )
 
-// QuietZone is the number of light modules drawn around the code.
-const QuietZone = 4
+// QuietZone is the number of light modules drawn around a code on the
+// terminal. Beyond it lies the terminal's (dark) background, so one light
+// module is what a reader needs to see the edge of each finder pattern;
+// the tests decode codes painted with exactly this margin and darkness
+// beyond it.
+const QuietZone = 1
 
 // The half-block characters. Filled means light.
 const (
@@ -51,9 +71,9 @@ const (
 	ansiReset = "\x1b[0m"
 )
 
-// ErrTooWide is returned (wrapped) by Render when the code does not fit in
-// Options.MaxWidth columns.
-var ErrTooWide = errors.New("qrterm: QR code is wider than the terminal")
+// ErrTooLarge is returned (wrapped) by Render when the code does not fit in
+// Options.MaxWidth columns or Options.MaxHeight lines.
+var ErrTooLarge = errors.New("qrterm: QR code does not fit in the terminal")
 
 // Options control Render.
 type Options struct {
@@ -61,55 +81,109 @@ type Options struct {
 	// on light-background terminals. Use it only when writing to a
 	// terminal that understands SGR sequences.
 	ANSI bool
-	// MaxWidth, if positive, is the number of columns available; a wider
-	// code is not drawn and Render returns an error wrapping ErrTooWide.
-	MaxWidth int
+	// MaxWidth and MaxHeight, if positive, are the columns and lines
+	// available for the code itself (leave out the lines of any text
+	// printed with it); a larger code is not drawn and Render returns an
+	// error wrapping ErrTooLarge.
+	MaxWidth, MaxHeight int
 }
 
-// encode builds the QR code for text at level M.
-func encode(text string) (*qr.Code, error) {
+// encode builds the QR code for text at level l, in the smallest version
+// that holds it.
+func encode(text string, l coding.Level) (*coding.Code, error) {
 	if text == "" {
 		return nil, errors.New("qrterm: nothing to encode")
 	}
-	c, err := qr.Encode(text, qr.M)
-	if err != nil {
-		return nil, fmt.Errorf("qrterm: encode %d bytes: %w", len(text), err)
+	segs := segments(text)
+	for v := coding.Version(coding.MinVersion); v <= coding.MaxVersion; v++ {
+		bits := 0
+		for _, s := range segs {
+			bits += s.Bits(v)
+		}
+		if bits > v.DataBytes(l)*8 {
+			continue
+		}
+		return bestMask(v, l, segs)
 	}
-	return c, nil
+	return nil, fmt.Errorf("qrterm: encode %d bytes: too long for any QR code", len(text))
 }
 
-// Width returns the number of terminal columns (and modules, quiet zone
-// included) that Render uses for text.
-func Width(text string) (int, error) {
-	c, err := encode(text)
-	if err != nil {
-		return 0, err
+// minAlphaRun is the shortest run of alphanumeric-mode characters worth a
+// segment of its own: switching from byte mode and back costs up to 25
+// bits of headers, and each character saves 2.5.
+const minAlphaRun = 12
+
+// segments splits text into byte-mode segments and alphanumeric-mode
+// segments for long runs of the characters that mode holds (0-9, A-Z,
+// space and $%*+-./:).
+func segments(text string) []coding.Encoding {
+	var segs []coding.Encoding
+	start := 0 // start of the pending byte-mode segment
+	for i := 0; i < len(text); {
+		j := i
+		for j < len(text) && isAlpha(text[j]) {
+			j++
+		}
+		if j-i >= minAlphaRun {
+			if start < i {
+				segs = append(segs, coding.String(text[start:i]))
+			}
+			segs = append(segs, coding.Alpha(text[i:j]))
+			start = j
+		}
+		i = j + 1
 	}
-	return c.Size + 2*QuietZone, nil
+	if start < len(text) {
+		segs = append(segs, coding.String(text[start:]))
+	}
+	return segs
+}
+
+func isAlpha(c byte) bool {
+	return '0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || c == ' ' || c == '$' || c == '%' || c == '*' || c == '+' || c == '-' || c == '.' || c == '/' || c == ':'
+}
+
+// Size returns the columns and lines that Render uses for text, quiet
+// zone included.
+func Size(text string) (width, height int, err error) {
+	c, err := encode(text, coding.L)
+	if err != nil {
+		return 0, 0, err
+	}
+	n := c.Size + 2*QuietZone
+	return n, (n + 1) / 2, nil
+}
+
+// Width returns the number of terminal columns that Render uses for text.
+func Width(text string) (int, error) {
+	w, _, err := Size(text)
+	return w, err
 }
 
 // Render writes the QR code of text to w as lines of half-block characters
-// (see the package documentation for the colour choice).
+// (see the package documentation for the size and colour choices).
 //
 // text should be ASCII, as otpauth URIs built by package otp are (labels
 // and parameters are percent-encoded): QR byte mode carries no character
 // set, and readers guess one for other bytes (zbar reads raw UTF-8 as
 // Big5, for instance).
 func Render(w io.Writer, text string, opts Options) error {
-	c, err := encode(text)
+	c, err := encode(text, coding.L)
 	if err != nil {
 		return err
 	}
 	n := c.Size + 2*QuietZone
-	if opts.MaxWidth > 0 && n > opts.MaxWidth {
-		return fmt.Errorf("%w: it needs %d columns, %d are available", ErrTooWide, n, opts.MaxWidth)
+	lines := (n + 1) / 2
+	if (opts.MaxWidth > 0 && n > opts.MaxWidth) || (opts.MaxHeight > 0 && lines > opts.MaxHeight) {
+		return fmt.Errorf("%w: it needs %d columns and %d lines, %s are available", ErrTooLarge, n, lines, available(opts))
 	}
 	// light reports whether module (x, y) of the padded grid is light.
 	// The grid has an odd number of rows, so the lower half of the last
-	// line lies below it: it is drawn light too, a fifth quiet-zone row,
+	// line lies below it: it is drawn light too, one more quiet-zone row,
 	// which keeps every line solid at both ends.
 	light := func(x, y int) bool {
-		return !c.Black(x-QuietZone, y-QuietZone)
+		x, y = x-QuietZone, y-QuietZone
+		return x < 0 || y < 0 || x >= c.Size || y >= c.Size || !c.Black(x, y)
 	}
 	bw := bufio.NewWriter(w)
 	for y := 0; y < n; y += 2 {
@@ -128,6 +202,17 @@ func Render(w io.Writer, text string, opts Options) error {
 		return fmt.Errorf("qrterm: write: %w", err)
 	}
 	return nil
+}
+
+// available says what room opts give, for an error message.
+func available(opts Options) string {
+	switch {
+	case opts.MaxWidth > 0 && opts.MaxHeight > 0:
+		return fmt.Sprintf("%d×%d", opts.MaxWidth, opts.MaxHeight)
+	case opts.MaxWidth > 0:
+		return fmt.Sprintf("%d columns", opts.MaxWidth)
+	}
+	return fmt.Sprintf("%d lines", opts.MaxHeight)
 }
 
 // cell returns the character for a cell whose upper and lower modules are
@@ -167,10 +252,10 @@ func PNG(text string, scale int) ([]byte, error) {
 	if scale < 1 || scale > 64 {
 		return nil, fmt.Errorf("qrterm: scale must be 1 to 64 pixels per module, not %d", scale)
 	}
-	c, err := encode(text)
+	c, err := encode(text, coding.M)
 	if err != nil {
 		return nil, err
 	}
-	c.Scale = scale
-	return c.PNG(), nil
+	code := &qr.Code{Bitmap: c.Bitmap, Size: c.Size, Stride: c.Stride, Scale: scale}
+	return code.PNG(), nil
 }

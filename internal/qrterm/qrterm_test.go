@@ -60,36 +60,75 @@ func TestRenderDecodesWithZbarimg(t *testing.T) {
 
 // TestRenderShape checks the geometry the package promises: every line has
 // the same width (quiet zone on both sides, so nothing ends in blanks), one
-// character per module, two module rows per line.
+// character per module, two module rows per line, and a light quiet zone
+// of QuietZone modules all around.
 func TestRenderShape(t *testing.T) {
 	uri := uris(t)["short default"]
 	var buf bytes.Buffer
 	if err := qrterm.Render(&buf, uri, qrterm.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	width, err := qrterm.Width(uri)
+	width, height, err := qrterm.Size(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := (width + 1) / 2; height != want {
+		t.Errorf("Size says %d lines for %d module rows, want %d", height, width, want)
+	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if want := (width + 1) / 2; len(lines) != want {
-		t.Errorf("%d lines, want %d for %d module rows", len(lines), want, width)
+	if len(lines) != height {
+		t.Errorf("%d lines, Size says %d", len(lines), height)
 	}
 	for i, l := range lines {
 		if n := utf8.RuneCountInString(l); n != width {
 			t.Errorf("line %d: %d columns, want %d", i+1, n, width)
 		}
-		if !strings.HasPrefix(l, "████") || !strings.HasSuffix(l, "████") {
+		if !strings.HasPrefix(l, "█") || !strings.HasSuffix(l, "█") {
 			t.Errorf("line %d does not start and end with the light quiet zone: %q", i+1, l)
 		}
 		if strings.ContainsAny(l, "\x1b") {
 			t.Errorf("line %d has an escape sequence without Options.ANSI", i+1)
 		}
 	}
-	for _, i := range []int{0, len(lines) - 1} {
-		if l := lines[i]; l != strings.Repeat("█", width) {
-			t.Errorf("line %d is not all quiet zone: %q", i+1, l)
-		}
+	// The top quiet-zone row is the upper half of line 1; the module
+	// count is odd, so the bottom one is the upper half of the last line,
+	// whose lower half lies below the grid and is light too.
+	if strings.Trim(lines[0], "█▀") != "" {
+		t.Errorf("line 1 has a dark upper half: %q", lines[0])
+	}
+	if l := lines[len(lines)-1]; l != strings.Repeat("█", width) {
+		t.Errorf("the last line is not all quiet zone: %q", l)
+	}
+}
+
+// TestRenderEnrollmentURIsAreSmall checks the size of the codes otpgate
+// draws at enrollment: an otpauth URI of a 20-byte secret with the default
+// parameters, issuer "otpgate" and account names up to 35 characters is a
+// version-5 code, 39 columns by 20 lines, which leaves 4 lines of an 80×24
+// terminal for the text around it; and it still decodes.
+func TestRenderEnrollmentURIsAreSmall(t *testing.T) {
+	secret := make([]byte, 20)
+	for i := range secret {
+		secret[i] = byte(i*53 + 7)
+	}
+	for _, account := range []string{"alice@web1", "deploy-automation@bastion-01.prod", "abcdefghijklmnopqrstuvwxyz@01234567"} {
+		t.Run(account, func(t *testing.T) {
+			uri := otp.Key{Issuer: "otpgate", Account: account, Secret: secret, Params: otp.DefaultParams()}.URI()
+			w, h, err := qrterm.Size(uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w > 39 || h > 20 {
+				t.Errorf("%d bytes of URI take %d columns × %d lines, want at most 39×20", len(uri), w, h)
+			}
+			var buf bytes.Buffer
+			if err := qrterm.Render(&buf, uri, qrterm.Options{MaxWidth: 80, MaxHeight: 20}); err != nil {
+				t.Fatalf("Render in 80×20: %v", err)
+			}
+			if got := qrtermtest.DecodeTerminal(t, buf.String()); got != uri {
+				t.Fatalf("zbarimg decoded %q, want %q", got, uri)
+			}
+		})
 	}
 }
 
@@ -113,7 +152,8 @@ func TestRenderErrors(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"too wide for the terminal", "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP", qrterm.Options{MaxWidth: 20}, qrterm.ErrTooWide, "20 are available"},
+		{"too wide for the terminal", "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP", qrterm.Options{MaxWidth: 20}, qrterm.ErrTooLarge, "20 columns are available"},
+		{"too tall for the terminal", "otpauth://totp/alice?secret=JBSWY3DPEHPK3PXP", qrterm.Options{MaxWidth: 80, MaxHeight: 10}, qrterm.ErrTooLarge, "it needs 31 columns and 16 lines, 80×10 are available"},
 		{"empty text", "", qrterm.Options{}, nil, "nothing to encode"},
 		{"longer than any QR version", strings.Repeat("é", 3000), qrterm.Options{}, nil, "too long"},
 	}
@@ -137,17 +177,31 @@ func TestRenderErrors(t *testing.T) {
 	}
 }
 
-func TestRenderFitsExactWidth(t *testing.T) {
+func TestRenderFitsExactSize(t *testing.T) {
 	uri := uris(t)["long issuer"]
-	width, err := qrterm.Width(uri)
+	width, height, err := qrterm.Size(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := qrterm.Render(&bytes.Buffer{}, uri, qrterm.Options{MaxWidth: width}); err != nil {
-		t.Errorf("a terminal exactly %d columns wide was refused: %v", width, err)
+	tests := []struct {
+		opts qrterm.Options
+		fits bool
+	}{
+		{qrterm.Options{MaxWidth: width, MaxHeight: height}, true},
+		{qrterm.Options{MaxWidth: width}, true},
+		{qrterm.Options{MaxHeight: height}, true},
+		{qrterm.Options{MaxWidth: width - 1, MaxHeight: height}, false},
+		{qrterm.Options{MaxWidth: width, MaxHeight: height - 1}, false},
+		{qrterm.Options{MaxHeight: height - 1}, false},
 	}
-	if err := qrterm.Render(&bytes.Buffer{}, uri, qrterm.Options{MaxWidth: width - 1}); !errors.Is(err, qrterm.ErrTooWide) {
-		t.Errorf("a terminal %d columns wide: got %v, want ErrTooWide", width-1, err)
+	for _, tt := range tests {
+		err := qrterm.Render(&bytes.Buffer{}, uri, tt.opts)
+		if tt.fits && err != nil {
+			t.Errorf("%+v for a %d×%d code: %v", tt.opts, width, height, err)
+		}
+		if !tt.fits && !errors.Is(err, qrterm.ErrTooLarge) {
+			t.Errorf("%+v for a %d×%d code: got %v, want ErrTooLarge", tt.opts, width, height, err)
+		}
 	}
 }
 

@@ -5,40 +5,40 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // Defaults for the module arguments.
 const (
-	defaultPrompt         = "Verification code: "
-	defaultPasswordPrompt = "Password and verification code: "
-	defaultTimeout        = 10 * time.Second
-	maxTimeout            = 5 * time.Minute
+	defaultTimeout = 10 * time.Second
+	maxTimeout     = 5 * time.Minute
 )
 
 // options are the parsed module arguments of one pam.d line.
 type options struct {
 	// socket is otpgated's socket (socket=).
 	socket string
-	// prompt is the code prompt (prompt=); in password_and_code mode the
-	// default is defaultPasswordPrompt.
+	// prompt replaces the text of otpgated's code prompt (prompt=); empty
+	// for otpgated's own.
 	prompt string
 	// failOpen (fail=open) turns "the daemon cannot be reached" into
 	// PAM_IGNORE instead of PAM_AUTHINFO_UNAVAIL.
 	failOpen bool
-	// passwordAndCode (password_and_code, alias forward_pass) asks for the
-	// password and the code in one prompt and hands the password on in
-	// PAM_AUTHTOK.
+	// passwordAndCode (password_and_code, alias forward_pass) has
+	// otpgated ask for the password and the code in one prompt; the
+	// password it hands back goes on in PAM_AUTHTOK.
 	passwordAndCode bool
 	// enrollAfterPassword (enroll_after_password) tells otpgated that a
 	// password module ahead of this one must have succeeded when
 	// PAM_AUTHTOK is set (the administrator made it requisite), so that
 	// policy.enroll_on_login may count it as the other factor.
 	enrollAfterPassword bool
-	// requirePublickey (require_publickey) refuses the login unless sshd
-	// verified a public key for it (SSH_AUTH_INFO_0 in the PAM
-	// environment): for sshd stacks that expect a key first.
+	// requirePublickey (require_publickey) tells otpgated to refuse the
+	// login unless sshd verified a public key for it (SSH_AUTH_INFO_0 in
+	// the PAM environment, passed on): for sshd stacks that expect a key
+	// first.
 	requirePublickey bool
 	// debug logs each decision to syslog (never a code).
 	debug bool
@@ -52,7 +52,6 @@ type options struct {
 func parseArgs(args []string) (options, []string) {
 	o := options{socket: protocol.DefaultSocket, timeout: defaultTimeout}
 	var warnings []string
-	promptSet := false
 	for _, arg := range args {
 		name, value, hasValue := strings.Cut(arg, "=")
 		switch {
@@ -63,8 +62,11 @@ func parseArgs(args []string) (options, []string) {
 			}
 			o.socket = value
 		case name == "prompt" && hasValue:
+			if why := badPrompt(value); why != "" {
+				warnings = append(warnings, fmt.Sprintf("prompt=%q %s; using otpgated's prompt", value, why))
+				continue
+			}
 			o.prompt = value
-			promptSet = true
 		case name == "fail" && hasValue:
 			switch value {
 			case "closed":
@@ -97,11 +99,19 @@ func parseArgs(args []string) (options, []string) {
 			warnings = append(warnings, fmt.Sprintf("unknown argument %q ignored", arg))
 		}
 	}
-	if !promptSet {
-		o.prompt = defaultPrompt
-		if o.passwordAndCode {
-			o.prompt = defaultPasswordPrompt
-		}
-	}
 	return o, warnings
+}
+
+// badPrompt says why text cannot be a prompt (the protocol's limits for
+// LoginStart.Prompt), or "" when it can.
+func badPrompt(text string) string {
+	switch {
+	case len(text) > protocol.MaxPromptLen:
+		return fmt.Sprintf("is longer than %d bytes", protocol.MaxPromptLen)
+	case !utf8.ValidString(text):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(text, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "contains a control character"
+	}
+	return ""
 }

@@ -10,38 +10,67 @@ package main
 #include <security/pam_appl.h>
 #include <security/pam_modules.h>
 
-// otpgate_prompt asks text with PAM_PROMPT_ECHO_OFF. On success *out is the
-// malloc'ed answer and *outlen its length; free it with otpgate_wipe_free.
-static inline int otpgate_prompt(pam_handle_t *pamh, const char *text, char **out, size_t *outlen)
+// otpgate_converse sends the n messages of styles and texts in one call of
+// the application's conversation function. On success answers[i] is the
+// malloc'ed answer to each prompt (NULL for the other messages) and
+// lens[i] its length; free each with otpgate_wipe_free. On failure nothing
+// is left allocated.
+static inline int otpgate_converse(pam_handle_t *pamh, int n, const int *styles, char *const *texts,
+				   char **answers, size_t *lens)
 {
 	const struct pam_conv *conv = NULL;
-	struct pam_message msg = { PAM_PROMPT_ECHO_OFF, text };
-	const struct pam_message *msgs[1] = { &msg };
+	struct pam_message *msgs;
+	const struct pam_message **pmsgs;
 	struct pam_response *resp = NULL;
-	int rc;
+	int rc, i;
 
-	*out = NULL;
-	*outlen = 0;
+	for (i = 0; i < n; i++) {
+		answers[i] = NULL;
+		lens[i] = 0;
+	}
+	if (n <= 0 || n > PAM_MAX_NUM_MSG)
+		return PAM_CONV_ERR;
 	rc = pam_get_item(pamh, PAM_CONV, (const void **)&conv);
 	if (rc != PAM_SUCCESS)
 		return rc;
 	if (conv == NULL || conv->conv == NULL)
 		return PAM_CONV_ERR;
-	rc = conv->conv(1, msgs, &resp, conv->appdata_ptr);
-	if (rc != PAM_SUCCESS || resp == NULL || resp[0].resp == NULL) {
-		if (resp != NULL) {
-			if (resp[0].resp != NULL) {
-				explicit_bzero(resp[0].resp, strlen(resp[0].resp));
-				free(resp[0].resp);
-			}
-			free(resp);
-		}
-		return rc != PAM_SUCCESS ? rc : PAM_CONV_ERR;
+	msgs = calloc(n, sizeof(*msgs));
+	pmsgs = calloc(n, sizeof(*pmsgs));
+	if (msgs == NULL || pmsgs == NULL) {
+		free(msgs);
+		free(pmsgs);
+		return PAM_BUF_ERR;
 	}
-	*out = resp[0].resp;
-	*outlen = strlen(resp[0].resp);
+	for (i = 0; i < n; i++) {
+		msgs[i].msg_style = styles[i];
+		msgs[i].msg = texts[i];
+		pmsgs[i] = &msgs[i];
+	}
+	rc = conv->conv(n, pmsgs, &resp, conv->appdata_ptr);
+	free(msgs);
+	free(pmsgs);
+	if (rc == PAM_SUCCESS && resp == NULL)
+		rc = PAM_CONV_ERR;
+	for (i = 0; rc == PAM_SUCCESS && i < n; i++) {
+		int prompt = styles[i] == PAM_PROMPT_ECHO_OFF || styles[i] == PAM_PROMPT_ECHO_ON;
+		if (prompt && resp[i].resp == NULL)
+			rc = PAM_CONV_ERR;
+	}
+	for (i = 0; resp != NULL && i < n; i++) {
+		int prompt = styles[i] == PAM_PROMPT_ECHO_OFF || styles[i] == PAM_PROMPT_ECHO_ON;
+		if (resp[i].resp == NULL)
+			continue;
+		if (rc == PAM_SUCCESS && prompt) {
+			answers[i] = resp[i].resp;
+			lens[i] = strlen(resp[i].resp);
+			continue;
+		}
+		explicit_bzero(resp[i].resp, strlen(resp[i].resp));
+		free(resp[i].resp);
+	}
 	free(resp);
-	return PAM_SUCCESS;
+	return rc;
 }
 
 // otpgate_wipe_free zeroes and frees an answer from otpgate_prompt.
@@ -75,12 +104,15 @@ import "C"
 
 import (
 	"fmt"
+	"os"
 	"unsafe"
 
 	"github.com/msteinert/pam/v2"
 )
 
-// maxAnswer bounds what the user may type (a password plus a code).
+// maxAnswer bounds what the person may type (a password plus a code); a
+// longer answer is a conversation error. Answers up to it are cut to the
+// protocol's limit (fitAnswer), so that otpgated refuses them in words.
 const maxAnswer = 4096
 
 // nativeSession is the libpam transaction of one call: msteinert/pam's
@@ -90,30 +122,70 @@ type nativeSession struct {
 	pamh *C.pam_handle_t
 }
 
-func (s *nativeSession) promptSecret(prompt string) ([]byte, error) {
-	cPrompt := C.CString(prompt)
-	defer C.free(unsafe.Pointer(cPrompt))
-	var out *C.char
-	var n C.size_t
-	if rc := C.otpgate_prompt(s.pamh, cPrompt, &out, &n); rc != C.PAM_SUCCESS {
+func (s *nativeSession) converse(msgs []convMessage) ([][]byte, error) {
+	n := len(msgs)
+	if n == 0 {
+		return nil, nil
+	}
+	if n > C.PAM_MAX_NUM_MSG {
+		return nil, fmt.Errorf("%w: %d messages in one call, at most %d", pam.ErrConv, n, C.PAM_MAX_NUM_MSG)
+	}
+	// The arrays live in C memory: the texts must be NUL-terminated C
+	// strings, and cgo forbids passing Go memory that holds pointers.
+	styles := (*[C.PAM_MAX_NUM_MSG]C.int)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.int(0)))))
+	texts := (*[C.PAM_MAX_NUM_MSG]*C.char)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	answers := (*[C.PAM_MAX_NUM_MSG]*C.char)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	lens := (*[C.PAM_MAX_NUM_MSG]C.size_t)(C.calloc(C.size_t(n), C.size_t(unsafe.Sizeof(C.size_t(0)))))
+	defer C.free(unsafe.Pointer(styles))
+	defer C.free(unsafe.Pointer(texts))
+	defer C.free(unsafe.Pointer(answers))
+	defer C.free(unsafe.Pointer(lens))
+	if styles == nil || texts == nil || answers == nil || lens == nil {
+		return nil, pam.ErrBuf
+	}
+	for i, m := range msgs {
+		styles[i] = C.int(m.style)
+		texts[i] = C.CString(m.text)
+		defer C.free(unsafe.Pointer(texts[i]))
+	}
+	if rc := C.otpgate_converse(s.pamh, C.int(n), &styles[0], &texts[0], &answers[0], &lens[0]); rc != C.PAM_SUCCESS {
 		return nil, pam.Error(rc)
 	}
-	defer C.otpgate_wipe_free(out, n)
-	if n > maxAnswer {
-		return nil, fmt.Errorf("%w: answer longer than %d bytes", pam.ErrConv, maxAnswer)
+	out := make([][]byte, n)
+	var err error
+	for i := range n {
+		if answers[i] == nil {
+			continue
+		}
+		if lens[i] > maxAnswer {
+			err = fmt.Errorf("%w: answer longer than %d bytes", pam.ErrConv, maxAnswer)
+		} else if err == nil {
+			out[i] = C.GoBytes(unsafe.Pointer(answers[i]), C.int(lens[i]))
+		}
+		C.otpgate_wipe_free(answers[i], lens[i])
 	}
-	return C.GoBytes(unsafe.Pointer(out), C.int(n)), nil
+	if err != nil {
+		wipeAll(out)
+		return nil, err
+	}
+	return out, nil
 }
 
-func (s *nativeSession) setAuthtok(tok []byte) error {
-	var p *C.char
-	if len(tok) > 0 {
-		p = (*C.char)(unsafe.Pointer(&tok[0]))
-	}
+func (s *nativeSession) setAuthtok(tok string) error {
+	// The string's bytes are copied by C, never kept.
+	p := (*C.char)(unsafe.Pointer(unsafe.StringData(tok)))
 	if rc := C.otpgate_set_authtok(s.pamh, p, C.size_t(len(tok))); rc != C.PAM_SUCCESS {
 		return pam.Error(rc)
 	}
 	return nil
+}
+
+func (s *nativeSession) application() string {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return ""
+	}
+	return exe
 }
 
 // otpgate_pam_authenticate is the library's only export, called by

@@ -28,17 +28,24 @@ func (l *logger) error(format string, args ...any) {
 	l.write(syslog.LOG_ERR, format, args...)
 }
 
+// logSink, when set (by tests), receives every line instead of syslog.
+var logSink func(prio syslog.Priority, line string)
+
 // write sends one line; when syslog is unavailable the line is dropped.
 func (l *logger) write(prio syslog.Priority, format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if l.user != "" {
+		line = fmt.Sprintf("user=%q service=%q rhost=%q: %s", l.user, l.service, l.rhost, line)
+	}
+	if logSink != nil {
+		logSink(prio, line)
+		return
+	}
 	w, err := syslog.New(syslog.LOG_AUTHPRIV|prio, "pam_otpgate")
 	if err != nil {
 		return
 	}
 	defer w.Close()
-	line := fmt.Sprintf(format, args...)
-	if l.user != "" {
-		line = fmt.Sprintf("user=%q service=%q rhost=%q: %s", l.user, l.service, l.rhost, line)
-	}
 	switch prio {
 	case syslog.LOG_DEBUG:
 		_ = w.Debug(line)

@@ -1,39 +1,19 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 
 	"github.com/msteinert/pam/v2"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
-// maxMessage bounds a daemon message shown to the user.
-const maxMessage = 512
-
-// errUnreachable marks failures to get any answer from otpgated (no socket,
-// refused, timed out, garbled reply): the only failures fail=open relaxes.
-var errUnreachable = errors.New("pam_otpgate: otpgated unreachable")
-
-// errRemembered is checkDecision's result for otpgated's "remembered"
-// answer: the only way to PAM_SUCCESS without a code.
-var errRemembered = errors.New("pam_otpgate: remembered device")
-
-// errUnexpected marks replies the module does not understand.
-var errUnexpected = errors.New("pam_otpgate: unexpected reply from otpgated")
-
-// passwordGiven reports whether a module ahead of this one stored a
-// password in PAM_AUTHTOK. With enroll_after_password the administrator
-// vouches that this module is reached only if that password was right
-// (the password module is requisite); doctor checks the stack.
-func passwordGiven(s session) bool {
-	tok, err := s.GetItem(pam.Authtok)
-	return err == nil && tok != ""
-}
+// maxSteps bounds the steps of one dialogue. otpgated bounds the person's
+// time and attempts itself; this only ends a dialogue that would never
+// reach a verdict.
+const maxSteps = 64
 
 // session is what authentication needs from the PAM transaction. The cgo
 // export wraps the msteinert/pam transaction with the two methods that must
@@ -42,11 +22,26 @@ type session interface {
 	GetUser(prompt string) (string, error)
 	GetItem(pam.Item) (string, error)
 	GetEnv(name string) string
-	StartStringConv(style pam.Style, prompt string) (pam.StringConvResponse, error)
-	// promptSecret asks prompt with echo off. The caller wipes the answer.
-	promptSecret(prompt string) ([]byte, error)
+	// converse sends msgs in one call of the application's conversation
+	// function. The result has one entry per message: the answer to a
+	// prompt, nil for a text. The caller wipes the answers.
+	converse(msgs []convMessage) ([][]byte, error)
 	// setAuthtok sets PAM_AUTHTOK for the modules stacked after this one.
-	setAuthtok(tok []byte) error
+	setAuthtok(tok string) error
+	// application is the PAM application's program (/proc/self/exe),
+	// "" when unknown.
+	application() string
+}
+
+// convMessage is one message of a conversation call.
+type convMessage struct {
+	style pam.Style
+	text  string
+}
+
+// prompt reports whether m asks for an answer.
+func (m convMessage) prompt() bool {
+	return m.style == pam.PromptEchoOff || m.style == pam.PromptEchoOn
 }
 
 // otpgateModule is the pam.ModuleHandler of pam_otpgate. Only Authenticate
@@ -56,8 +51,8 @@ type otpgateModule struct{}
 
 var pamModuleHandler pam.ModuleHandler = otpgateModule{}
 
-// Authenticate asks otpgated whether mt's user needs a code, asks for it and
-// has it verified. mt must implement session (the cgo export's transaction).
+// Authenticate relays otpgated's login dialogue for mt's user. mt must
+// implement session (the cgo export's transaction).
 func (otpgateModule) Authenticate(mt pam.ModuleTransaction, flags pam.Flags, args []string) error {
 	s, ok := mt.(session)
 	if !ok {
@@ -90,11 +85,11 @@ func (otpgateModule) CloseSession(pam.ModuleTransaction, pam.Flags, []string) er
 	return pam.ErrIgnore
 }
 
-// authenticate runs one authentication. It returns nil (PAM_SUCCESS) only
-// after otpgated accepted a code, or when otpgated's check answered
-// "remembered" (its own audited decision); every other path returns an error that
-// pamStatus maps to a failure or, for the daemon's own "no code needed"
-// answers, to PAM_IGNORE.
+// authenticate runs one login dialogue with otpgated: it opens it with what
+// PAM knows of the login, shows each step's messages and asks its prompts
+// through the conversation, sends the answers back, and maps the verdict to
+// a PAM code. It returns nil (PAM_SUCCESS) only for otpgated's success
+// verdict; everything it does not understand fails closed.
 func authenticate(s session, args []string) error {
 	stress()
 	opts, warnings := parseArgs(args)
@@ -109,185 +104,236 @@ func authenticate(s session, args []string) error {
 		return fmt.Errorf("%w: pam_otpgate: no user: %w", pam.ErrAuthinfoUnavail, err)
 	}
 	lg.user = user
-	base := protocol.Request{User: user, AuthInfo: s.GetEnv("SSH_AUTH_INFO_0")}
+	start := &protocol.Request{Op: protocol.OpLoginStart, User: user, AuthInfo: s.GetEnv("SSH_AUTH_INFO_0")}
 	for _, it := range []struct {
 		item pam.Item
 		dst  *string
-	}{{pam.Service, &base.Service}, {pam.Rhost, &base.RHost}, {pam.Tty, &base.TTY}} {
+	}{{pam.Service, &start.Service}, {pam.Rhost, &start.RHost}, {pam.Tty, &start.TTY}} {
 		if *it.dst, err = s.GetItem(it.item); err != nil {
 			lg.error("cannot read PAM item %d: %v", it.item, err)
 			return fmt.Errorf("%w: pam_otpgate: pam item %d: %w", pam.ErrAuthinfoUnavail, it.item, err)
 		}
 	}
-	lg.service, lg.rhost = base.Service, base.RHost
-	if opts.requirePublickey {
-		// Before otpgated is asked anything: no answer of it (not
-		// enrolled, exempt, remembered) and no fail=open may let a login
-		// through that sshd did not start with a verified key.
-		if why, ok := publickeyVerified(base.AuthInfo); !ok {
-			lg.error("require_publickey: %s; denying", why)
-			return fmt.Errorf("%w: pam_otpgate: require_publickey: %s", pam.ErrAuth, why)
-		}
-	}
+	lg.service, lg.rhost = start.Service, start.RHost
 	if opts.enrollAfterPassword && passwordGiven(s) {
-		base.PriorFactor = protocol.PriorFactorPassword
+		start.PriorFactor = protocol.PriorFactorPassword
+	}
+	width, height := terminalSize(start.TTY)
+	start.Login = &protocol.LoginStart{
+		Width:            width,
+		Height:           height,
+		Prompt:           opts.prompt,
+		PasswordAndCode:  opts.passwordAndCode,
+		RequirePublicKey: opts.requirePublickey,
 	}
 
-	// DoBlocking, not Do: this goroutine runs on the PAM application's
-	// thread, which should block in the kernel rather than park on the
-	// runtime's network poller (see protocol.Client.DoBlocking).
+	// Blocking system calls on the PAM application's thread (see
+	// protocol.Client.DoBlocking), each exchange with a deadline.
 	client := &protocol.Client{Socket: opts.socket, Timeout: opts.timeout}
-
-	check := base
-	check.Op = protocol.OpCheck
-	resp, err := client.DoBlocking(&check)
-	digits, msg, result := checkDecision(resp, err)
-	lg.debugf("check: %s", describe(resp, err))
-	if errors.Is(result, errEnrollOffered) {
-		return enrollAtLogin(s, lg, opts, client, base, resp.Enroll)
-	}
-	if errors.Is(result, errRemembered) {
-		// otpgated's explicit, audited decision: this user gave a code
-		// from this address with this verified key within
-		// policy.remember.
-		return nil
-	}
-	if result != nil {
-		return finish(s, lg, opts, "check", msg, result)
-	}
-
-	answer, err := s.promptSecret(opts.prompt)
-	defer wipe(answer)
+	d, step, err := client.StartDialogue(start)
 	if err != nil {
-		lg.debugf("conversation failed: %v", err)
-		return fmt.Errorf("%w: pam_otpgate: conversation: %w", pam.ErrConv, err)
+		return startFailed(s, lg, opts, err)
 	}
-	code := answer
-	if opts.passwordAndCode {
-		var password []byte
-		password, code = splitPasswordAndCode(answer, digits)
-		if err := s.setAuthtok(password); err != nil {
-			lg.error("cannot set PAM_AUTHTOK: %v", err)
-			return fmt.Errorf("%w: pam_otpgate: set authtok: %w", pam.ErrAuthinfoUnavail, err)
+	defer d.Close()
+	for n := 1; step.Verdict == ""; n++ {
+		if n > maxSteps {
+			lg.error("otpgated sent %d steps without a verdict; denying", maxSteps)
+			return unavailable(s, nil, errors.New("pam_otpgate: dialogue without a verdict"))
+		}
+		lg.debugf("step %d: %d messages, %d prompts", n, len(step.Messages), len(step.Prompts))
+		answers, err := ask(s, step)
+		if err != nil {
+			wipeAll(answers)
+			lg.debugf("conversation failed: %v", err)
+			return fmt.Errorf("%w: pam_otpgate: conversation: %w", pam.ErrConv, err)
+		}
+		step, err = d.Answer(answerStrings(answers))
+		// The answers' strings alias these buffers (answerStrings): the
+		// request that carried them is encoded and gone.
+		wipeAll(answers)
+		if err != nil {
+			lg.error("otpgated did not answer the dialogue: %v; denying", err)
+			return unavailable(s, nil, err)
 		}
 	}
-
-	verify := base
-	verify.Op = protocol.OpVerify
-	// The request must carry the code as a string, which Go cannot wipe;
-	// it lives only until the next garbage collection.
-	verify.Code = string(code)
-	resp, err = client.DoBlocking(&verify)
-	verify.Code = ""
-	info, msg, result := verifyDecision(resp, err)
-	lg.debugf("verify: %s", describe(resp, err))
-	if result != nil {
-		return finish(s, lg, opts, "verify", msg, result)
-	}
-	if info != "" {
-		showMessage(s, pam.TextInfo, info)
-	}
-	return nil
+	return verdict(s, lg, opts, step)
 }
 
-// finish shows msg and returns result, or PAM_IGNORE when the daemon could
-// not be reached and this line says fail=open.
-func finish(s session, lg *logger, opts options, step, msg string, result error) error {
-	if errors.Is(result, errUnreachable) {
-		if opts.failOpen {
-			lg.warning("%s: %v; fail=open: continuing WITHOUT a verification code", step, result)
-			return pam.ErrIgnore
-		}
-		lg.error("%s: %v; denying (fail=closed)", step, result)
-	} else if errors.Is(result, errUnexpected) {
-		lg.error("%s: %v; denying", step, result)
-	}
-	if msg != "" {
-		showMessage(s, pam.ErrorMsg, msg)
-	}
-	return result
-}
-
-// checkDecision maps the reply to OpCheck. A nil result means "ask for a
-// code of digits digits"; otherwise msg is for the user and result is the
-// error to return.
-func checkDecision(resp *protocol.Response, err error) (digits int, msg string, result error) {
-	if err != nil {
-		return 0, replyErrorMessage(err), replyError(err)
-	}
-	if resp == nil || resp.Verify == nil {
-		return 0, "", fmt.Errorf("%w: %w: check reply without a result", pam.ErrAuthinfoUnavail, errUnexpected)
-	}
-	v := resp.Verify
-	switch v.Outcome {
-	case protocol.OutcomeCodeRequired:
-		if v.Digits < 1 || v.Digits > 10 {
-			return 0, "", fmt.Errorf("%w: %w: check reply with %d digits", pam.ErrAuthinfoUnavail, errUnexpected, v.Digits)
-		}
-		return v.Digits, "", nil
-	case protocol.OutcomeNotEnrolled, protocol.OutcomeExempt:
-		return 0, "", pam.ErrIgnore
-	case protocol.OutcomeRemembered:
-		return 0, "", errRemembered
-	case protocol.OutcomeEnrollOffered:
-		return 0, "", errEnrollOffered
-	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
-		return 0, sanitize(v.Message), fmt.Errorf("%w: pam_otpgate: %s", pam.ErrAuth, v.Outcome)
-	}
-	return 0, "", fmt.Errorf("%w: %w: check outcome %q", pam.ErrAuthinfoUnavail, errUnexpected, v.Outcome)
-}
-
-// verifyDecision maps the reply to OpVerify. A nil result means the code
-// was accepted; info is then an optional note for the user. Otherwise msg
-// is for the user and result is the error to return.
-func verifyDecision(resp *protocol.Response, err error) (info, msg string, result error) {
-	if err != nil {
-		return "", replyErrorMessage(err), replyError(err)
-	}
-	if resp == nil || resp.Verify == nil {
-		return "", "", fmt.Errorf("%w: %w: verify reply without a result", pam.ErrAuthinfoUnavail, errUnexpected)
-	}
-	v := resp.Verify
-	switch v.Outcome {
-	case protocol.OutcomeAccept:
-		if msg := sanitize(v.Message); msg != "" {
-			return msg, "", nil
-		}
-		if v.Recovery {
-			return fmt.Sprintf("Recovery code accepted; %d left.", v.RecoveryRemaining), "", nil
-		}
-		return "", "", nil
-	case protocol.OutcomeReject, protocol.OutcomeReplay, protocol.OutcomeLocked:
-		return "", sanitize(v.Message), fmt.Errorf("%w: pam_otpgate: %s", pam.ErrAuth, v.Outcome)
-	case protocol.OutcomeNotEnrolled, protocol.OutcomeExempt:
-		return "", "", pam.ErrIgnore
-	}
-	return "", "", fmt.Errorf("%w: %w: verify outcome %q", pam.ErrAuthinfoUnavail, errUnexpected, v.Outcome)
-}
-
-// replyError maps a failed round trip. Error replies the daemon did give
-// (permission denied, internal error, ...) are denials, never "unreachable".
-func replyError(err error) error {
+// startFailed handles a dialogue that could not be opened. Only when
+// otpgated could not be reached or gave no usable reply does fail=open
+// let the stack decide (PAM_IGNORE), and not with require_publickey; a
+// reply otpgated did give (an old otpgated that does not know the
+// dialogue, permission denied, busy, an internal error) fails closed.
+func startFailed(s session, lg *logger, opts options, err error) error {
 	var perr *protocol.Error
 	switch {
-	case errors.As(err, &perr) && (perr.Code == protocol.ErrLocked || perr.Code == protocol.ErrInvalidCode):
-		return fmt.Errorf("%w: pam_otpgate: %w", pam.ErrAuth, err)
+	case errors.As(err, &perr) && olderDaemon(perr):
+		lg.error("otpgated is older than this PAM module: it does not know the login dialogue; upgrade otpgated (it said: %v); denying", err)
 	case errors.As(err, &perr):
-		return fmt.Errorf("%w: pam_otpgate: otpgated refused: %w", pam.ErrAuthinfoUnavail, err)
-	case errors.Is(err, protocol.ErrUnavailable):
-		return fmt.Errorf("%w: %w: %w", pam.ErrAuthinfoUnavail, errUnreachable, err)
+		lg.error("otpgated refused the login dialogue: %v; denying", err)
+	case unreachable(err) && opts.failOpen && opts.requirePublickey:
+		// Only otpgated checks the verified key; without it the
+		// module cannot, so it does not step aside.
+		lg.error("%v; fail=open does not apply with require_publickey; denying", err)
+	case unreachable(err) && opts.failOpen:
+		lg.warning("%v; fail=open: continuing WITHOUT a verification code", err)
+		return fmt.Errorf("%w: pam_otpgate: %w", pam.ErrIgnore, err)
+	default:
+		lg.error("%v; denying (fail=closed)", err)
 	}
-	return fmt.Errorf("%w: %w: %w", pam.ErrAuthinfoUnavail, errUnexpected, err)
+	return unavailable(s, nil, err)
 }
 
-// replyErrorMessage is what the user sees for a failed round trip: the
-// daemon's own message for a lockout, nothing otherwise.
-func replyErrorMessage(err error) string {
-	var perr *protocol.Error
-	if errors.As(err, &perr) && perr.Code == protocol.ErrLocked {
-		return sanitize(perr.Message)
+// unreachable reports whether err says that otpgated gave no usable
+// reply: it could not be reached (no socket, refused, timed out, dropped)
+// or its reply could not be read. A reply that was read but holds no valid
+// step (an unknown verdict, prompts and a verdict at once) is an answer
+// this module does not understand, not an unreachable daemon: the
+// protocol client reports it "reply to <op>: ...".
+func unreachable(err error) bool {
+	return errors.Is(err, protocol.ErrUnavailable) && !strings.Contains(err.Error(), ": reply to ")
+}
+
+// olderDaemon reports whether an error reply to login_start says that
+// otpgated does not know the dialogue: an otpgated from before it refuses
+// the operation, or the request's login field, as a bad request.
+func olderDaemon(perr *protocol.Error) bool {
+	return perr.Code == protocol.ErrBadRequest &&
+		(strings.Contains(perr.Message, "unknown operation") || strings.Contains(perr.Message, `unknown field "login"`))
+}
+
+// unavailable shows msgs, then protocol.UnavailableText unless otpgated
+// already said it, and fails closed with PAM_AUTHINFO_UNAVAIL; under sudo,
+// which takes that code for a wrong password and asks again ("Sorry, try
+// again."), with the code that stops it (see refusedStatus).
+func unavailable(s session, msgs []protocol.LoginMessage, cause error) error {
+	said := false
+	for _, m := range msgs {
+		said = said || m.Text == protocol.UnavailableText
 	}
-	return ""
+	if !said {
+		msgs = append(msgs, protocol.LoginMessage{Style: protocol.MessageError, Text: protocol.UnavailableText})
+	}
+	show(s, msgs)
+	code := pam.ErrAuthinfoUnavail
+	if isSudo(s.application()) {
+		code = pam.ErrCredInsufficient
+	}
+	return fmt.Errorf("%w: pam_otpgate: %w", code, cause)
+}
+
+// verdict shows the last step's messages and maps its verdict to the PAM
+// result; anything but success and skip fails.
+func verdict(s session, lg *logger, opts options, step *protocol.LoginStep) error {
+	lg.debugf("verdict %s, %d messages", step.Verdict, len(step.Messages))
+	switch step.Verdict {
+	case protocol.VerdictSuccess, protocol.VerdictSkip:
+		if opts.passwordAndCode && step.AuthTok != "" {
+			if err := s.setAuthtok(step.AuthTok); err != nil {
+				lg.error("cannot set PAM_AUTHTOK: %v; denying", err)
+				return unavailable(s, nil, fmt.Errorf("set authtok: %w", err))
+			}
+		}
+		show(s, step.Messages)
+		if step.Verdict == protocol.VerdictSkip {
+			return pam.ErrIgnore
+		}
+		return nil
+	case protocol.VerdictDeny:
+		show(s, step.Messages)
+		return fmt.Errorf("%w: pam_otpgate: denied", pam.ErrAuth)
+	case protocol.VerdictRefused:
+		show(s, step.Messages)
+		return fmt.Errorf("%w: pam_otpgate: refused", refusedStatus(s.application()))
+	case protocol.VerdictUnavailable:
+		lg.error("otpgated could not decide (verdict unavailable); denying")
+		return unavailable(s, step.Messages, errors.New("verdict unavailable"))
+	}
+	lg.error("unknown verdict %q from otpgated; denying", step.Verdict)
+	return unavailable(s, step.Messages, fmt.Errorf("unknown verdict %q", step.Verdict))
+}
+
+// refusedStatus is the PAM code for the refused verdict (a lockout, an
+// enrollment that must come first): the one that makes the application
+// stop asking, so that the person reads otpgated's reason once.
+// PAM_MAXTRIES says so in PAM's terms; sshd honours it (it shows the
+// messages and ends the connection instead of starting keyboard-interactive
+// again), and so does login. sudo treats PAM_MAXTRIES like a wrong password
+// and calls pam_authenticate again, up to passwd_tries times; it stops on a
+// code outside PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES and
+// PAM_PERM_DENIED, after one line of its own ("sudo: PAM authentication
+// error: ..."), so under sudo the code is PAM_CRED_INSUFFICIENT.
+func refusedStatus(app string) pam.Error {
+	if isSudo(app) {
+		return pam.ErrCredInsufficient
+	}
+	return pam.ErrMaxtries
+}
+
+// isSudo reports whether app, the running program, is sudo.
+func isSudo(app string) bool {
+	name := app[strings.LastIndexByte(app, '/')+1:]
+	return name == "sudo" || name == "sudoedit"
+}
+
+// ask shows step's messages and asks its prompts, all in one conversation
+// call, and returns the prompts' answers in order.
+func ask(s session, step *protocol.LoginStep) ([][]byte, error) {
+	msgs := conversation(step.Messages)
+	for _, p := range step.Prompts {
+		style := pam.PromptEchoOff
+		if p.Echo {
+			style = pam.PromptEchoOn
+		}
+		msgs = append(msgs, convMessage{style, p.Text})
+	}
+	replies, err := s.converse(msgs)
+	if err != nil {
+		return replies, err
+	}
+	if len(replies) != len(msgs) {
+		wipeAll(replies)
+		return nil, fmt.Errorf("%d replies to %d messages", len(replies), len(msgs))
+	}
+	answers := make([][]byte, 0, len(step.Prompts))
+	for i, m := range msgs {
+		if m.prompt() {
+			answers = append(answers, fitAnswer(replies[i]))
+		}
+	}
+	return answers, nil
+}
+
+// show shows msgs in one conversation call, best effort: a failure to show
+// a text changes no decision.
+func show(s session, msgs []protocol.LoginMessage) {
+	if len(msgs) == 0 {
+		return
+	}
+	replies, _ := s.converse(conversation(msgs))
+	wipeAll(replies)
+}
+
+// conversation turns otpgated's messages into conversation messages.
+func conversation(msgs []protocol.LoginMessage) []convMessage {
+	out := make([]convMessage, 0, len(msgs))
+	for _, m := range msgs {
+		style := pam.TextInfo
+		if m.Style == protocol.MessageError {
+			style = pam.ErrorMsg
+		}
+		out = append(out, convMessage{style, m.Text})
+	}
+	return out
+}
+
+// passwordGiven reports whether a module ahead of this one stored a
+// password in PAM_AUTHTOK. With enroll_after_password the administrator
+// vouches that this module is reached only if that password was right
+// (the password module is requisite); doctor checks the stack.
+func passwordGiven(s session) bool {
+	tok, err := s.GetItem(pam.Authtok)
+	return err == nil && tok != ""
 }
 
 // pamStatus is the PAM return code for authenticate's result: PAM_SUCCESS
@@ -302,76 +348,4 @@ func pamStatus(err error) int {
 		return int(perr)
 	}
 	return int(pam.ErrAuthinfoUnavail)
-}
-
-// splitPasswordAndCode splits "password" + "code" typed in one answer: the
-// last digits bytes are the code. Both results alias answer (the caller
-// wipes it). A too-short answer is all code and no password.
-func splitPasswordAndCode(answer []byte, digits int) (password, code []byte) {
-	if len(answer) <= digits {
-		return answer[:0:0], answer
-	}
-	cut := len(answer) - digits
-	return answer[:cut:cut], answer[cut:]
-}
-
-// sanitize makes a daemon message safe to show on a terminal: control
-// characters are dropped and the length is bounded.
-func sanitize(msg string) string {
-	msg = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return -1
-		}
-		return r
-	}, msg)
-	if len(msg) > maxMessage {
-		msg = strings.ToValidUTF8(msg[:maxMessage], "")
-	}
-	return msg
-}
-
-// showMessage sends a message through the conversation, best effort.
-func showMessage(s session, style pam.Style, msg string) {
-	_, _ = s.StartStringConv(style, msg)
-}
-
-// describe summarises a reply for the debug log; it never includes a code.
-func describe(resp *protocol.Response, err error) string {
-	switch {
-	case err != nil:
-		return "error: " + err.Error()
-	case resp == nil || resp.Verify == nil:
-		return "reply without a result"
-	}
-	return fmt.Sprintf("outcome %s", resp.Verify.Outcome)
-}
-
-// wipe zeroes b.
-func wipe(b []byte) {
-	clear(b)
-}
-
-// publickeyVerified reports whether info, sshd's SSH_AUTH_INFO_0 (one line
-// per authentication method that succeeded before PAM, e.g. "publickey
-// ssh-ed25519 AAAA..."), holds a verified public key. When it does not,
-// why says what sshd reported instead, without the key material.
-func publickeyVerified(info string) (why string, ok bool) {
-	var methods []string
-	for _, line := range strings.Split(info, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		methods = append(methods, f[0])
-		if f[0] != "publickey" || len(f) < 3 || f[1] == "" {
-			continue
-		}
-		if _, err := base64.StdEncoding.DecodeString(f[2]); err == nil {
-			return "", true
-		}
-	}
-	if len(methods) == 0 {
-		return "sshd verified no public key for this login (SSH_AUTH_INFO_0 is empty or unset: a password or keyboard-interactive alone, or not sshd)", false
-	}
-	return fmt.Sprintf("sshd verified no public key for this login (SSH_AUTH_INFO_0 lists only: %s)", strings.Join(methods, ", ")), false
 }

@@ -70,7 +70,9 @@ func isGridLine(line string) bool {
 
 // Image paints grid (lines of half-block characters as written by
 // qrterm.Render) as a grey image, scale pixels per module, with filled
-// halves white and empty halves black, plus a white margin of 4 modules.
+// halves white and empty halves black, plus a margin of 4 modules in
+// black: the terminal's dark background around the code, so that a code
+// decodes only if the quiet zone drawn by the renderer is enough.
 func Image(grid []string, scale int) (*image.Gray, error) {
 	if len(grid) == 0 || scale < 1 {
 		return nil, fmt.Errorf("empty grid or bad scale %d", scale)
@@ -79,9 +81,6 @@ func Image(grid []string, scale int) (*image.Gray, error) {
 	w := utf8.RuneCountInString(grid[0])
 	h := 2 * len(grid)
 	img := image.NewGray(image.Rect(0, 0, (w+2*margin)*scale, (h+2*margin)*scale))
-	for i := range img.Pix {
-		img.Pix[i] = 0xff
-	}
 	paint := func(mx, my int, light bool) {
 		c := color.Gray{Y: 0}
 		if light {

@@ -1,0 +1,88 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"regexp"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/otpgate/otpgate/internal/protocol"
+)
+
+// fleetKey is a fresh public key as OpenSSH's SSH_AUTH_INFO_0 shows it.
+func fleetKey(t *testing.T) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "publickey " + k.Type() + " " + base64.StdEncoding.EncodeToString(k.Marshal())
+}
+
+// TestFleetJumpHost: two otpgated with host names of their own on one
+// PostgreSQL. A code given on the bastion's server lets a login from the
+// bastion's address with the same key through on the other server; the
+// other server still refuses the code itself, saying it was used on the
+// bastion's server, and asks for a code from elsewhere or with another key.
+func TestFleetJumpHost(t *testing.T) {
+	const laptop, bastion = "203.0.113.5", "192.0.2.10"
+	f := startFleetWith(t, 2, "postgres", "[policy]\njump_hosts = [\""+bastion+"\"]\njump_window = \"60s\"\n", true)
+	secret := f.enroll("jumpuser")
+	key := fleetKey(t)
+	ask := func(node int, op protocol.Op, code, rhost, authInfo string) *protocol.VerifyResult {
+		t.Helper()
+		c := &protocol.Client{Socket: f.nodes[node].socket, Timeout: 10 * time.Second}
+		resp, err := c.Do(context.Background(), &protocol.Request{Op: op, User: "jumpuser", Code: code, Service: "sshd", RHost: rhost, AuthInfo: authInfo})
+		if err != nil {
+			t.Fatalf("%s through %s: %v", op, f.nodes[node].name, err)
+		}
+		return resp.Verify
+	}
+	code := currentCode(secret)
+	if r := ask(0, protocol.OpVerify, code, laptop, key); r.Outcome != protocol.OutcomeAccept {
+		t.Fatalf("the code on the bastion's server: %+v", r)
+	}
+	rec, err := f.db.Get("jumpuser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.LastCode == nil || rec.LastCode.Host != "fleet-node0" || rec.LastCode.RHost != laptop || rec.LastCode.Fingerprint == "" {
+		t.Fatalf("stored code use: %+v, want host fleet-node0, rhost %s and a fingerprint", rec.LastCode, laptop)
+	}
+	tests := []struct {
+		name     string
+		rhost    string
+		authInfo string
+		want     protocol.Outcome
+	}{
+		{"from the bastion with the same key", bastion, key, protocol.OutcomeRemembered},
+		{"from the bastion with another key", bastion, fleetKey(t), protocol.OutcomeCodeRequired},
+		{"from elsewhere with the same key", laptop, key, protocol.OutcomeCodeRequired},
+		{"without a remote address (sudo)", "", "", protocol.OutcomeCodeRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := ask(1, protocol.OpCheck, "", tt.rhost, tt.authInfo); r.Outcome != tt.want {
+				t.Errorf("check on node1: %+v, want %s", r, tt.want)
+			}
+		})
+	}
+	t.Run("the code itself is refused, naming the server that took it", func(t *testing.T) {
+		r := ask(1, protocol.OpVerify, code, bastion, key)
+		want := regexp.MustCompile(`^This code was already used at \d\d:\d\d:\d\d \S+ on fleet-node0 \(sshd from ` + laptop + `\): (the next code comes in \d+ seconds?|a new code is showing now)\.$`)
+		if r.Outcome != protocol.OutcomeReplay || !want.MatchString(r.Message) {
+			t.Errorf("the bastion's code on node1: %s %q, want replay matching %s", r.Outcome, r.Message, want)
+		}
+	})
+}
