@@ -58,6 +58,8 @@ lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo 
 	$(Q)$(GO) mod verify
 	$(Q)out=$$($(GO) mod tidy -diff) || { echo "go.mod/go.sum are not tidy: run go mod tidy"; echo "$$out"; exit 1; }
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(Q)out=$$(git grep -nIE '[Ii]ssue [0-9]+|[Rr]eason [0-9]+ (above|below)|shared/notes|(^|[ (])T[0-9]{2}([^0-9]|$$)' -- . ':!docs/bench' ':!Makefile' | grep -v 'HOTP/T[0-9]' | grep -v 'parts\[1\] == "T[0-9]' ); \
+	  if [ -n "$$out" ]; then echo "history in the code (say what the code does, not which issue or catalogue entry it came from):"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
 
@@ -163,7 +165,7 @@ clean: ## remove build outputs
 bench-compare: deps build ## otpgate vs google-authenticator and pam_oath through real PAM (minutes; writes docs/bench/comparison.*)
 	$(Q)OTPGATE_BIN=$(BIN) $(GO) test -count=1 -tags benchcompare -run TestCompare -timeout 60m -v ./bench/compare/
 
-##### reliability and fuzzing (issue 8; not part of `make test`, which runs the fast variants and the seed corpora)
+##### reliability and fuzzing (not part of `make test`, which runs the fast variants and the seed corpora)
 
 FUZZTIME ?= 30s
 SOAK_FUZZTIME ?= 5m

@@ -14,7 +14,7 @@ import (
 )
 
 // TestPeerCredentialMatrix runs every operation from real processes with
-// root, alice's and bob's uids (T14).
+// root, alice's and bob's uids.
 func TestPeerCredentialMatrix(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	d.importUser(alice)

@@ -60,7 +60,7 @@ func (p *tmuxPane) typeLine(s string) {
 
 var recoveryCodeRE = regexp.MustCompile(`^[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}$`)
 
-// TestCLIEnrollLifecycle is T31: enrollment in a real terminal, the QR code
+// TestCLIEnrollLifecycle: enrollment in a real terminal, the QR code
 // read back by zbarimg, confirmation with oathtool's code, recovery codes,
 // and the refusals that protect an active enrollment.
 func TestCLIEnrollLifecycle(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// TestCLIHostileHome is T33 for the CLI: mallory's home is full of
+// TestCLIHostileHome: for the CLI, mallory's home is full of
 // symlinks to /etc/shadow and /root, and otpgate runs with HOME=/root, with
 // HOME unset, with a TERM holding escape sequences and an odd LANG. Nothing
 // outside mallory's reach may change, and the escape sequences never reach

@@ -2,7 +2,7 @@
 
 package integration
 
-// `otpgate admin migrate-store` (issue 10) against a real otpgated and a
+// `otpgate admin migrate-store` against a real otpgated and a
 // real PostgreSQL, both on the host as in fleet_test.go: users enroll
 // through otpgated on the embedded store, the CLI copies the store into
 // PostgreSQL, otpgated serves from there, and the CLI copies it back.

@@ -2,7 +2,7 @@
 
 package integration
 
-// Fleet suite (issue 10): three real otpgated processes, each with its own
+// Fleet suite: three real otpgated processes, each with its own
 // socket and state directory holding a copy of the same secret.key, all on
 // one real PostgreSQL server (Debian's postgresql-15, started by the test
 // as the postgres user on a tmpfs data directory, Unix socket only). They

@@ -13,7 +13,7 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// TestReliabilityClockJumpedBack is the integration half of T13. The
+// TestReliabilityClockJumpedBack is the integration half of the clock checks (the unit half is in daemon/verify_test.go). The
 // real-time clock cannot be moved for one container (CLOCK_REALTIME is not
 // namespaced, libfaketime does not reach Go's vDSO calls; the daemon's unit
 // tests jump an injected clock instead). What a forward jump followed by a

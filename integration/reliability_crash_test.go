@@ -176,7 +176,7 @@ func (d *crashDriver) probeWorker(ctx context.Context, users []*relUser) {
 	}
 }
 
-// TestReliabilityCrashLoop is T08: a driver runs valid, replayed and wrong
+// TestReliabilityCrashLoop: a driver runs valid, replayed and wrong
 // verifications for several users while otpgated is SIGKILLed at random
 // moments (0–50 ms after it started serving) and restarted, 200 times
 // (1000 with OTPGATE_SOAK=1). Across the ack log no code is accepted
@@ -274,7 +274,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 	if st.accepts == 0 || st.lockouts == 0 {
 		t.Errorf("the driver got %d accepts and %d lockouts: the loop exercised nothing", st.accepts, st.lockouts)
 	}
-	t.Logf("T08 crash loop: %d kills survived, %d requests driven (%d while the daemon was down), %d accepts, %d replays and resends refused, 0 codes accepted twice (violations: %d), %d of %d lock users locked, %d probes of locked users all refused; slowest restart to first reply %v",
+	t.Logf("crash loop: %d kills survived, %d requests driven (%d while the daemon was down), %d accepts, %d replays and resends refused, 0 codes accepted twice (violations: %d), %d of %d lock users locked, %d probes of locked users all refused; slowest restart to first reply %v",
 		kills, len(d.log), st.unavailable, st.accepts, st.replaysRefused, st.violations, st.lockouts, len(lockUsers), st.probes, slowestRestart.Round(time.Millisecond))
 }
 
@@ -382,7 +382,7 @@ func checkAckLog(log []*ack, report func(format string, args ...any)) ackStats {
 }
 
 // TestAckLogChecker feeds the crash loop's checker hand-written logs: it
-// must find each kind of violation T08 exists to catch, and nothing in a
+// must find each kind of violation the crash loop exists to catch, and nothing in a
 // clean log.
 func TestAckLogChecker(t *testing.T) {
 	accept := string(protocol.OutcomeAccept)

@@ -90,7 +90,7 @@ func fdCount(t testing.TB, pid int) int {
 	return len(fds)
 }
 
-// TestReliabilityLocalDoS is T17: an unprivileged user (with its open-file
+// TestReliabilityLocalDoS: an unprivileged user (with its open-file
 // limit raised) opens thousands of idle and half-written connections to
 // otpgated and holds them while root runs PAM verifications through
 // pam_otpgate.so, one during the connect burst and one once the flood is
@@ -214,5 +214,5 @@ func TestReliabilityLocalDoS(t *testing.T) {
 	if !strings.Contains(e.daemon.Output(), wantLog) {
 		t.Errorf("otpgated did not log the per-uid cap for uid %d (%s)", mallory, wantLog)
 	}
-	t.Logf("T17 local DoS: %d connections held by uid %d (%d refused at connect), %d refused as busy by the daemon, two root PAM verifications succeeded (one during the connect burst); otpgated fds: %d before, %d held with the flood established, peak %d while the burst was being refused", opened, mallory, failed, busy, base, held, peak)
+	t.Logf("local DoS: %d connections held by uid %d (%d refused at connect), %d refused as busy by the daemon, two root PAM verifications succeeded (one during the connect burst); otpgated fds: %d before, %d held with the flood established, peak %d while the burst was being refused", opened, mallory, failed, busy, base, held, peak)
 }

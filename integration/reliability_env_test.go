@@ -2,8 +2,9 @@
 
 package integration
 
-// Shared fixture of the reliability and security suite (issue 8; T08–T19
-// of the test catalogue): a container with the real otpgated, users
+// Shared fixture of the reliability and security suite (crash loop, ack
+// after fsync, disk faults, clock, local denial of service, leaks; see
+// docs/SECURITY.md): a container with the real otpgated, users
 // enrolled through admin_import with secrets the test knows, and a driver
 // that talks to the daemon's real socket with protocol.Client as root.
 

@@ -35,7 +35,7 @@ func requireExitedWith(t *testing.T, p *container.Process, wants ...string) {
 	}
 }
 
-// TestReliabilityDiskFull is T10: the state directory is a 256 KiB tmpfs,
+// TestReliabilityDiskFull: the state directory is a 256 KiB tmpfs,
 // filled up. bbolt rewrites records in pages the file already owns, so a
 // commit fails only when it needs a new page: a user with 100 recovery
 // codes has a record larger than a page, and a commit of it needs fresh
@@ -117,10 +117,10 @@ func TestReliabilityDiskFull(t *testing.T) {
 	if out, _ := e.verify(e.client, big.name, big.code(center+1)); out != string(protocol.OutcomeAccept) {
 		t.Errorf("after freeing space and restarting, the next code of %s: %s, want accept", big.name, out)
 	}
-	t.Logf("T10 disk full: %d accepts while full (all refused as replays after restart), %d requests denied, %d sent after the failure and none accepted", len(accepted), denied, after)
+	t.Logf("disk full: %d accepts while full (all refused as replays after restart), %d requests denied, %d sent after the failure and none accepted", len(accepted), denied, after)
 }
 
-// TestReliabilityInjectedFaults is T11 and the runtime half of T12:
+// TestReliabilityInjectedFaults (injected I/O errors, and a file system that turns read-only at runtime):
 // otpgated runs under strace injecting an error into every write or sync
 // of its store file (EIO and ENOSPC on pwrite64, EIO on fdatasync, and
 // EROFS on pwrite64 as when ext4 remounts itself read-only after an
@@ -174,7 +174,7 @@ func TestReliabilityInjectedFaults(t *testing.T) {
 				t.Errorf("%s(%s) = %s after the failed %s(%s): a failed write is retried", c.name, c.args, c.ret, calls[failed].name, calls[failed].args)
 			}
 
-			t.Logf("T11 %s: code denied, otpgated stopped; trace: %s(%s) = %s, then %d calls on the store", tt.inject, calls[failed].name, calls[failed].fdTarget(), calls[failed].ret, len(calls)-failed-1)
+			t.Logf("injected %s: code denied, otpgated stopped; trace: %s(%s) = %s, then %d calls on the store", tt.inject, calls[failed].name, calls[failed].fdTarget(), calls[failed].ret, len(calls)-failed-1)
 			e.start()
 			if out, _ := e.verify(e.client, u.name, u.code(center+1)); out != string(protocol.OutcomeAccept) {
 				t.Errorf("after a restart without faults, the next code: %s, want accept", out)
@@ -184,7 +184,7 @@ func TestReliabilityInjectedFaults(t *testing.T) {
 	}
 }
 
-// TestReliabilityReadOnlyStateDir is T12: a state directory mounted
+// TestReliabilityReadOnlyStateDir: a state directory mounted
 // read-only before the start makes otpgated refuse to start with an error
 // naming the store and the cause; remounting it read-only under a running
 // daemon is refused by the kernel while the store is open for writing
@@ -207,7 +207,7 @@ func TestReliabilityReadOnlyStateDir(t *testing.T) {
 			e.start()
 			return
 		}
-		t.Logf("T12 remount,ro under a running otpgated: exit %d: %s", code, strings.TrimSpace(out))
+		t.Logf("remount,ro under a running otpgated: exit %d: %s", code, strings.TrimSpace(out))
 		if !strings.Contains(out, "busy") {
 			t.Errorf("remount,ro under a running otpgated failed (exit %d) for another reason than the open store:\n%s", code, out)
 		}

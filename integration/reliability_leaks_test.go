@@ -66,7 +66,7 @@ func (n *leakNeedles) find(haystack []byte) []string {
 // any six digits.
 var requestIDs = regexp.MustCompile(`"id":[0-9]+`)
 
-// TestReliabilityNoLeaks is T18 and T19: enrollment, confirmation, valid,
+// TestReliabilityNoLeaks: enrollment, confirmation, valid,
 // wrong and replayed codes, recovery codes, regenerated recovery codes and
 // an admin import run against otpgated at log_level=debug. Then no secret
 // (base32, hex, base64 or raw), no code typed and no recovery code appears
@@ -247,7 +247,7 @@ func TestReliabilityNoLeaks(t *testing.T) {
 			t.Errorf("%s contains secrets: %s", name, strings.Join(hits, ", "))
 		}
 	}
-	t.Logf("T18/T19 no leaks: %d needles (%d secret forms, %d codes) searched in %d places (%d bytes, %d replies): 0 hits; core limit 0, no core after a crash",
+	t.Logf("no leaks: %d needles (%d secret forms, %d codes) searched in %d places (%d bytes, %d replies): 0 hits; core limit 0, no core after a crash",
 		len(n.texts)+len(n.codes), len(n.texts), len(n.codes), len(haystacks), searched, len(replies))
 }
 

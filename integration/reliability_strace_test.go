@@ -174,7 +174,7 @@ func syncedBetween(calls []*sysCall, db string, pageSize, from, to int) bool {
 	return false
 }
 
-// TestReliabilityAckAfterFsync is T09: otpgated runs under strace from a
+// TestReliabilityAckAfterFsync: otpgated runs under strace from a
 // fresh state directory; about a hundred codes are accepted by four
 // concurrent clients; the trace must show, for every accept reply, the
 // store's commit point (meta page) written and fdatasync'd between reading
@@ -243,11 +243,11 @@ func TestReliabilityAckAfterFsync(t *testing.T) {
 	if r.created < 3 {
 		t.Errorf("saw %d creates and renames in %s; want at least 3 (key temp file, its rename, the store)", r.created, relStateDir)
 	}
-	t.Logf("T09 ack after fsync: %d accepts traced (%d calls), %d violations; %d creates/renames in the state dir, %d without a directory fsync", r.accepts, len(calls), len(r.violations), r.created, len(r.dirSyncs))
+	t.Logf("ack after fsync: %d accepts traced (%d calls), %d violations; %d creates/renames in the state dir, %d without a directory fsync", r.accepts, len(calls), len(r.violations), r.created, len(r.dirSyncs))
 }
 
 // TestStraceChecker feeds the durability checker hand-written traces: it
-// must find the violations T09 exists to catch.
+// must find the violations the ack-after-fsync check exists to catch.
 func TestStraceChecker(t *testing.T) {
 	const db = "/var/lib/otpgate/otpgate.db"
 	req := `7  read(9<UNIX-STREAM:[10->11]>, "{\"v\":1,\"id\":42,\"op\":\"verify\",\"user\":\"a\"}", 60) = 60`

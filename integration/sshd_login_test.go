@@ -47,7 +47,7 @@ func TestSSHDLogin(t *testing.T) {
 			t.Errorf("no refusal message:\n%s", r.out)
 		}
 		// The three failures count in otpgated's per-user limiter, the
-		// one every entry point shares (T30): bob is now locked.
+		// one every entry point shares: bob is now locked.
 		check := e.do(&protocol.Request{Op: protocol.OpCheck, User: "bob", Service: "sudo"})
 		if check.Verify == nil || check.Verify.Outcome != protocol.OutcomeLocked {
 			t.Errorf("after %d wrong codes through otpgate-sshd, check = %+v, want locked", sshdMaxFailed, check.Verify)
@@ -61,7 +61,7 @@ func TestSSHDLogin(t *testing.T) {
 		if r := e.ssh("carol", "id_ed25519", code, nil, "echo IN"); r.exit != 255 || strings.Contains(r.out, "IN") {
 			t.Fatalf("replay accepted: exit %d\n%s", r.exit, r.out)
 		}
-		// Nor does another entry point accept it in the same step (T30).
+		// Nor does another entry point accept it in the same step.
 		v := e.do(&protocol.Request{Op: protocol.OpVerify, User: "carol", Code: code, Service: "sudo"})
 		if v.Verify == nil || v.Verify.Outcome == protocol.OutcomeAccept {
 			t.Errorf("code used through otpgate-sshd accepted again for sudo: %+v", v.Verify)
@@ -197,7 +197,7 @@ func TestSSHDForwarding(t *testing.T) {
 	}
 }
 
-// TestSSHDPreAuthLimits is T29 against the real binary: a silent
+// TestSSHDPreAuthLimits checks the pre-authentication limits against the real binary: a silent
 // connection is closed at login_grace_time, and while junk connections
 // hold their source's max_startups share, a legitimate login from another
 // address succeeds.

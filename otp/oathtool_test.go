@@ -46,7 +46,7 @@ func oracleRand() (*rand.Rand, uint64) {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), seed
 }
 
-// TestTOTPAgreesWithOathtool is T01's independent check: random secrets of
+// TestTOTPAgreesWithOathtool is the independent check of the generator: random secrets of
 // 16 to 64 bytes, all three hashes, 6 to 8 digits, several periods, and
 // times at and around step edges, the 2^31 and 2^32 second boundaries and
 // far into the future. Each oathtool run prints a window of 5 consecutive

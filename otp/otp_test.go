@@ -310,7 +310,7 @@ func windowFixture(t *testing.T, secret []byte, center uint64, p otp.Params) [7]
 	return codes
 }
 
-// TestVerifyWindowEdges is T02: with a skew of 1, a code passes only for
+// TestVerifyWindowEdges: with a skew of 1, a code passes only for
 // the steps center-1..center+1, wherever in its step "now" falls, including
 // around the 2^31 and 2^32 second boundaries, and the matched step is
 // returned.

@@ -155,7 +155,7 @@ var secretName = regexp.MustCompile(`(?i)code|secret|want|got|sum|mac|digest|otp
 
 // variableTimeComparisons lists == and != on operands named like codes or
 // secrets, and calls to comparison functions that stop at the first
-// difference (T20). len(x) is public and allowed.
+// difference. len(x) is public and allowed.
 func variableTimeComparisons(fset *token.FileSet, files map[string]*ast.File) []string {
 	var found []string
 	var root func(e ast.Expr) string

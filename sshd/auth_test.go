@@ -281,7 +281,7 @@ func (f forgedSigner) Sign(r io.Reader, data []byte) (*ssh.Signature, error) {
 	return f.signer.Sign(r, data)
 }
 
-// TestKeyBinding is T27: authorization follows only keys the client proved.
+// TestKeyBinding: authorization follows only keys the client proved.
 func TestKeyBinding(t *testing.T) {
 	authorized, other := newSigner(t), newSigner(t)
 	tests := []struct {
@@ -421,7 +421,7 @@ func rsaTestSigner(t *testing.T) ssh.Signer {
 	return s
 }
 
-// TestLoginGraceTime is part of T29: silent and stalled connections are
+// TestLoginGraceTime (pre-authentication limits): silent and stalled connections are
 // closed at the grace time.
 func TestLoginGraceTime(t *testing.T) {
 	e := startServer(t, nil, func(c *Config) { c.LoginGraceTime = Duration{Duration: 700 * time.Millisecond} })
@@ -482,7 +482,7 @@ func (c *stallingConn) Close() error {
 	return c.Conn.Close()
 }
 
-// TestGraceTimeMidHandshake is part of T29: a client that stops after its
+// TestGraceTimeMidHandshake (pre-authentication limits): a client that stops after its
 // KEXINIT, and one that never answers the code prompt, are both closed at
 // the grace time.
 func TestGraceTimeMidHandshake(t *testing.T) {
@@ -540,7 +540,7 @@ func TestGraceTimeMidHandshake(t *testing.T) {
 	})
 }
 
-// TestMaxStartups is part of T29: unauthenticated connections beyond the
+// TestMaxStartups (pre-authentication limits): unauthenticated connections beyond the
 // cap are closed at once, and a login works once the slots are free.
 func TestMaxStartups(t *testing.T) {
 	key := newSigner(t)

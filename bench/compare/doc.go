@@ -1,4 +1,4 @@
-// Package compare is the comparison suite of issue 7: otpgate against
+// Package compare is the comparison suite: otpgate against
 // google-authenticator-libpam and pam_oath (Debian's packages), with
 // pam_permit as the floor, driven by bench/pamload/pamload.c through real
 // libpam inside a namespace container (integration/container).

@@ -233,7 +233,7 @@ func TestRefusesUnsafeStateDirectory(t *testing.T) {
 	}
 }
 
-// TestStateSurvivesKill9 is T07: a kill -9 right after a reply loses
+// TestStateSurvivesKill9: a kill -9 right after a reply loses
 // neither a used code nor a lockout.
 func TestStateSurvivesKill9(t *testing.T) {
 	in := newInstance(t, "[rate_limit]\nmax_failures = 3\n")
