@@ -27,7 +27,7 @@ const (
 	cmpFloorPort   = 2234 // OpenSSH, publickey only
 	cmpKex         = "curve25519-sha256"
 	cmpRoundsEnv   = "OTPGATE_SSH_ROUNDS"
-	cmpRoundsDef   = 40
+	cmpRoundsDef   = 100
 	cmpMinUsers    = 200
 	cmpPromptWords = "Verification code"
 )
@@ -86,7 +86,7 @@ type cmpVariant struct {
 // code per 2FA server must be refused.
 //
 // It takes a few minutes; the rounds come from OTPGATE_SSH_ROUNDS (default
-// 40), not from b.N:
+// 100), not from b.N:
 //
 //	OTPGATE_BIN=$PWD/bin go test -tags integration -run '^$' -bench SSHCompare -benchtime 1x -timeout 30m -v ./integration/
 func BenchmarkSSHCompare(b *testing.B) {

@@ -60,6 +60,22 @@ type lostUpdate struct {
 	Fails1  map[string]int `json:"pass1_fails,omitempty"`
 }
 
+// freshCPU is the CPU one login costs the PAM side in a fresh process per
+// login (sshd's per-connection child), one service's logins of the
+// interleaved rounds of freshCPURounds.
+type freshCPU struct {
+	Service string  `json:"service"`
+	N       int     `json:"n_users"`
+	Logins  int     `json:"logins"`
+	OK      int     `json:"ok"`
+	CPU50   float64 `json:"cpu_p50_ms"` // the process's user + system CPU, median
+	CPU25   float64 `json:"cpu_p25_ms"`
+	CPU75   float64 `json:"cpu_p75_ms"`
+	Wall50  float64 `json:"wall_p50_ms"`          // fork to reap
+	Auth50  float64 `json:"auth_p50_ms"`          // pam_authenticate
+	DCPUTx  float64 `json:"daemon_cpu_ms_per_tx"` // otpgated's, mean (otpgate only)
+}
+
 type results struct {
 	Date     string            `json:"date"`
 	Command  string            `json:"command"`
@@ -71,6 +87,8 @@ type results struct {
 	Races    []race            `json:"races"`
 	Lost     []lostUpdate      `json:"lost_updates"`
 	Provis   []string          `json:"provisioning"`
+	Fresh    []freshCPU        `json:"fresh_cpu,omitempty"`
+	FreshLd  [2]string         `json:"fresh_cpu_loadavg,omitempty"` // at its start and end
 }
 
 func envInts(t *testing.T, key, def string) []int {
@@ -92,7 +110,12 @@ func envInts(t *testing.T, key, def string) []int {
 	return out
 }
 
-// buildPamload compiles pamload.c into a directory bound into containers.
+// refLibFile is the reference Go library's name in the tools directory.
+const refLibFile = "libpam_reference_go.so"
+
+// buildPamload compiles pamload.c, and builds the reference Go library
+// (testdata/reflib) as the Makefile builds libpam_otpgate_go.so, into a
+// directory bound into containers.
 func buildPamload(t *testing.T) string {
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -102,6 +125,15 @@ func buildPamload(t *testing.T) string {
 	cmd := exec.Command("gcc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", filepath.Join(dir, "pamload"), src, "-lpam", "-lpthread")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("gcc %s: %v\n%s", src, err, out)
+	}
+	root := container.RepoRoot()
+	gocmd := exec.Command("go", "build", "-trimpath", "-buildmode=c-shared",
+		"-ldflags", "-extldflags '-Wl,--version-script="+filepath.Join(root, "pam", "module", "libpam_otpgate_go.map")+"'",
+		"-o", filepath.Join(dir, refLibFile), "./bench/compare/testdata/reflib")
+	gocmd.Dir = root
+	gocmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := gocmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build of the reference library: %v\n%s", err, out)
 	}
 	return dir
 }
@@ -242,6 +274,7 @@ func TestCompare(t *testing.T) {
 					measure(e, svc, "fresh", "code", c, 1, 10)
 				}
 			}
+			freshCPURounds(t, e, res, envInts(t, "BENCH_FRESH_ROUNDS", "12")[0], 5)
 			correctness(t, e, res, reps)
 		}
 		e.c.Close()
@@ -278,6 +311,62 @@ func TestCompare(t *testing.T) {
 			}
 		}
 		e.c.Close()
+	}
+}
+
+// freshServices are the PAM stacks of the fresh-process CPU cells: the
+// floor, the incumbent, the loader with the reference Go library, otpgate.
+var freshServices = []string{"permit", "ga", "refgo", "otpgate"}
+
+// freshCPURounds measures the CPU of a login in a fresh process per login,
+// as sshd's per-connection child: rounds rounds, each running per logins of
+// every service of freshServices (a pamload pass of -w fresh -c 1), in an
+// order rotated by one each round, so that the machine's load drifts over
+// all of them alike. Every round takes the next users, so no code is
+// reused and no state needs a reset. The figure is the median over the
+// logins of each process's own user + system CPU (wait4).
+func freshCPURounds(t *testing.T, e *env, res *results, rounds, per int) {
+	for _, svc := range freshServices {
+		e.reset(svc)
+	}
+	res.FreshLd[0] = loadavg()
+	cpu := map[string][]float64{}
+	wall := map[string][]float64{}
+	auth := map[string][]float64{}
+	ok := map[string]int{}
+	dcpu := 0.0
+	for r := 0; r < rounds; r++ {
+		first := (r * per) % e.n
+		for k := range freshServices {
+			svc := freshServices[(k+r)%len(freshServices)]
+			ps := e.pamload(svc, "-c", "1", "-w", "fresh", "-n", strconv.Itoa(per), "--first", strconv.Itoa(first), "--time-limit", "60")
+			for _, rec := range ps.records {
+				cpu[svc] = append(cpu[svc], rec.cpu)
+				wall[svc] = append(wall[svc], rec.wl)
+				auth[svc] = append(auth[svc], rec.auth)
+				if rec.ok {
+					ok[svc]++
+				}
+			}
+			if svc == "otpgate" {
+				dcpu += ps.daemonMS
+			}
+		}
+	}
+	res.FreshLd[1] = loadavg()
+	for _, svc := range freshServices {
+		f := freshCPU{Service: svc, N: e.n, Logins: len(cpu[svc]), OK: ok[svc],
+			CPU50: pct(cpu[svc], 50), CPU25: pct(cpu[svc], 25), CPU75: pct(cpu[svc], 75),
+			Wall50: pct(wall[svc], 50), Auth50: pct(auth[svc], 50)}
+		if svc == "otpgate" && f.Logins > 0 {
+			f.DCPUTx = dcpu / float64(f.Logins)
+		}
+		t.Logf("fresh CPU %-8s %d/%d ok: CPU p50 %.3f ms [p25 %.3f, p75 %.3f], fork to reap p50 %.3f ms, pam_authenticate p50 %.3f ms, otpgated %.3f ms",
+			svc, f.OK, f.Logins, f.CPU50, f.CPU25, f.CPU75, f.Wall50, f.Auth50, f.DCPUTx)
+		if svc != "ga" && f.OK != f.Logins {
+			t.Errorf("fresh CPU: %s accepted %d of %d valid logins", svc, f.OK, f.Logins)
+		}
+		res.Fresh = append(res.Fresh, f)
 	}
 }
 

@@ -12,6 +12,8 @@
 // "1,2,8,32"; the reject, thread, fresh-process and correctness cells keep
 // their own),
 // BENCH_EXT4=0 (skip the ext4 variant), BENCH_RACE_REPS (default 50),
+// BENCH_FRESH_ROUNDS (rounds of the fresh-process CPU cells, default 12, of 5
+// logins per service each),
 // BENCH_QUICK=1 (a small smoke run), BENCH_OUT (default docs/bench).
 //
 // TestProfile runs one pass (BENCH_PROFILE_N users, default 3000, at
@@ -23,6 +25,13 @@
 // and plots from BENCH_OUT/comparison.json. TestProvision only provisions
 // a container for each of BENCH_SIZES (default 10000) and prints how long it
 // took.
+//
+// The fresh-process CPU cells compare, in interleaved rounds of a new process
+// per login, pam_permit, google-authenticator, pam_otpgate.so loading a
+// reference Go library that returns at once (testdata/reflib, built by the
+// suite, named by the loader's golib= argument) and otpgate: the
+// reference's cost is the Go runtime's start, and otpgate's difference to it
+// is its own work.
 //
 // Performance figures go to the report; only correctness concerning
 // otpgate is asserted: exactly one success in every 32-way same-code race,

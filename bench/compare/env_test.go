@@ -36,6 +36,7 @@ const (
 	firstUID    = 100000
 	userPrefix  = "bu"
 	cmdDeadline = 10 * time.Minute
+	refLib      = "/usr/lib/otpgate/libpam_reference_go.so"
 )
 
 // services are the PAM services compared, in table order.
@@ -46,6 +47,7 @@ var serviceName = map[string]string{
 	"ga":      "google-authenticator",
 	"oath":    "pam_oath",
 	"otpgate": "otpgate",
+	"refgo":   "reference Go library (returns at once)",
 }
 
 var serviceStack = map[string]string{
@@ -53,6 +55,9 @@ var serviceStack = map[string]string{
 	"ga":      "auth required pam_google_authenticator.so\naccount required pam_permit.so\n",
 	"oath":    "auth required pam_oath.so usersfile=" + oathFile + " window=1 digits=6\naccount required pam_permit.so\n",
 	"otpgate": "auth required pam_otpgate.so\naccount required pam_permit.so\n",
+	// The loader with the suite's reference library (testdata/reflib),
+	// measured only in the fresh-process CPU cells.
+	"refgo": "auth required pam_otpgate.so golib=" + refLib + "\naccount required pam_permit.so\n",
 }
 
 // daemonConfig is otpgated's configuration: the built-in defaults (skew 1,
@@ -188,6 +193,7 @@ func (e *env) provision() {
 	pamDir := strings.TrimSpace(e.run("pkg-config", "--variable=libdir", "pam")) + "/security"
 	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", container.Bin(t, "pam_otpgate.so"), pamDir+"/pam_otpgate.so")
 	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", container.Bin(t, "libpam_otpgate_go.so"), "/usr/lib/otpgate/libpam_otpgate_go.so")
+	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", toolDir+"/"+refLibFile, refLib)
 	e.c.WriteFile(t, daemonConf, []byte(daemonConfig), 0o644)
 	e.run("chmod", "0700", stateDir)
 	e.startDaemon()
@@ -281,6 +287,7 @@ type record struct {
 	ok              bool
 	rc              int
 	total, auth, wl float64
+	cpu             float64 // the transaction's process (fresh model only), ms
 }
 
 // pamload runs one pass of pamload for svc with the given flags.
@@ -333,7 +340,7 @@ func (e *env) pamload(svc string, args ...string) pass {
 		var idx, user, ok, rc int
 		var r record
 		var start float64
-		if _, err := fmt.Sscan(sc.Text(), &idx, &user, &ok, &rc, &r.total, &r.auth, &r.wl, &start); err != nil {
+		if _, err := fmt.Sscan(sc.Text(), &idx, &user, &ok, &rc, &r.total, &r.auth, &r.wl, &start, &r.cpu); err != nil {
 			e.t.Fatalf("records line %q: %v", sc.Text(), err)
 		}
 		r.user, r.ok, r.rc = user, ok == 1, rc

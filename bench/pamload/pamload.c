@@ -27,9 +27,10 @@
  *   RESULT service= model= mode= c= n= ok= fail= secs= rate= ok_rate= p50= p90= p99= max= auth_p50= auth_p99= cpu_ms=
  * (latencies in ms; cpu_ms is the user + system CPU time of the workers) plus "RC code=count" lines for failures, and with
  * --records FILE one line per transaction:
- *   idx user_index ok pam_rc total_ms auth_ms wall_ms start_ms
+ *   idx user_index ok pam_rc total_ms auth_ms wall_ms start_ms cpu_ms
  * (wall_ms is fork to reap in the fresh model, else total_ms; start_ms is
- * relative to the start of the run).
+ * relative to the start of the run; cpu_ms is the user + system CPU time of
+ * the transaction's process in the fresh model, from wait4, else 0).
  *
  *   pamload --totp BASE32 [--time T] [--digits D]   print the code for T (default now)
  *   pamload --selftest                              RFC 4226 / RFC 6238 vectors
@@ -282,6 +283,7 @@ typedef struct {
 	int32_t rc;
 	int32_t prompts;
 	double total_ms, auth_ms, wall_ms, start_ms;
+	double cpu_ms; /* fresh model: the transaction's process, from wait4 */
 } rec_t;
 
 typedef struct {
@@ -497,7 +499,8 @@ static int run_fresh(void)
 		if (alive == 0)
 			break;
 		{
-			pid_t p = wait(&status);
+			struct rusage ru;
+			pid_t p = wait4(-1, &status, 0, &ru);
 			if (p < 0)
 				break;
 			alive--;
@@ -506,6 +509,8 @@ static int run_fresh(void)
 			for (i = 0; i < started; i++)
 				if (pids[i] == p) {
 					sh->recs[i].wall_ms = now_ms() - forked[i];
+					sh->recs[i].cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+							     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 					__atomic_fetch_add(&sh->done, 1, __ATOMIC_RELAXED);
 					break;
 				}
@@ -702,8 +707,8 @@ int main(int argc, char **argv)
 			return perror(recordsfile), 2;
 		for (i = 0; i < n; i++) {
 			rec_t *r = &sh->recs[i];
-			fprintf(f, "%d %d %d %d %.4f %.4f %.4f %.4f\n", i, r->user, r->ok, r->rc, r->total_ms, r->auth_ms,
-				r->wall_ms, r->start_ms);
+			fprintf(f, "%d %d %d %d %.4f %.4f %.4f %.4f %.4f\n", i, r->user, r->ok, r->rc, r->total_ms,
+				r->auth_ms, r->wall_ms, r->start_ms, r->cpu_ms);
 		}
 		fclose(f);
 	}
