@@ -3,7 +3,7 @@
 # does); as another user it only checks, and fails naming what is missing.
 set -eu
 
-PKGS="libpam0g-dev postgresql openssh-server openssh-client sudo pamtester oathtool zbar-tools tmux strace util-linux iproute2 passwd libpam-wrapper make pkg-config groff-base man-db systemd dpkg tar libpam-google-authenticator libpam-oath gcc ansible-core rsync git putty-tools dropbear-bin libnss-extrausers python3-paramiko"
+PKGS="libpam0g-dev postgresql openssh-server openssh-client sudo pamtester oathtool zbar-tools tmux strace util-linux iproute2 passwd libpam-wrapper make pkg-config groff-base man-db systemd dpkg tar libpam-google-authenticator libpam-oath gcc ansible-core rsync git putty-tools dropbear-bin libnss-extrausers python3-paramiko python3-asyncssh"
 TOOLS="oathtool /usr/lib/postgresql/15/bin/initdb zbarimg pamtester sudo /usr/sbin/sshd ssh ssh-keygen tmux unshare setpriv useradd strace prlimit make pkg-config groff man systemd-analyze dpkg-deb tar gcc google-authenticator ansible rsync git plink puttygen dbclient dropbearconvert"
 
 missing=""
@@ -14,6 +14,7 @@ done
 [ -f /usr/lib/x86_64-linux-gnu/libpam_wrapper.so ] || missing="$missing libpam_wrapper.so"
 [ -f /usr/lib/libnss_extrausers.so.2 ] || missing="$missing libnss_extrausers.so.2"
 /usr/bin/python3 -c 'import paramiko' 2>/dev/null || missing="$missing python3-paramiko"
+/usr/bin/python3 -W ignore -c 'import asyncssh' 2>/dev/null || missing="$missing python3-asyncssh"
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
