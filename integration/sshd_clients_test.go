@@ -99,10 +99,11 @@ func TestSSHDClients(t *testing.T) {
 	// the client, and check says whether the command ran or the transfer
 	// happened (home is user's home, local a directory of root's with
 	// local.txt in it).
+	type check = func(t *testing.T, user, home, local, out string)
 	type row struct {
 		name  string
 		login func(t *testing.T, user, home, local, code string) string
-		check func(t *testing.T, user, home, local, out string)
+		check check
 	}
 	// askpass runs an OpenSSH command line that must succeed after one
 	// prompt, the code prompt.
@@ -122,7 +123,7 @@ func TestSSHDClients(t *testing.T) {
 			t.Fatalf("the command did not run:\n%s", out)
 		}
 	}
-	arrived := func(path string) func(t *testing.T, user, home, local, out string) {
+	arrived := func(path string) check {
 		return func(t *testing.T, user, home, local, out string) {
 			p := strings.ReplaceAll(strings.ReplaceAll(path, "HOME", home), "LOCAL", local)
 			if got, want := string(e.c.ReadFile(t, p)), "data of "+user+"\n"; got != want {
@@ -130,26 +131,35 @@ func TestSSHDClients(t *testing.T) {
 			}
 		}
 	}
+	// scp -v says which protocol it speaks.
+	scp := "scp -v -F " + sshdWorkDir + "/clients_config"
+	const sftpMode, scpMode = "Sending subsystem: sftp", "Sending command: scp -v "
+	said := func(text string) check {
+		return func(t *testing.T, user, home, local, out string) {
+			if !strings.Contains(out, text) {
+				t.Fatalf("no %q in the output:\n%s", text, out)
+			}
+		}
+	}
+	both := func(a, b check) check {
+		return func(t *testing.T, user, home, local, out string) {
+			a(t, user, home, local, out)
+			b(t, user, home, local, out)
+		}
+	}
 	rows := []row{
 		{"ssh exec", askpass(func(u string) string { return ssh + " " + u + "@server 'echo IN; id -un'" }), ran},
-		{"scp, SFTP mode (the default)", askpass(func(u string) string {
-			return "scp -F " + sshdWorkDir + "/clients_config local.txt " + u + "@server:up.txt"
-		}), arrived("HOME/up.txt")},
-		{"scp -s, SFTP mode", askpass(func(u string) string {
-			return "scp -s -F " + sshdWorkDir + "/clients_config " + u + "@server:remote.txt down.txt"
-		}), arrived("LOCAL/down.txt")},
-		{"scp -O, legacy SCP", askpass(func(u string) string {
-			return "scp -O -F " + sshdWorkDir + "/clients_config local.txt " + u + "@server:up.txt"
-		}), arrived("HOME/up.txt")},
-		{"scp -O download", askpass(func(u string) string {
-			return "scp -O -F " + sshdWorkDir + "/clients_config " + u + "@server:remote.txt down.txt"
-		}), arrived("LOCAL/down.txt")},
+		{"scp, SFTP mode (the default)", askpass(func(u string) string { return scp + " local.txt " + u + "@server:up.txt" }),
+			both(arrived("HOME/up.txt"), said(sftpMode))},
+		{"scp -s, SFTP mode", askpass(func(u string) string { return scp + " -s " + u + "@server:remote.txt down.txt" }),
+			both(arrived("LOCAL/down.txt"), said(sftpMode))},
+		{"scp -O, legacy SCP", askpass(func(u string) string { return scp + " -O local.txt " + u + "@server:up.txt" }),
+			both(arrived("HOME/up.txt"), said(scpMode+"-t"))},
+		{"scp -O download", askpass(func(u string) string { return scp + " -O " + u + "@server:remote.txt down.txt" }),
+			both(arrived("LOCAL/down.txt"), said(scpMode+"-f"))},
 		{"sftp", askpass(func(u string) string {
 			return "printf 'put local.txt up.txt\\nget remote.txt down.txt\\n' | sftp -F " + sshdWorkDir + "/clients_config " + u + "@server"
-		}), func(t *testing.T, user, home, local, out string) {
-			arrived("HOME/up.txt")(t, user, home, local, out)
-			arrived("LOCAL/down.txt")(t, user, home, local, out)
-		}},
+		}), both(arrived("HOME/up.txt"), arrived("LOCAL/down.txt"))},
 		{"rsync -e ssh", askpass(func(u string) string {
 			return "mkdir -p site && cp local.txt site/page.txt && rsync -a -e '" + ssh + "' site/ " + u + "@server:site/"
 		}), arrived("HOME/site/page.txt")},
