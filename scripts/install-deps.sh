@@ -14,7 +14,7 @@ done
 [ -f /usr/lib/x86_64-linux-gnu/libpam_wrapper.so ] || missing="$missing libpam_wrapper.so"
 [ -f /usr/lib/libnss_extrausers.so.2 ] || missing="$missing libnss_extrausers.so.2"
 /usr/bin/python3 -c 'import paramiko' 2>/dev/null || missing="$missing python3-paramiko"
-/usr/bin/python3 -c 'import asyncssh' 2>/dev/null || missing="$missing python3-asyncssh"
+/usr/bin/python3 -W ignore -c 'import asyncssh' 2>/dev/null || missing="$missing python3-asyncssh"
 
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""Log in to an SSH server with asyncssh: a public key, then the code at the
-keyboard-interactive prompt, and run a command.
+"""Logs in to otpgate-sshd with asyncssh and runs one command.
 
 usage: asyncssh_login.py HOST PORT USER KEYFILE CODE COMMAND
-Prints what the server said in its challenges ("SAID: ..."), the command's
-output and "EXIT <status>"; exits 3 when authentication fails.
+
+asyncssh offers the key, then answers each keyboard-interactive prompt
+with CODE in its kbdint_challenge_received handler (logging the prompt to
+stderr as "PROMPT: ..."). Prints the command's output and "EXIT n"; exits
+3 with "AUTH-FAILED: ..." when the login fails.
 """
 import asyncio
 import sys
@@ -12,37 +14,34 @@ import sys
 import asyncssh
 
 
-class Client(asyncssh.SSHClient):
-    def __init__(self, code):
-        self.code = code
+def main():
+    host, port, user, keyfile, code, command = sys.argv[1:7]
 
-    def kbdint_auth_requested(self):
-        return ""  # every submethod
+    class Client(asyncssh.SSHClient):
+        def kbdint_auth_requested(self):
+            return ""
 
-    def kbdint_challenge_received(self, name, instructions, lang, prompts):
-        for text in (name, instructions):
-            if text:
-                print("SAID: " + text.rstrip("\n"), flush=True)
-        answers = []
-        for prompt, _echo in prompts:
-            print("PROMPT: " + prompt.strip(), flush=True)
-            answers.append(self.code)
-        return answers
+        def kbdint_challenge_received(self, name, instructions, lang, prompts):
+            for prompt, _ in prompts:
+                sys.stderr.write("PROMPT: %s\n" % prompt)
+            return [code for _ in prompts]
 
-
-async def main(host, port, user, keyfile, code, command):
-    try:
-        conn, _ = await asyncssh.create_connection(
-            lambda: Client(code), host, int(port), username=user,
-            client_keys=[keyfile], known_hosts=None, password=None)
-    except (asyncssh.PermissionDenied, asyncssh.DisconnectError) as e:
-        print("AUTH-FAILED: " + str(e), flush=True)
-        return 3
-    async with conn:
-        result = await conn.run(command)
+    async def run():
+        try:
+            conn, _ = await asyncssh.create_connection(
+                Client, host, int(port), username=user,
+                client_keys=[asyncssh.read_private_key(keyfile)],
+                known_hosts=None, agent_path=None, password=None,
+                login_timeout=10)
+        except (asyncssh.Error, OSError) as e:  # every way a login fails
+            print("AUTH-FAILED: %s: %s" % (type(e).__name__, e))
+            sys.exit(3)
+        async with conn:
+            result = await conn.run(command)
         sys.stdout.write(result.stdout)
-        print("EXIT %d" % result.exit_status, flush=True)
-        return 0
+        print("EXIT %d" % result.exit_status)
+
+    asyncio.run(run())
 
 
-sys.exit(asyncio.run(main(*sys.argv[1:7])))
+main()
