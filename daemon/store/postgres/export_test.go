@@ -1,3 +1,5 @@
+//go:build root
+
 package postgres
 
 // SessionSetting returns a setting as one of the store's connections sees

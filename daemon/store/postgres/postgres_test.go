@@ -1,3 +1,5 @@
+//go:build root
+
 package postgres_test
 
 import (
