@@ -5,30 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 )
-
-// Version is set at build time with -ldflags '-X main.Version=...'.
-var Version string
-
-// version returns Version, else the module version recorded in the binary.
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v := bi.Main.Version; v != "" && v != "(devel)" {
-			return v
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return "devel-" + s.Value
-			}
-		}
-	}
-	return "devel"
-}
 
 const exitCodesText = `Exit codes:
     0  success
@@ -94,6 +72,10 @@ Flags:
 otpgate never writes through a symbolic link in any part of such a path.
 
 ` + exitCodesText,
+	"version": `Usage: otpgate version
+
+Print otpgate's version and exit.
+`,
 	"status": `Usage: otpgate status [--json]
 
 Shows whether two-factor authentication is set up for you, how many
