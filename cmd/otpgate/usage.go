@@ -158,6 +158,7 @@ refuses or a check after writing fails (the files are then restored).
   show USER [--json]                 one user's status
   reset USER                         delete USER's enrollment and state
   unlock USER                        clear USER's failed attempts and lockout
+  forget USER                        forget USER's remembered devices
   enroll USER [--force] [--no-qr | --qr=png FILE]
                                      enroll USER at this terminal
   import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
