@@ -87,3 +87,26 @@ func TestHelpManAndDocsListTheSameCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsInstallTheBuiltPackage checks that README.md and the quickstart
+// install the .deb from where 'make deb' writes it.
+func TestDocsInstallTheBuiltPackage(t *testing.T) {
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mk), "$(BIN)/otpgate_$(DEB_VERSION)_$(DEB_ARCH).deb") || !regexp.MustCompile(`(?m)^BIN\s*[:?]?=\s*(\$\(CURDIR\)/)?bin\s*$`).Match(mk) {
+		t.Fatal("the Makefile no longer writes the package to bin/: update this test and the docs")
+	}
+	for _, doc := range []string{"../../README.md", "../../docs/quickstart.md"} {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`apt install (\S+\.deb)`).FindAllStringSubmatch(string(data), -1) {
+			if m[1] != "./bin/otpgate_*.deb" {
+				t.Errorf("%s installs %s; make deb writes ./bin/otpgate_*.deb", doc, m[1])
+			}
+		}
+	}
+}
