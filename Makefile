@@ -6,7 +6,7 @@ Q = $(if $V,,@)
 GO ?= go
 BIN := $(CURDIR)/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -ldflags '-X main.Version=$(VERSION)'
+LDFLAGS := -ldflags '-X github.com/otpgate/otpgate/internal/version.Version=$(VERSION)'
 # CGO is set explicitly so that a missing gcc never silently changes what is
 # built: with cgo, os/user resolves users and groups through NSS (LDAP, sssd),
 # as the PAM stack does; without it only /etc/passwd and /etc/group are read.

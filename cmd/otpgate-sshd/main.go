@@ -14,18 +14,15 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 
+	"github.com/otpgate/otpgate/internal/version"
 	"github.com/otpgate/otpgate/sshd"
 )
-
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version string
 
 const usage = `usage: otpgate-sshd [-config PATH] [-check-config] [-version]
 
@@ -50,16 +47,6 @@ func main() {
 		os.Exit(code)
 	}
 	os.Exit(run(os.Args[1:], os.Stderr))
-}
-
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.Main.Version
-	}
-	return "unknown"
 }
 
 // loadConfig reads path; a missing default file means the defaults.
@@ -90,7 +77,7 @@ func run(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintln(os.Stdout, "otpgate-sshd", version())
+		fmt.Fprintln(os.Stdout, "otpgate-sshd", version.String())
 		return 0
 	}
 	explicit := false
@@ -137,7 +124,7 @@ func serve(cfg *sshd.Config, path string, explicit bool, log *slog.Logger, level
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "version", version(), "otpgated", cfg.Socket)
+	log.Info("listening", "addr", ln.Addr().String(), "version", version.String(), "otpgated", cfg.Socket)
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()

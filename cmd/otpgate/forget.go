@@ -13,14 +13,12 @@ func init() {
 Forgets every device remembered for you (policy.remember): your next login
 from any address and key asks for a code again. No code is needed, since
 this only takes trust away.
-
-` + exitCodesText
+`
 	usages["admin forget"] = `Usage: otpgate admin forget USER
 
 Forgets every device remembered for USER (policy.remember): USER's next
 login asks for a code again.
-
-` + exitCodesText
+`
 }
 
 // cmdForget is "otpgate forget": the caller's own remembered devices.

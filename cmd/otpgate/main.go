@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/version"
 	"golang.org/x/term"
 )
 
@@ -302,10 +303,14 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		a.printUsage(a.stdout, topic)
 		return nil
 	case "version":
-		if len(rest) > 0 {
-			return usagef("version", "version takes no arguments")
+		pos, ok, err := a.parseArgs("version", newFlagSet("version"), rest)
+		if !ok || err != nil {
+			return err
 		}
-		fmt.Fprintf(a.stdout, "otpgate %s\n", version())
+		if err := wantArgs("version", pos); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "otpgate %s\n", version.String())
 		return nil
 	case "enroll":
 		return a.cmdEnroll(ctx, rest)

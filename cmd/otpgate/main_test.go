@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/version"
 )
 
 // testApp returns an app with piped stdin, captured output, and a socket
@@ -74,6 +75,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "dash h", args: []string{"status", "-h"}, want: exitOK, stdout: "Usage: otpgate status [--json]", noStderr: true},
 		{name: "help unknown topic", args: []string{"help", "nope"}, want: exitUsage, stderr: `no help for "nope"`},
 		{name: "version", args: []string{"version"}, want: exitOK, stdout: "otpgate ", noStderr: true},
+		{name: "version help", args: []string{"version", "--help"}, want: exitOK, stdout: "Usage: otpgate version", noStderr: true},
+		{name: "version extra argument", args: []string{"version", "now"}, want: exitUsage, stderr: "version takes no arguments"},
 		{name: "status without daemon", uid: os.Getuid(), args: []string{"status"}, want: exitUnavailable, stderr: "no-daemon.sock: there is no such file\n"},
 		{name: "admin list without daemon", uid: 0, args: []string{"admin", "list"}, want: exitUnavailable, stderr: "nothing answers at "},
 		{name: "admin as a user is refused before asking", uid: 1000, args: []string{"admin", "reset", "alice"}, want: exitPermission, stderr: "admin commands need root: run with sudo"},
@@ -175,9 +178,9 @@ func TestUnreachableSocket(t *testing.T) {
 }
 
 func TestVersionFromLdflags(t *testing.T) {
-	old := Version
-	t.Cleanup(func() { Version = old })
-	Version = "1.2.3-test"
+	old := version.Version
+	t.Cleanup(func() { version.Version = old })
+	version.Version = "1.2.3-test"
 	a, out, _ := testApp(t, 0, "")
 	if code := a.run(context.Background(), []string{"version"}); code != 0 || out.String() != "otpgate 1.2.3-test\n" {
 		t.Errorf("exit %d, output %q", code, out)
@@ -314,5 +317,19 @@ func TestGroupAndClean(t *testing.T) {
 	}
 	if c := clean("a\x1b[2Jb\x9bc\td\n"); c != "a?[2Jb?c\td\n" {
 		t.Errorf("clean: %q", c)
+	}
+}
+
+// TestExitCodesOnlyInTopLevelHelp checks that the exit-code table is in
+// 'otpgate --help' and in no command's help.
+func TestExitCodesOnlyInTopLevelHelp(t *testing.T) {
+	for topic, text := range usages {
+		has := strings.Contains(text, "Exit codes:")
+		if topic == "" && !has {
+			t.Errorf("otpgate --help lacks the exit codes")
+		}
+		if topic != "" && has {
+			t.Errorf("help of %q repeats the exit codes; they belong in 'otpgate --help' only", topic)
+		}
 	}
 }

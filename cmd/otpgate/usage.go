@@ -5,30 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"strings"
 )
-
-// Version is set at build time with -ldflags '-X main.Version=...'.
-var Version string
-
-// version returns Version, else the module version recorded in the binary.
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v := bi.Main.Version; v != "" && v != "(devel)" {
-			return v
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				return "devel-" + s.Value
-			}
-		}
-	}
-	return "devel"
-}
 
 const exitCodesText = `Exit codes:
     0  success
@@ -92,8 +70,11 @@ Flags:
 
 ~ in FILE, and in a path typed to save the recovery codes, is your home.
 otpgate never writes through a symbolic link in any part of such a path.
+`,
+	"version": `Usage: otpgate version
 
-` + exitCodesText,
+Print otpgate's version and exit.
+`,
 	"status": `Usage: otpgate status [--json]
 
 Shows whether two-factor authentication is set up for you, how many
@@ -101,21 +82,18 @@ recovery codes are left, failed attempts and any lockout.
 
 Flags:
   --json   print the status as JSON (the protocol's UserStatus)
-
-` + exitCodesText,
+`,
 	"disable": `Usage: otpgate disable
 
 Turns two-factor authentication off for you. A current code (or a recovery
 code) is required, so that someone at your unlocked terminal cannot remove
 your second factor. Root needs no code.
-
-` + exitCodesText,
+`,
 	"recovery-codes": `Usage: otpgate recovery-codes
 
 Makes a new set of recovery codes; the old ones stop working. A current
 code is required. The new codes are shown once.
-
-` + exitCodesText,
+`,
 	"doctor": `Usage: otpgate doctor [--json] [--config FILE] [--pam-dir DIR]   (as root)
 
 Inspects this server's otpgate setup and prints, for each problem, what
@@ -133,8 +111,7 @@ Flags:
   --json           print the report as JSON
   --config FILE    otpgated's configuration (default /etc/otpgate/config.toml)
   --pam-dir DIR    the PAM module directory (default: where pam_unix.so is)
-
-` + exitCodesText,
+`,
 	"setup": `Usage: otpgate setup sshd|sudo [--apply [--force]] [--config FILE] [--pam-dir DIR]
 
 Prints the exact changes, as a unified diff per file, that make sshd or
@@ -174,14 +151,14 @@ Flags:
 
 Exits 0 when the changes are printed, written or not needed; 1 when it
 refuses or a check after writing fails (the files are then restored).
-
-` + exitCodesText,
+`,
 	"admin": `Usage: otpgate admin COMMAND [ARGS]   (as root)
 
   list [--json]                      all enrolled users
   show USER [--json]                 one user's status
   reset USER                         delete USER's enrollment and state
   unlock USER                        clear USER's failed attempts and lockout
+  forget USER                        forget USER's remembered devices
   enroll USER [--force] [--no-qr | --qr=png FILE]
                                      enroll USER at this terminal
   import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
@@ -191,32 +168,27 @@ refuses or a check after writing fails (the files are then restored).
                                      backend (with otpgated stopped)
 
 Run 'otpgate help admin COMMAND' for details.
-
-` + exitCodesText,
+`,
 	"admin list": `Usage: otpgate admin list [--json]
 
 Lists every user otpgated has a record for: state, whether a code is
 required, recovery codes left, failed attempts, lockout, last success.
-
-` + exitCodesText,
+`,
 	"admin show": `Usage: otpgate admin show USER [--json]
 
 Shows USER's status, as 'otpgate status' shows it to USER.
-
-` + exitCodesText,
+`,
 	"admin reset": `Usage: otpgate admin reset USER
 
 Deletes USER's enrollment, recovery codes, failure count and lockout.
 USER can then enroll again (and, unless a policy requires a code, logs in
 without one until then).
-
-` + exitCodesText,
+`,
 	"admin unlock": `Usage: otpgate admin unlock USER
 
 Clears USER's failed attempts and lockout, including a lockout that only
 an administrator can lift.
-
-` + exitCodesText,
+`,
 	"admin enroll": `Usage: otpgate admin enroll USER [--force] [--no-qr | --qr=png FILE]
 
 Runs the enrollment for USER at this terminal, for an administrator who
@@ -228,8 +200,7 @@ is asked for, unless --force replaces the enrollment without one.
 (root's) home, never USER's; the files stay root's, mode 0600, for you to
 hand over. otpgate never writes through a symbolic link in any part of
 such a path: a link in USER's home is refused, naming it.
-
-` + exitCodesText,
+`,
 	"admin import": `Usage:
   otpgate admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
   otpgate admin import --from oath FILE [--replace] [--dry-run]
@@ -263,8 +234,7 @@ Flags:
   --dry-run        check everything and print what would be imported
   --config FILE    otpgated's configuration, to compare settings with
                    (default /etc/otpgate/config.toml)
-
-` + exitCodesText,
+`,
 	"admin migrate-store": `Usage: otpgate admin migrate-store --from bolt|postgres [--config FILE]   (as root)
 
 Copies every record (enrollments, recovery codes, last used time steps,
@@ -287,8 +257,7 @@ Flags:
   --from STORE     bolt or postgres: the store to copy from
   --config FILE    otpgated's configuration (default /etc/otpgate/config.toml;
                    the built-in defaults if that file is absent)
-
-` + exitCodesText,
+`,
 }
 
 // printUsage writes the usage of cmd ("" for the top level).

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,10 +24,8 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/storemigrate"
+	"github.com/otpgate/otpgate/internal/version"
 )
-
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version string
 
 const usage = `usage: otpgated [-config PATH] [-check-config] [-migrate-store FROM] [-version]
 
@@ -54,16 +51,6 @@ func main() {
 	os.Exit(run())
 }
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		return bi.Main.Version
-	}
-	return "unknown"
-}
-
 func run() int {
 	fs := flag.NewFlagSet("otpgated", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
@@ -79,7 +66,7 @@ func run() int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Println("otpgated", version())
+		fmt.Println("otpgated", version.String())
 		return 0
 	}
 	cfg, err := loadConfig(*cfgPath)
@@ -227,7 +214,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 			srv.Reload(next)
 		}
 	}()
-	logger.Info("otpgated started", "version", version(), "socket", cfg.Daemon.Socket, "state_dir", dir, "store", storeName(cfg))
+	logger.Info("otpgated started", "version", version.String(), "socket", cfg.Daemon.Socket, "state_dir", dir, "store", storeName(cfg))
 	return srv.Serve(ctx, ln, 5*time.Second)
 }
 

@@ -19,7 +19,4 @@
 // authentication; it exists only for the loader's stress test.
 package main
 
-// Version is set at build time with -ldflags "-X main.Version=...".
-var Version = "dev"
-
 func main() {}
