@@ -58,7 +58,7 @@ lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo 
 	$(Q)$(GO) mod verify
 	$(Q)out=$$($(GO) mod tidy -diff) || { echo "go.mod/go.sum are not tidy: run go mod tidy"; echo "$$out"; exit 1; }
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(Q)out=$$(git grep -nIE '[Ii]ssue [0-9]+|[Rr]eason [0-9]+ (above|below)|shared/notes|(^|[ (])T[0-9]{2}([^0-9]|$$)' -- . ':!docs/bench' ':!Makefile' | grep -v 'HOTP/T[0-9]' | grep -v 'parts\[1\] == "T[0-9]' ); \
+	$(Q)out=$$(git grep -nIE '[Ii]ssue [0-9]+|[Rr]eason [0-9]+ (above|below)|shared[/]notes|(^|[ (])T[0-9]{2}([^0-9]|$$)' -- . ':!docs/bench' ':!Makefile' | grep -v 'HOTP/T[0-9]' | grep -v 'parts\[1\] == "T[0-9]' ); \
 	  if [ -n "$$out" ]; then echo "history in the code (say what the code does, not which issue or catalogue entry it came from):"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet -tags root ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
