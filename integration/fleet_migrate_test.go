@@ -2,10 +2,11 @@
 
 package integration
 
-// `otpgate admin migrate-store` against a real otpgated and a
-// real PostgreSQL, both on the host as in fleet_test.go: users enroll
-// through otpgated on the embedded store, the CLI copies the store into
-// PostgreSQL, otpgated serves from there, and the CLI copies it back.
+// `otpgated -migrate-store` against a real otpgated and a real
+// PostgreSQL, both on the host as in fleet_test.go: users enroll through
+// otpgated on the embedded store, -migrate-store copies the store into
+// PostgreSQL, otpgated serves from there, and -migrate-store copies it
+// back.
 // otpgated enrolls only accounts that exist, and on the host the test
 // cannot add any: its users are base-passwd's system accounts daemon, bin
 // and sys, present on every Debian system (named alice, bob and carol in
@@ -37,7 +38,6 @@ import (
 // embedded store and a PostgreSQL database.
 type migrateEnv struct {
 	t       *testing.T
-	otpgate string // the CLI
 	daemon  string // otpgated
 	dsn     string
 	dsnFile string
@@ -48,7 +48,7 @@ type migrateEnv struct {
 func newMigrateEnv(t *testing.T) *migrateEnv {
 	t.Helper()
 	container.Require(t, "oathtool")
-	e := &migrateEnv{t: t, otpgate: container.Bin(t, "otpgate"), daemon: container.Bin(t, "otpgated")}
+	e := &migrateEnv{t: t, daemon: container.Bin(t, "otpgated")}
 	_, e.dsn = startPostgres(t)
 	base := t.TempDir()
 	e.dsnFile = filepath.Join(base, "postgres.dsn")
@@ -76,13 +76,13 @@ func (e *migrateEnv) serve(backend string) {
 	e.node.start(e.t, e.daemon)
 }
 
-// migrate runs `otpgate admin migrate-store --from from` and returns its
-// output and exit code.
+// migrate runs `otpgated -migrate-store from` and returns its output and
+// exit code.
 func (e *migrateEnv) migrate(from string) (string, int) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, e.otpgate, "admin", "migrate-store", "--from", from, "--config", e.node.config).CombinedOutput()
+	out, err := exec.CommandContext(ctx, e.daemon, "-config", e.node.config, "-migrate-store", from).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -90,7 +90,7 @@ func (e *migrateEnv) migrate(from string) (string, int) {
 	case errors.As(err, &ee) && ctx.Err() == nil:
 		return string(out), ee.ExitCode()
 	}
-	e.t.Fatalf("otpgate admin migrate-store --from %s: %v\n%s", from, err, out)
+	e.t.Fatalf("otpgated -migrate-store %s: %v\n%s", from, err, out)
 	return "", 0
 }
 
@@ -192,15 +192,15 @@ func (e *migrateEnv) postgresRecords() map[string]string {
 	return records(e.t, db)
 }
 
-// TestFleetMigrateStoreCLI enrolls users through otpgated on the embedded
-// store, copies it into PostgreSQL with `otpgate admin migrate-store --from
-// bolt`, and checks that otpgated on PostgreSQL accepts their codes
+// TestFleetMigrateStore enrolls users through otpgated on the embedded
+// store, copies it into PostgreSQL with `otpgated -migrate-store bolt`,
+// and checks that otpgated on PostgreSQL accepts their codes
 // (from oathtool and from package otp), refuses the codes they already
 // used (the last step came along) and takes their recovery codes; then it
-// copies the store back with `--from postgres` and checks the same on the
+// copies the store back with `-migrate-store postgres` and checks the same on the
 // embedded store. Both directions are refused while otpgated runs and
 // when the destination is not empty.
-func TestFleetMigrateStoreCLI(t *testing.T) {
+func TestFleetMigrateStore(t *testing.T) {
 	e := newMigrateEnv(t)
 	e.serve("bolt")
 	const aliceName, bobName, carolName = "daemon", "bin", "sys"
@@ -223,7 +223,7 @@ func TestFleetMigrateStoreCLI(t *testing.T) {
 	}
 
 	out, code = e.migrate("bolt")
-	want := fmt.Sprintf("Copied and checked %d records from bolt to postgres.\n", len(before))
+	want := fmt.Sprintf("otpgated: copied and checked %d records from bolt to postgres\n", len(before))
 	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, `set [store] backend = "postgres" in `+e.node.config) {
 		t.Fatalf("migrate-store --from bolt: exit %d\n%s\nwant exit 0 and %q", code, out, want)
 	}
@@ -234,8 +234,8 @@ func TestFleetMigrateStoreCLI(t *testing.T) {
 		t.Errorf("PostgreSQL after migrate-store differs from the embedded store:\n got %v\nwant %v", after, before)
 	}
 	out, code = e.migrate("bolt")
-	if code != exitCodeFailure || !strings.Contains(out, "the postgres store already holds records: nothing was copied") ||
-		!strings.Contains(out, "hint: if an earlier migrate-store filled it") {
+	if code != exitCodeFailure || !strings.Contains(out, "the postgres store is not empty: nothing was copied") ||
+		!strings.Contains(out, "hint: if an earlier -migrate-store filled it") {
 		t.Errorf("second migrate-store --from bolt: exit %d\n%s\nwant exit 1, a refusal and a hint", code, out)
 	}
 
@@ -273,7 +273,7 @@ func TestFleetMigrateStoreCLI(t *testing.T) {
 	e.node.stop(t)
 	dbFile := filepath.Join(e.node.stateDir, store.DBFile)
 	out, code = e.migrate("postgres")
-	if code != exitCodeFailure || !strings.Contains(out, "the bolt store already holds records: nothing was copied") ||
+	if code != exitCodeFailure || !strings.Contains(out, "the bolt store is not empty: nothing was copied") ||
 		!strings.Contains(out, "move "+dbFile+" aside") {
 		t.Errorf("migrate-store --from postgres into the old embedded store: exit %d\n%s\nwant exit 1, a refusal and a hint", code, out)
 	}
@@ -282,8 +282,8 @@ func TestFleetMigrateStoreCLI(t *testing.T) {
 	}
 	before = e.postgresRecords()
 	out, code = e.migrate("postgres")
-	want = fmt.Sprintf("Copied and checked %d records from postgres to bolt.\n", len(before))
-	if code != 0 || !strings.HasPrefix(out, want) || strings.Contains(out, "Warning") {
+	want = fmt.Sprintf("otpgated: copied and checked %d records from postgres to bolt\n", len(before))
+	if code != 0 || !strings.HasPrefix(out, want) || strings.Contains(out, "warning") {
 		t.Fatalf("migrate-store --from postgres: exit %d\n%s\nwant exit 0, %q and no warning", code, out, want)
 	}
 	if after := e.boltRecords(); !maps.Equal(after, before) {
@@ -305,5 +305,5 @@ func TestFleetMigrateStoreCLI(t *testing.T) {
 	}
 }
 
-// exitCodeFailure is otpgate's exit code for a failure (cmd/otpgate).
+// exitCodeFailure is otpgated's exit code for a failure (cmd/otpgated).
 const exitCodeFailure = 1

@@ -21,7 +21,8 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	case "forget":
 		return a.cmdAdminForget(ctx, rest)
 	case "migrate-store":
-		return a.cmdMigrateStore(rest)
+		// otpgated's job: the CLI does not link the stores.
+		return usagef("admin", "the stores are copied by otpgated, not otpgate: with otpgated stopped, run 'otpgated -migrate-store bolt' (or postgres)")
 	case "-h", "--help", "help":
 		a.printUsage(a.stdout, "admin")
 		return nil

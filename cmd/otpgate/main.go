@@ -7,8 +7,7 @@
 // (internal/protocol); it holds no secret and no state of its own. The
 // daemon decides what the caller may do from the socket's peer
 // credentials, so the checks here only give earlier, clearer messages.
-// The exception is admin migrate-store, which runs as root while otpgated
-// is stopped and opens the stores itself (internal/storemigrate).
+// It links no store: copying the stores is otpgated -migrate-store.
 // setup reads and, with --apply, writes sshd_config and /etc/pam.d as root
 // (internal/setup).
 //

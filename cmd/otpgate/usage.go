@@ -39,8 +39,6 @@ Commands for root (run with sudo):
   admin enroll USER [--force]        enroll USER at this terminal (to hand over the QR code)
   admin import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
   admin import --from oath FILE [--replace] [--dry-run]
-  admin migrate-store --from bolt|postgres [--config FILE]
-                                     copy the embedded store into PostgreSQL, or back (otpgated stopped)
   doctor [--json] [--config FILE]    check otpgated, PAM, sshd, sudo, admins and the clock
   setup sshd|sudo [--apply]          print (or write, with a backup) the sshd_config and
                                      /etc/pam.d changes that make sshd or sudo ask for a code
@@ -163,9 +161,6 @@ refuses or a check after writing fails (the files are then restored).
                                      enroll USER at this terminal
   import --from google-authenticator (--user USER ... | --all-users) [--replace] [--dry-run]
   import --from oath FILE [--replace] [--dry-run]
-  migrate-store --from bolt|postgres [--config FILE]
-                                     copy every record into the other store
-                                     backend (with otpgated stopped)
 
 Run 'otpgate help admin COMMAND' for details.
 `,
@@ -234,29 +229,6 @@ Flags:
   --dry-run        check everything and print what would be imported
   --config FILE    otpgated's configuration, to compare settings with
                    (default /etc/otpgate/config.toml)
-`,
-	"admin migrate-store": `Usage: otpgate admin migrate-store --from bolt|postgres [--config FILE]   (as root)
-
-Copies every record (enrollments, recovery codes, last used time steps,
-failures, lockouts) from the --from store into the other one: from the
-embedded store (bolt: daemon.state_dir/otpgate.db) into the PostgreSQL
-database of store.dsn_file, or back. Each record is then read back and
-compared. Secrets are copied still sealed: the key file
-(daemon.state_dir/secret.key) stays where it is and must be the one the
-records were written with.
-
-Stop otpgated first, on every server that uses either store: the command
-refuses while otpgated answers on daemon.socket, and the embedded store's
-file lock refuses it while any process has the file open. The destination
-must be empty: nothing is merged or overwritten, so running it twice, or
-the wrong way round, changes nothing and says so. Afterwards set
-[store] backend in the configuration to the other store and start
-otpgated. 'otpgated -migrate-store FROM' does the same.
-
-Flags:
-  --from STORE     bolt or postgres: the store to copy from
-  --config FILE    otpgated's configuration (default /etc/otpgate/config.toml;
-                   the built-in defaults if that file is absent)
 `,
 }
 

@@ -91,16 +91,11 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "otpgated: -migrate-store takes \"bolt\" or \"postgres\", got %q\n", *migrateFrom)
 			return 2
 		}
-		res, err := storemigrate.Migrate(cfg, *migrateFrom)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "otpgated: migrate-store: %v\n", err)
-			return 1
+		path := *cfgPath
+		if path == "" {
+			path = config.DefaultPath
 		}
-		fmt.Printf("otpgated: copied and checked %d records from %s to %s; set [store] backend = %q and start otpgated\n", res.Records, res.From, res.To, res.To)
-		if res.KeyMissing {
-			fmt.Printf("otpgated: note: %s does not exist: put the key the records were sealed with there first, or otpgated makes a new one and no enrolled user can log in\n", res.KeyPath)
-		}
-		return 0
+		return migrateStore(cfg, path, *migrateFrom, os.Stdout, os.Stderr)
 	}
 	if err := serve(cfg, *cfgPath); err != nil {
 		fmt.Fprintf(os.Stderr, "otpgated: %v\n", err)

@@ -1,7 +1,7 @@
 // Package storemigrate opens otpgated's configured store and copies every
-// record between the embedded store ("bolt") and PostgreSQL. It is shared
-// by `otpgated -migrate-store FROM` and `otpgate admin migrate-store --from
-// FROM`; the copy itself, with its checks, is postgres.Copy.
+// record between the embedded store ("bolt") and PostgreSQL, for
+// `otpgated -migrate-store FROM`; the copy itself, with its checks, is
+// postgres.Copy.
 package storemigrate
 
 import (
