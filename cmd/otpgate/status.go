@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -182,54 +180,4 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 			st.RecoveryRemaining, st.Failures, lockText(st, now, false), last)
 	}
 	tw.Flush()
-}
-
-func (a *app) cmdDisable(ctx context.Context, args []string) error {
-	u, err := a.selfCommand("disable", newFlagSet("disable"), args)
-	if u == nil {
-		return err
-	}
-	req := &protocol.Request{Op: protocol.OpDisable, User: u.Username}
-	if a.uid == 0 {
-		_, err = a.do(ctx, req)
-	} else {
-		_, err = a.withCode(ctx, "Enter a current code (or a recovery code) to turn two-factor authentication off: ", func(code string) (*protocol.Response, error) {
-			req.Code = code
-			return a.do(ctx, req)
-		})
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stdout, "Two-factor authentication is now off for %s.\n", clean(u.Username))
-	return nil
-}
-
-func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
-	u, err := a.selfCommand("recovery-codes", newFlagSet("recovery-codes"), args)
-	if u == nil {
-		return err
-	}
-	resp, err := a.withCode(ctx, "Enter a current code to make new recovery codes: ", func(code string) (*protocol.Response, error) {
-		return a.do(ctx, &protocol.Request{Op: protocol.OpRecoveryCodes, User: u.Username, Code: code})
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout, "Your old recovery codes no longer work.")
-	return a.showRecoveryCodes(ctx, u.Username, resp.RecoveryCodes)
-}
-
-// selfCommand parses the flags of a command that acts on the caller's own
-// account and takes no arguments, and returns that account. A nil account
-// with a nil error means help was printed.
-func (a *app) selfCommand(cmd string, fs *flag.FlagSet, args []string) (*user.User, error) {
-	pos, ok, err := a.parseArgs(cmd, fs, args)
-	if !ok || err != nil {
-		return nil, err
-	}
-	if err := wantArgs(cmd, pos); err != nil {
-		return nil, err
-	}
-	return a.self()
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 	"strings"
 )
 
@@ -290,4 +291,18 @@ func wantArgs(cmd string, pos []string, names ...string) error {
 		return usagef(cmd, "%s needs %s", cmd, strings.Join(names, " "))
 	}
 	return usagef(cmd, "too many arguments for %s: %q", cmd, strings.Join(pos[len(names):], " "))
+}
+
+// selfCommand parses the flags of a command that acts on the caller's own
+// account and takes no arguments, and returns that account. A nil account
+// with a nil error means help was printed.
+func (a *app) selfCommand(cmd string, fs *flag.FlagSet, args []string) (*user.User, error) {
+	pos, ok, err := a.parseArgs(cmd, fs, args)
+	if !ok || err != nil {
+		return nil, err
+	}
+	if err := wantArgs(cmd, pos); err != nil {
+		return nil, err
+	}
+	return a.self()
 }
