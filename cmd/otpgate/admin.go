@@ -70,10 +70,11 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 			return err
 		}
 		if *asJSON {
-			if users == nil {
-				users = []protocol.UserStatus{}
+			out := make([]statusJSON, len(users))
+			for i := range users {
+				out[i] = newStatusJSON(&users[i])
 			}
-			return writeJSON(a.stdout, users)
+			return writeJSON(a.stdout, out)
 		}
 		writeUserTable(a.stdout, users, a.now())
 		return nil

@@ -278,9 +278,9 @@ func TestWriteUserTable(t *testing.T) {
 		{User: "alice", State: "active", EnrolledVia: "login", Required: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
 		{User: "bartholomew", State: "pending", Failures: 2, LockedUntil: now.Add(30 * time.Second)},
 	}, now)
-	want := "USER         STATE    VIA    REQUIRED  RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +
-		"alice        active   login  yes       10        0         no                       2026-03-01 11:00\n" +
-		"bartholomew  pending  -      no        0         2         until 12:00:30 (in 30s)  -\n"
+	want := "USER         STATE    VIA    REQUIRED      RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +
+		"alice        active   login  yes (policy)  10        0         no                       2026-03-01 11:00\n" +
+		"bartholomew  pending  -      no            0         2         until 12:00:30 (in 30s)  -\n"
 	if buf.String() != want {
 		t.Errorf("table:\n%s\nwant:\n%s", buf.String(), want)
 	}

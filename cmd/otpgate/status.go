@@ -31,7 +31,7 @@ func (a *app) printStatus(st *protocol.UserStatus, asJSON bool) error {
 		return fmt.Errorf("otpgated sent no status")
 	}
 	if asJSON {
-		return writeJSON(a.stdout, st)
+		return writeJSON(a.stdout, newStatusJSON(st))
 	}
 	writeStatus(a.stdout, st, a.now())
 	return nil
@@ -106,16 +106,60 @@ func orDash(s string) string {
 	return s
 }
 
-func requiredText(st *protocol.UserStatus) string {
+// Why a code is, or is not, required: requirement's second result.
+const (
+	requiredByPolicy     = "policy"     // the policy requires a code (enrolled or not)
+	requiredByEnrollment = "enrollment" // the policy leaves it optional and the user is enrolled
+	exemptByPolicy       = "exempt"     // the policy exempts the user: no code, enrolled or not
+)
+
+// requirement is the one meaning of "required" in otpgate's output: is a
+// code asked of this user at login? Yes when the policy requires it (a
+// user not yet enrolled must enroll first) or when the user has an active
+// enrollment the policy does not exempt; no otherwise. (A login from an
+// exempt network or a remembered device may still skip the code.) by
+// says why: requiredByPolicy, requiredByEnrollment, exemptByPolicy or ""
+// (optional and not enrolled).
+func requirement(st *protocol.UserStatus) (required bool, by string) {
 	switch {
 	case st.Exempt:
-		return "no (exempt by policy)"
+		return false, exemptByPolicy
 	case st.Required:
-		return "yes (policy)"
+		return true, requiredByPolicy
 	case st.State == protocol.StateActive:
+		return true, requiredByEnrollment
+	}
+	return false, ""
+}
+
+// requiredText is requirement in words, as status and admin list show it.
+func requiredText(st *protocol.UserStatus) string {
+	switch _, by := requirement(st); by {
+	case exemptByPolicy:
+		return "no (exempt by policy)"
+	case requiredByPolicy:
+		if st.State != protocol.StateActive {
+			return "yes (policy; enroll first)"
+		}
+		return "yes (policy)"
+	case requiredByEnrollment:
 		return "yes (enrolled)"
 	}
 	return "no"
+}
+
+// statusJSON is a UserStatus as status --json and admin list --json print
+// it: "required" has requirement's meaning, not the policy's alone, and
+// "required_by" says why.
+type statusJSON struct {
+	*protocol.UserStatus
+	Required   bool   `json:"required"`
+	RequiredBy string `json:"required_by"`
+}
+
+func newStatusJSON(st *protocol.UserStatus) statusJSON {
+	req, by := requirement(st)
+	return statusJSON{UserStatus: st, Required: req, RequiredBy: by}
 }
 
 // lockText describes a lockout: "no", "until 15:04:05 (in 4m)" or
@@ -161,13 +205,6 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 	fmt.Fprintln(tw, "USER\tSTATE\tVIA\tREQUIRED\tRECOVERY\tFAILURES\tLOCKED\tLAST SUCCESS")
 	for i := range users {
 		st := &users[i]
-		req := "no"
-		switch {
-		case st.Exempt:
-			req = "exempt"
-		case st.Required:
-			req = "yes"
-		}
 		last := "-"
 		if !st.LastSuccess.IsZero() {
 			last = st.LastSuccess.Local().Format("2006-01-02 15:04")
@@ -176,7 +213,7 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 		if st.EnrolledVia != "" && st.State == protocol.StateActive {
 			via = clean(st.EnrolledVia)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), via, req,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), via, requiredText(st),
 			st.RecoveryRemaining, st.Failures, lockText(st, now, false), last)
 	}
 	tw.Flush()
