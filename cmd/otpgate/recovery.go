@@ -28,6 +28,22 @@ func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
 	return a.showRecoveryCodes(ctx, u.Username, resp.RecoveryCodes)
 }
 
+// Recovery codes belong off the server they let someone into: with a
+// user's password, a code read from a file on this server passes the
+// second factor. So they are printed once, and a file is offered only to
+// carry them off: the text around the offer, after the save and in the
+// file itself says to copy the file elsewhere and delete it here.
+const (
+	recoveryWarning = "This is the only time they are shown. Keep them off this server (a password\n" +
+		"manager, paper): anyone who reads them here and knows the password gets past\n" +
+		"the code.\n"
+	saveOffer = "To carry them off this server, you may save them to a new file (mode 0600),\n" +
+		"copy it elsewhere and delete it here.\n"
+	savePrompt = "Save them to a file? Enter a path, or press Enter to skip: "
+	// savedAdvice follows "Saved to PATH (mode 0600)."; %s is the path.
+	savedAdvice = "Copy it off this server (or hand it over), then delete it here: rm %s\n"
+)
+
 // showRecoveryCodes prints codes once, with a warning, and offers to save
 // them to a new file; "~" in the path typed is the home of whoever runs
 // otpgate (the administrator's for admin enroll), not name's.
@@ -37,12 +53,13 @@ func (a *app) showRecoveryCodes(ctx context.Context, name string, codes []string
 		return nil
 	}
 	fmt.Fprintf(a.stdout, "\nRecovery codes for %s. Each works once, in place of a code, if you lose your device.\n", clean(name))
-	fmt.Fprintln(a.stdout, "This is the only time they are shown: store them somewhere safe, away from this server.")
+	fmt.Fprint(a.stdout, recoveryWarning)
 	fmt.Fprintln(a.stdout)
 	for _, c := range codes {
 		fmt.Fprintf(a.stdout, "    %s\n", clean(c))
 	}
 	fmt.Fprintln(a.stdout)
+	fmt.Fprint(a.stdout, saveOffer)
 	return a.offerSave(ctx, name, a.home(), codes)
 }
 
@@ -52,7 +69,7 @@ func (a *app) showRecoveryCodes(ctx context.Context, name string, codes []string
 // question asked again.
 func (a *app) offerSave(ctx context.Context, name, home string, codes []string) error {
 	for try := 1; try <= maxTries; try++ {
-		answer, err := a.readLine(ctx, "Save them to a file? Enter a path, or press Enter to skip: ")
+		answer, err := a.readLine(ctx, savePrompt)
 		if errors.Is(err, errNoInput) || (err == nil && answer == "") {
 			fmt.Fprintln(a.stdout, "Not saved.")
 			return nil
@@ -66,6 +83,7 @@ func (a *app) offerSave(ctx context.Context, name, home string, codes []string) 
 			continue
 		}
 		fmt.Fprintf(a.stdout, "Saved to %s (mode 0600).\n", clean(path))
+		fmt.Fprintf(a.stdout, savedAdvice, shellQuote(clean(path)))
 		return nil
 	}
 	a.errorf("recovery codes not saved: copy them from the screen above")
@@ -77,10 +95,22 @@ func recoveryFile(name string, now time.Time, codes []string) []byte {
 	host, _ := os.Hostname()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# otpgate recovery codes for %s on %s, made %s.\n", name, host, now.Format(time.RFC3339))
-	b.WriteString("# Each code works once in place of a verification code. Keep this file private.\n")
+	b.WriteString("# Each code works once in place of a verification code.\n")
+	fmt.Fprintf(&b, "# Do not keep this file on %s: copy the codes to a password manager or\n", host)
+	b.WriteString("# paper, then delete it there.\n")
 	for _, c := range codes {
 		b.WriteString(c)
 		b.WriteByte('\n')
 	}
 	return []byte(b.String())
+}
+
+// shellQuote quotes path for a shell command line when it needs it.
+func shellQuote(path string) string {
+	if strings.IndexFunc(path, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+~,:@%", r))
+	}) < 0 {
+		return path
+	}
+	return "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
 }
