@@ -11,7 +11,7 @@ import (
 
 func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		a.printUsage(a.stderr, "admin")
+		printOverview(a.stderr, "admin ")
 		return usagef("admin", "admin needs a command")
 	}
 	sub, rest := args[0], args[1:]
@@ -24,7 +24,7 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 		// otpgated's job: the CLI does not link the stores.
 		return usagef("admin", "the stores are copied by otpgated, not otpgate: with otpgated stopped, run 'otpgated -migrate-store bolt' (or postgres)")
 	case "-h", "--help", "help":
-		a.printUsage(a.stdout, "admin")
+		printOverview(a.stdout, "admin ")
 		return nil
 	default:
 		return usagef("admin", "unknown admin command %q", sub)
@@ -34,11 +34,10 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 	var o enrollOpts
 	switch sub {
 	case "list", "show":
-		fs.BoolVar(asJSON, "json", false, "")
+		fs.BoolVar(asJSON, "json", false, jsonUsage)
 	case "enroll":
-		fs.BoolVar(force, "force", false, "")
-		fs.BoolVar(&o.noQR, "no-qr", false, "")
-		fs.StringVar(&o.qr, "qr", "", "")
+		fs.BoolVar(force, "force", false, "replace USER's enrollment without asking for USER's current code")
+		o.register(fs)
 	case "import":
 		return a.cmdImport(ctx, rest)
 	}

@@ -12,9 +12,9 @@ import (
 // warning.
 func (a *app) cmdDoctor(ctx context.Context, args []string) error {
 	fs := newFlagSet("doctor")
-	asJSON := fs.Bool("json", false, "")
-	cfgPath := fs.String("config", "", "")
-	pamDir := fs.String("pam-dir", "", "")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cfgPath := fs.String("config", "", "the `FILE` of otpgated's configuration (default /etc/otpgate/config.toml)")
+	pamDir := fs.String("pam-dir", "", "the `DIR` holding the PAM modules (default: where pam_unix.so is)")
 	pos, ok, err := a.parseArgs("doctor", fs, args)
 	if !ok {
 		return err

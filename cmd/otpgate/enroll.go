@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os/user"
@@ -29,8 +30,7 @@ type enrollOpts struct {
 func (a *app) cmdEnroll(ctx context.Context, args []string) error {
 	var o enrollOpts
 	fs := newFlagSet("enroll")
-	fs.BoolVar(&o.noQR, "no-qr", false, "")
-	fs.StringVar(&o.qr, "qr", "", "")
+	o.register(fs)
 	pos, ok, err := a.parseArgs("enroll", fs, args)
 	if !ok || err != nil {
 		return err
@@ -46,6 +46,12 @@ func (a *app) cmdEnroll(ctx context.Context, args []string) error {
 		return err
 	}
 	return a.enroll(ctx, u, o)
+}
+
+// register defines the QR flags of enroll and admin enroll in fs.
+func (o *enrollOpts) register(fs *flag.FlagSet) {
+	fs.BoolVar(&o.noQR, "no-qr", false, "do not draw the QR code; print only the key and the URI")
+	fs.StringVar(&o.qr, "qr", "", "`png`, the only format: write the QR code to FILE, the last argument (a new file, mode 0600), instead of drawing it; FILE holds the secret: delete it after use")
 }
 
 // check validates the QR flags and takes FILE for --qr=png from pos.

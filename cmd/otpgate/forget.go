@@ -7,20 +7,6 @@ import (
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
-func init() {
-	usages["forget"] = `Usage: otpgate forget
-
-Forgets every device remembered for you (policy.remember): your next login
-from any address and key asks for a code again. No code is needed, since
-this only takes trust away.
-`
-	usages["admin forget"] = `Usage: otpgate admin forget USER
-
-Forgets every device remembered for USER (policy.remember): USER's next
-login asks for a code again.
-`
-}
-
 // cmdForget is "otpgate forget": the caller's own remembered devices.
 func (a *app) cmdForget(ctx context.Context, args []string) error {
 	u, err := a.selfCommand("forget", newFlagSet("forget"), args)

@@ -133,8 +133,8 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 	const cmd = "admin import"
 	var o importOpts
 	fs := newFlagSet(cmd)
-	fs.StringVar(&o.from, "from", "", "")
-	fs.Func("user", "", func(v string) error {
+	fs.StringVar(&o.from, "from", "", "the `SOURCE` of the secrets: google-authenticator or oath")
+	fs.Func("user", "import this `USER`'s ~/.google_authenticator (repeatable, or a comma-separated list)", func(v string) error {
 		for _, u := range strings.Split(v, ",") {
 			if u = strings.TrimSpace(u); u != "" {
 				o.users = append(o.users, u)
@@ -142,10 +142,10 @@ func (a *app) cmdImport(ctx context.Context, args []string) error {
 		}
 		return nil
 	})
-	fs.BoolVar(&o.allUsers, "all-users", false, "")
-	fs.BoolVar(&o.replace, "replace", false, "")
-	fs.BoolVar(&o.dryRun, "dry-run", false, "")
-	fs.StringVar(&o.configPath, "config", config.DefaultPath, "")
+	fs.BoolVar(&o.allUsers, "all-users", false, "every account of the user database with a ~/.google_authenticator")
+	fs.BoolVar(&o.replace, "replace", false, "overwrite existing otpgate enrollments")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "check everything and print what would be imported")
+	fs.StringVar(&o.configPath, "config", config.DefaultPath, "the `FILE` of otpgated's configuration, to compare settings with")
 	pos, ok, err := a.parseArgs(cmd, fs, args)
 	if !ok || err != nil {
 		return err

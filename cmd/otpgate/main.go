@@ -277,30 +277,19 @@ func (a *app) requireRoot() error {
 
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	fs := newFlagSet("")
-	fs.StringVar(&a.socketFlag, "socket", "", "")
+	fs.StringVar(&a.socketFlag, "socket", "", socketUsage)
 	if err := fs.Parse(args); err != nil {
-		return a.flagError("", err)
+		return a.flagError("", fs, err)
 	}
 	args = fs.Args()
 	if len(args) == 0 {
-		a.printUsage(a.stderr, "")
+		printOverview(a.stderr, "")
 		return &usageError{cmd: "", msg: "no command given"}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "help", "-h", "--help":
-		topic := ""
-		if len(rest) > 0 {
-			topic = rest[0]
-			if len(rest) > 1 && rest[0] == "admin" {
-				topic = "admin " + rest[1]
-			}
-		}
-		if _, ok := usages[topic]; !ok {
-			return usagef("", "no help for %q", topic)
-		}
-		a.printUsage(a.stdout, topic)
-		return nil
+		return a.help(ctx, rest)
 	case "version":
 		pos, ok, err := a.parseArgs("version", newFlagSet("version"), rest)
 		if !ok || err != nil {
@@ -329,4 +318,28 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.cmdSetup(ctx, rest)
 	}
 	return usagef("", "unknown command %q", cmd)
+}
+
+// help is 'otpgate help [COMMAND]': the overview, or what
+// 'otpgate COMMAND --help' prints.
+func (a *app) help(ctx context.Context, args []string) error {
+	switch {
+	case len(args) == 0:
+		printOverview(a.stdout, "")
+		return nil
+	case len(args) == 1 && args[0] == "admin":
+		printOverview(a.stdout, "admin ")
+		return nil
+	case len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
+		printHelp(a.stdout, lookupCommand("help"), newFlagSet("help"))
+		return nil
+	}
+	topic := args[0]
+	if topic == "admin" && len(args) > 1 {
+		topic += " " + args[1]
+	}
+	if len(strings.Fields(topic)) != min(len(args), 2) || lookupCommand(topic) == nil {
+		return usagef("", "no help for %q", strings.Join(args, " "))
+	}
+	return a.dispatch(ctx, append(strings.Fields(topic), "--help"))
 }

@@ -314,17 +314,3 @@ func TestGroupAndClean(t *testing.T) {
 		t.Errorf("clean: %q", c)
 	}
 }
-
-// TestExitCodesOnlyInTopLevelHelp checks that the exit-code table is in
-// 'otpgate --help' and in no command's help.
-func TestExitCodesOnlyInTopLevelHelp(t *testing.T) {
-	for topic, text := range usages {
-		has := strings.Contains(text, "Exit codes:")
-		if topic == "" && !has {
-			t.Errorf("otpgate --help lacks the exit codes")
-		}
-		if topic != "" && has {
-			t.Errorf("help of %q repeats the exit codes; they belong in 'otpgate --help' only", topic)
-		}
-	}
-}

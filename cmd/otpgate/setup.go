@@ -49,10 +49,10 @@ type guardFailure struct {
 // changes that make sshd or sudo ask for a code (docs/pam.md).
 func (a *app) cmdSetup(ctx context.Context, args []string) error {
 	fs := newFlagSet("setup")
-	apply := fs.Bool("apply", false, "")
-	force := fs.Bool("force", false, "")
-	cfgPath := fs.String("config", "", "")
-	pamDir := fs.String("pam-dir", "", "")
+	apply := fs.Bool("apply", false, "write the changes (root only)")
+	force := fs.Bool("force", false, "DANGEROUS: apply although the administrator is not enrolled and has no console way back in; only with another way in (an open root shell you keep, a console)")
+	cfgPath := fs.String("config", "", "the `FILE` of otpgated's configuration, for its socket (default /etc/otpgate/config.toml)")
+	pamDir := fs.String("pam-dir", "", "the `DIR` holding the PAM modules (default: where pam_unix.so is)")
 	pos, ok, err := a.parseArgs("setup", fs, args)
 	if !ok {
 		return err

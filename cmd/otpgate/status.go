@@ -14,7 +14,7 @@ import (
 
 func (a *app) cmdStatus(ctx context.Context, args []string) error {
 	fs := newFlagSet("status")
-	asJSON := fs.Bool("json", false, "")
+	asJSON := fs.Bool("json", false, jsonUsage)
 	u, err := a.selfCommand("status", fs, args)
 	if u == nil {
 		return err
@@ -25,6 +25,10 @@ func (a *app) cmdStatus(ctx context.Context, args []string) error {
 	}
 	return a.printStatus(resp.Status, *asJSON)
 }
+
+// jsonUsage is the usage of the --json flag of status, admin show and
+// admin list.
+const jsonUsage = "print JSON: the protocol's UserStatus, with \"required\" meaning a code is asked at login and \"required_by\" saying why"
 
 func (a *app) printStatus(st *protocol.UserStatus, asJSON bool) error {
 	if st == nil {
