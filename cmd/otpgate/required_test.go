@@ -3,13 +3,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
 )
@@ -17,11 +15,7 @@ import (
 // runWith runs otpgate as root against socket and returns its stdout.
 func runWith(t *testing.T, socket string, args ...string) string {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	a := &app{
-		stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, inFd: -1, outFd: -1,
-		getenv: func(string) string { return "" }, uid: 0, now: time.Now,
-	}
+	a, stdout, stderr := testApp(t, 0, "")
 	if code := a.run(context.Background(), append([]string{"--socket", socket}, args...)); code != exitOK {
 		t.Fatalf("otpgate %s: exit %d\n%s", strings.Join(args, " "), code, stderr.String())
 	}
