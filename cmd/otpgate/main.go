@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -334,12 +335,12 @@ func (a *app) help(ctx context.Context, args []string) error {
 		printHelp(a.stdout, lookupCommand("help"), newFlagSet("help"))
 		return nil
 	}
-	topic := args[0]
-	if topic == "admin" && len(args) > 1 {
-		topic += " " + args[1]
+	words := args[:1] // "status"; "admin list" is two words
+	if args[0] == "admin" {
+		words = args[:2]
 	}
-	if len(strings.Fields(topic)) != min(len(args), 2) || lookupCommand(topic) == nil {
+	if lookupCommand(strings.Join(words, " ")) == nil || len(args) > len(words) {
 		return usagef("", "no help for %q", strings.Join(args, " "))
 	}
-	return a.dispatch(ctx, append(strings.Fields(topic), "--help"))
+	return a.dispatch(ctx, append(slices.Clone(words), "--help"))
 }
