@@ -69,6 +69,8 @@ func TestExitCodes(t *testing.T) {
 		{name: "help for a command", args: []string{"help", "admin", "import"}, want: exitOK, stdout: "All or nothing", noStderr: true},
 		{name: "dash h", args: []string{"status", "-h"}, want: exitOK, stdout: "Usage: otpgate status [--json]", noStderr: true},
 		{name: "help unknown topic", args: []string{"help", "nope"}, want: exitUsage, stderr: `no help for "nope"`},
+		{name: "help with extra words", args: []string{"help", "status", "extra"}, want: exitUsage, stderr: `no help for "status extra"`},
+		{name: "help for help", args: []string{"help", "--help"}, want: exitOK, stdout: "Usage: otpgate help [COMMAND]", noStderr: true},
 		{name: "version", args: []string{"version"}, want: exitOK, stdout: "otpgate ", noStderr: true},
 		{name: "version help", args: []string{"version", "--help"}, want: exitOK, stdout: "Usage: otpgate version", noStderr: true},
 		{name: "version extra argument", args: []string{"version", "now"}, want: exitUsage, stderr: "version takes no arguments"},
