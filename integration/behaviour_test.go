@@ -501,6 +501,15 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 		},
 		notApplicable: map[string]string{"enrollment at login": naNoKey, "remembered device": naNoKey},
 	}
+	// OpenSSH with PAM: a lockout and otpgated down are said once and ssh
+	// asks nothing more because the module answers PAM_ACCT_EXPIRED under
+	// sshd (pam/module/status.go). ssh then ends with "Connection closed
+	// by ...", as against otpgate-sshd, not with "Permission denied": sshd
+	// still offers keyboard-interactive, the client tries it again, and
+	// sshd 9.2p1's monitor ends the connection at the third attempt
+	// (monitor.c, mm_answer_pam_init_ctx); offering nothing instead
+	// (PAM_MAXTRIES) makes the client ask for a password (sshconnect2.c,
+	// authmethod_get reads an empty list as "try every method").
 	openssh := &behaviourFrontEnd{name: "openssh", prefix: "btos", d: d, asked: askedBySSH, closing: sshClosing,
 		addUser: func(t *testing.T, user string) { s.addSSHUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {

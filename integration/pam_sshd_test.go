@@ -212,6 +212,11 @@ func TestPAMSSHD(t *testing.T) {
 		if strings.Contains(r.prompts, pamCodePrompt) {
 			t.Errorf("a locked user was asked for a code: %q\n%s", r.prompts, r.out)
 		}
+		// One keyboard-interactive attempt (NumberOfPasswordPrompts=1):
+		// ssh stops there, as after a wrong code.
+		if want := "sshlocked@127.0.0.1: Permission denied (keyboard-interactive)."; !strings.Contains(r.out, want) {
+			t.Errorf("ssh did not end with %q:\n%s", want, r.out)
+		}
 	})
 	// With ssh's default of 3 keyboard-interactive attempts, a lockout is
 	// shown once and nothing is asked, not even the password the OpenSSH
