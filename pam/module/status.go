@@ -30,10 +30,14 @@ import (
 //     refuse to start PAM for the rest of the connection (sshpam_init_ctx
 //     checks sshpam_account_status) while still offering
 //     keyboard-interactive: the client's further attempts fail at once,
-//     without a word or a prompt, and it ends with "Permission denied
-//     (keyboard-interactive)." Under sshd the code is PAM_ACCT_EXPIRED. sshd
-//     logs it at debug level only, as the words shown with it are sent to the
-//     client.
+//     without a word or a prompt, until it gives up ("Permission denied
+//     (keyboard-interactive).") or sshd 9.2p1's monitor ends the connection
+//     at the third attempt ("Connection closed by ..."; monitor.c,
+//     mm_answer_pam_init_ctx allows a new attempt only after a started
+//     one). Under sshd the code is PAM_ACCT_EXPIRED. As
+//     both verdicts come with words to show, sshd logs the code at debug
+//     level only (without words it would log "PAM: User account has
+//     expired").
 //
 // Everywhere else (login, pamtester, screen lockers) the codes are PAM's
 // own: PAM_MAXTRIES for refused, PAM_AUTHINFO_UNAVAIL for unavailable.
