@@ -15,6 +15,9 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,6 +138,10 @@ type behaviourFrontEnd struct {
 	// notApplicable names the cases that cannot happen through this front
 	// end, with the reason.
 	notApplicable map[string]string
+	// closing returns the front end's own last words in out, where the
+	// login of user ended, with the user and the port made general; nil
+	// for front ends that are not compared (behaviourSameClosing).
+	closing func(out, user string) string
 	// differs names the cases in which this front end shows other words
 	// or asks something where the table asks nothing, and why; the
 	// verdict stays the table's.
@@ -298,7 +305,8 @@ const (
 func TestBehaviourTable(t *testing.T) {
 	container.Require(t, "sudo", "chpasswd")
 	fronts := append(behaviourPAMFrontEnds(t), behaviourSSHDFrontEnd(t))
-	verdicts := map[string][]string{} // case -> front end:verdict, for the summary
+	verdicts := map[string][]string{}          // case -> front end:verdict, for the summary
+	closings := map[string]map[string]string{} // case -> front end -> closing words
 	defer func() {
 		var b strings.Builder
 		for _, tc := range behaviourCases {
@@ -324,6 +332,12 @@ func TestBehaviourTable(t *testing.T) {
 					t.Errorf("logged in: %v, want %v", ok, tc.wantOK)
 				}
 				verdicts[tc.name] = append(verdicts[tc.name], fmt.Sprintf("%s:%s", fe.name, verdictWord(ok)))
+				if fe.closing != nil {
+					if closings[tc.name] == nil {
+						closings[tc.name] = map[string]string{}
+					}
+					closings[tc.name][fe.name] = fe.closing(out, user)
+				}
 				words, noPrompt, once := tc.words, tc.noPrompt, tc.once
 				if diff, ok := fe.differs[tc.name]; ok {
 					t.Logf("%s differs here: %s", fe.name, diff.why)
@@ -346,6 +360,47 @@ func TestBehaviourTable(t *testing.T) {
 			})
 		}
 	}
+	// The SSH front ends are the same SSH client in front of two servers:
+	// a login that ends the same way ends with the same words.
+	t.Run("the SSH front ends end alike", func(t *testing.T) {
+		for _, tc := range behaviourCases {
+			if err := behaviourSameClosing(closings[tc.name]); err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			} else if len(closings[tc.name]) > 0 {
+				t.Logf("%-20s %q", tc.name, slices.Collect(maps.Values(closings[tc.name]))[0])
+			}
+		}
+	})
+}
+
+// behaviourSameClosing reports an error unless every front end in closings
+// (front end -> closing words) ended with the same words.
+func behaviourSameClosing(closings map[string]string) error {
+	var first, firstWords string
+	for _, fe := range slices.Sorted(maps.Keys(closings)) {
+		if first == "" {
+			first, firstWords = fe, closings[fe]
+			continue
+		}
+		if closings[fe] != firstWords {
+			return fmt.Errorf("%s ended with %q, %s with %q", first, firstWords, fe, closings[fe])
+		}
+	}
+	return nil
+}
+
+// behaviourPort is a port number in what ssh prints.
+var behaviourPort = regexp.MustCompile(`port [0-9]+`)
+
+// sshClosing is the last line ssh printed in out (an SSH front end's
+// output) for user's login, with the user and the port made general:
+// "Permission denied (...)", "Connection closed by ...", or the remote
+// command's output.
+func sshClosing(out, user string) string {
+	printed, _, _ := strings.Cut(out, behaviourPromptsMark)
+	lines := strings.Split(strings.TrimSpace(printed), "\n")
+	last := strings.ReplaceAll(lines[len(lines)-1], user, "USER")
+	return behaviourPort.ReplaceAllString(last, "port N")
 }
 
 // verdictWord names a login's verdict.
@@ -446,20 +501,21 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 		},
 		notApplicable: map[string]string{"enrollment at login": naNoKey, "remembered device": naNoKey},
 	}
-	openssh := &behaviourFrontEnd{name: "openssh", prefix: "btos", d: d, asked: askedBySSH,
+	// OpenSSH with PAM: a lockout and otpgated down are said once and ssh
+	// asks nothing more because the module answers PAM_ACCT_EXPIRED under
+	// sshd (pam/module/status.go). ssh then ends with "Connection closed
+	// by ...", as against otpgate-sshd, not with "Permission denied": sshd
+	// still offers keyboard-interactive, the client tries it again, and
+	// sshd 9.2p1's monitor ends the connection at the third attempt
+	// (monitor.c, mm_answer_pam_init_ctx); offering nothing instead
+	// (PAM_MAXTRIES) makes the client ask for a password (sshconnect2.c,
+	// authmethod_get reads an empty list as "try every method").
+	openssh := &behaviourFrontEnd{name: "openssh", prefix: "btos", d: d, asked: askedBySSH, closing: sshClosing,
 		addUser: func(t *testing.T, user string) { s.addSSHUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			r := s.loginOpts(user, "id_ed25519", l.answers[0], l.sshOptions())
 			return r.loggedIn(user), strings.ReplaceAll(r.out, "\r", "") + behaviourPromptsMark + r.prompts
 		},
-	}
-	openssh.differs = map[string]behaviourDifference{
-		"locked out": {words: []string{"Too many failed attempts: try again in 1 hour.", "'s password: "}, asks: true,
-			why: "sshd answers PAM_MAXTRIES with an empty list of methods, which the OpenSSH client reads as " +
-				"'try every method': it asks for a password, which sshd refuses"},
-		"otpgated down": {words: []string{protocol.UnavailableText}, repeats: true,
-			why: "the module answers PAM_AUTHINFO_UNAVAIL, after which sshd lets the client start " +
-				"keyboard-interactive again (up to NumberOfPasswordPrompts), showing the text each time"},
 	}
 	sudo := &behaviourFrontEnd{name: "sudo", prefix: "btsu", d: d, asked: askedAt(pamCodePrompt),
 		addUser: func(t *testing.T, user string) {
@@ -519,7 +575,7 @@ func behaviourSSHDFrontEnd(t *testing.T) *behaviourFrontEnd {
 			e.c.WaitForSocket(t, sshdSocket, 15*time.Second)
 		},
 	}
-	return &behaviourFrontEnd{name: "otpgate-sshd", prefix: "btgs", d: d, asked: askedBySSH,
+	return &behaviourFrontEnd{name: "otpgate-sshd", prefix: "btgs", d: d, asked: askedBySSH, closing: sshClosing,
 		addUser: func(t *testing.T, user string) { e.addUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
 			r := e.ssh(user, "id_ed25519", l.answers[0], l.sshOptions(), "echo", "LOGIN-OK-"+user)

@@ -203,9 +203,9 @@ func olderDaemon(perr *protocol.Error) bool {
 }
 
 // unavailable shows msgs, then protocol.UnavailableText unless otpgated
-// already said it, and fails closed with PAM_AUTHINFO_UNAVAIL; under sudo,
-// which takes that code for a wrong password and asks again ("Sorry, try
-// again."), with the code that stops it (see refusedStatus).
+// already said it, and fails closed with PAM_AUTHINFO_UNAVAIL, or under
+// sudo and sshd with the code that stops them asking again (see
+// unavailableStatus).
 func unavailable(s session, msgs []protocol.LoginMessage, cause error) error {
 	said := false
 	for _, m := range msgs {
@@ -215,11 +215,7 @@ func unavailable(s session, msgs []protocol.LoginMessage, cause error) error {
 		msgs = append(msgs, protocol.LoginMessage{Style: protocol.MessageError, Text: protocol.UnavailableText})
 	}
 	show(s, msgs)
-	code := pam.ErrAuthinfoUnavail
-	if isSudo(s.application()) {
-		code = pam.ErrCredInsufficient
-	}
-	return fmt.Errorf("%w: pam_otpgate: %w", code, cause)
+	return fmt.Errorf("%w: pam_otpgate: %w", unavailableStatus(s.application()), cause)
 }
 
 // verdict shows the last step's messages and maps its verdict to the PAM
@@ -251,29 +247,6 @@ func verdict(s session, lg *logger, opts options, step *protocol.LoginStep) erro
 	}
 	lg.error("unknown verdict %q from otpgated; denying", step.Verdict)
 	return unavailable(s, step.Messages, fmt.Errorf("unknown verdict %q", step.Verdict))
-}
-
-// refusedStatus is the PAM code for the refused verdict (a lockout, an
-// enrollment that must come first): the one that makes the application
-// stop asking, so that the person reads otpgated's reason once.
-// PAM_MAXTRIES says so in PAM's terms; sshd honours it (it shows the
-// messages and ends the connection instead of starting keyboard-interactive
-// again), and so does login. sudo treats PAM_MAXTRIES like a wrong password
-// and calls pam_authenticate again, up to passwd_tries times; it stops on a
-// code outside PAM_AUTH_ERR, PAM_AUTHINFO_UNAVAIL, PAM_MAXTRIES and
-// PAM_PERM_DENIED, after one line of its own ("sudo: PAM authentication
-// error: ..."), so under sudo the code is PAM_CRED_INSUFFICIENT.
-func refusedStatus(app string) pam.Error {
-	if isSudo(app) {
-		return pam.ErrCredInsufficient
-	}
-	return pam.ErrMaxtries
-}
-
-// isSudo reports whether app, the running program, is sudo.
-func isSudo(app string) bool {
-	name := app[strings.LastIndexByte(app, '/')+1:]
-	return name == "sudo" || name == "sudoedit"
 }
 
 // ask shows step's messages and asks its prompts, all in one conversation

@@ -132,7 +132,7 @@ func newFakeSession(typed ...string) *fakeSession {
 	return &fakeSession{user: "alice",
 		items: map[pam.Item]string{pam.Service: "sshd", pam.Rhost: "192.0.2.7", pam.Tty: "ssh"},
 		env:   map[string]string{"SSH_AUTH_INFO_0": "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOh3k8n0uX1cJ0V0WqQ6mYtZl4kq8s1R3xgk2nq9aO4b\n"},
-		app:   "/usr/sbin/sshd", typed: typed}
+		app:   "/usr/bin/pamtester", typed: typed}
 }
 
 func (f *fakeSession) GetUser(string) (string, error)     { return f.user, nil }
@@ -235,21 +235,33 @@ func TestVerdicts(t *testing.T) {
 		{"deny never hands a password on", "/usr/sbin/sshd", []string{"password_and_code"},
 			&protocol.LoginStep{Verdict: protocol.VerdictDeny, AuthTok: "hunter2"}, int(pam.ErrAuth),
 			[]string{"ask:Verification code: "}, "-"},
-		{"refused under sshd is PAM_MAXTRIES", "/usr/sbin/sshd", nil,
+		{"refused is PAM_MAXTRIES", "/usr/bin/pamtester", nil,
 			&protocol.LoginStep{Verdict: protocol.VerdictRefused, Messages: []protocol.LoginMessage{errMsg("Too many wrong codes; try again in 5 minutes.")}}, int(pam.ErrMaxtries),
 			[]string{"ask:Verification code: ", "error:Too many wrong codes; try again in 5 minutes."}, "-"},
+		{"refused under sshd ends keyboard-interactive for the connection", "/usr/sbin/sshd", nil,
+			&protocol.LoginStep{Verdict: protocol.VerdictRefused, Messages: []protocol.LoginMessage{errMsg("Too many wrong codes; try again in 5 minutes.")}}, int(pam.ErrAcctExpired),
+			[]string{"ask:Verification code: ", "error:Too many wrong codes; try again in 5 minutes."}, "-"},
+		{"refused under sshd-session (OpenSSH 9.8 on)", "/usr/lib/openssh/sshd-session", nil,
+			&protocol.LoginStep{Verdict: protocol.VerdictRefused}, int(pam.ErrAcctExpired),
+			[]string{"ask:Verification code: "}, "-"},
 		{"refused under login is PAM_MAXTRIES", "/usr/bin/login", nil,
 			&protocol.LoginStep{Verdict: protocol.VerdictRefused}, int(pam.ErrMaxtries),
 			[]string{"ask:Verification code: "}, "-"},
 		{"refused under sudo stops sudo asking again", "/usr/bin/sudo", nil,
 			&protocol.LoginStep{Verdict: protocol.VerdictRefused, Messages: []protocol.LoginMessage{errMsg("Locked.")}}, int(pam.ErrCredInsufficient),
 			[]string{"ask:Verification code: ", "error:Locked."}, "-"},
-		{"unavailable shows the relay's text", "/usr/sbin/sshd", []string{"fail=open"},
+		{"unavailable shows the relay's text", "/usr/bin/pamtester", []string{"fail=open"},
 			&protocol.LoginStep{Verdict: protocol.VerdictUnavailable}, int(pam.ErrAuthinfoUnavail),
 			[]string{"ask:Verification code: ", unavailErr}, "-"},
-		{"unavailable with otpgated's words", "/usr/sbin/sshd", nil,
+		{"unavailable with otpgated's words", "/usr/bin/pamtester", nil,
 			&protocol.LoginStep{Verdict: protocol.VerdictUnavailable, Messages: []protocol.LoginMessage{errMsg("The disk is full.")}}, int(pam.ErrAuthinfoUnavail),
 			[]string{"ask:Verification code: ", "error:The disk is full. | " + unavailErr}, "-"},
+		{"unavailable under sshd ends keyboard-interactive for the connection", "/usr/sbin/sshd", nil,
+			&protocol.LoginStep{Verdict: protocol.VerdictUnavailable}, int(pam.ErrAcctExpired),
+			[]string{"ask:Verification code: ", unavailErr}, "-"},
+		{"unavailable under sudo stops sudo asking again", "/usr/bin/sudo", nil,
+			&protocol.LoginStep{Verdict: protocol.VerdictUnavailable}, int(pam.ErrCredInsufficient),
+			[]string{"ask:Verification code: ", unavailErr}, "-"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
