@@ -164,7 +164,6 @@ func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return 
 
 type testDaemon struct {
 	t      testing.TB
-	dir    string
 	cfg    *config.Config
 	clock  *testClock
 	log    *syncBuffer
