@@ -137,7 +137,7 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 			if !ok {
 				return nil, bad("recovery code #%d must be 6 to 64 letters or digits", i+1)
 			}
-			enr.Recovery = append(enr.Recovery, store.HashRecoveryCode(enr.RecoverySalt, n))
+			enr.Recovery = append(enr.Recovery, hashRecoveryCode(enr.RecoverySalt, n))
 		}
 	}
 	same := false

@@ -26,7 +26,7 @@ func newRecovery(n int) (codes []string, salt []byte, hashes [][]byte, err error
 		if !ok {
 			return nil, nil, nil, fmt.Errorf("generated recovery code does not normalize")
 		}
-		hashes = append(hashes, store.HashRecoveryCode(salt, norm))
+		hashes = append(hashes, hashRecoveryCode(salt, norm))
 	}
 	return codes, salt, hashes, nil
 }
@@ -76,7 +76,7 @@ func (s *Server) enrollBegin(rc *reqCtx) (*protocol.Response, error) {
 		if rc.Code == "" {
 			return nil, &protocol.Error{Code: protocol.ErrInvalidCode, Message: "You are already enrolled: a current code is needed to enroll a new device."}
 		}
-		at, err := s.useCode(rc, rec, false, setPending)
+		at, err := s.useCode(rc, rec, false, nil, setPending)
 		if err != nil {
 			return nil, err
 		}
@@ -137,12 +137,16 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 		}
 		return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: "The enrollment expired: run 'otpgate enroll' again."}
 	}
-	codes, salt, hashes, err := newRecovery(rc.cfg.Enroll.RecoveryCodes)
-	if err != nil {
-		return nil, err
+	// The recovery codes are hashed (slow) only once the code is accepted.
+	var codes []string
+	var salt []byte
+	var hashes [][]byte
+	makeRecovery := func() (err error) {
+		codes, salt, hashes, err = newRecovery(rc.cfg.Enroll.RecoveryCodes)
+		return err
 	}
 	method, source, fp := enrollMethod(rc, a)
-	at, err := s.useCode(rc, rec, true, func(cur *store.Record) *store.Record {
+	at, err := s.useCode(rc, rec, true, makeRecovery, func(cur *store.Record) *store.Record {
 		enr := *cur.Pending
 		enr.ActivatedAt = rc.now
 		enr.Method, enr.Source, enr.Fingerprint = method, source, fp
@@ -203,7 +207,7 @@ func (s *Server) disable(rc *reqCtx) (*protocol.Response, error) {
 	if rc.Code == "" {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidCode, Message: "A current code is needed to turn off two-factor authentication."}
 	}
-	at, err := s.useCode(rc, rec, false, afterDisable)
+	at, err := s.useCode(rc, rec, false, nil, afterDisable)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +242,15 @@ func (s *Server) regenerateRecovery(rc *reqCtx) (*protocol.Response, error) {
 	if rc.Code == "" {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidCode, Message: "A current code is needed to make new recovery codes."}
 	}
-	codes, salt, hashes, err := newRecovery(rc.cfg.Enroll.RecoveryCodes)
-	if err != nil {
-		return nil, err
+	// As for enroll_confirm: hashed only once the code is accepted.
+	var codes []string
+	var salt []byte
+	var hashes [][]byte
+	makeRecovery := func() (err error) {
+		codes, salt, hashes, err = newRecovery(rc.cfg.Enroll.RecoveryCodes)
+		return err
 	}
-	at, err := s.useCode(rc, rec, false, func(cur *store.Record) *store.Record {
+	at, err := s.useCode(rc, rec, false, makeRecovery, func(cur *store.Record) *store.Record {
 		cur.Active.RecoverySalt, cur.Active.Recovery = salt, hashes
 		return cur
 	})

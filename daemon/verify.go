@@ -19,6 +19,10 @@ import (
 // anything (e.g. a locked user), so no write or fsync happens.
 var errNoChange = errors.New("no change")
 
+// errPrepare abandons a store transaction that accepted a code before the
+// work its change needs is done (useCode's prepare).
+var errPrepare = errors.New("accepted, not prepared")
+
 // attempt is the result of checking one code against a record.
 type attempt struct {
 	outcome     protocol.Outcome // accept, reject, replay or locked
@@ -30,6 +34,10 @@ type attempt struct {
 	remaining   int
 	step        uint64
 }
+
+// hashRecoveryCode is store.HashRecoveryCode, the slow KDF; tests count
+// its calls.
+var hashRecoveryCode = store.HashRecoveryCode
 
 // recoveryGuess is a recovery code hashed outside the store transaction
 // (the KDF is slow), with the salt it was hashed with.
@@ -66,7 +74,7 @@ func guessRecovery(enr *store.Enrollment, code string) *recoveryGuess {
 	if !ok {
 		return nil
 	}
-	return &recoveryGuess{salt: enr.RecoverySalt, hash: store.HashRecoveryCode(enr.RecoverySalt, n)}
+	return &recoveryGuess{salt: enr.RecoverySalt, hash: hashRecoveryCode(enr.RecoverySalt, n)}
 }
 
 // lockState reports whether rec is locked at now.
@@ -246,7 +254,13 @@ func enrollmentParams(enr *store.Enrollment) (otp.Params, error) {
 // pending) enrollment. onAccept may change the record further in the
 // same transaction (it must be repeatable: the store may rerun it); it
 // returns the record to store (nil deletes it).
-func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept func(*store.Record) *store.Record) (attempt, error) {
+//
+// prepare, when not nil, is work onAccept needs that is too slow for a
+// store transaction (hashing new recovery codes): it runs once, outside
+// the transaction, and only for a code the transaction accepts. That
+// transaction is then abandoned without writing, and the code is checked
+// again in a new one, which commits. A wrong code thus costs no prepare.
+func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, prepare func() error, onAccept func(*store.Record) *store.Record) (attempt, error) {
 	digits := rc.cfg.TOTP.Digits
 	if enr := enrollmentOf(rec, pending); enr != nil {
 		digits = enr.Digits
@@ -277,7 +291,7 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept f
 		return a, nil
 	}
 	var a attempt
-	err := s.store.Update(rc.User, func(cur *store.Record) (*store.Record, error) {
+	tx := func(cur *store.Record) (*store.Record, error) {
 		if cur == nil || (!pending && cur.Active == nil) || (pending && cur.Pending == nil) {
 			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: "no enrollment for " + rc.User}
 		}
@@ -289,12 +303,23 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, onAccept f
 		case protocol.OutcomeLocked:
 			return nil, errNoChange
 		case protocol.OutcomeAccept:
+			if prepare != nil {
+				return nil, errPrepare
+			}
 			if onAccept != nil {
 				return onAccept(cur), nil
 			}
 		}
 		return cur, nil
-	})
+	}
+	err := s.store.Update(rc.User, tx)
+	if errors.Is(err, errPrepare) {
+		if err := prepare(); err != nil {
+			return attempt{}, err
+		}
+		prepare = nil
+		err = s.store.Update(rc.User, tx)
+	}
 	if errors.Is(err, errNoChange) {
 		err = nil
 	}
@@ -327,7 +352,7 @@ func (s *Server) verify(rc *reqCtx) (*protocol.Response, error) {
 			return cur
 		}
 	}
-	a, err := s.useCode(rc, rec, false, onAccept)
+	a, err := s.useCode(rc, rec, false, nil, onAccept)
 	if err != nil {
 		return nil, err
 	}
