@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/otpgate/otpgate/daemon/recovery"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
@@ -15,10 +16,10 @@ func newRecovery(n int) (codes []string, salt []byte, hashes [][]byte, err error
 	if n == 0 {
 		return nil, nil, nil, nil
 	}
-	if codes, err = store.GenerateRecoveryCodes(n); err != nil {
+	if codes, err = recovery.Generate(n); err != nil {
 		return nil, nil, nil, err
 	}
-	if salt, err = store.NewRecoverySalt(); err != nil {
+	if salt, err = recovery.NewSalt(); err != nil {
 		return nil, nil, nil, err
 	}
 	for _, c := range codes {

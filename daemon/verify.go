@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/recovery"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -35,9 +36,9 @@ type attempt struct {
 	step        uint64
 }
 
-// hashRecoveryCode is store.HashRecoveryCode, the slow KDF; tests count
+// hashRecoveryCode is recovery.Hash, the slow KDF; tests count
 // its calls.
-var hashRecoveryCode = store.HashRecoveryCode
+var hashRecoveryCode = recovery.Hash
 
 // recoveryGuess is a recovery code hashed outside the store transaction
 // (the KDF is slow), with the salt it was hashed with.
@@ -49,7 +50,7 @@ type recoveryGuess struct {
 // substitutions) and, for imported scratch codes, any 6 to 64 letters and
 // digits, lower-cased, without spaces or hyphens.
 func normalizeRecovery(code string) (string, bool) {
-	if n, ok := store.NormalizeRecoveryCode(code); ok {
+	if n, ok := recovery.Normalize(code); ok {
 		return n, true
 	}
 	n := strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(code))

@@ -1,6 +1,6 @@
 //go:build root
 
-package store
+package seal
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/otpgate/otpgate/daemon/store"
 )
 
 func newTestSealer(t *testing.T) (*Sealer, []byte) {
@@ -20,9 +22,9 @@ func newTestSealer(t *testing.T) (*Sealer, []byte) {
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSealer(key)
+	s, err := New(key)
 	if err != nil {
-		t.Fatalf("NewSealer: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	return s, key
 }
@@ -124,30 +126,28 @@ func TestOpenRefusesEveryTamperedByte(t *testing.T) {
 	}
 }
 
-func TestNewSealerRefusesAKeyOfTheWrongSize(t *testing.T) {
+func TestNewRefusesAKeyOfTheWrongSize(t *testing.T) {
 	for _, n := range []int{0, 16, 31, 33, 64} {
-		if _, err := NewSealer(make([]byte, n)); err == nil {
-			t.Errorf("NewSealer accepted a %d-byte key", n)
+		if _, err := New(make([]byte, n)); err == nil {
+			t.Errorf("New accepted a %d-byte key", n)
 		}
 	}
 }
 
-// newStateDir returns a fresh root-owned 0700 directory.
+// newStateDir returns a fresh state directory, prepared as otpgated
+// prepares its own (root-owned, 0700).
 func newStateDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root: the store requires root-owned files (make test runs as root)")
-	}
 	dir := filepath.Join(t.TempDir(), "state")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
+	if err := store.PrepareStateDir(dir); err != nil {
+		t.Fatalf("%v (the key file must be root's: make test runs as root)", err)
 	}
 	return dir
 }
 
 func TestLoadOrCreateKeyCreatesA0600KeyOnce(t *testing.T) {
 	dir := newStateDir(t)
-	path := filepath.Join(dir, KeyFile)
+	path := filepath.Join(dir, store.KeyFile)
 	key, err := LoadOrCreateKey(path)
 	if err != nil {
 		t.Fatalf("LoadOrCreateKey: %v", err)
@@ -175,12 +175,12 @@ func TestLoadOrCreateKeyCreatesA0600KeyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != KeyFile {
+	if len(entries) != 1 || entries[0].Name() != store.KeyFile {
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		t.Errorf("state dir holds %v, want only %s", names, KeyFile)
+		t.Errorf("state dir holds %v, want only %s", names, store.KeyFile)
 	}
 	again, err := LoadOrCreateKey(path)
 	if err != nil {
@@ -192,7 +192,7 @@ func TestLoadOrCreateKeyCreatesA0600KeyOnce(t *testing.T) {
 }
 
 func TestLoadOrCreateKeyConcurrentCallersAgreeOnOneKey(t *testing.T) {
-	path := filepath.Join(newStateDir(t), KeyFile)
+	path := filepath.Join(newStateDir(t), store.KeyFile)
 	const n = 16
 	keys := make([][]byte, n)
 	errs := make([]error, n)
@@ -216,7 +216,7 @@ func TestLoadOrCreateKeyConcurrentCallersAgreeOnOneKey(t *testing.T) {
 
 func TestWriteFileExclusiveNeverReplacesAFile(t *testing.T) {
 	dir := newStateDir(t)
-	path := filepath.Join(dir, KeyFile)
+	path := filepath.Join(dir, store.KeyFile)
 	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -238,19 +238,19 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 		setup func(t *testing.T, path string)
 		want  string
 	}{
-		{"a short key file", func(t *testing.T, path string) { writeFile(t, path, 31, 0o600) }, "exactly 32 bytes"},
-		{"an empty key file", func(t *testing.T, path string) { writeFile(t, path, 0, 0o600) }, "exactly 32 bytes"},
-		{"a long key file", func(t *testing.T, path string) { writeFile(t, path, 33, 0o600) }, "exactly 32 bytes"},
+		{"a short key file", func(t *testing.T, path string) { writeKeyFile(t, path, 31, 0o600) }, "exactly 32 bytes"},
+		{"an empty key file", func(t *testing.T, path string) { writeKeyFile(t, path, 0, 0o600) }, "exactly 32 bytes"},
+		{"a long key file", func(t *testing.T, path string) { writeKeyFile(t, path, 33, 0o600) }, "exactly 32 bytes"},
 		{"a symlinked key file", func(t *testing.T, path string) {
 			target := filepath.Join(t.TempDir(), "elsewhere")
-			writeFile(t, target, KeySize, 0o600)
+			writeKeyFile(t, target, KeySize, 0o600)
 			if err := os.Symlink(target, path); err != nil {
 				t.Fatal(err)
 			}
 		}, "symlink"},
-		{"a group-readable key file", func(t *testing.T, path string) { writeFile(t, path, KeySize, 0o640) }, "mode 0640"},
+		{"a group-readable key file", func(t *testing.T, path string) { writeKeyFile(t, path, KeySize, 0o640) }, "mode 0640"},
 		{"a key file owned by another user", func(t *testing.T, path string) {
-			writeFile(t, path, KeySize, 0o600)
+			writeKeyFile(t, path, KeySize, 0o600)
 			if err := os.Chown(path, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
@@ -268,7 +268,7 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(newStateDir(t), KeyFile)
+			path := filepath.Join(newStateDir(t), store.KeyFile)
 			tt.setup(t, path)
 			before, _ := os.Lstat(path)
 			key, err := LoadOrCreateKey(path)
@@ -286,7 +286,8 @@ func TestLoadOrCreateKeyRefuses(t *testing.T) {
 	}
 }
 
-func writeFile(t *testing.T, path string, size int, mode os.FileMode) {
+// writeKeyFile writes size bytes to path with mode.
+func writeKeyFile(t *testing.T, path string, size int, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, size), mode); err != nil {
 		t.Fatal(err)
