@@ -36,8 +36,7 @@ type attempt struct {
 	step        uint64
 }
 
-// hashRecoveryCode is recovery.Hash, the slow KDF; tests count
-// its calls.
+// hashRecoveryCode is recovery.Hash, the slow KDF; tests count its calls.
 var hashRecoveryCode = recovery.Hash
 
 // recoveryGuess is a recovery code hashed outside the store transaction
