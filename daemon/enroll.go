@@ -11,6 +11,25 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
+// newCodes is a set of recovery codes: the codes, shown to the user once,
+// and the salt and hashes that are stored.
+type newCodes struct {
+	codes  []string
+	salt   []byte
+	hashes [][]byte
+}
+
+// recoveryOnAccept returns an empty set of recovery codes and the function
+// that fills it with n new ones, for useCode to call (as its prepare) once
+// a code is accepted: hashing them is slow.
+func recoveryOnAccept(n int) (*newCodes, func() error) {
+	c := &newCodes{}
+	return c, func() (err error) {
+		c.codes, c.salt, c.hashes, err = newRecovery(n)
+		return err
+	}
+}
+
 // newRecovery makes a fresh set of recovery codes and their hashes.
 func newRecovery(n int) (codes []string, salt []byte, hashes [][]byte, err error) {
 	if n == 0 {
@@ -139,19 +158,13 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 		return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: "The enrollment expired: run 'otpgate enroll' again."}
 	}
 	// The recovery codes are hashed (slow) only once the code is accepted.
-	var codes []string
-	var salt []byte
-	var hashes [][]byte
-	makeRecovery := func() (err error) {
-		codes, salt, hashes, err = newRecovery(rc.cfg.Enroll.RecoveryCodes)
-		return err
-	}
+	codes, makeCodes := recoveryOnAccept(rc.cfg.Enroll.RecoveryCodes)
 	method, source, fp := enrollMethod(rc, a)
-	at, err := s.useCode(rc, rec, true, makeRecovery, func(cur *store.Record) *store.Record {
+	at, err := s.useCode(rc, rec, true, makeCodes, func(cur *store.Record) *store.Record {
 		enr := *cur.Pending
 		enr.ActivatedAt = rc.now
 		enr.Method, enr.Source, enr.Fingerprint = method, source, fp
-		enr.RecoverySalt, enr.Recovery = salt, hashes
+		enr.RecoverySalt, enr.Recovery = codes.salt, codes.hashes
 		cur.Active, cur.Pending = &enr, nil
 		cur.Remembered = nil // a new device: trust starts over
 		return cur
@@ -167,7 +180,7 @@ func (s *Server) enrollConfirm(rc *reqCtx) (*protocol.Response, error) {
 	} else {
 		s.auditDecision(rc, "active", "enrolled", "method", method)
 	}
-	return &protocol.Response{RecoveryCodes: codes}, nil
+	return &protocol.Response{RecoveryCodes: codes.codes}, nil
 }
 
 // enrollMethod says how the enrollment confirmed by rc was made: at a
@@ -244,15 +257,9 @@ func (s *Server) regenerateRecovery(rc *reqCtx) (*protocol.Response, error) {
 		return nil, &protocol.Error{Code: protocol.ErrInvalidCode, Message: "A current code is needed to make new recovery codes."}
 	}
 	// As for enroll_confirm: hashed only once the code is accepted.
-	var codes []string
-	var salt []byte
-	var hashes [][]byte
-	makeRecovery := func() (err error) {
-		codes, salt, hashes, err = newRecovery(rc.cfg.Enroll.RecoveryCodes)
-		return err
-	}
-	at, err := s.useCode(rc, rec, false, makeRecovery, func(cur *store.Record) *store.Record {
-		cur.Active.RecoverySalt, cur.Active.Recovery = salt, hashes
+	codes, makeCodes := recoveryOnAccept(rc.cfg.Enroll.RecoveryCodes)
+	at, err := s.useCode(rc, rec, false, makeCodes, func(cur *store.Record) *store.Record {
+		cur.Active.RecoverySalt, cur.Active.Recovery = codes.salt, codes.hashes
 		return cur
 	})
 	if err != nil {
@@ -262,5 +269,5 @@ func (s *Server) regenerateRecovery(rc *reqCtx) (*protocol.Response, error) {
 		return nil, codeError(at)
 	}
 	s.auditDecision(rc, "ok", "recovery_codes_regenerated")
-	return &protocol.Response{RecoveryCodes: codes}, nil
+	return &protocol.Response{RecoveryCodes: codes.codes}, nil
 }
