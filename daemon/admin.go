@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/recovery"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/otp"
@@ -129,7 +130,7 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 	}
 	enr := &store.Enrollment{SealedSecret: sealed, Algorithm: alg.String(), Digits: p.Digits, Period: p.Period, CreatedAt: rc.now, ActivatedAt: rc.now, Method: store.MethodImport}
 	if len(im.RecoveryCodes) > 0 {
-		if enr.RecoverySalt, err = store.NewRecoverySalt(); err != nil {
+		if enr.RecoverySalt, err = recovery.NewSalt(); err != nil {
 			return nil, err
 		}
 		for i, c := range im.RecoveryCodes {
@@ -137,7 +138,7 @@ func (s *Server) adminImport(rc *reqCtx) (*protocol.Response, error) {
 			if !ok {
 				return nil, bad("recovery code #%d must be 6 to 64 letters or digits", i+1)
 			}
-			enr.Recovery = append(enr.Recovery, store.HashRecoveryCode(enr.RecoverySalt, n))
+			enr.Recovery = append(enr.Recovery, hashRecoveryCode(enr.RecoverySalt, n))
 		}
 	}
 	same := false

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -140,5 +141,55 @@ func TestDisableNeedsACodeUnlessRoot(t *testing.T) {
 	d.mustDo(&protocol.Request{Op: protocol.OpDisable, User: bob})
 	if st := d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: bob}).Status; st.State != protocol.StateNone {
 		t.Fatalf("after root disable: %+v", st)
+	}
+}
+
+// countHashes counts the recovery-code KDF runs until the test ends. Call
+// it before startDaemon, so that the daemon has stopped when it is undone.
+func countHashes(t *testing.T) *atomic.Int64 {
+	var n atomic.Int64
+	orig := hashRecoveryCode
+	hashRecoveryCode = func(salt []byte, normalized string) []byte {
+		n.Add(1)
+		return orig(salt, normalized)
+	}
+	t.Cleanup(func() { hashRecoveryCode = orig })
+	return &n
+}
+
+// TestWrongCodeHashesNoRecoveryCodes: the requests that make new recovery
+// codes hash each one with the slow KDF; a wrong code must be refused
+// before that, so that guessing cannot burn the daemon's CPU.
+func TestWrongCodeHashesNoRecoveryCodes(t *testing.T) {
+	hashes := countHashes(t)
+	d := startDaemon(t, testConfig(t), nil)
+	n := int64(d.cfg.Enroll.RecoveryCodes)
+	key, err := otp.ParseURI(d.mustDo(&protocol.Request{Op: protocol.OpEnrollBegin, User: alice}).Enroll.URI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := d.wrongCode(key.Secret)
+	steps := []struct {
+		name, code string
+		op         protocol.Op
+		accepted   bool
+		wantHashes int64
+	}{
+		{"enroll_confirm with a wrong code", wrong, protocol.OpEnrollConfirm, false, 0},
+		{"enroll_confirm with the right code", d.code(key.Secret, 0), protocol.OpEnrollConfirm, true, n},
+		{"recovery_codes with a wrong code", wrong, protocol.OpRecoveryCodes, false, n},
+		{"recovery_codes with the next code", d.code(key.Secret, 1), protocol.OpRecoveryCodes, true, 2 * n},
+	}
+	for _, st := range steps {
+		resp, err := d.do(&protocol.Request{Op: st.op, User: alice, Code: st.code})
+		switch {
+		case st.accepted && (err != nil || int64(len(resp.RecoveryCodes)) != n):
+			t.Fatalf("%s: %+v, %v; want %d recovery codes", st.name, resp, err, n)
+		case !st.accepted && errCode(err) != protocol.ErrInvalidCode:
+			t.Fatalf("%s: %+v, %v; want an invalid-code error", st.name, resp, err)
+		}
+		if got := hashes.Load(); got != st.wantHashes {
+			t.Errorf("%s: %d recovery-code hashes so far, want %d", st.name, got, st.wantHashes)
+		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/seal"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/internal/config"
@@ -164,13 +165,12 @@ func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return 
 
 type testDaemon struct {
 	t      testing.TB
-	dir    string
 	cfg    *config.Config
 	clock  *testClock
 	log    *syncBuffer
 	srv    *Server
 	db     *bolt.DB
-	sealer *store.Sealer
+	sealer *seal.Sealer
 	cancel context.CancelFunc
 	done   chan error
 	// host, when set, is the server's host name (WithHostname).
@@ -220,11 +220,11 @@ func (d *testDaemon) start() {
 	if err := store.PrepareStateDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	key, err := store.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
+	key, err := seal.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer, err := store.NewSealer(key)
+	sealer, err := seal.New(key)
 	if err != nil {
 		t.Fatal(err)
 	}

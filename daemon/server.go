@@ -345,3 +345,36 @@ type reqCtx struct {
 	account    account
 	withGroups bool
 }
+
+// dispatch answers one request according to its operation.
+func (s *Server) dispatch(rc *reqCtx) (*protocol.Response, error) {
+	switch rc.Op {
+	case protocol.OpPing:
+		return &protocol.Response{}, nil
+	case protocol.OpCheck:
+		return s.check(rc)
+	case protocol.OpVerify:
+		return s.verify(rc)
+	case protocol.OpStatus, protocol.OpAdminShow:
+		return s.status(rc)
+	case protocol.OpEnrollBegin:
+		return s.enrollBegin(rc)
+	case protocol.OpEnrollConfirm:
+		return s.enrollConfirm(rc)
+	case protocol.OpDisable:
+		return s.disable(rc)
+	case protocol.OpRecoveryCodes:
+		return s.regenerateRecovery(rc)
+	case protocol.OpAdminList:
+		return s.adminList(rc)
+	case protocol.OpAdminReset:
+		return s.adminReset(rc)
+	case protocol.OpAdminUnlock:
+		return s.adminUnlock(rc)
+	case protocol.OpAdminImport:
+		return s.adminImport(rc)
+	case protocol.OpForget:
+		return s.forget(rc)
+	}
+	return nil, &protocol.Error{Code: protocol.ErrBadRequest, Message: "unknown operation"}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/recovery"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -18,6 +19,10 @@ import (
 // errNoChange aborts a store transaction that decided without changing
 // anything (e.g. a locked user), so no write or fsync happens.
 var errNoChange = errors.New("no change")
+
+// errPrepare abandons a store transaction that accepted a code before the
+// work its change needs is done (useCode's prepare).
+var errPrepare = errors.New("accepted, not prepared")
 
 // attempt is the result of checking one code against a record.
 type attempt struct {
@@ -31,6 +36,9 @@ type attempt struct {
 	step        uint64
 }
 
+// hashRecoveryCode is recovery.Hash, the slow KDF; tests count its calls.
+var hashRecoveryCode = recovery.Hash
+
 // recoveryGuess is a recovery code hashed outside the store transaction
 // (the KDF is slow), with the salt it was hashed with.
 type recoveryGuess struct {
@@ -41,7 +49,7 @@ type recoveryGuess struct {
 // substitutions) and, for imported scratch codes, any 6 to 64 letters and
 // digits, lower-cased, without spaces or hyphens.
 func normalizeRecovery(code string) (string, bool) {
-	if n, ok := store.NormalizeRecoveryCode(code); ok {
+	if n, ok := recovery.Normalize(code); ok {
 		return n, true
 	}
 	n := strings.ToLower(strings.NewReplacer(" ", "", "-", "").Replace(code))
@@ -66,7 +74,7 @@ func guessRecovery(enr *store.Enrollment, code string) *recoveryGuess {
 	if !ok {
 		return nil
 	}
-	return &recoveryGuess{salt: enr.RecoverySalt, hash: store.HashRecoveryCode(enr.RecoverySalt, n)}
+	return &recoveryGuess{salt: enr.RecoverySalt, hash: hashRecoveryCode(enr.RecoverySalt, n)}
 }
 
 // lockState reports whether rec is locked at now.
@@ -240,4 +248,144 @@ func enrollmentParams(enr *store.Enrollment) (otp.Params, error) {
 		return otp.Params{}, fmt.Errorf("stored enrollment: %w", err)
 	}
 	return p, nil
+}
+
+// useCode runs applyCode in a store transaction against the active (or
+// pending) enrollment. onAccept may change the record further in the
+// same transaction (it must be repeatable: the store may rerun it); it
+// returns the record to store (nil deletes it).
+//
+// prepare, when not nil, is work onAccept needs that is too slow for a
+// store transaction (hashing new recovery codes): it runs once, outside
+// the transaction, and only for a code the transaction accepts. That
+// transaction is then abandoned without writing, and the code is checked
+// again in a new one, which commits. A wrong code thus costs no prepare.
+func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, prepare func() error, onAccept func(*store.Record) *store.Record) (attempt, error) {
+	digits := rc.cfg.TOTP.Digits
+	if enr := enrollmentOf(rec, pending); enr != nil {
+		digits = enr.Digits
+	}
+	code, ok := readCode(rc.Code, digits)
+	if !ok {
+		// Not a code at all: say what a code looks like, and count
+		// nothing (it cannot be a guess).
+		a := attempt{outcome: protocol.OutcomeReject, reason: "unreadable_code", message: codeFormatText(digits)}
+		s.auditDecision(rc, string(a.outcome), a.reason)
+		return a, nil
+	}
+	rc.Code = code
+	// The recovery-code KDF is slow: skip it for a user who is locked
+	// anyway (the transaction re-checks the lock), so guessing cannot burn
+	// CPU and memory.
+	var guess *recoveryGuess
+	if rec != nil && !pending {
+		if locked, _ := lockState(rec, rc.now); !locked {
+			guess = guessRecovery(rec.Active, rc.Code)
+		}
+	}
+	if blocked, retry, err := s.globalSourceBlock(rc); err != nil {
+		return attempt{}, err
+	} else if blocked {
+		a := attempt{outcome: protocol.OutcomeLocked, reason: "source_blocked", retryAfter: retry, message: sourceLockedMessage(retry)}
+		s.auditDecision(rc, string(a.outcome), a.reason)
+		return a, nil
+	}
+	var a attempt
+	tx := func(cur *store.Record) (*store.Record, error) {
+		if cur == nil || (!pending && cur.Active == nil) || (pending && cur.Pending == nil) {
+			return nil, &protocol.Error{Code: protocol.ErrNotFound, Message: "no enrollment for " + rc.User}
+		}
+		var err error
+		if a, err = s.applyCode(rc, cur, pending, rc.Code, guess); err != nil {
+			return nil, err
+		}
+		switch a.outcome {
+		case protocol.OutcomeLocked:
+			return nil, errNoChange
+		case protocol.OutcomeAccept:
+			if prepare != nil {
+				return nil, errPrepare
+			}
+			if onAccept != nil {
+				return onAccept(cur), nil
+			}
+		}
+		return cur, nil
+	}
+	err := s.store.Update(rc.User, tx)
+	if errors.Is(err, errPrepare) {
+		if err := prepare(); err != nil {
+			return attempt{}, err
+		}
+		prepare = nil
+		err = s.store.Update(rc.User, tx)
+	}
+	if errors.Is(err, errNoChange) {
+		err = nil
+	}
+	if err != nil {
+		var pe *protocol.Error
+		if !errors.As(err, &pe) {
+			s.auditDecision(rc, "error", "store", "err", err.Error())
+		}
+		return attempt{}, err
+	}
+	s.auditDecision(rc, string(a.outcome), a.reason)
+	if a.outcome != protocol.OutcomeLocked && a.outcome != protocol.OutcomeAccept {
+		if err := s.noteSourceFailure(rc); err != nil {
+			s.log.Error("per-address failure count not updated", "source", rc.source, "err", err)
+		}
+	}
+	return a, nil
+}
+
+func (s *Server) verify(rc *reqCtx) (*protocol.Response, error) {
+	res, rec, err := s.gate(rc)
+	if err != nil || res != nil {
+		return &protocol.Response{Verify: res}, err
+	}
+	var onAccept func(*store.Record) *store.Record
+	dev, rememberDevice := deviceOf(rc)
+	if d := rc.cfg.Policy.Remember.Duration; rememberDevice && d > 0 {
+		onAccept = func(cur *store.Record) *store.Record {
+			remember(cur, dev, rc.now, d)
+			return cur
+		}
+	}
+	a, err := s.useCode(rc, rec, false, nil, onAccept)
+	if err != nil {
+		return nil, err
+	}
+	if onAccept != nil && a.outcome == protocol.OutcomeAccept {
+		s.auditDecision(rc, "remembered", "device_remembered", "source", dev.source, "fingerprint", dev.fingerprint,
+			"until", rc.now.Add(rc.cfg.Policy.Remember.Duration))
+	}
+	return &protocol.Response{Verify: &protocol.VerifyResult{
+		Outcome: a.outcome, Message: a.message, RetryAfter: a.retryAfter, ClockOffset: a.clockOffset,
+		Recovery: a.recovery, RecoveryRemaining: a.remaining,
+	}}, nil
+}
+
+// codeError turns a failed attempt into an error reply for operations that
+// need a valid code (enroll confirm, disable, re-enroll, recovery codes).
+func codeError(a attempt) error {
+	if a.outcome == protocol.OutcomeLocked {
+		return &protocol.Error{Code: protocol.ErrLocked, Message: a.message, RetryAfter: a.retryAfter}
+	}
+	msg := a.message
+	if msg == "" {
+		msg = textWrongCode
+	}
+	return &protocol.Error{Code: protocol.ErrInvalidCode, Message: msg, RetryAfter: a.retryAfter}
+}
+
+// enrollmentOf is rec's pending or active enrollment, nil when it has none.
+func enrollmentOf(rec *store.Record, pending bool) *store.Enrollment {
+	switch {
+	case rec == nil:
+		return nil
+	case pending:
+		return rec.Pending
+	}
+	return rec.Active
 }

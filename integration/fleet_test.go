@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/seal"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/daemon/store/postgres"
@@ -42,7 +43,7 @@ type fleet struct {
 	pg     *pgtest.Server
 	dsn    string
 	base   string
-	sealer *store.Sealer
+	sealer *seal.Sealer
 	db     *postgres.DB // the test's own view of the shared store
 	nodes  []*fleetNode
 }
@@ -119,7 +120,7 @@ func startFleetWith(t testing.TB, n int, backend, extra string, ownHosts bool) *
 		}
 		keyPath := filepath.Join(nd.stateDir, "secret.key")
 		if key == nil {
-			if key, err = store.LoadOrCreateKey(keyPath); err != nil {
+			if key, err = seal.LoadOrCreateKey(keyPath); err != nil {
 				t.Fatal(err)
 			}
 		} else if err := os.WriteFile(keyPath, key, 0o600); err != nil {
@@ -147,7 +148,7 @@ per_source_max_failures = 0
 		f.nodes = append(f.nodes, nd)
 		nd.start(t, bin)
 	}
-	if f.sealer, err = store.NewSealer(key); err != nil {
+	if f.sealer, err = seal.New(key); err != nil {
 		t.Fatal(err)
 	}
 	if backend == "postgres" {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/daemon/seal"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/internal/config"
@@ -167,11 +168,11 @@ func serve(cfg *config.Config, cfgPath string) error {
 	if err := store.PrepareStateDir(dir); err != nil {
 		return err
 	}
-	key, err := store.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
+	key, err := seal.LoadOrCreateKey(filepath.Join(dir, "secret.key"))
 	if err != nil {
 		return err
 	}
-	sealer, err := store.NewSealer(key)
+	sealer, err := seal.New(key)
 	clear(key)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/daemon/seal"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/internal/protocol"
@@ -30,11 +31,11 @@ func BenchmarkRSS100kUsers(b *testing.B) {
 	if err := store.PrepareStateDir(state); err != nil {
 		b.Fatal(err)
 	}
-	key, err := store.LoadOrCreateKey(filepath.Join(state, store.KeyFile))
+	key, err := seal.LoadOrCreateKey(filepath.Join(state, store.KeyFile))
 	if err != nil {
 		b.Fatal(err)
 	}
-	sealer, err := store.NewSealer(key)
+	sealer, err := seal.New(key)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -109,3 +109,20 @@ func unixMode(m os.FileMode) uint32 {
 	}
 	return u
 }
+
+// SyncDir fsyncs a directory so that a create or rename in it survives a
+// power loss.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: open directory %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

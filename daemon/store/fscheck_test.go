@@ -3,11 +3,15 @@
 package store
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// keySize is the size of a key file (package seal's KeySize).
+const keySize = 32
 
 func TestCheckStateDir(t *testing.T) {
 	chown := func(t *testing.T, path string) {
@@ -41,7 +45,7 @@ func TestCheckStateDir(t *testing.T) {
 			return dir, ""
 		}, ""},
 		{"a 0700 root directory with 0600 root key and database is accepted", func(t *testing.T, dir string) (string, string) {
-			writeFile(t, filepath.Join(dir, KeyFile), KeySize, 0o600)
+			writeFile(t, filepath.Join(dir, KeyFile), keySize, 0o600)
 			writeFile(t, filepath.Join(dir, DBFile), 100, 0o600)
 			return dir, ""
 		}, ""},
@@ -110,7 +114,7 @@ func TestCheckStateDir(t *testing.T) {
 		}, "not a regular file"},
 		{"a 0400 key file is refused", func(t *testing.T, dir string) (string, string) {
 			p := filepath.Join(dir, KeyFile)
-			writeFile(t, p, KeySize, 0o400)
+			writeFile(t, p, keySize, 0o400)
 			return dir, p
 		}, "mode 0400"},
 		{"a symlinked key file is refused", func(t *testing.T, dir string) (string, string) {
@@ -206,5 +210,28 @@ func TestPrepareStateDirDoesNotRepairABadDirectory(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o755 {
 		t.Errorf("PrepareStateDir changed the mode to %s; an admin must look at it", fi.Mode())
+	}
+}
+
+// newStateDir returns a fresh root-owned 0700 directory.
+func newStateDir(t *testing.T) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root: the store requires root-owned files (make test runs as root)")
+	}
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, path string, size int, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, size), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,5 +1,5 @@
 // Package store defines where otpgated keeps its per-user state, and the
-// encryption of secrets at rest. Implementations (package bolt; later
+// rules for the state directory. Implementations (package bolt; later
 // postgres) must make Update atomic and durable: when Update returns nil,
 // the new record is on stable storage (fsync'd), and concurrent Updates of
 // the same user are serialized.
@@ -27,7 +27,8 @@ var ErrReadOnly = errors.New("store: store is read-only after a failed write; re
 var ErrClosed = errors.New("store: store is closed")
 
 // Record is everything the daemon knows about one user. Secrets inside are
-// sealed (see Sealer); recovery codes are stored only as hashes.
+// sealed (package seal); recovery codes are stored only as hashes
+// (package recovery).
 type Record struct {
 	User string `json:"user"`
 
@@ -137,7 +138,7 @@ type SourceState struct {
 
 // Enrollment is one TOTP secret with its parameters and recovery codes.
 type Enrollment struct {
-	// SealedSecret is the secret encrypted by a Sealer, bound to the user.
+	// SealedSecret is the secret sealed by package seal, bound to the user.
 	SealedSecret []byte    `json:"sealed_secret"`
 	Algorithm    string    `json:"algorithm"`
 	Digits       int       `json:"digits"`
@@ -147,7 +148,7 @@ type Enrollment struct {
 	ActivatedAt time.Time `json:"activated_at,omitzero"`
 	// RecoverySalt salts the hashes of this enrollment's recovery codes.
 	RecoverySalt []byte `json:"recovery_salt,omitempty"`
-	// Recovery holds the hashes (see HashRecoveryCode) of the unused
+	// Recovery holds the hashes (package recovery's Hash) of the unused
 	// recovery codes.
 	Recovery [][]byte `json:"recovery,omitempty"`
 

@@ -8,6 +8,7 @@ package accounts
 #include <shadow.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 // The wrappers keep errno and the result pointer on the C side, where the
 // reentrant calls set them.
@@ -76,6 +77,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -279,13 +281,20 @@ func primaryFirst(gids []uint32, gid uint32) []uint32 {
 	return out
 }
 
+// shadowFile is the file the files backend of the shadow database reads.
+const shadowFile = "/etc/shadow"
+
 // LookupShadow returns the shadow fields of the user named name
 // (getspnam_r). The error wraps ErrNotFound if NSS has no shadow entry for
 // it (a user whose source keeps none, as LDAP often does). Only root may
-// read the files backend's /etc/shadow: for others the error says so.
+// read the files backend's /etc/shadow: for others the error says so, and
+// wraps fs.ErrPermission.
 func LookupShadow(name string) (*Shadow, error) {
 	if !validName(name) {
 		return nil, fmt.Errorf("accounts: no shadow entry for %q: %w", name, ErrNotFound)
+	}
+	if err := shadowReadable(name); err != nil {
+		return nil, err
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
@@ -312,6 +321,25 @@ func LookupShadow(name string) (*Shadow, error) {
 		return nil, fmt.Errorf("accounts: no shadow entry for %q: %w", name, ErrNotFound)
 	}
 	return s, nil
+}
+
+// shadowReadable returns an error unless the files backend can read
+// /etc/shadow with this process's effective credentials (or there is no
+// such file). Otherwise getspnam_r would not fail: the files backend
+// does, NSS asks the next source, and its answer stands for the whole
+// database (systemd's makes up a locked root). name is for the message.
+func shadowReadable(name string) error {
+	cpath := C.CString(shadowFile)
+	defer C.free(unsafe.Pointer(cpath))
+	rc, err := C.euidaccess(cpath, C.R_OK)
+	switch {
+	case rc == 0 || errors.Is(err, fs.ErrNotExist):
+		return nil
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("accounts: reading the shadow entry of %s needs root: %s: %w", name, shadowFile, err)
+	default:
+		return fmt.Errorf("accounts: read the shadow entry of %s: %s: %w", name, shadowFile, err)
+	}
 }
 
 // enumMu serialises enumerations: getpwent_r and getgrent_r each walk one

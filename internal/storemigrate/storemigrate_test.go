@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otpgate/otpgate/daemon/seal"
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/daemon/store/postgres"
@@ -115,7 +116,7 @@ func TestMigrate(t *testing.T) {
 		if err := store.PrepareStateDir(cfg.Daemon.StateDir); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.LoadOrCreateKey(filepath.Join(cfg.Daemon.StateDir, store.KeyFile)); err != nil {
+		if _, err := seal.LoadOrCreateKey(filepath.Join(cfg.Daemon.StateDir, store.KeyFile)); err != nil {
 			t.Fatal(err)
 		}
 		res, err = Migrate(cfg, Postgres)

@@ -1,7 +1,6 @@
-package store
+package seal
 
 import (
-	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -10,59 +9,10 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/sys/unix"
+
+	"github.com/otpgate/otpgate/daemon/store"
 )
-
-// KeySize is the size of the key file's content.
-const KeySize = chacha20poly1305.KeySize
-
-// sealVersion is the first byte of every sealed secret.
-const sealVersion = 1
-
-// Sealer encrypts secrets with XChaCha20-Poly1305. The user name is the
-// associated data, so a sealed secret copied into another user's record
-// does not open.
-type Sealer struct {
-	aead cipher.AEAD
-}
-
-// NewSealer returns a Sealer for a KeySize-byte key.
-func NewSealer(key []byte) (*Sealer, error) {
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, fmt.Errorf("store: sealing key: %w", err)
-	}
-	return &Sealer{aead: aead}, nil
-}
-
-// Seal encrypts secret for user: version byte, 24-byte random nonce,
-// ciphertext and tag.
-func (s *Sealer) Seal(user string, secret []byte) ([]byte, error) {
-	out := make([]byte, 1+s.aead.NonceSize(), 1+s.aead.NonceSize()+len(secret)+s.aead.Overhead())
-	out[0] = sealVersion
-	if _, err := rand.Read(out[1:]); err != nil {
-		return nil, fmt.Errorf("store: nonce: %w", err)
-	}
-	return s.aead.Seal(out, out[1:], secret, []byte(user)), nil
-}
-
-// ErrUnseal is returned when a sealed secret does not decrypt: wrong key,
-// wrong user, or tampering.
-var ErrUnseal = errors.New("store: sealed secret does not decrypt with this key and user (wrong secret.key, or the record was tampered with)")
-
-// Open decrypts a secret sealed for user.
-func (s *Sealer) Open(user string, sealed []byte) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < 1+ns+s.aead.Overhead() || sealed[0] != sealVersion {
-		return nil, ErrUnseal
-	}
-	pt, err := s.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(user))
-	if err != nil {
-		return nil, ErrUnseal
-	}
-	return pt, nil
-}
 
 // LoadOrCreateKey reads the sealing key at path, creating it (KeySize
 // random bytes, mode 0600, written atomically) if it does not exist. An
@@ -76,7 +26,7 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	}
 	key = make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("store: generate key for %s: %w", path, err)
+		return nil, fmt.Errorf("seal: generate key for %s: %w", path, err)
 	}
 	err = writeFileExclusive(path, key)
 	if errors.Is(err, os.ErrExist) {
@@ -96,16 +46,16 @@ func readKey(path string) ([]byte, error) {
 	// at path cannot block the open; checkFile then rejects it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if errors.Is(err, syscall.ELOOP) {
-		return nil, fmt.Errorf("store: key file %s is a symlink; it must be a regular root-owned 0600 file", path)
+		return nil, fmt.Errorf("seal: key file %s is a symlink; it must be a regular root-owned 0600 file", path)
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("store: key file %s: %w", path, os.ErrNotExist)
+		return nil, fmt.Errorf("seal: key file %s: %w", path, os.ErrNotExist)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open key file: %w", err)
+		return nil, fmt.Errorf("seal: open key file: %w", err)
 	}
 	defer f.Close()
-	if err := CheckFile(f, path); err != nil {
+	if err := store.CheckFile(f, path); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, KeySize+1)
@@ -114,9 +64,9 @@ func readKey(path string) ([]byte, error) {
 	case errors.Is(err, io.ErrUnexpectedEOF) && n == KeySize:
 		return buf[:KeySize], nil
 	case err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, fmt.Errorf("store: key file %s must hold exactly %d bytes but does not; refusing to use or replace it (restore it from a backup)", path, KeySize)
+		return nil, fmt.Errorf("seal: key file %s must hold exactly %d bytes but does not; refusing to use or replace it (restore it from a backup)", path, KeySize)
 	default:
-		return nil, fmt.Errorf("store: read key file %s: %w", path, err)
+		return nil, fmt.Errorf("seal: read key file %s: %w", path, err)
 	}
 }
 
@@ -129,7 +79,7 @@ func writeFileExclusive(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
-		return fmt.Errorf("store: create temp file for %s: %w", path, err)
+		return fmt.Errorf("seal: create temp file for %s: %w", path, err)
 	}
 	name := tmp.Name()
 	installed := false
@@ -147,18 +97,18 @@ func writeFileExclusive(path string, data []byte) error {
 		// to replace an existing path.
 		if err = os.Link(name, path); err == nil {
 			if err := os.Remove(name); err != nil {
-				return fmt.Errorf("store: remove %s: %w", name, err)
+				return fmt.Errorf("seal: remove %s: %w", name, err)
 			}
 		}
 	}
 	if errors.Is(err, unix.EEXIST) || errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("store: %s appeared while it was being created: %w", path, os.ErrExist)
+		return fmt.Errorf("seal: %s appeared while it was being created: %w", path, os.ErrExist)
 	}
 	if err != nil {
-		return fmt.Errorf("store: install %s: %w", path, err)
+		return fmt.Errorf("seal: install %s: %w", path, err)
 	}
 	installed = true
-	return SyncDir(dir)
+	return store.SyncDir(dir)
 }
 
 func writeSyncClose(f *os.File, data []byte) error {
@@ -175,24 +125,7 @@ func writeSyncClose(f *os.File, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("store: write %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
-// SyncDir fsyncs a directory so that a create or rename in it survives a
-// power loss.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("store: open directory %s: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("store: fsync directory %s: %w", dir, err)
+		return fmt.Errorf("seal: write %s: %w", f.Name(), err)
 	}
 	return nil
 }

@@ -1,6 +1,4 @@
-//go:build root
-
-package store
+package recovery
 
 import (
 	"bytes"
@@ -14,8 +12,8 @@ import (
 
 var recoveryCodeFormat = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}$`)
 
-func TestGenerateRecoveryCodesFormat(t *testing.T) {
-	codes, err := GenerateRecoveryCodes(10)
+func TestGenerateFormat(t *testing.T) {
+	codes, err := Generate(10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,18 +24,18 @@ func TestGenerateRecoveryCodesFormat(t *testing.T) {
 		if !recoveryCodeFormat.MatchString(c) {
 			t.Errorf("code %q is not xxxx-xxxx-xxxx in lower-case Crockford base32", c)
 		}
-		n, ok := NormalizeRecoveryCode(c)
+		n, ok := Normalize(c)
 		if !ok || n != strings.ReplaceAll(c, "-", "") {
-			t.Errorf("NormalizeRecoveryCode(%q) = %q, %v; want the code without hyphens", c, n, ok)
+			t.Errorf("Normalize(%q) = %q, %v; want the code without hyphens", c, n, ok)
 		}
 	}
 }
 
-func TestGenerateRecoveryCodesAreUniqueAndUseTheWholeAlphabet(t *testing.T) {
+func TestGenerateAreUniqueAndUseTheWholeAlphabet(t *testing.T) {
 	seen := make(map[string]bool, 10000)
 	counts := make(map[rune]int)
-	for range 10000 / MaxRecoveryCodes {
-		codes, err := GenerateRecoveryCodes(MaxRecoveryCodes)
+	for range 10000 / MaxCodes {
+		codes, err := Generate(MaxCodes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,25 +54,25 @@ func TestGenerateRecoveryCodesAreUniqueAndUseTheWholeAlphabet(t *testing.T) {
 	}
 	// 120000 symbols over 32 letters: about 3750 each. A bias such as a
 	// 4-bit mask would leave letters unused or doubled.
-	for _, r := range recoveryAlphabet {
+	for _, r := range alphabet {
 		if counts[r] < 3000 || counts[r] > 4500 {
 			t.Errorf("symbol %q appears %d times in 120000, want about 3750", r, counts[r])
 		}
 	}
-	if len(counts) != len(recoveryAlphabet) {
-		t.Errorf("%d distinct symbols, want %d", len(counts), len(recoveryAlphabet))
+	if len(counts) != len(alphabet) {
+		t.Errorf("%d distinct symbols, want %d", len(counts), len(alphabet))
 	}
 }
 
-func TestGenerateRecoveryCodesRefusesABadCount(t *testing.T) {
-	for _, n := range []int{-1, 0, MaxRecoveryCodes + 1} {
-		if codes, err := GenerateRecoveryCodes(n); err == nil {
-			t.Errorf("GenerateRecoveryCodes(%d) = %d codes, want an error", n, len(codes))
+func TestGenerateRefusesABadCount(t *testing.T) {
+	for _, n := range []int{-1, 0, MaxCodes + 1} {
+		if codes, err := Generate(n); err == nil {
+			t.Errorf("Generate(%d) = %d codes, want an error", n, len(codes))
 		}
 	}
 }
 
-func TestNormalizeRecoveryCode(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	tests := []struct {
 		name, in, want string
 		ok             bool
@@ -98,25 +96,25 @@ func TestNormalizeRecoveryCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := NormalizeRecoveryCode(tt.in)
+			got, ok := Normalize(tt.in)
 			if got != tt.want || ok != tt.ok {
-				t.Errorf("NormalizeRecoveryCode(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+				t.Errorf("Normalize(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 			}
 		})
 	}
 }
 
-func TestNewRecoverySaltIsFreshEachTime(t *testing.T) {
-	a, err := NewRecoverySalt()
+func TestNewSaltIsFreshEachTime(t *testing.T) {
+	a, err := NewSalt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := NewRecoverySalt()
+	b, err := NewSalt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a) != RecoverySaltSize || len(b) != RecoverySaltSize {
-		t.Fatalf("salt sizes %d and %d, want %d", len(a), len(b), RecoverySaltSize)
+	if len(a) != SaltSize || len(b) != SaltSize {
+		t.Fatalf("salt sizes %d and %d, want %d", len(a), len(b), SaltSize)
 	}
 	if bytes.Equal(a, b) {
 		t.Errorf("two salts are equal: %x", a)
@@ -126,11 +124,11 @@ func TestNewRecoverySaltIsFreshEachTime(t *testing.T) {
 // matchRecovery is how the daemon verifies: one KDF, then a constant-time
 // comparison against every stored hash.
 func matchRecovery(hashes [][]byte, salt []byte, typed string) bool {
-	n, ok := NormalizeRecoveryCode(typed)
+	n, ok := Normalize(typed)
 	if !ok {
 		return false
 	}
-	h := HashRecoveryCode(salt, n)
+	h := Hash(salt, n)
 	found := 0
 	for _, s := range hashes {
 		found |= subtle.ConstantTimeCompare(h, s)
@@ -138,19 +136,19 @@ func matchRecovery(hashes [][]byte, salt []byte, typed string) bool {
 	return found == 1
 }
 
-func TestHashRecoveryCodeVerifies(t *testing.T) {
-	codes, err := GenerateRecoveryCodes(5)
+func TestHashVerifies(t *testing.T) {
+	codes, err := Generate(5)
 	if err != nil {
 		t.Fatal(err)
 	}
-	salt, err := NewRecoverySalt()
+	salt, err := NewSalt()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hashes [][]byte
 	for _, c := range codes {
-		n, _ := NormalizeRecoveryCode(c)
-		h := HashRecoveryCode(salt, n)
+		n, _ := Normalize(c)
+		h := Hash(salt, n)
 		if len(h) != argonKeyLen {
 			t.Fatalf("hash is %d bytes, want %d", len(h), argonKeyLen)
 		}
@@ -159,11 +157,11 @@ func TestHashRecoveryCodeVerifies(t *testing.T) {
 		}
 		hashes = append(hashes, h)
 	}
-	otherSalt, err := NewRecoverySalt()
+	otherSalt, err := NewSalt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := GenerateRecoveryCodes(1)
+	other, err := Generate(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,29 +189,29 @@ func TestHashRecoveryCodeVerifies(t *testing.T) {
 
 func flipSymbol(code string) string {
 	b := []byte(code)
-	i := strings.IndexByte(recoveryAlphabet, b[0])
-	b[0] = recoveryAlphabet[(i+1)%len(recoveryAlphabet)]
+	i := strings.IndexByte(alphabet, b[0])
+	b[0] = alphabet[(i+1)%len(alphabet)]
 	return string(b)
 }
 
-// TestHashRecoveryCodeKnownAnswer pins the argon2id parameters: changing
+// TestHashKnownAnswer pins the argon2id parameters: changing
 // them would make every stored recovery hash unverifiable. The expected
 // value is argon2id(t=1, m=4096 KiB, p=1, 32 bytes) of the inputs below.
-func TestHashRecoveryCodeKnownAnswer(t *testing.T) {
-	got := hex.EncodeToString(HashRecoveryCode([]byte("0123456789abcdef"), "7k2m0q9xd4hf"))
+func TestHashKnownAnswer(t *testing.T) {
+	got := hex.EncodeToString(Hash([]byte("0123456789abcdef"), "7k2m0q9xd4hf"))
 	const want = "dc1cec3a2672bfda23aaecac30e3c09d21e8bc4bd371a754fc18a3076bc249eb"
 	if got != want {
-		t.Errorf("HashRecoveryCode = %s, want %s: the KDF parameters changed, which breaks stored hashes", got, want)
+		t.Errorf("Hash = %s, want %s: the KDF parameters changed, which breaks stored hashes", got, want)
 	}
 }
 
-func TestHashRecoveryCodeIsSafeForConcurrentUse(t *testing.T) {
+func TestHashIsSafeForConcurrentUse(t *testing.T) {
 	salt := []byte("0123456789abcdef")
-	want := HashRecoveryCode(salt, "7k2m0q9xd4hf")
+	want := Hash(salt, "7k2m0q9xd4hf")
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			if got := HashRecoveryCode(salt, "7k2m0q9xd4hf"); !bytes.Equal(got, want) {
+			if got := Hash(salt, "7k2m0q9xd4hf"); !bytes.Equal(got, want) {
 				t.Errorf("concurrent hash %x, want %x", got, want)
 			}
 		})
@@ -221,13 +219,13 @@ func TestHashRecoveryCodeIsSafeForConcurrentUse(t *testing.T) {
 	wg.Wait()
 }
 
-func BenchmarkHashRecoveryCode(b *testing.B) {
-	salt, err := NewRecoverySalt()
+func BenchmarkHash(b *testing.B) {
+	salt, err := NewSalt()
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		HashRecoveryCode(salt, "7k2m0q9xd4hf")
+		Hash(salt, "7k2m0q9xd4hf")
 	}
 }
