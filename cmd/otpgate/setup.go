@@ -15,6 +15,7 @@ import (
 	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/doctor"
+	"github.com/otpgate/otpgate/internal/pamstack"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/internal/setup"
 )
@@ -273,7 +274,7 @@ func (s *setupRun) guards() []guardFailure {
 		fix:     "systemctl start otpgated (journalctl -u otpgated says why it stopped); if it listens elsewhere, give --config or --socket"})
 	daemonUp := err == nil
 
-	loader := filepath.Join(s.pamDir, doctor.ModuleName)
+	loader := filepath.Join(s.pamDir, pamstack.ModuleName)
 	var trust []doctor.Finding
 	trust = append(trust, doctor.CheckTrusted("pam-loader", "the PAM module", doctor.TrustChain(loader))...)
 	trust = append(trust, doctor.CheckTrusted("pam-golib", "the Go library of the PAM module", doctor.TrustChain(doctor.DefaultGoLib))...)

@@ -16,6 +16,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/pamstack"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"golang.org/x/sys/unix"
 )
@@ -75,7 +76,7 @@ func Run(ctx context.Context, o Options) *Report {
 		}
 		return os.ReadFile(name)
 	}
-	var otpLines []PAMEntry
+	var otpLines []pamstack.Entry
 
 	// sshd: its effective configuration first, for the PAM service name.
 	sshdSvc, keyFirst := "sshd", true
@@ -245,19 +246,19 @@ func checkDaemon(ctx context.Context, r *Report, c *protocol.Client) bool {
 
 // checkService loads and checks one PAM service, and returns its
 // pam_otpgate lines (for the module file checks).
-func checkService(r *Report, read ReadFunc, want PAMWant) []PAMEntry {
+func checkService(r *Report, read pamstack.ReadFunc, want PAMWant) []pamstack.Entry {
 	entries, fds, err := LoadService(want.Service, read)
 	if err != nil {
 		r.add(Finding{ID: "pam-" + want.Service + "-missing", Severity: want.MissingSeverity, Where: "/etc/pam.d/" + want.Service,
 			Problem: fmt.Sprintf("/etc/pam.d/%s cannot be read: %v", want.Service, unwrapPath(err)),
 			Why:     "PAM then uses /etc/pam.d/other for " + want.Service + ", which does not ask for a code.",
-			Fix:     fmt.Sprintf("restore /etc/pam.d/%s (apt-get install --reinstall the package that ships it) and add 'auth required %s' (see docs/pam.md).", want.Service, ModuleName)})
+			Fix:     fmt.Sprintf("restore /etc/pam.d/%s (apt-get install --reinstall the package that ships it) and add 'auth required %s' (see docs/pam.md).", want.Service, pamstack.ModuleName)})
 		return nil
 	}
 	r.add(fds...)
 	r.add(CheckPAMService(want, entries)...)
-	var out []PAMEntry
-	for _, e := range AuthEntries(entries) {
+	var out []pamstack.Entry
+	for _, e := range pamstack.AuthEntries(entries) {
 		if e.IsOtpgate() {
 			out = append(out, e)
 		}
@@ -267,7 +268,7 @@ func checkService(r *Report, read ReadFunc, want PAMWant) []PAMEntry {
 
 // checkModuleFiles checks the loader and the Go library named by the
 // pam_otpgate lines found.
-func checkModuleFiles(r *Report, pamDir string, lines []PAMEntry) {
+func checkModuleFiles(r *Report, pamDir string, lines []pamstack.Entry) {
 	if len(lines) == 0 {
 		return
 	}
