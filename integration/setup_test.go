@@ -162,6 +162,22 @@ func TestSetup(t *testing.T) {
 		stock[f] = e.c.ReadFile(t, f)
 	}
 
+	t.Run("before setup, doctor's fixes name otpgate setup", func(t *testing.T) {
+		r := e.doctor()
+		want := map[string]string{"sshd-kbdinteractive": "otpgate setup sshd", "sshd-authmethods-any": "otpgate setup sshd",
+			"pam-sshd-missing": "otpgate setup sshd", "pam-sudo-missing": "otpgate setup sudo"}
+		for _, f := range r.Findings {
+			if cmd, ok := want[f.ID]; ok {
+				delete(want, f.ID)
+				if !strings.HasPrefix(f.Fix, "run '"+cmd+"'") {
+					t.Errorf("%s: the fix does not start with %q: %s", f.ID, "run '"+cmd+"'", f.Fix)
+				}
+			}
+		}
+		for id := range want {
+			t.Errorf("doctor on Debian's stock files does not report %s:\n%s", id, describeReport(r))
+		}
+	})
 	t.Run("dry run prints the diff and changes nothing", func(t *testing.T) {
 		before := e.snapshot()
 		out, code := e.setup("admin1", "sshd")
@@ -346,27 +362,49 @@ func TestSetup(t *testing.T) {
 		}
 	})
 
-	t.Run("otpgate doctor reports no problem with sshd, PAM and sudo", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, code, _ := e.c.Exec(ctx, e.bin, "doctor", "--json")
-		if code < 0 || code > 1 {
-			t.Fatalf("otpgate doctor: exit %d\n%s", code, out)
-		}
-		var r doctor.Report
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			t.Fatalf("no report: %v\n%s", err, out)
-		}
-		t.Logf("doctor's findings after setup:\n%s", describeReport(&r))
+	t.Run("otpgate doctor reports no problem with sshd, PAM and sudo, and advises nothing against them", func(t *testing.T) {
+		r := e.doctor()
+		t.Logf("doctor's findings after setup:\n%s", describeReport(r))
 		for _, f := range r.Findings {
-			if f.Severity == doctor.Info {
+			if !setupFinding(f.ID) {
 				continue
 			}
-			for _, p := range []string{"sshd", "pam", "sudo", "console", "admin"} {
-				if strings.HasPrefix(f.ID, p) {
-					t.Errorf("doctor after setup: %s %s %s: %s", f.Severity, f.ID, f.Where, f.Problem)
-				}
+			if f.Severity != doctor.Info {
+				t.Errorf("doctor after setup: %s %s %s: %s", f.Severity, f.ID, f.Where, f.Problem)
+			} else if !strings.HasPrefix(f.Fix, "none needed") {
+				t.Errorf("doctor after setup advises a change to what setup wrote: %s %s: %s\nfix: %s", f.ID, f.Where, f.Problem, f.Fix)
 			}
 		}
+		if !r.Has("sshd-root-key-only") {
+			t.Errorf("doctor does not note root's key-only rule:\n%s", describeReport(r))
+		}
 	})
+}
+
+// setupFinding reports whether a doctor finding is about what otpgate
+// setup writes or checks: sshd, the PAM stacks, sudo, the console and the
+// administrators.
+func setupFinding(id string) bool {
+	for _, p := range []string{"sshd", "pam", "sudo", "console", "admin"} {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// doctor runs otpgate doctor --json as root and returns its report.
+func (e *setupEnv) doctor() *doctor.Report {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, code, _ := e.c.Exec(ctx, e.bin, "doctor", "--json")
+	if code < 0 || code > 1 {
+		e.t.Fatalf("otpgate doctor: exit %d\n%s", code, out)
+	}
+	var r doctor.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		e.t.Fatalf("no report: %v\n%s", err, out)
+	}
+	return &r
 }

@@ -61,6 +61,10 @@ type PAMWant struct {
 	// password module in the auth stack asks for a password nobody
 	// expects.
 	PasswordFirst bool
+	// Setup is the command that writes this service as doctor wants it
+	// (SetupSSHD, SetupSudo), named in the fixes it can make; "" when
+	// there is none.
+	Setup string
 }
 
 // passwordModules ask the user for a password.
@@ -92,7 +96,7 @@ func CheckPAMService(want PAMWant, entries []pamstack.Entry) []Finding {
 		if len(out) > 0 {
 			return out
 		}
-		fix := fmt.Sprintf("add 'auth required %s' to %s", pamstack.ModuleName, file)
+		fix := bySetup(want.Setup) + fmt.Sprintf("add 'auth required %s' to %s", pamstack.ModuleName, file)
 		if want.PasswordFirst {
 			fix += ", right after '@include common-auth'."
 		} else {
@@ -146,7 +150,7 @@ func CheckPAMService(want PAMWant, entries []pamstack.Entry) []Finding {
 		out = append(out, Finding{ID: "pam-no-require-publickey", Severity: Warning, Where: e.At(),
 			Problem: fmt.Sprintf("%s in %s does not check that sshd verified a public key (no require_publickey)", pamstack.ModuleName, svc),
 			Why:     "this stack has no password module: whenever sshd offers a password or keyboard-interactive without a key (an sshd not yet reloaded after sshd_config changed, a drop-in read first), a user who is not enrolled logs in with any password, and an enrolled user with the current code typed as the password.",
-			Fix:     fmt.Sprintf("add require_publickey to the line at %s: 'auth required %s require_publickey'.", e.Where, pamstack.ModuleName)})
+			Fix:     bySetup(want.Setup) + fmt.Sprintf("add require_publickey to the line at %s: 'auth required %s require_publickey'.", e.Where, pamstack.ModuleName)})
 	}
 	switch {
 	case want.PasswordFirst && pw > otp:

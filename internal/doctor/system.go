@@ -119,7 +119,7 @@ func Run(ctx context.Context, o Options) *Report {
 			}
 		}
 		r.check("pam:" + sshdSvc)
-		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error, PasswordFirst: !keyFirst})...)
+		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error, PasswordFirst: !keyFirst, Setup: SetupSSHD})...)
 	}
 
 	// sudo.
@@ -127,12 +127,12 @@ func Run(ctx context.Context, o Options) *Report {
 		r.add(notInstalled("sudo", "sudo"))
 	} else {
 		r.check("pam:sudo")
-		lines := checkService(r, read, PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true})
+		lines := checkService(r, read, PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true, Setup: SetupSudo})
 		otpLines = append(otpLines, lines...)
 		if len(lines) > 0 {
 			if _, err := os.Stat("/etc/pam.d/sudo-i"); err == nil {
 				r.check("pam:sudo-i")
-				otpLines = append(otpLines, checkService(r, read, PAMWant{Service: "sudo-i", MissingSeverity: Warning, PasswordFirst: true})...)
+				otpLines = append(otpLines, checkService(r, read, PAMWant{Service: "sudo-i", MissingSeverity: Warning, PasswordFirst: true, Setup: SetupSudo})...)
 			}
 		}
 		r.check("sudo")

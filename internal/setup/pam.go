@@ -76,13 +76,13 @@ func describe(fs []doctor.Finding) string {
 // SSHDPAMWant is what doctor expects of the sshd service after setup: the
 // key first, so the stack asks for the code only.
 func SSHDPAMWant(service string) doctor.PAMWant {
-	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Error}
+	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Error, Setup: doctor.SetupSSHD}
 }
 
 // SudoPAMWant is what doctor expects of sudo and sudo-i: the password,
 // then the code.
 func SudoPAMWant(service string) doctor.PAMWant {
-	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Warning, PasswordFirst: true}
+	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Warning, PasswordFirst: true, Setup: doctor.SetupSudo}
 }
 
 // PlanSSHDPAM plans /etc/pam.d/<service> for sshd: its '@include
