@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/doctor"
 )
 
@@ -12,9 +13,9 @@ import (
 // warning.
 func (a *app) cmdDoctor(ctx context.Context, args []string) error {
 	fs := newFlagSet("doctor")
-	asJSON := fs.Bool("json", false, "")
-	cfgPath := fs.String("config", "", "")
-	pamDir := fs.String("pam-dir", "", "")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	cfgPath := fs.String("config", "", "otpgated's configuration (default "+config.DefaultPath+")")
+	pamDir := fs.String("pam-dir", "", "the PAM module directory (default: where pam_unix.so is)")
 	pos, ok, err := a.parseArgs("doctor", fs, args)
 	if !ok {
 		return err

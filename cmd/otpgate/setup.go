@@ -50,10 +50,10 @@ type guardFailure struct {
 // changes that make sshd or sudo ask for a code (docs/pam.md).
 func (a *app) cmdSetup(ctx context.Context, args []string) error {
 	fs := newFlagSet("setup")
-	apply := fs.Bool("apply", false, "")
-	force := fs.Bool("force", false, "")
-	cfgPath := fs.String("config", "", "")
-	pamDir := fs.String("pam-dir", "", "")
+	apply := fs.Bool("apply", false, "write the changes (root only)")
+	force := fs.Bool("force", false, "DANGEROUS: apply although the administrator is not enrolled and has no console way back in")
+	cfgPath := fs.String("config", "", "otpgated's configuration, for its socket (default "+config.DefaultPath+")")
+	pamDir := fs.String("pam-dir", "", "the PAM module directory (default: where pam_unix.so is)")
 	pos, ok, err := a.parseArgs("setup", fs, args)
 	if !ok {
 		return err
