@@ -213,6 +213,38 @@ func TestSetup(t *testing.T) {
 		e.c.Run(t, "usermod", "-p", "*", "root")
 		e.refuses(t, "admin2", "sshd", "admin2 (who runs this) is not enrolled, and root cannot log in on the console", "otpgate enroll")
 	})
+	t.Run("admin not enrolled, root's password locked: --force goes ahead", func(t *testing.T) {
+		defer func() { // back to the stock files for the tests below
+			for _, svc := range []string{"sudo", "sudo-i"} {
+				e.c.WriteFile(t, "/etc/pam.d/"+svc, stock["/etc/pam.d/"+svc], 0o644)
+			}
+			e.c.Run(t, "sh", "-c", "rm -f /etc/pam.d/sudo*.otpgate-backup-*")
+		}()
+		out, code := e.setup("admin2", "sudo", "--apply", "--force")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		for _, w := range []string{"FAIL  admin2 (who runs this) is not enrolled, and root cannot log in on the console",
+			"--force: going ahead although the administrator check failed.", "wrote /etc/pam.d/sudo (backup: "} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output does not say %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("otpgated stopped: --force does not override it", func(t *testing.T) {
+		if err := e.daemon.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		defer e.restartDaemon()
+		before := e.snapshot()
+		out, code := e.setup("admin1", "sudo", "--apply", "--force")
+		if code != 1 || !strings.Contains(out, "otpgated does not answer") || !strings.Contains(out, "refusing to apply: nothing was changed") {
+			t.Errorf("exit %d, want 1 and a refusal:\n%s", code, out)
+		}
+		if after := e.snapshot(); after != before {
+			t.Errorf("files changed although setup refused:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
 	t.Run("admin not enrolled, console guarded: refuses", func(t *testing.T) {
 		e.setPassword("root", "root-console-pw")
 		login := strings.Replace(string(stock["/etc/pam.d/login"]), "@include common-auth\n", "@include common-auth\nauth required pam_otpgate.so\n", 1)
