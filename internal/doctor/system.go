@@ -70,12 +70,7 @@ func Run(ctx context.Context, o Options) *Report {
 			Fix:     fmt.Sprintf("mkdir -p %[1]s && chown root:root %[1]s && chmod 0700 %[1]s (and chmod 0600 the files in it)", cfg.Daemon.StateDir)})
 	}
 
-	read := func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join("/etc/pam.d", name)
-		}
-		return os.ReadFile(name)
-	}
+	read := pamstack.ReadSystem
 	var otpLines []pamstack.Entry
 
 	// sshd: its effective configuration first, for the PAM service name.

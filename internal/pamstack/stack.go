@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 )
 
@@ -269,4 +271,16 @@ func ReachesOtpgate(entries []Entry) bool {
 		}
 	}
 	return false
+}
+
+// Dir is where the PAM service files are.
+const Dir = "/etc/pam.d"
+
+// ReadSystem is the [ReadFunc] of the live system: a name is a file in
+// Dir, an absolute path is read as it is.
+func ReadSystem(name string) ([]byte, error) {
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(Dir, name)
+	}
+	return os.ReadFile(name)
 }

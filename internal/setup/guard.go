@@ -161,7 +161,7 @@ func (s *Session) adminGuard(ctx context.Context) []Guard {
 		return append(out, fail(fmt.Sprintf("%s (who runs this) is not enrolled, and otpgated's policy requires a code from %s: after this change %s is refused by %s", s.Admin, s.Admin, s.Admin, s.Target),
 			enroll, true)...)
 	}
-	entries, _, err := doctor.LoadService("login", ReadPAM)
+	entries, _, err := doctor.LoadService("login", pamstack.ReadSystem)
 	switch {
 	case err != nil:
 		return append(out, fail(fmt.Sprintf("%s (who runs this) is not enrolled, and the console has no PAM service (/etc/pam.d/login: %v)", s.Admin, err),

@@ -10,7 +10,7 @@ import (
 )
 
 // PAMDir is where the PAM service files are.
-const PAMDir = "/etc/pam.d"
+const PAMDir = pamstack.Dir
 
 // The lines setup writes (docs/pam.md).
 const (

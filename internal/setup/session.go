@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/doctor"
+	"github.com/otpgate/otpgate/internal/pamstack"
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
@@ -110,7 +111,7 @@ func (s *Session) planSSHD(ctx context.Context) error {
 	if s.Admin != "root" {
 		users = append(users, s.Admin)
 	}
-	p, err := PlanSSHD(LiveFiles(), SSHDOptions{PermitRootLogin: prr, Users: users})
+	p, err := PlanSSHD(liveFiles(), SSHDOptions{PermitRootLogin: prr, Users: users})
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func (s *Session) planSSHD(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the PAM service of sshd: %w\nfix: restore /etc/pam.d/%s (apt-get install --reinstall openssh-server)", err, service)
 	}
-	c, err := PlanSSHDPAM(service, data, ReadPAM)
+	c, err := PlanSSHDPAM(service, data, pamstack.ReadSystem)
 	if err != nil {
 		return err
 	}
@@ -150,7 +151,7 @@ func (s *Session) planSudo() error {
 		if err != nil {
 			return fmt.Errorf("read the PAM service of sudo: %w\nfix: install sudo (apt-get install sudo), then run otpgate setup sudo again", err)
 		}
-		c, err := PlanSudoPAM(svc, data, ReadPAM)
+		c, err := PlanSudoPAM(svc, data, pamstack.ReadSystem)
 		if err != nil {
 			return err
 		}
@@ -176,16 +177,7 @@ func (s *Session) AfterChecks() string {
 	return strings.Join(c, ", ")
 }
 
-// LiveFiles reads the live system.
-func LiveFiles() Files {
+// liveFiles reads the live system.
+func liveFiles() Files {
 	return Files{Read: os.ReadFile, Glob: filepath.Glob}
-}
-
-// ReadPAM reads a PAM service file of the live system by name (or an
-// absolute path).
-func ReadPAM(name string) ([]byte, error) {
-	if !filepath.IsAbs(name) {
-		name = filepath.Join(PAMDir, name)
-	}
-	return os.ReadFile(name)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/otpgate/otpgate/internal/doctor"
+	"github.com/otpgate/otpgate/internal/pamstack"
 )
 
 // ApplyError is a write that failed before any check: [Apply] has
@@ -168,7 +169,7 @@ func (s *Session) verifySSHD(ctx context.Context) []string {
 	if out, err := s.sshd.Test(ctx); err != nil {
 		return []string{"sshd -t: " + out}
 	}
-	dirs, _ := ParseSSHDConfig(SSHDConfig, LiveFiles())
+	dirs, _ := ParseSSHDConfig(SSHDConfig, liveFiles())
 	for _, w := range s.sshdPlan.Wants {
 		eff, err := s.sshd.Effective(ctx, w.User)
 		if err != nil {
@@ -204,7 +205,7 @@ func (s *Session) verifyPAM() []string {
 		if s.Target == "sshd" {
 			want = SSHDPAMWant(svc)
 		}
-		entries, fds, err := doctor.LoadService(svc, ReadPAM)
+		entries, fds, err := doctor.LoadService(svc, pamstack.ReadSystem)
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
