@@ -162,6 +162,22 @@ func TestSetup(t *testing.T) {
 		stock[f] = e.c.ReadFile(t, f)
 	}
 
+	t.Run("before setup, doctor's fixes name otpgate setup", func(t *testing.T) {
+		r := e.doctor()
+		want := map[string]string{"sshd-kbdinteractive": "otpgate setup sshd", "sshd-authmethods-any": "otpgate setup sshd",
+			"pam-sshd-missing": "otpgate setup sshd", "pam-sudo-missing": "otpgate setup sudo"}
+		for _, f := range r.Findings {
+			if cmd, ok := want[f.ID]; ok {
+				delete(want, f.ID)
+				if !strings.HasPrefix(f.Fix, "run '"+cmd+"'") {
+					t.Errorf("%s: the fix does not start with %q: %s", f.ID, "run '"+cmd+"'", f.Fix)
+				}
+			}
+		}
+		for id := range want {
+			t.Errorf("doctor on Debian's stock files does not report %s:\n%s", id, describeReport(r))
+		}
+	})
 	t.Run("dry run prints the diff and changes nothing", func(t *testing.T) {
 		before := e.snapshot()
 		out, code := e.setup("admin1", "sshd")
@@ -196,6 +212,38 @@ func TestSetup(t *testing.T) {
 	t.Run("admin not enrolled, root's password locked: refuses", func(t *testing.T) {
 		e.c.Run(t, "usermod", "-p", "*", "root")
 		e.refuses(t, "admin2", "sshd", "admin2 (who runs this) is not enrolled, and root cannot log in on the console", "otpgate enroll")
+	})
+	t.Run("admin not enrolled, root's password locked: --force goes ahead", func(t *testing.T) {
+		defer func() { // back to the stock files for the tests below
+			for _, svc := range []string{"sudo", "sudo-i"} {
+				e.c.WriteFile(t, "/etc/pam.d/"+svc, stock["/etc/pam.d/"+svc], 0o644)
+			}
+			e.c.Run(t, "sh", "-c", "rm -f /etc/pam.d/sudo*.otpgate-backup-*")
+		}()
+		out, code := e.setup("admin2", "sudo", "--apply", "--force")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		for _, w := range []string{"FAIL  admin2 (who runs this) is not enrolled, and root cannot log in on the console",
+			"--force: going ahead although the administrator check failed.", "wrote /etc/pam.d/sudo (backup: "} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output does not say %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("otpgated stopped: --force does not override it", func(t *testing.T) {
+		if err := e.daemon.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		defer e.restartDaemon()
+		before := e.snapshot()
+		out, code := e.setup("admin1", "sudo", "--apply", "--force")
+		if code != 1 || !strings.Contains(out, "otpgated does not answer") || !strings.Contains(out, "refusing to apply: nothing was changed") {
+			t.Errorf("exit %d, want 1 and a refusal:\n%s", code, out)
+		}
+		if after := e.snapshot(); after != before {
+			t.Errorf("files changed although setup refused:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
 	})
 	t.Run("admin not enrolled, console guarded: refuses", func(t *testing.T) {
 		e.setPassword("root", "root-console-pw")
@@ -346,27 +394,49 @@ func TestSetup(t *testing.T) {
 		}
 	})
 
-	t.Run("otpgate doctor reports no problem with sshd, PAM and sudo", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		out, code, _ := e.c.Exec(ctx, e.bin, "doctor", "--json")
-		if code < 0 || code > 1 {
-			t.Fatalf("otpgate doctor: exit %d\n%s", code, out)
-		}
-		var r doctor.Report
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			t.Fatalf("no report: %v\n%s", err, out)
-		}
-		t.Logf("doctor's findings after setup:\n%s", describeReport(&r))
+	t.Run("otpgate doctor reports no problem with sshd, PAM and sudo, and advises nothing against them", func(t *testing.T) {
+		r := e.doctor()
+		t.Logf("doctor's findings after setup:\n%s", describeReport(r))
 		for _, f := range r.Findings {
-			if f.Severity == doctor.Info {
+			if !setupFinding(f.ID) {
 				continue
 			}
-			for _, p := range []string{"sshd", "pam", "sudo", "console", "admin"} {
-				if strings.HasPrefix(f.ID, p) {
-					t.Errorf("doctor after setup: %s %s %s: %s", f.Severity, f.ID, f.Where, f.Problem)
-				}
+			if f.Severity != doctor.Info {
+				t.Errorf("doctor after setup: %s %s %s: %s", f.Severity, f.ID, f.Where, f.Problem)
+			} else if !strings.HasPrefix(f.Fix, "none needed") {
+				t.Errorf("doctor after setup advises a change to what setup wrote: %s %s: %s\nfix: %s", f.ID, f.Where, f.Problem, f.Fix)
 			}
 		}
+		if !r.Has("sshd-root-key-only") {
+			t.Errorf("doctor does not note root's key-only rule:\n%s", describeReport(r))
+		}
 	})
+}
+
+// setupFinding reports whether a doctor finding is about what otpgate
+// setup writes or checks: sshd, the PAM stacks, sudo, the console and the
+// administrators.
+func setupFinding(id string) bool {
+	for _, p := range []string{"sshd", "pam", "sudo", "console", "admin"} {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// doctor runs otpgate doctor --json as root and returns its report.
+func (e *setupEnv) doctor() *doctor.Report {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, code, _ := e.c.Exec(ctx, e.bin, "doctor", "--json")
+	if code < 0 || code > 1 {
+		e.t.Fatalf("otpgate doctor: exit %d\n%s", code, out)
+	}
+	var r doctor.Report
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		e.t.Fatalf("no report: %v\n%s", err, out)
+	}
+	return &r
 }

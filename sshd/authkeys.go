@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/sshpattern"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -256,7 +257,7 @@ func matchFrom(list string, ip net.IP) (bool, error) {
 			}
 			ok = n.Contains(ip)
 		} else {
-			ok = wildcardMatch(strings.ToLower(p), strings.ToLower(addr))
+			ok = sshpattern.Match(strings.ToLower(p), strings.ToLower(addr))
 		}
 		if ok && neg {
 			return false, nil
@@ -264,32 +265,6 @@ func matchFrom(list string, ip net.IP) (bool, error) {
 		matched = matched || ok
 	}
 	return matched, nil
-}
-
-// wildcardMatch matches s against pattern with "*" (any run) and "?" (one
-// byte), as OpenSSH's match_pattern.
-func wildcardMatch(pattern, s string) bool {
-	for len(pattern) > 0 {
-		switch pattern[0] {
-		case '*':
-			for i := len(s); i >= 0; i-- {
-				if wildcardMatch(pattern[1:], s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-		default:
-			if s == "" || s[0] != pattern[0] {
-				return false
-			}
-		}
-		pattern, s = pattern[1:], s[1:]
-	}
-	return s == ""
 }
 
 // findAuthorizedKey returns the options of the first line of data that

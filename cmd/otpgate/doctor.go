@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/doctor"
 )
 
@@ -13,7 +14,7 @@ import (
 func (a *app) cmdDoctor(ctx context.Context, args []string) error {
 	fs := newFlagSet("doctor")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	cfgPath := fs.String("config", "", "the `FILE` of otpgated's configuration (default /etc/otpgate/config.toml)")
+	cfgPath := fs.String("config", "", "the `FILE` of otpgated's configuration (default "+config.DefaultPath+")")
 	pamDir := fs.String("pam-dir", "", "the `DIR` holding the PAM modules (default: where pam_unix.so is)")
 	pos, ok, err := a.parseArgs("doctor", fs, args)
 	if !ok {

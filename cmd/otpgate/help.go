@@ -171,8 +171,11 @@ either the policy requires a code from them, the console
 writes each file through a temporary file and rename, after a backup
 FILE.otpgate-backup-YYYYMMDDThhmmss; runs sshd -t and sshd -T (also for
 root and the administrator) and otpgate doctor's PAM checks; and restores
-every file if one fails, naming the line that wins. A second run says
-"already configured" and writes nothing. It does not reload sshd.
+every file if one fails, naming the line that wins. setup sshd writes
+sshd's files first, reloads the running sshd and asks it from outside
+which methods it offers before it writes /etc/pam.d/sshd; a failure
+restores the files and reloads sshd again. A second run says "already
+configured" and writes nothing.
 
 Exits 0 when the changes are printed, written or not needed; 1 when it
 refuses or a check after writing fails (the files are then restored).

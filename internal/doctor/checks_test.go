@@ -40,7 +40,7 @@ func TestCheckSSHD(t *testing.T) {
 		{"a list without kbd-int", sshdWith("publickey,keyboard-interactive", "publickey,keyboard-interactive:pam publickey"), "", []string{"sshd-authmethods-nocode"}},
 		{"password with PAM", sshdWith("passwordauthentication no", "passwordauthentication yes"), "", []string{"sshd-password-pam"}},
 		{"root needs kbd-int but prohibit-password", sshdWith(), "root", []string{"sshd-root-blocked"}},
-		{"root key only", sshdWith("publickey,keyboard-interactive", "publickey"), "root", []string{"sshd-authmethods-nocode"}},
+		{"root key only", sshdWith("publickey,keyboard-interactive", "publickey"), "root", []string{"sshd-root-key-only"}},
 		{"root yes", sshdWith("prohibit-password", "yes"), "root", nil},
 		{"root with password", sshdWith("prohibit-password", "yes", "passwordauthentication no", "passwordauthentication yes"), "",
 			[]string{"sshd-password-pam", "sshd-root-password"}},
@@ -53,6 +53,81 @@ func TestCheckSSHD(t *testing.T) {
 			}
 			if tt.name == "root key only" && got[0].Severity != Info {
 				t.Errorf("root's key-only rule is %s, want info", got[0].Severity)
+			}
+		})
+	}
+}
+
+// debianSSHDT is `sshd -T` (abridged) for Debian 12's stock sshd_config.
+const debianSSHDT = `port 22
+usepam yes
+kbdinteractiveauthentication no
+passwordauthentication yes
+permitrootlogin prohibit-password
+authenticationmethods any
+`
+
+// TestFixesAgreeWithSetup: what otpgate setup writes needs no fix, and a
+// fix that otpgate setup can make names it before the hand edit.
+func TestFixesAgreeWithSetup(t *testing.T) {
+	debian := ParseSSHDT(debianSSHDT)
+	sshdWant := PAMWant{Service: "sshd", MissingSeverity: Error, Setup: SetupSSHD}
+	sudoWant := PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true, Setup: SetupSudo}
+	pam := func(want PAMWant, stack string) []Finding {
+		entries, _, err := LoadService(want.Service, readTestdata(map[string]string{want.Service: stack}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return CheckPAMService(want, entries)
+	}
+	const setupSSHDPAM = "auth required pam_otpgate.so require_publickey\nauth required pam_permit.so\n@include common-account\n"
+	tests := []struct {
+		name     string
+		findings []Finding
+		ids      []string
+		// every fix has this piece, and none has lacks
+		has, lacks string
+	}{
+		{name: "setup's global settings", findings: CheckSSHD(sshdWith(), "", "sshd -T")},
+		{name: "setup's key-only rule for root", findings: CheckSSHD(sshdWith("publickey,keyboard-interactive", "publickey"), "root", "sshd -T -C user=root"),
+			ids: []string{"sshd-root-key-only"}, has: "none needed", lacks: "keyboard-interactive\" in the AuthenticationMethods"},
+		{name: "setup's key-only rule for root under PermitRootLogin yes", findings: CheckSSHD(sshdWith("publickey,keyboard-interactive", "publickey", "prohibit-password", "yes"), "root", "sshd -T -C user=root"),
+			ids: []string{"sshd-root-key-only"}, has: "none needed"},
+		{name: "setup's sshd stack", findings: pam(sshdWant, setupSSHDPAM)},
+		{name: "setup's sudo stack", findings: pam(sudoWant, "@include common-auth\nauth       required   pam_otpgate.so\n@include common-account\n")},
+		{name: "Debian's sshd_config", findings: CheckSSHD(debian, "", "sshd -T"),
+			ids: []string{"sshd-kbdinteractive", "sshd-authmethods-any", "sshd-password-pam"}, has: "run 'otpgate setup sshd' (it shows the change; 'otpgate setup sshd --apply' writes it"},
+		{name: "UsePAM no", findings: CheckSSHD(sshdWith("usepam yes", "usepam no"), "", "sshd -T"),
+			ids: []string{"sshd-usepam"}, has: "run 'otpgate setup sshd'"},
+		{name: "a global list without the code", findings: CheckSSHD(sshdWith("publickey,keyboard-interactive", "publickey"), "", "sshd -T"),
+			ids: []string{"sshd-authmethods-nocode"}, has: "run 'otpgate setup sshd'"},
+		{name: "root blocked", findings: CheckSSHD(sshdWith(), "root", "sshd -T -C user=root"),
+			ids: []string{"sshd-root-blocked"}, has: "run 'otpgate setup sshd'"},
+		{name: "root with a password", findings: CheckSSHD(sshdWith("prohibit-password", "yes", "passwordauthentication no", "passwordauthentication yes"), "", "sshd -T"),
+			ids: []string{"sshd-password-pam", "sshd-root-password"}, has: "run 'otpgate setup sshd'"},
+		{name: "another user's Match block is a hand edit", findings: CheckSSHD(sshdWith("publickey,keyboard-interactive", "publickey"), "alice", "sshd -T -C user=alice"),
+			ids: []string{"sshd-authmethods-nocode"}, has: "the 'Match' block for alice", lacks: "otpgate setup"},
+		{name: "Debian's sshd stack", findings: pam(PAMWant{Service: "sshd", MissingSeverity: Error, PasswordFirst: true, Setup: SetupSSHD}, "@include debian-sshd\n"),
+			ids: []string{"pam-sshd-missing"}, has: "run 'otpgate setup sshd'"},
+		{name: "Debian's sudo stack", findings: pam(sudoWant, "@include debian-sudo\n"),
+			ids: []string{"pam-sudo-missing"}, has: "run 'otpgate setup sudo'"},
+		{name: "sshd stack without require_publickey", findings: pam(sshdWant, strings.Replace(setupSSHDPAM, " require_publickey", "", 1)),
+			ids: []string{"pam-no-require-publickey"}, has: "run 'otpgate setup sshd'"},
+		{name: "a service setup does not write", findings: pam(PAMWant{Service: "su", MissingSeverity: Warning, PasswordFirst: true}, "@include debian-sudo\n"),
+			ids: []string{"pam-su-missing"}, has: "add 'auth required pam_otpgate.so'", lacks: "otpgate setup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if g := ids(tt.findings); !slices.Equal(g, tt.ids) {
+				t.Fatalf("findings %q, want %q", g, tt.ids)
+			}
+			for _, f := range tt.findings {
+				if !strings.Contains(f.Fix, tt.has) {
+					t.Errorf("%s: the fix does not say %q: %s", f.ID, tt.has, f.Fix)
+				}
+				if tt.lacks != "" && strings.Contains(f.Fix, tt.lacks) {
+					t.Errorf("%s: the fix says %q: %s", f.ID, tt.lacks, f.Fix)
+				}
 			}
 		})
 	}

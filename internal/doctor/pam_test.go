@@ -8,11 +8,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/pamstack"
 )
 
 // readTestdata reads PAM files from testdata/pam.d (Debian 12's files, as
 // shipped) overlaid with extra, the files a case writes.
-func readTestdata(extra map[string]string) ReadFunc {
+func readTestdata(extra map[string]string) pamstack.ReadFunc {
 	return func(name string) ([]byte, error) {
 		if s, ok := extra[name]; ok {
 			return []byte(s), nil
@@ -31,23 +33,6 @@ func ids(fs []Finding) []string {
 		out = append(out, f.ID)
 	}
 	return out
-}
-
-func TestPAMFields(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"auth required pam_otpgate.so", []string{"auth", "required", "pam_otpgate.so"}},
-		{"auth\t[success=1 default=ignore]\tpam_unix.so nullok", []string{"auth", "[success=1 default=ignore]", "pam_unix.so", "nullok"}},
-		{"auth required pam_otpgate.so [prompt=Code from your phone: ]", []string{"auth", "required", "pam_otpgate.so", "[prompt=Code from your phone: ]"}},
-		{"   ", nil},
-	}
-	for _, tt := range tests {
-		if got := pamFields(tt.in); !slices.Equal(got, tt.want) {
-			t.Errorf("pamFields(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
 }
 
 func TestLoadService(t *testing.T) {
@@ -81,7 +66,7 @@ func TestLoadService(t *testing.T) {
 				t.Fatal(err)
 			}
 			var got []string
-			for _, e := range AuthEntries(entries) {
+			for _, e := range pamstack.AuthEntries(entries) {
 				got = append(got, e.Base())
 			}
 			if !slices.Equal(got, tt.wantAuth) {
@@ -164,7 +149,7 @@ func TestCheckPAMService(t *testing.T) {
 					wantReach = false
 				}
 			}
-			if reaches := ReachesOtpgate(entries); reaches != wantReach {
+			if reaches := pamstack.ReachesOtpgate(entries); reaches != wantReach {
 				t.Errorf("ReachesOtpgate = %t, want %t", reaches, wantReach)
 			}
 		})

@@ -16,6 +16,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store"
 	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/pamstack"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"golang.org/x/sys/unix"
 )
@@ -69,13 +70,8 @@ func Run(ctx context.Context, o Options) *Report {
 			Fix:     fmt.Sprintf("mkdir -p %[1]s && chown root:root %[1]s && chmod 0700 %[1]s (and chmod 0600 the files in it)", cfg.Daemon.StateDir)})
 	}
 
-	read := func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join("/etc/pam.d", name)
-		}
-		return os.ReadFile(name)
-	}
-	var otpLines []PAMEntry
+	read := pamstack.ReadSystem
+	var otpLines []pamstack.Entry
 
 	// sshd: its effective configuration first, for the PAM service name.
 	sshdSvc, keyFirst := "sshd", true
@@ -118,7 +114,7 @@ func Run(ctx context.Context, o Options) *Report {
 			}
 		}
 		r.check("pam:" + sshdSvc)
-		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error, PasswordFirst: !keyFirst})...)
+		otpLines = append(otpLines, checkService(r, read, PAMWant{Service: sshdSvc, MissingSeverity: Error, PasswordFirst: !keyFirst, Setup: SetupSSHD})...)
 	}
 
 	// sudo.
@@ -126,12 +122,12 @@ func Run(ctx context.Context, o Options) *Report {
 		r.add(notInstalled("sudo", "sudo"))
 	} else {
 		r.check("pam:sudo")
-		lines := checkService(r, read, PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true})
+		lines := checkService(r, read, PAMWant{Service: "sudo", MissingSeverity: Warning, PasswordFirst: true, Setup: SetupSudo})
 		otpLines = append(otpLines, lines...)
 		if len(lines) > 0 {
 			if _, err := os.Stat("/etc/pam.d/sudo-i"); err == nil {
 				r.check("pam:sudo-i")
-				otpLines = append(otpLines, checkService(r, read, PAMWant{Service: "sudo-i", MissingSeverity: Warning, PasswordFirst: true})...)
+				otpLines = append(otpLines, checkService(r, read, PAMWant{Service: "sudo-i", MissingSeverity: Warning, PasswordFirst: true, Setup: SetupSudo})...)
 			}
 		}
 		r.check("sudo")
@@ -245,19 +241,19 @@ func checkDaemon(ctx context.Context, r *Report, c *protocol.Client) bool {
 
 // checkService loads and checks one PAM service, and returns its
 // pam_otpgate lines (for the module file checks).
-func checkService(r *Report, read ReadFunc, want PAMWant) []PAMEntry {
+func checkService(r *Report, read pamstack.ReadFunc, want PAMWant) []pamstack.Entry {
 	entries, fds, err := LoadService(want.Service, read)
 	if err != nil {
 		r.add(Finding{ID: "pam-" + want.Service + "-missing", Severity: want.MissingSeverity, Where: "/etc/pam.d/" + want.Service,
 			Problem: fmt.Sprintf("/etc/pam.d/%s cannot be read: %v", want.Service, unwrapPath(err)),
 			Why:     "PAM then uses /etc/pam.d/other for " + want.Service + ", which does not ask for a code.",
-			Fix:     fmt.Sprintf("restore /etc/pam.d/%s (apt-get install --reinstall the package that ships it) and add 'auth required %s' (see docs/pam.md).", want.Service, ModuleName)})
+			Fix:     fmt.Sprintf("restore /etc/pam.d/%s (apt-get install --reinstall the package that ships it) and add 'auth required %s' (see docs/pam.md).", want.Service, pamstack.ModuleName)})
 		return nil
 	}
 	r.add(fds...)
 	r.add(CheckPAMService(want, entries)...)
-	var out []PAMEntry
-	for _, e := range AuthEntries(entries) {
+	var out []pamstack.Entry
+	for _, e := range pamstack.AuthEntries(entries) {
 		if e.IsOtpgate() {
 			out = append(out, e)
 		}
@@ -267,7 +263,7 @@ func checkService(r *Report, read ReadFunc, want PAMWant) []PAMEntry {
 
 // checkModuleFiles checks the loader and the Go library named by the
 // pam_otpgate lines found.
-func checkModuleFiles(r *Report, pamDir string, lines []PAMEntry) {
+func checkModuleFiles(r *Report, pamDir string, lines []pamstack.Entry) {
 	if len(lines) == 0 {
 		return
 	}

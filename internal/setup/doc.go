@@ -11,6 +11,14 @@
 // of each file and an atomic replace, and the result can be rolled back
 // if the checks after writing fail.
 //
+// [Session] is one run on the live system: [Session.Plan] decides the
+// changes, [Session.Guards] runs the checks before writing and returns
+// typed results ([Guard]; [Overridable] says whether --force may go
+// ahead), and [Session.Write] writes sshd_config first, reloads the
+// running sshd and asks it from outside which methods it offers ([SSHD]),
+// and only then the PAM stack, restoring every file when a check fails
+// ([CheckError]).
+//
 // sshd uses the first value it reads for each keyword, and a matching
 // Match block overrides the global value (the first matching block
 // wins). [ParseSSHDConfig] follows Include lines the way OpenSSH 9.2

@@ -6,10 +6,11 @@ import (
 	"strings"
 
 	"github.com/otpgate/otpgate/internal/doctor"
+	"github.com/otpgate/otpgate/internal/pamstack"
 )
 
 // PAMDir is where the PAM service files are.
-const PAMDir = "/etc/pam.d"
+const PAMDir = pamstack.Dir
 
 // The lines setup writes (docs/pam.md).
 const (
@@ -35,7 +36,7 @@ func (e *PAMError) Error() string {
 
 // readWith reads PAM service files from read, with service reading as
 // data.
-func readWith(read doctor.ReadFunc, service string, data []byte) doctor.ReadFunc {
+func readWith(read pamstack.ReadFunc, service string, data []byte) pamstack.ReadFunc {
 	return func(name string) ([]byte, error) {
 		if name == service || name == filepath.Join(PAMDir, service) {
 			return data, nil
@@ -46,7 +47,7 @@ func readWith(read doctor.ReadFunc, service string, data []byte) doctor.ReadFunc
 
 // pamProblems runs doctor's check of the service with data as its file,
 // and returns the errors and warnings.
-func pamProblems(want doctor.PAMWant, data []byte, read doctor.ReadFunc) []doctor.Finding {
+func pamProblems(want doctor.PAMWant, data []byte, read pamstack.ReadFunc) []doctor.Finding {
 	entries, _, err := doctor.LoadService(want.Service, readWith(read, want.Service, data))
 	if err != nil {
 		return []doctor.Finding{{ID: "pam-read", Severity: doctor.Error, Problem: err.Error()}}
@@ -72,24 +73,16 @@ func describe(fs []doctor.Finding) string {
 	return strings.Join(s, "; ")
 }
 
-// pamLine is a line of a PAM file without its comment, split in fields.
-func pamFields(line string) []string {
-	if i := strings.IndexByte(line, '#'); i >= 0 {
-		line = line[:i]
-	}
-	return strings.Fields(line)
-}
-
 // SSHDPAMWant is what doctor expects of the sshd service after setup: the
 // key first, so the stack asks for the code only.
 func SSHDPAMWant(service string) doctor.PAMWant {
-	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Error}
+	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Error, Setup: doctor.SetupSSHD}
 }
 
 // SudoPAMWant is what doctor expects of sudo and sudo-i: the password,
 // then the code.
 func SudoPAMWant(service string) doctor.PAMWant {
-	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Warning, PasswordFirst: true}
+	return doctor.PAMWant{Service: service, MissingSeverity: doctor.Warning, PasswordFirst: true, Setup: doctor.SetupSudo}
 }
 
 // PlanSSHDPAM plans /etc/pam.d/<service> for sshd: its '@include
@@ -98,7 +91,7 @@ func SudoPAMWant(service string) doctor.PAMWant {
 // 'auth required pam_permit.so'; everything else stays. It returns nil
 // when the file already passes doctor's check. read reads the included
 // files (common-account, ...).
-func PlanSSHDPAM(service string, data []byte, read doctor.ReadFunc) (*Change, error) {
+func PlanSSHDPAM(service string, data []byte, read pamstack.ReadFunc) (*Change, error) {
 	want := SSHDPAMWant(service)
 	path := filepath.Join(PAMDir, service)
 	problems := pamProblems(want, data, read)
@@ -108,16 +101,16 @@ func PlanSSHDPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 	lines := strings.SplitAfter(string(data), "\n")
 	var incl, auth, otp []int
 	for i, l := range lines {
-		f := pamFields(l)
+		f := pamstack.Fields(l)
 		switch {
 		case len(f) == 2 && f[0] == "@include" && f[1] == "common-auth":
 			incl = append(incl, i)
 		case len(f) >= 3 && strings.EqualFold(strings.TrimPrefix(f[0], "-"), "auth"):
 			auth = append(auth, i)
-			if filepath.Base(f[2]) == doctor.ModuleName {
+			if filepath.Base(f[2]) == pamstack.ModuleName {
 				otp = append(otp, i)
 			}
-		case len(f) >= 3 && filepath.Base(f[2]) == doctor.ModuleName:
+		case len(f) >= 3 && filepath.Base(f[2]) == pamstack.ModuleName:
 			otp = append(otp, i)
 		}
 	}
@@ -133,7 +126,7 @@ func PlanSSHDPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 		return &Change{Path: path, Old: data, New: out, Mode: 0o644}, nil
 	case len(otp) > 0:
 		return nil, &PAMError{Path: path,
-			Problem: fmt.Sprintf("already uses %s (line %s) but not as setup writes it: %s", doctor.ModuleName, lineList(otp), describe(problems)),
+			Problem: fmt.Sprintf("already uses %s (line %s) but not as setup writes it: %s", pamstack.ModuleName, lineList(otp), describe(problems)),
 			Fix:     manual}
 	case len(incl) > 1:
 		return nil, &PAMError{Path: path,
@@ -174,7 +167,7 @@ func PlanSSHDPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 // PlanSudoPAM plans /etc/pam.d/<service> for sudo or sudo-i: 'auth
 // required pam_otpgate.so' right after '@include common-auth'. It
 // returns nil when the file already passes doctor's check.
-func PlanSudoPAM(service string, data []byte, read doctor.ReadFunc) (*Change, error) {
+func PlanSudoPAM(service string, data []byte, read pamstack.ReadFunc) (*Change, error) {
 	want := SudoPAMWant(service)
 	path := filepath.Join(PAMDir, service)
 	problems := pamProblems(want, data, read)
@@ -184,11 +177,11 @@ func PlanSudoPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 	lines := strings.SplitAfter(string(data), "\n")
 	var incl, otp []int
 	for i, l := range lines {
-		f := pamFields(l)
+		f := pamstack.Fields(l)
 		switch {
 		case len(f) == 2 && f[0] == "@include" && f[1] == "common-auth":
 			incl = append(incl, i)
-		case len(f) >= 3 && filepath.Base(f[2]) == doctor.ModuleName:
+		case len(f) >= 3 && filepath.Base(f[2]) == pamstack.ModuleName:
 			otp = append(otp, i)
 		}
 	}
@@ -196,7 +189,7 @@ func PlanSudoPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 	switch {
 	case len(otp) > 0:
 		return nil, &PAMError{Path: path,
-			Problem: fmt.Sprintf("already uses %s (line %s) but not as setup writes it: %s", doctor.ModuleName, lineList(otp), describe(problems)),
+			Problem: fmt.Sprintf("already uses %s (line %s) but not as setup writes it: %s", pamstack.ModuleName, lineList(otp), describe(problems)),
 			Fix:     manual}
 	case len(incl) != 1:
 		return nil, &PAMError{Path: path,
@@ -224,7 +217,7 @@ func PlanSudoPAM(service string, data []byte, read doctor.ReadFunc) (*Change, er
 // comment.
 func firstRule(lines []string) int {
 	for i, l := range lines {
-		if len(pamFields(l)) > 0 {
+		if len(pamstack.Fields(l)) > 0 {
 			return i
 		}
 	}
@@ -258,7 +251,7 @@ func withArg(line, arg string) string {
 		if strings.HasPrefix(f, "#") {
 			break
 		}
-		if filepath.Base(f) == doctor.ModuleName {
+		if filepath.Base(f) == pamstack.ModuleName {
 			return line[:at] + " " + arg + line[at:]
 		}
 	}

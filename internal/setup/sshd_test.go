@@ -193,26 +193,6 @@ func TestEffectiveMatchesOpenSSH(t *testing.T) {
 	}
 }
 
-func TestMatchPatternList(t *testing.T) {
-	tests := []struct {
-		s, list string
-		want    bool
-	}{
-		{"root", "root", true},
-		{"root", "alice,root", true},
-		{"root", "r*", true},
-		{"root", "r??t", true},
-		{"root", "*,!root", false},
-		{"alice", "*,!root", true},
-		{"root", "roo", false},
-	}
-	for _, tt := range tests {
-		if got := matchPatternList(tt.s, tt.list); got != tt.want {
-			t.Errorf("matchPatternList(%q, %q) = %v", tt.s, tt.list, got)
-		}
-	}
-}
-
 func TestCheckSSHDT(t *testing.T) {
 	values := map[string]string{"authenticationmethods": "publickey", "passwordauthentication": "no", "permitrootlogin": "without-password"}
 	get := func(k string) string { return values[k] }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/otpgate/otpgate/internal/sshpattern"
 )
 
 // Files reads the configuration files. The live system uses os.ReadFile
@@ -169,7 +171,7 @@ func matchesUser(criteria, user string) matchResult {
 		case name == "user" && user == "":
 			return matchNo
 		case name == "user":
-			if !matchPatternList(user, arg) {
+			if !sshpattern.MatchList(user, arg) {
 				return matchNo
 			}
 		default:
@@ -177,43 +179,6 @@ func matchesUser(criteria, user string) matchResult {
 		}
 	}
 	return res
-}
-
-// matchPatternList is sshd's match_pattern_list: comma-separated
-// patterns with * and ?, a leading ! negates and a negated match wins.
-func matchPatternList(s, list string) bool {
-	got := false
-	for _, p := range strings.Split(list, ",") {
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimPrefix(p, "!")
-		if wildcardMatch(p, s) {
-			if neg {
-				return false
-			}
-			got = true
-		}
-	}
-	return got
-}
-
-// wildcardMatch matches s against a pattern of * (any run) and ? (one
-// character).
-func wildcardMatch(p, s string) bool {
-	if p == "" {
-		return s == ""
-	}
-	switch p[0] {
-	case '*':
-		for i := 0; i <= len(s); i++ {
-			if wildcardMatch(p[1:], s[i:]) {
-				return true
-			}
-		}
-		return false
-	case '?':
-		return s != "" && wildcardMatch(p[1:], s[1:])
-	}
-	return s != "" && s[0] == p[0] && wildcardMatch(p[1:], s[1:])
 }
 
 // Effective returns the line that sets keyword for a connection by user
