@@ -582,7 +582,7 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 		f.clock.Add(accountTTL)
 		before := f.db.count()
 		users := d.mustDo(&protocol.Request{Op: protocol.OpAdminList}).Users
-		if len(users) != 1 || !users[0].Required {
+		if len(users) != 1 || !users[0].PolicyRequires {
 			t.Fatalf("admin list: %+v, want erin required through wheel", users)
 		}
 		d.mustDo(&protocol.Request{Op: protocol.OpAdminList})

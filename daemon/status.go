@@ -23,7 +23,7 @@ func (s *Server) status(rc *reqCtx) (*protocol.Response, error) {
 
 func (s *Server) userStatus(rc *reqCtx, rec *store.Record, a account) protocol.UserStatus {
 	req := decide(&rc.cfg.Policy, a)
-	st := protocol.UserStatus{User: a.Name, State: protocol.StateNone, Required: req == required, Exempt: req == exempt}
+	st := protocol.UserStatus{User: a.Name, State: protocol.StateNone, PolicyRequires: req == required, Exempt: req == exempt}
 	if rec == nil {
 		return st
 	}

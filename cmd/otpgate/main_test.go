@@ -277,7 +277,7 @@ func TestWriteUserTable(t *testing.T) {
 	t.Cleanup(func() { time.Local = old })
 	var buf bytes.Buffer
 	writeUserTable(&buf, []protocol.UserStatus{
-		{User: "alice", State: "active", EnrolledVia: "login", Required: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
+		{User: "alice", State: "active", EnrolledVia: "login", PolicyRequires: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
 		{User: "bartholomew", State: "pending", Failures: 2, LockedUntil: now.Add(30 * time.Second)},
 	}, now)
 	want := "USER         STATE    VIA    REQUIRED      RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +

@@ -34,9 +34,9 @@ func TestRequiredMeansOneThing(t *testing.T) {
 		requiredBy string
 		text       string // status's "Code required" and admin list's REQUIRED
 	}{
-		{"policy requires, enrolled", protocol.UserStatus{State: protocol.StateActive, Required: true}, true, "policy", "yes (policy)"},
-		{"policy requires, not enrolled", protocol.UserStatus{State: protocol.StateNone, Required: true}, true, "policy", "yes (policy; enroll first)"},
-		{"policy requires, pending", protocol.UserStatus{State: protocol.StatePending, Required: true}, true, "policy", "yes (policy; enroll first)"},
+		{"policy requires, enrolled", protocol.UserStatus{State: protocol.StateActive, PolicyRequires: true}, true, "policy", "yes (policy)"},
+		{"policy requires, not enrolled", protocol.UserStatus{State: protocol.StateNone, PolicyRequires: true}, true, "policy", "yes (policy; enroll first)"},
+		{"policy requires, pending", protocol.UserStatus{State: protocol.StatePending, PolicyRequires: true}, true, "policy", "yes (policy; enroll first)"},
 		{"optional, enrolled", protocol.UserStatus{State: protocol.StateActive}, true, "enrollment", "yes (enrolled)"},
 		{"optional, not enrolled", protocol.UserStatus{State: protocol.StateNone}, false, "", "no"},
 		{"optional, pending", protocol.UserStatus{State: protocol.StatePending}, false, "", "no"},

@@ -128,7 +128,7 @@ func requirement(st *protocol.UserStatus) (required bool, by string) {
 	switch {
 	case st.Exempt:
 		return false, exemptByPolicy
-	case st.Required:
+	case st.PolicyRequires:
 		return true, requiredByPolicy
 	case st.State == protocol.StateActive:
 		return true, requiredByEnrollment

@@ -76,7 +76,7 @@ func CheckAdmins(admins []string, status map[string]protocol.UserStatus) []Findi
 		}
 		if st.State == protocol.StateActive {
 			enrolled++
-		} else if st.Required && !st.Exempt {
+		} else if st.PolicyRequires && !st.Exempt {
 			locked = append(locked, a)
 		}
 	}

@@ -227,7 +227,7 @@ func TestAccounts(t *testing.T) {
 		t.Errorf("GroupMembers(ops) = %q, want %q", got, want)
 	}
 	active := protocol.UserStatus{State: protocol.StateActive}
-	reqNone := protocol.UserStatus{State: protocol.StateNone, Required: true}
+	reqNone := protocol.UserStatus{State: protocol.StateNone, PolicyRequires: true}
 	tests := []struct {
 		name   string
 		status map[string]protocol.UserStatus
@@ -236,7 +236,7 @@ func TestAccounts(t *testing.T) {
 		{"root enrolled", map[string]protocol.UserStatus{"root": active, "alice": {State: protocol.StateNone}}, nil},
 		{"nobody enrolled", map[string]protocol.UserStatus{"root": {State: protocol.StateNone}}, []string{"admin-none-enrolled"}},
 		{"required admin not enrolled", map[string]protocol.UserStatus{"root": active, "alice": reqNone}, []string{"admin-required-not-enrolled"}},
-		{"required but exempt", map[string]protocol.UserStatus{"root": active, "alice": {Required: true, Exempt: true}}, nil},
+		{"required but exempt", map[string]protocol.UserStatus{"root": active, "alice": {PolicyRequires: true, Exempt: true}}, nil},
 	}
 	for _, tt := range tests {
 		if g := ids(CheckAdmins(Admins(acc, grp), tt.status)); !slices.Equal(g, tt.ids) {

@@ -214,9 +214,12 @@ const (
 // UserStatus describes one user's enrollment and limiter state. It never
 // contains the secret.
 type UserStatus struct {
-	User              string    `json:"user"`
-	State             string    `json:"state"`
-	Required          bool      `json:"required"`
+	User  string `json:"user"`
+	State string `json:"state"`
+	// PolicyRequires says otpgated's policy requires a code of User,
+	// enrolled or not; whether a code is asked at login also depends on
+	// the enrollment (see the CLI's "required").
+	PolicyRequires    bool      `json:"policy_requires"`
 	Exempt            bool      `json:"exempt"`
 	Algorithm         string    `json:"algorithm,omitempty"`
 	Digits            int       `json:"digits,omitempty"`

@@ -157,7 +157,7 @@ func (s *Session) adminGuard(ctx context.Context) []Guard {
 		return append(out, Guard{Kind: GuardAdmin, Status: GuardOK, What: s.Admin + " (who runs this) is enrolled and can log in with a code"})
 	}
 	enroll := fmt.Sprintf("enroll first ('otpgate enroll' as %s, or 'otpgate admin enroll %s'), test a code with 'otpgate status', then run this again", s.Admin, s.Admin)
-	if st.Required && !st.Exempt {
+	if st.PolicyRequires && !st.Exempt {
 		return append(out, fail(fmt.Sprintf("%s (who runs this) is not enrolled, and otpgated's policy requires a code from %s: after this change %s is refused by %s", s.Admin, s.Admin, s.Admin, s.Target),
 			enroll, true)...)
 	}
