@@ -32,7 +32,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/container"
 	"github.com/otpgate/otpgate/internal/qrterm"
 )
 
