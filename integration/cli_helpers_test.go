@@ -15,13 +15,13 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -187,21 +187,16 @@ type session struct {
 	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	mu    sync.Mutex
-	out   bytes.Buffer
+	out   testutil.SyncBuffer
 	done  chan struct{}
 	err   error
 }
 
 func (s *session) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.out.Write(p)
 }
 
 func (s *session) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.out.String()
 }
 
