@@ -172,8 +172,8 @@ func New(opts ...Option) (*Container, error) {
 }
 
 // defaultBinds binds the repository and $OTPGATE_BIN read-only at their host
-// paths, so that builds made while a container runs are seen and tests cannot
-// modify the tree.
+// paths, so that builds made while a container runs are seen and nothing
+// inside can modify the tree.
 func defaultBinds() []Bind {
 	var binds []Bind
 	repo := RepoRoot()
@@ -202,7 +202,7 @@ func (c *Container) InitPid() int { return c.pid }
 func (c *Container) MountNamespace() uint64 { return c.mntNS }
 
 // Path translates an in-container path to a host path through which the
-// test process can read and write the container's files:
+// calling process can read and write the container's files:
 // /proc/<pid1>/root/<p>. The container's mounts (tmpfs /home, /tmp, ...) are
 // seen through it. Caveat: an absolute symlink met on the way (for example
 // /var/run -> /run) is resolved against the host root, not the container's;

@@ -19,7 +19,7 @@ import (
 // WaitForPort.
 const pollInterval = 5 * time.Millisecond
 
-// DialContext connects from the test process to an address inside the
+// DialContext connects from the calling process to an address inside the
 // container's network namespace, e.g. ("tcp", "127.0.0.1:2222") to talk to
 // an sshd inside with an in-process SSH client. For "unix" the address is an
 // in-container path. The connection may be used from any goroutine.

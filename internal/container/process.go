@@ -129,7 +129,7 @@ func (p *Process) Name() string { return p.name }
 // pid file inside shows), or 0 if it exited before it could be found.
 func (p *Process) Pid() int { return p.pid }
 
-// HostPid returns the process's pid in the test's (host) pid namespace, or
+// HostPid returns the process's pid in the caller's (host) pid namespace, or
 // 0 if it exited before it could be found.
 func (p *Process) HostPid() int { return p.hostPid }
 
