@@ -54,7 +54,7 @@ demo: build ## (as root) otpgated, OpenSSH+pam_otpgate and otpgate-sshd in a thr
 ##### lint
 
 .PHONY: lint
-lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo PAM module)
+lint: deps ## go mod verify, gofmt, go vet (after deps: vet compiles the cgo PAM module), no test code in shipped programs
 	$(Q)$(GO) mod verify
 	$(Q)out=$$($(GO) mod tidy -diff) || { echo "go.mod/go.sum are not tidy: run go mod tidy"; echo "$$out"; exit 1; }
 	$(Q)out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -62,6 +62,8 @@ lint: deps ## go mod verify, gofmt and go vet (after deps: vet compiles the cgo 
 	  if [ -n "$$out" ]; then echo "history in the code (say what the code does, not which issue or catalogue entry it came from):"; echo "$$out"; exit 1; fi
 	$(Q)$(GO) vet -tags root ./...
 	$(Q)$(GO) vet -tags integration ./integration/...
+	$(Q)out=$$($(GO) list -deps ./cmd/... ./pam/module | grep -E '^github.com/otpgate/otpgate/(integration|internal/testutil)(/|$$)'; $(GO) list -deps ./cmd/otpgate-demo | grep -x testing); \
+	  if [ -n "$$out" ]; then echo "a shipped program links test code (product code imports internal/container, never integration/...):"; echo "$$out"; exit 1; fi
 
 ##### install
 

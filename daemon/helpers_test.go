@@ -26,6 +26,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/bolt"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -150,24 +151,11 @@ func (c *testClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
-
 type testDaemon struct {
 	t      testing.TB
 	cfg    *config.Config
 	clock  *testClock
-	log    *syncBuffer
+	log    *testutil.SyncBuffer
 	srv    *Server
 	db     *bolt.DB
 	sealer *seal.Sealer
@@ -207,7 +195,7 @@ func startDaemonOn(t testing.TB, cfg *config.Config, clock *testClock, host stri
 	if clock == nil {
 		clock = newTestClock()
 	}
-	d := &testDaemon{t: t, cfg: cfg, clock: clock, log: &syncBuffer{}, host: host}
+	d := &testDaemon{t: t, cfg: cfg, clock: clock, log: &testutil.SyncBuffer{}, host: host}
 	d.start()
 	t.Cleanup(d.stop)
 	return d

@@ -197,7 +197,7 @@ func TestAliasImportAllUsers(t *testing.T) {
 	e.c.WriteFile(t, "/home/"+aliasOwner+"/.google_authenticator", []byte(secret+"\n\" TOTP_AUTH\n"), 0o400)
 	e.c.Chown(t, "/home/"+aliasOwner+"/.google_authenticator", aliasOwner)
 
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
 	if code != 0 {
 		t.Fatalf("import --all-users: exit %d\n%s", code, out)
 	}

@@ -566,12 +566,12 @@ func behaviourSSHDFrontEnd(t *testing.T) *behaviourFrontEnd {
 	e.c.WriteFile(t, sshdWorkDir+"/askpass", []byte(enrollAskpass), 0o755)
 	d := &behaviourDaemon{c: e.c, client: e.client, secrets: e.secrets,
 		stop: func() {
-			if err := e.otpgated.Stop(); err != nil {
+			if err := e.daemon.Stop(); err != nil {
 				t.Fatal(err)
 			}
 		},
 		start: func() {
-			e.otpgated = e.c.Background(t, container.Bin(t, "otpgated"), "-config", sshdDaemonConf)
+			e.daemon = e.c.Background(t, container.Bin(t, "otpgated"), "-config", sshdDaemonConf)
 			e.c.WaitForSocket(t, sshdSocket, 15*time.Second)
 		},
 	}

@@ -46,7 +46,7 @@ func TestCLIAdminEnrollPlantedSymlinks(t *testing.T) {
 		{"/home/victim/d/x", "/home/victim/d is a symbolic link (to /etc/sudoers.d): otpgate writes files only through real directories"},
 		{"/home/victim/real/deeper/x", "/home/victim/real/deeper is a symbolic link (to /etc/sudoers.d)"},
 	} {
-		out, code := e.run("root", "", nil, "admin", "enroll", "victim", "--qr=png", tt.path)
+		out, code := e.otpgate("root", "", nil, "admin", "enroll", "victim", "--qr=png", tt.path)
 		if code != 1 || !strings.Contains(out, tt.want) {
 			t.Errorf("admin enroll victim --qr=png %s: exit %d, want 1 and %q:\n%s", tt.path, code, tt.want, out)
 		}

@@ -143,11 +143,11 @@ func TestCLIEnrollLifecycle(t *testing.T) {
 	}
 
 	// status, as alice, human and JSON.
-	out, code := e.run("alice", "", nil, "status")
+	out, code := e.otpgate("alice", "", nil, "status")
 	if code != 0 || !strings.Contains(out, "active (SHA1, 6 digits, 30 s)") || !strings.Contains(out, "10 left") {
 		t.Errorf("status exit %d:\n%s", code, out)
 	}
-	out, code = e.run("alice", "", nil, "status", "--json")
+	out, code = e.otpgate("alice", "", nil, "status", "--json")
 	var st protocol.UserStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status --json exit %d: %v\n%s", code, err, out)
@@ -159,18 +159,18 @@ func TestCLIEnrollLifecycle(t *testing.T) {
 	// Re-enroll and disable are refused without a valid current code, and
 	// the enrollment stays as it was.
 	wrong := wrongCode(t, secret)
-	out, code = e.run("alice", strings.Repeat(wrong+"\n", 3), nil, "enroll", "--no-qr")
+	out, code = e.otpgate("alice", strings.Repeat(wrong+"\n", 3), nil, "enroll", "--no-qr")
 	if code != 1 || !strings.Contains(out, "already has two-factor authentication") || !strings.Contains(out, "Wrong code.") {
 		t.Errorf("re-enroll with a wrong code: exit %d\n%s", code, out)
 	}
 	if strings.Contains(out, "URI:") || strings.Contains(out, "Key:") {
 		t.Errorf("a new secret was shown without a valid code:\n%s", out)
 	}
-	out, code = e.run("alice", "", nil, "enroll")
+	out, code = e.otpgate("alice", "", nil, "enroll")
 	if code != 1 || !strings.Contains(out, "no answer: standard input is closed") {
 		t.Errorf("re-enroll without any code: exit %d\n%s", code, out)
 	}
-	out, code = e.run("alice", strings.Repeat(wrong+"\n", 3), nil, "disable")
+	out, code = e.otpgate("alice", strings.Repeat(wrong+"\n", 3), nil, "disable")
 	if code != 1 || !strings.Contains(out, "Wrong code.") {
 		t.Errorf("disable with a wrong code: exit %d\n%s", code, out)
 	}
@@ -180,14 +180,14 @@ func TestCLIEnrollLifecycle(t *testing.T) {
 
 	// A recovery code disables (and is accepted where a code is asked).
 	// First, admin reset is root's alone.
-	out, code = e.run("alice", "", nil, "admin", "reset", "alice")
+	out, code = e.otpgate("alice", "", nil, "admin", "reset", "alice")
 	if code != 4 || !strings.Contains(out, "admin commands need root: run with sudo") {
 		t.Errorf("admin reset as alice: exit %d\n%s", code, out)
 	}
 	if st := e.status("alice"); st.State != protocol.StateActive {
 		t.Fatalf("alice's admin reset changed the state to %q", st.State)
 	}
-	out, code = e.run("alice", codes[0]+"\n", nil, "disable")
+	out, code = e.otpgate("alice", codes[0]+"\n", nil, "disable")
 	if code != 0 || !strings.Contains(out, "Two-factor authentication is now off for alice.") {
 		t.Errorf("disable with a recovery code: exit %d\n%s", code, out)
 	}
@@ -225,7 +225,7 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 
 	// The PNG is never overwritten.
-	out, code := e.run("root", "", nil, "admin", "enroll", "carol", "--qr=png", "/root/bob-qr.png")
+	out, code := e.otpgate("root", "", nil, "admin", "enroll", "carol", "--qr=png", "/root/bob-qr.png")
 	if code != 1 || !strings.Contains(out, "/root/bob-qr.png already exists") {
 		t.Errorf("admin enroll onto an existing PNG: exit %d\n%s", code, out)
 	}
@@ -234,7 +234,7 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 
 	// Re-enrolling an active user needs the user's code, or --force.
-	out, code = e.run("root", "", nil, "admin", "enroll", "bob", "--no-qr")
+	out, code = e.otpgate("root", "", nil, "admin", "enroll", "bob", "--no-qr")
 	if code != 1 || !strings.Contains(out, "bob already has two-factor authentication") {
 		t.Errorf("admin enroll of an active user without --force: exit %d\n%s", code, out)
 	}
@@ -252,11 +252,11 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 
 	// admin list / show, human and JSON.
-	out, code = e.run("root", "", nil, "admin", "list")
+	out, code = e.otpgate("root", "", nil, "admin", "list")
 	if code != 0 || !regexp.MustCompile(`(?m)^USER\s+STATE\s+VIA\s+REQUIRED`).MatchString(out) || !regexp.MustCompile(`(?m)^bob\s+active\s+admin\s`).MatchString(out) {
 		t.Errorf("admin list exit %d:\n%s", code, out)
 	}
-	out, code = e.run("root", "", nil, "admin", "list", "--json")
+	out, code = e.otpgate("root", "", nil, "admin", "list", "--json")
 	var users []protocol.UserStatus
 	if err := json.Unmarshal([]byte(out), &users); err != nil || code != 0 {
 		t.Fatalf("admin list --json: exit %d %v\n%s", code, err, out)
@@ -268,12 +268,12 @@ func TestCLIAdminCommands(t *testing.T) {
 	if !found {
 		t.Errorf("bob not active in %+v", users)
 	}
-	out, code = e.run("root", "", nil, "admin", "show", "bob", "--json")
+	out, code = e.otpgate("root", "", nil, "admin", "show", "bob", "--json")
 	var bob protocol.UserStatus
 	if err := json.Unmarshal([]byte(out), &bob); err != nil || code != 0 || bob.User != "bob" {
 		t.Errorf("admin show --json: exit %d %v\n%s", code, err, out)
 	}
-	out, code = e.run("bob", "", nil, "admin", "list")
+	out, code = e.otpgate("bob", "", nil, "admin", "list")
 	if code != 4 {
 		t.Errorf("admin list as bob: exit %d\n%s", code, out)
 	}
@@ -283,11 +283,11 @@ func TestCLIAdminCommands(t *testing.T) {
 	for i := 0; i < cliMaxFailures; i++ {
 		e.verify("bob", wrong)
 	}
-	out, _ = e.run("root", "", nil, "admin", "show", "bob")
+	out, _ = e.otpgate("root", "", nil, "admin", "show", "bob")
 	if !regexp.MustCompile(`Locked:\s+until \d\d:\d\d:\d\d \(in \d+[smh]\)`).MatchString(out) {
 		t.Errorf("lockout not shown:\n%s", out)
 	}
-	if out, code = e.run("root", "", nil, "admin", "unlock", "bob"); code != 0 {
+	if out, code = e.otpgate("root", "", nil, "admin", "unlock", "bob"); code != 0 {
 		t.Errorf("unlock: exit %d\n%s", code, out)
 	}
 	if st := e.status("bob"); st.Failures != 0 || !st.LockedUntil.IsZero() {
@@ -295,13 +295,13 @@ func TestCLIAdminCommands(t *testing.T) {
 	}
 
 	// reset as root.
-	if out, code = e.run("root", "", nil, "admin", "reset", "bob"); code != 0 || !strings.Contains(out, "Reset bob") {
+	if out, code = e.otpgate("root", "", nil, "admin", "reset", "bob"); code != 0 || !strings.Contains(out, "Reset bob") {
 		t.Errorf("reset: exit %d\n%s", code, out)
 	}
 	if st := e.status("bob"); st.State != protocol.StateNone {
 		t.Errorf("after reset: %q", st.State)
 	}
-	if out, code = e.run("root", "", nil, "admin", "reset", "bob"); code != 1 {
+	if out, code = e.otpgate("root", "", nil, "admin", "reset", "bob"); code != 1 {
 		t.Errorf("second reset: exit %d\n%s", code, out)
 	}
 }
@@ -313,18 +313,18 @@ func TestCLIAdminCommands(t *testing.T) {
 func TestCLIDaemonDown(t *testing.T) {
 	e := newCLIEnv(t)
 	e.c.AddUser(t, "dave")
-	out, code := e.run("dave", "", nil, "--socket", "/nope", "status")
+	out, code := e.otpgate("dave", "", nil, "--socket", "/nope", "status")
 	if code != 3 || out != "otpgate: nothing answers at /nope: there is no such file\n" {
 		t.Errorf("--socket /nope: exit %d:\n%s", code, out)
 	}
-	out, code = e.run("dave", "", []string{"OTPGATE_SOCKET=/nonexistent/sock"}, "status")
+	out, code = e.otpgate("dave", "", []string{"OTPGATE_SOCKET=/nonexistent/sock"}, "status")
 	if code != 3 || out != "otpgate: nothing answers at /nonexistent/sock: there is no such file\n" {
 		t.Errorf("OTPGATE_SOCKET=/nonexistent/sock: exit %d\n%s", code, out)
 	}
 	if err := e.daemon.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	out, code = e.run("dave", "", nil, "status")
+	out, code = e.otpgate("dave", "", nil, "status")
 	if code != 3 || !strings.HasPrefix(out, "otpgate: nothing answers at "+cliSocket+": ") ||
 		!strings.HasSuffix(out, "\notpgate: is otpgated running? Start it with: systemctl start otpgated\n") {
 		t.Errorf("default socket, otpgated stopped: exit %d:\n%s", code, out)

@@ -7,28 +7,26 @@ package integration
 // inside tmux, and oathtool as the independent code generator.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os/exec"
-	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
 // In-container paths of the CLI suites.
 const (
-	cliSocket = "/run/otpgate/otpgated.sock" // the default: otpgate finds it without flags
-	cliConfig = "/etc/otpgate/config.toml"
+	cliSocket = otpgatedSocket // the default: otpgate finds it without flags
+	cliConfig = otpgatedConfig
 	// cliMaxFailures is high so that the wrong codes these tests type do not
 	// lock users; the counter itself is asserted.
 	cliMaxFailures = 50
@@ -49,26 +47,13 @@ recovery_codes = 10
 
 // cliEnv is a container with otpgated running and the otpgate binary.
 type cliEnv struct {
-	t       testing.TB
-	c       *container.Container
-	bin     string // otpgate, valid inside the container
-	client  *protocol.Client
-	daemon  *container.Process
-	secrets map[string]string // user -> base32 secret known to the test
+	*otpgatedFixture
 }
 
 func newCLIEnv(t testing.TB, opts ...container.Option) *cliEnv {
 	t.Helper()
 	container.Require(t, "tmux", "zbarimg", "oathtool", "timeout", "sha256sum", "find", "ln", "stty")
-	otpgated := container.Bin(t, "otpgated")
-	e := &cliEnv{t: t, c: container.Start(t, opts...), bin: container.Bin(t, "otpgate"), secrets: map[string]string{}}
-	e.c.MkdirAll(t, path.Dir(cliConfig), 0o755)
-	e.c.WriteFile(t, cliConfig, []byte(cliDaemonConfig), 0o644)
-	e.c.Run(t, "chmod", "0700", "/var/lib/otpgate")
-	e.daemon = e.c.Background(t, otpgated, "-config", cliConfig)
-	e.c.WaitForSocket(t, cliSocket, 15*time.Second)
-	e.client = &protocol.Client{Socket: e.c.Path(cliSocket), Timeout: 10 * time.Second}
-	return e
+	return &cliEnv{startOtpgated(t, container.Start(t, opts...), cliDaemonConfig)}
 }
 
 // status asks otpgated (as root, through the protocol) for user's status.
@@ -92,19 +77,6 @@ func (e *cliEnv) verify(user, code string) *protocol.VerifyResult {
 	return resp.Verify
 }
 
-// oathtool computes the current TOTP code of a base32 secret inside the
-// container; the secret goes through stdin, never argv.
-func (e *cliEnv) oathtool(secret string, flags ...string) string {
-	e.t.Helper()
-	cmd := e.c.Command("oathtool", append(append([]string{"--totp", "-b"}, flags...), "-")...)
-	cmd.Stdin = strings.NewReader(secret + "\n")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("oathtool: %v: %s", err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // wrongCode returns a 6-digit code that is not the code of secret for any
 // step within ±10 of now.
 func wrongCode(t testing.TB, secret string) string {
@@ -126,89 +98,29 @@ func wrongCode(t testing.TB, secret string) string {
 	}
 }
 
-// run runs otpgate as user ("root" for root) with stdin and extra
-// environment, and returns the combined output and exit code.
-func (e *cliEnv) run(user, stdin string, env []string, args ...string) (string, int) {
-	e.t.Helper()
-	cmd := e.cmd(user, env, args...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			e.t.Fatalf("otpgate %v as %s: %v\n%s", args, user, err, out.String())
-		}
-		code = ee.ExitCode()
-	}
-	if code == 124 {
-		e.t.Fatalf("otpgate %v as %s timed out\n%s", args, user, out.String())
-	}
-	return out.String(), code
-}
-
-// cmd builds the command line of otpgate run as user under timeout(1).
-func (e *cliEnv) cmd(user string, env []string, args ...string) *exec.Cmd {
-	argv := append([]string{"60", e.bin}, args...)
-	var cmd *exec.Cmd
-	if user == "root" {
-		cmd = e.c.Command("timeout", argv...)
-	} else {
-		cmd = e.c.CommandAs(user, "timeout", argv...)
-	}
-	cmd.Env = mergeEnv(cmd.Env, env)
-	return cmd
-}
-
-// mergeEnv overrides base with extra ("K=V" sets, "K" alone removes).
-func mergeEnv(base, extra []string) []string {
-	out := append([]string(nil), base...)
-	for _, kv := range extra {
-		k, _, _ := strings.Cut(kv, "=")
-		kept := out[:0]
-		for _, b := range out {
-			if bk, _, _ := strings.Cut(b, "="); bk != k {
-				kept = append(kept, b)
-			}
-		}
-		out = kept
-		if strings.Contains(kv, "=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 // session is otpgate running with piped stdin, for dialogues whose answers
 // depend on what it printed (the code of a new secret).
 type session struct {
 	t     testing.TB
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	mu    sync.Mutex
-	out   bytes.Buffer
+	out   testutil.SyncBuffer
 	done  chan struct{}
 	err   error
 }
 
 func (s *session) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.out.Write(p)
 }
 
 func (s *session) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.out.String()
 }
 
 // start runs otpgate as user and returns the running session.
 func (e *cliEnv) start(user string, env []string, args ...string) *session {
 	e.t.Helper()
-	s := &session{t: e.t, cmd: e.cmd(user, env, args...), done: make(chan struct{})}
+	s := &session{t: e.t, cmd: e.otpgateCmd(user, env, args...), done: make(chan struct{})}
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	var err error
 	if s.stdin, err = s.cmd.StdinPipe(); err != nil {

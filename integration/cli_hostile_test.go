@@ -35,7 +35,7 @@ func TestCLIHostileHome(t *testing.T) {
 		{"HOME=/home/mallory/.config", "USER=root", "LOGNAME=root"},
 	}
 	for _, env := range envs {
-		out, code := e.run("mallory", "", env, "status")
+		out, code := e.otpgate("mallory", "", env, "status")
 		if code != 0 || !strings.Contains(out, "User:             mallory") {
 			t.Errorf("status with %q: exit %d\n%s", env, code, out)
 		}
@@ -45,7 +45,7 @@ func TestCLIHostileHome(t *testing.T) {
 	}
 
 	// The PNG path is a symlink to /etc/shadow: refused, nothing begun.
-	out, code := e.run("mallory", "", envs[0], "enroll", "--qr=png", "~/qr.png")
+	out, code := e.otpgate("mallory", "", envs[0], "enroll", "--qr=png", "~/qr.png")
 	if code != 1 || !strings.Contains(out, "/home/mallory/qr.png is a symbolic link (to /etc/shadow)") {
 		t.Errorf("enroll --qr=png onto a symlink: exit %d\n%s", code, out)
 	}
@@ -74,12 +74,12 @@ func TestCLIHostileHome(t *testing.T) {
 		t.Errorf("mallory not active: %q", st.State)
 	}
 	// disable as mallory with HOME unset, wrong codes: refused.
-	out, code = e.run("mallory", "000000\n000001\n000002\n", envs[1], "disable")
+	out, code = e.otpgate("mallory", "000000\n000001\n000002\n", envs[1], "disable")
 	if code != 1 {
 		t.Errorf("disable with wrong codes: exit %d\n%s", code, out)
 	}
 	// Root importing mallory's symlinked file does not follow it.
-	out, code = e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users", "--dry-run")
+	out, code = e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users", "--dry-run")
 	if code != 1 || !strings.Contains(out, "/home/mallory/.google_authenticator is a symbolic link") || strings.Contains(out, "root:") {
 		t.Errorf("import of a symlinked file: exit %d\n%s", code, out)
 	}

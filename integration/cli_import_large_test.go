@@ -164,7 +164,7 @@ func TestCLIImportLargeUsersfile(t *testing.T) {
 		t.Fatalf("--dry-run imported %s: %q", users[0].name, st.State)
 	}
 
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
 	if code != 0 || !strings.Contains(out, "Imported 2000 user(s).") {
 		t.Fatalf("import: exit %d\n%.3000s", code, out)
 	}
@@ -200,7 +200,7 @@ func TestCLIImportAllUsersManyAccounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
 	if code != 0 || !strings.Contains(out, "Imported 2000 user(s).") {
 		t.Fatalf("import: exit %d\n%.3000s", code, out)
 	}

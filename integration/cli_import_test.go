@@ -37,7 +37,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 	// carol points hers at /etc/shadow, as an attacker would.
 	e.c.RunAs(t, "carol", "ln", "-s", "/etc/shadow", "/home/carol/.google_authenticator")
 
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob,carol")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob,carol")
 	if code != 1 || !strings.Contains(out, "/home/carol/.google_authenticator: carol: /home/carol/.google_authenticator is a symbolic link: refusing to follow it") ||
 		!strings.Contains(out, "nothing imported: 1 problem(s)") {
 		t.Fatalf("import with a symlinked file: exit %d\n%s", code, out)
@@ -49,7 +49,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 		t.Fatalf("bob was imported although the import failed: %q", st.State)
 	}
 
-	out, code = e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob", "--dry-run")
+	out, code = e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob", "--dry-run")
 	if code != 0 || !strings.Contains(out, "Would import bob from /home/bob/.google_authenticator: SHA1, 6 digits, 30 s, 5 recovery code(s)") ||
 		!strings.Contains(out, "note: WINDOW_SIZE 17 (±8 steps) is not honoured") || !strings.Contains(out, "note: RATE_LIMIT 3 logins per 30 s") {
 		t.Errorf("dry run: exit %d\n%s", code, out)
@@ -58,7 +58,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 		t.Fatalf("--dry-run imported bob: %q", st.State)
 	}
 
-	out, code = e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob")
+	out, code = e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob")
 	if code != 0 || !strings.Contains(out, "Imported 1 user(s).") {
 		t.Fatalf("import: exit %d\n%s", code, out)
 	}
@@ -69,7 +69,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 		t.Fatalf("after import: %+v", st)
 	}
 	// Importing again is refused without --replace, and allowed with it.
-	out, code = e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob")
+	out, code = e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--user", "bob")
 	if code != 1 || !strings.Contains(out, "bob is already enrolled in otpgate (use --replace to overwrite)") {
 		t.Errorf("second import: exit %d\n%s", code, out)
 	}
@@ -80,7 +80,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 	}
 	// oathtool's code for the imported secret is accepted by otpgated,
 	// through otpgate itself: bob makes new recovery codes with it.
-	out, code = e.run("bob", e.oathtool(secret)+"\n\n", nil, "recovery-codes")
+	out, code = e.otpgate("bob", e.oathtool(secret)+"\n\n", nil, "recovery-codes")
 	if code != 0 || len(recoveryCodes(out)) != 10 {
 		t.Errorf("recovery-codes with oathtool's code: exit %d\n%s", code, out)
 	}
@@ -98,7 +98,7 @@ func TestCLIImportOATH(t *testing.T) {
 	good := "# usersfile\nHOTP/T30/8 dave - " + hex.EncodeToString(key) + "\n"
 	e.c.WriteFile(t, "/etc/users.oath", []byte(good+"HOTP erin - "+hex.EncodeToString(randomSecret(t, 20))+" 0\n"), 0o600)
 
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
 	if code != 1 || !strings.Contains(out, "/etc/users.oath:3: token type HOTP is counter-based") {
 		t.Fatalf("usersfile with an HOTP line: exit %d\n%s", code, out)
 	}
@@ -107,7 +107,7 @@ func TestCLIImportOATH(t *testing.T) {
 	}
 
 	e.c.WriteFile(t, "/etc/users.oath", []byte(good), 0o600)
-	out, code = e.run("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
+	out, code = e.otpgate("root", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
 	if code != 0 || !strings.Contains(out, "Imported dave from /etc/users.oath:2: SHA1, 8 digits, 30 s") {
 		t.Fatalf("import: exit %d\n%s", code, out)
 	}
@@ -115,7 +115,7 @@ func TestCLIImportOATH(t *testing.T) {
 	if v := e.verify("dave", code8); v.Outcome != protocol.OutcomeAccept {
 		t.Errorf("oathtool's 8-digit code for the imported secret: %+v", v)
 	}
-	out, code = e.run("dave", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
+	out, code = e.otpgate("dave", "", nil, "admin", "import", "--from", "oath", "/etc/users.oath")
 	if code != 4 {
 		t.Errorf("import as dave: exit %d\n%s", code, out)
 	}

@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/qrterm/qrtermtest"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -80,12 +80,12 @@ func TestDemoInterrupt(t *testing.T) {
 
 // startDemo starts the demo as `make demo` does and waits until it says
 // it runs until Ctrl-C. The demo is killed if the test ends first.
-func startDemo(t *testing.T) (*exec.Cmd, *demoOutput, <-chan error) {
+func startDemo(t *testing.T) (*exec.Cmd, *testutil.SyncBuffer, <-chan error) {
 	t.Helper()
 	container.Require(t, "oathtool", "/usr/sbin/sshd", "ssh", "nsenter")
 	demo := container.Bin(t, "otpgate-demo")
 	cmd := exec.Command(demo, "-bin", filepath.Dir(demo))
-	out := &demoOutput{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func startDemo(t *testing.T) (*exec.Cmd, *demoOutput, <-chan error) {
 
 // interruptDemo presses Ctrl-C (SIGINT): the demo must exit 0 and leave
 // no container behind.
-func interruptDemo(t *testing.T, cmd *exec.Cmd, out *demoOutput, done <-chan error) {
+func interruptDemo(t *testing.T, cmd *exec.Cmd, out *testutil.SyncBuffer, done <-chan error) {
 	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func TestDemoCommands(t *testing.T) {
 			case strings.Contains(line, " tail -f "):
 				// tail -f runs until stopped: it must show the three logs.
 				c := exec.Command("sh", "-c", line)
-				var b demoOutput
+				var b testutil.SyncBuffer
 				c.Stdout, c.Stderr = &b, &b
 				c.WaitDelay = time.Second
 				if err := c.Start(); err != nil {
@@ -290,22 +290,4 @@ func runWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) error {
 	timer := time.AfterFunc(limit, func() { cmd.Process.Kill() })
 	defer timer.Stop()
 	return cmd.Wait()
-}
-
-// demoOutput is a bytes.Buffer written by a process and read by the test.
-type demoOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *demoOutput) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *demoOutput) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

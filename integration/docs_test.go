@@ -169,8 +169,8 @@ type docEnv struct {
 func newDocEnv(t *testing.T) *docEnv {
 	t.Helper()
 	e := &docEnv{newPAMEnv(t)}
-	e.c.Run(t, "ln", "-s", container.Bin(t, "otpgate"), "/usr/local/bin/otpgate")
-	e.c.Run(t, "ln", "-s", container.Bin(t, "otpgated"), "/usr/local/sbin/otpgated")
+	e.c.Run(t, "ln", "-s", e.bin, "/usr/local/bin/otpgate")
+	e.c.Run(t, "ln", "-s", e.otpgatedBin, "/usr/local/sbin/otpgated")
 	return e
 }
 
@@ -270,8 +270,7 @@ func (e *docEnv) keyFrom(out string) string {
 // totp is the code of a base32 secret at now+offset steps, from oathtool.
 func (e *docEnv) totp(secret string, offset int) string {
 	e.t.Helper()
-	at := fmt.Sprintf("--now=@%d", time.Now().Unix()+int64(offset*30))
-	return strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", at, "-b", secret))
+	return e.oathtool(secret, fmt.Sprintf("--now=@%d", time.Now().Unix()+int64(offset*30)))
 }
 
 // userStatus asks otpgated for user's status.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/doctor"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"golang.org/x/sys/unix"
@@ -52,7 +51,6 @@ auth required pam_otpgate.so
 // configuration that otpgate doctor must pass.
 type doctorEnv struct {
 	*pamEnv
-	bin string
 }
 
 // newDoctorEnv starts the container and writes the clean configuration:
@@ -60,7 +58,7 @@ type doctorEnv struct {
 // and the required user enrolled.
 func newDoctorEnv(t *testing.T) *doctorEnv {
 	t.Helper()
-	e := &doctorEnv{pamEnv: newPAMEnv(t), bin: container.Bin(t, "otpgate")}
+	e := &doctorEnv{pamEnv: newPAMEnv(t)}
 	e.c.WriteFile(t, "/etc/ssh/sshd_config", []byte(doctorSSHDConfig), 0o644)
 	e.writePAMService("sshd", doctorPAMSSHD)
 	e.writePAMService("sudo", doctorPAMSudo)

@@ -76,10 +76,7 @@ func newJumpEnv(t *testing.T, policyExtra string) *jumpEnv {
 	t.Helper()
 	e := newPAMEnv(t)
 	daemonConfig := strings.Replace(pamDaemonConfig, "[policy]\n", "[policy]\n"+policyExtra, 1)
-	if err := e.daemon.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	e.c.WriteFile(t, pamConfig, []byte(daemonConfig), 0o644)
+	e.writeDaemonConfig(daemonConfig)
 	e.restartDaemon()
 	bastion := startSSHD(t, e, "")
 	c := e.c

@@ -137,7 +137,7 @@ func TestCLIImportAllUsersNSSOnlyUser(t *testing.T) {
 	e.c.WriteFile(t, file, []byte(secret+"\n\" TOTP_AUTH\n"), 0o400)
 	e.c.Run(t, "chown", fmt.Sprintf("%d:%d", u.uid, u.gid), file)
 
-	out, code := e.run("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
+	out, code := e.otpgate("root", "", nil, "admin", "import", "--from", "google-authenticator", "--all-users")
 	if code != 0 || !strings.Contains(out, "Imported 1 user(s).") {
 		t.Fatalf("import --all-users: exit %d\n%s", code, out)
 	}

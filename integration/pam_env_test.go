@@ -3,14 +3,10 @@
 package integration
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -23,8 +19,8 @@ import (
 
 // In-container paths used by the PAM suites.
 const (
-	pamSocket    = "/run/otpgate/otpgated.sock"
-	pamConfig    = "/etc/otpgate/config.toml"
+	pamSocket    = otpgatedSocket
+	pamConfig    = otpgatedConfig
 	pamGoLibDir  = "/usr/lib/otpgate"
 	pamGoLib     = pamGoLibDir + "/libpam_otpgate_go.so"
 	pamWorkDir   = "/tmp/pamtest"
@@ -53,11 +49,7 @@ max_lockout = "2h"
 // pamEnv is one container with the built module installed where Debian
 // keeps PAM modules, and a real otpgated.
 type pamEnv struct {
-	t       testing.TB
-	c       *container.Container
-	daemon  *container.Process
-	client  *protocol.Client
-	secrets map[string]string // enrolled user -> base32 secret
+	*otpgatedFixture
 }
 
 // newPAMEnv starts a container, installs bin/pam_otpgate.so into the system
@@ -69,21 +61,14 @@ func newPAMEnv(t testing.TB, opts ...container.Option) *pamEnv {
 	container.Require(t, "pamtester", "oathtool", "pkg-config", "install", "timeout", "bash")
 	loader := container.Bin(t, "pam_otpgate.so")
 	golib := container.Bin(t, "libpam_otpgate_go.so")
-	otpgated := container.Bin(t, "otpgated")
 
 	c := container.Start(t, opts...)
-	e := &pamEnv{t: t, c: c, secrets: map[string]string{}}
+	e := &pamEnv{newOtpgatedFixture(t, c, pamDaemonConfig)}
 	pamDir := e.pamModuleDir()
 	c.Run(t, "install", "-D", "-o", "root", "-g", "root", "-m", "0644", loader, pamDir+"/pam_otpgate.so")
 	c.Run(t, "install", "-D", "-o", "root", "-g", "root", "-m", "0644", golib, pamGoLib)
 	c.MkdirAll(t, pamWorkDir, 0o755)
-
-	c.MkdirAll(t, path.Dir(pamConfig), 0o755)
-	c.WriteFile(t, pamConfig, []byte(pamDaemonConfig), 0o644)
-	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
-	e.daemon = c.Background(t, otpgated, "-config", pamConfig)
-	c.WaitForSocket(t, pamSocket, 15*time.Second)
-	e.client = &protocol.Client{Socket: c.Path(pamSocket), Timeout: 10 * time.Second}
+	e.serve()
 	return e
 }
 
@@ -96,13 +81,6 @@ func (e *pamEnv) pamModuleDir() string {
 		e.t.Fatal("pkg-config --variable=libdir pam printed nothing (apt-get install libpam0g-dev)")
 	}
 	return libdir + "/security"
-}
-
-// restartDaemon starts otpgated again after a test stopped it.
-func (e *pamEnv) restartDaemon() {
-	e.t.Helper()
-	e.daemon = e.c.Background(e.t, container.Bin(e.t, "otpgated"), "-config", pamConfig)
-	e.c.WaitForSocket(e.t, pamSocket, 15*time.Second)
 }
 
 // writePAMService writes /etc/pam.d/<name>.
@@ -134,50 +112,7 @@ func (e *pamEnv) enroll(user string, recovery ...string) {
 	if _, err := e.c.LookupUser(user); err != nil {
 		e.addUser(user)
 	}
-	raw := make([]byte, 20)
-	if _, err := rand.Read(raw); err != nil {
-		e.t.Fatal(err)
-	}
-	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
-		Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30, RecoveryCodes: recovery,
-	}})
-	e.secrets[user] = secret
-}
-
-// do sends req to otpgated as root and fails the test on an error reply.
-func (e *pamEnv) do(req *protocol.Request) *protocol.Response {
-	e.t.Helper()
-	resp, err := e.client.Do(context.Background(), req)
-	if err != nil {
-		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
-	}
-	return resp
-}
-
-// code is user's current TOTP code, computed by oathtool (an independent
-// implementation) inside the container.
-func (e *pamEnv) code(user string) string {
-	e.t.Helper()
-	secret, ok := e.secrets[user]
-	if !ok {
-		e.t.Fatalf("user %s is not enrolled", user)
-	}
-	code := strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", "-b", secret))
-	if len(code) != 6 {
-		e.t.Fatalf("oathtool printed %q", code)
-	}
-	return code
-}
-
-// wrongCode is a code that is not user's for any step near now.
-func (e *pamEnv) wrongCode(user string) string {
-	e.t.Helper()
-	n, err := strconv.Atoi(e.code(user))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return fmt.Sprintf("%06d", (n+500000)%1000000)
+	e.otpgatedFixture.enroll(user, recovery...)
 }
 
 // lock makes otpgated lock user by sending wrong codes, and returns the

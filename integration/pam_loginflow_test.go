@@ -84,11 +84,7 @@ func TestPAMSudoRecoveryCode(t *testing.T) {
 // the suite's and restarts it.
 func (e *pamEnv) useDaemonConfig(policyExtra string) {
 	e.t.Helper()
-	if err := e.daemon.Stop(); err != nil {
-		e.t.Fatal(err)
-	}
-	cfg := strings.Replace(pamDaemonConfig, "[policy]\n", "[policy]\n"+policyExtra, 1)
-	e.c.WriteFile(e.t, pamConfig, []byte(cfg), 0o644)
+	e.writeDaemonConfig(strings.Replace(pamDaemonConfig, "[policy]\n", "[policy]\n"+policyExtra, 1))
 	e.restartDaemon()
 }
 

@@ -242,7 +242,7 @@ func TestReliabilityCrashLoop(t *testing.T) {
 			t.Fatalf("kill %d: otpgated ended with %v, not by SIGKILL\n%s", i, err, p.Output())
 		}
 		started := time.Now()
-		p = e.c.Background(t, e.otpgated, "-config", relConfigPath)
+		p = e.c.Background(t, e.otpgatedBin, "-config", relConfigPath)
 		if err := e.ready(p, 20*time.Second); err != nil {
 			stopDriver()
 			t.Fatalf("restart after kill %d: the store did not reopen: %v\n%s", i+1, err, p.Output())

@@ -11,12 +11,10 @@ package integration
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"math/big"
 	"os"
-	"path"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +26,9 @@ import (
 
 // In-container paths of the reliability suite.
 const (
-	relSocket     = "/run/otpgate/otpgated.sock"
-	relConfigPath = "/etc/otpgate/config.toml"
-	relStateDir   = "/var/lib/otpgate"
+	relSocket     = otpgatedSocket
+	relConfigPath = otpgatedConfig
+	relStateDir   = otpgatedStateDir
 	relDB         = relStateDir + "/otpgate.db"
 	// relMaxFailures is rate_limit.max_failures; a lockout lasts an hour,
 	// far longer than any test, so a lockout seen once must hold.
@@ -115,12 +113,8 @@ func (u *relUser) wrongCode() string {
 
 // relEnv is one container with otpgated and enrolled users.
 type relEnv struct {
-	t        testing.TB
-	c        *container.Container
-	otpgated string
-	daemon   *container.Process
-	client   *protocol.Client
-	users    map[string]*relUser
+	*otpgatedFixture
+	users map[string]*relUser
 }
 
 // newRelEnv starts a container with configuration cfg (see relConfig)
@@ -135,13 +129,7 @@ func newRelEnv(t testing.TB, cfg string, opts ...container.Option) *relEnv {
 // newRelContainer is newRelEnv without starting otpgated.
 func newRelContainer(t testing.TB, cfg string, opts ...container.Option) *relEnv {
 	t.Helper()
-	e := &relEnv{t: t, otpgated: container.Bin(t, "otpgated"), users: map[string]*relUser{}}
-	e.c = container.Start(t, opts...)
-	e.c.MkdirAll(t, path.Dir(relConfigPath), 0o755)
-	e.c.WriteFile(t, relConfigPath, []byte(cfg), 0o644)
-	e.c.Run(t, "chmod", "0700", relStateDir)
-	e.client = &protocol.Client{Socket: e.c.Path(relSocket), Timeout: 10 * time.Second}
-	return e
+	return &relEnv{otpgatedFixture: newOtpgatedFixture(t, container.Start(t, opts...), cfg), users: map[string]*relUser{}}
 }
 
 // start starts otpgated and waits until it answers a ping.
@@ -155,9 +143,7 @@ func (e *relEnv) start() *container.Process {
 // ping.
 func (e *relEnv) startWrapped(wrapper ...string) *container.Process {
 	e.t.Helper()
-	args := append(wrapper, e.otpgated, "-config", relConfigPath)
-	e.daemon = e.c.Background(e.t, args[0], args[1:]...)
-	e.waitReady(e.daemon)
+	e.waitReady(e.launch(wrapper...))
 	return e.daemon
 }
 
@@ -203,30 +189,13 @@ func (e *relEnv) enroll(name string, period int, recovery ...string) *relUser {
 	if _, err := e.c.LookupUser(name); err != nil {
 		e.c.AddUser(e.t, name)
 	}
-	raw := make([]byte, 20)
-	if _, err := rand.Read(raw); err != nil {
-		e.t.Fatal(err)
-	}
+	raw := e.importSecret(name, period, recovery...)
 	u := &relUser{
-		name: name, secret: raw,
-		b32:    base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw),
+		name: name, secret: raw, b32: e.secrets[name],
 		params: otp.Params{Algorithm: otp.SHA1, Digits: 6, Period: period},
 	}
-	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: name, Import: &protocol.Import{
-		Secret: u.b32, Algorithm: "SHA1", Digits: 6, Period: period, RecoveryCodes: recovery,
-	}})
 	e.users[name] = u
 	return u
-}
-
-// do sends req as root and fails the test on any error.
-func (e *relEnv) do(req *protocol.Request) *protocol.Response {
-	e.t.Helper()
-	resp, err := e.client.Do(context.Background(), req)
-	if err != nil {
-		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
-	}
-	return resp
 }
 
 // verify sends a verify request as root, as the PAM module does, and

@@ -221,7 +221,7 @@ func TestReliabilityReadOnlyStateDir(t *testing.T) {
 		e.c.Run(t, "mount", "-o", "remount,ro", relStateDir)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, code, _ := e.c.Exec(ctx, e.otpgated, "-config", relConfigPath)
+		out, code, _ := e.c.Exec(ctx, e.otpgatedBin, "-config", relConfigPath)
 		if code != 1 || !strings.Contains(out, relDB) || !strings.Contains(out, "read-only file system") {
 			t.Errorf("otpgated on a read-only state dir: exit %d, output:\n%s\nwant exit 1 and an error naming %s and the read-only file system", code, out, relDB)
 		}

@@ -218,7 +218,7 @@ func TestReliabilityNoLeaks(t *testing.T) {
 		t.Fatalf("a process without protection left no core in %s (kernel.core_pattern is %q): the core check below would prove nothing", cores, readTrim("/proc/sys/kernel/core_pattern"))
 	}
 	e.c.Run(t, "sh", "-c", "rm -f "+cores+"/core*")
-	crash := e.c.Command("prlimit", "--core=unlimited", "--", e.otpgated, "-config", relConfigPath)
+	crash := e.c.Command("prlimit", "--core=unlimited", "--", e.otpgatedBin, "-config", relConfigPath)
 	crash.Dir = cores
 	crash.Env = append(crash.Env, "GOTRACEBACK=crash")
 	p := e.c.BackgroundCmd(t, crash)

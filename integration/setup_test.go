@@ -31,7 +31,6 @@ var setupWatched = []string{"/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d", "/
 // host's), with otpgate setup run as an administrator would.
 type setupEnv struct {
 	*pamSSHD
-	bin string
 }
 
 func newSetupEnv(t *testing.T) *setupEnv {
@@ -51,7 +50,7 @@ func newSetupEnv(t *testing.T) *setupEnv {
 	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", pamWorkDir+"/id_ed25519")
 	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", pamWorkDir+"/stranger")
 	c.WriteFile(t, pamWorkDir+"/askpass", []byte(pamAskpass), 0o755)
-	return &setupEnv{pamSSHD: &pamSSHD{pamEnv: e}, bin: container.Bin(t, "otpgate")}
+	return &setupEnv{pamSSHD: &pamSSHD{pamEnv: e}}
 }
 
 // addAdmin creates an administrator (group sudo) with the suite's key and

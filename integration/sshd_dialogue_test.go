@@ -71,7 +71,7 @@ func TestSSHDDialogue(t *testing.T) {
 func (e *sshdEnv) nextCode(user string) string {
 	e.t.Helper()
 	at := strconv.FormatInt(time.Now().Add(30*time.Second).Unix(), 10)
-	code := strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", "-b", "--now", "@"+at, e.secrets[user]))
+	code := e.oathtool(e.secrets[user], "--now=@"+at)
 	if len(code) != 6 {
 		e.t.Fatalf("oathtool printed %q", code)
 	}
@@ -81,11 +81,11 @@ func (e *sshdEnv) nextCode(user string) string {
 // stopOtpgated stops otpgated and waits until it is gone.
 func (e *sshdEnv) stopOtpgated() {
 	e.t.Helper()
-	if err := e.otpgated.Signal(syscall.SIGTERM); err != nil {
+	if err := e.daemon.Signal(syscall.SIGTERM); err != nil {
 		e.t.Fatal(err)
 	}
 	select {
-	case <-e.otpgated.Done():
+	case <-e.daemon.Done():
 	case <-time.After(15 * time.Second):
 		e.t.Fatal("otpgated did not stop")
 	}

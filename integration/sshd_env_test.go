@@ -4,8 +4,6 @@ package integration
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
@@ -16,13 +14,12 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/integration/container"
-	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // In-container paths and settings of the otpgate-sshd suites.
 const (
-	sshdSocket     = "/run/otpgate/otpgated.sock"
-	sshdDaemonConf = "/etc/otpgate/config.toml"
+	sshdSocket     = otpgatedSocket
+	sshdDaemonConf = otpgatedConfig
 	sshdConf       = "/etc/otpgate/sshd.toml"
 	sshdWorkDir    = "/tmp/sshdtest"
 	sshdPort       = 2222
@@ -95,14 +92,9 @@ Host *
 
 // sshdEnv is a container running the real otpgated and otpgate-sshd.
 type sshdEnv struct {
-	t      testing.TB
-	c      *container.Container
+	*otpgatedFixture
 	server *container.Process
-	// otpgated is the daemon's process.
-	otpgated *container.Process
-	client   *protocol.Client
-	secrets  map[string]string
-	n        int
+	n      int
 }
 
 // newSSHDEnv starts a container with otpgated and otpgate-sshd (whose
@@ -123,16 +115,9 @@ func newSSHDEnvPolicy(t testing.TB, policyExtra, extra string) *sshdEnv {
 func newSSHDEnvDaemon(t testing.TB, daemonConfig, extra string) *sshdEnv {
 	t.Helper()
 	container.Require(t, "ssh", "ssh-keygen", "sftp", "oathtool", "timeout", "/usr/lib/openssh/sftp-server")
-	otpgated := container.Bin(t, "otpgated")
 	c := container.Start(t)
-	e := &sshdEnv{t: t, c: c, secrets: map[string]string{}}
 	c.MkdirAll(t, sshdWorkDir, 0o755)
-	c.MkdirAll(t, "/etc/otpgate", 0o755)
-	c.WriteFile(t, sshdDaemonConf, []byte(daemonConfig), 0o644)
-	c.Run(t, "chmod", "0700", "/var/lib/otpgate")
-	e.otpgated = c.Background(t, otpgated, "-config", sshdDaemonConf)
-	c.WaitForSocket(t, sshdSocket, 15*time.Second)
-	e.client = &protocol.Client{Socket: c.Path(sshdSocket), Timeout: 10 * time.Second}
+	e := &sshdEnv{otpgatedFixture: startOtpgated(t, c, daemonConfig)}
 	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sshdWorkDir+"/id_ed25519")
 	c.Run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sshdWorkDir+"/stranger")
 	c.WriteFile(t, sshdWorkDir+"/askpass", []byte(sshdAskpass), 0o755)
@@ -193,50 +178,6 @@ func (e *sshdEnv) addUser(user string) {
 	e.c.WriteFile(e.t, u.Home+"/.ssh/authorized_keys", pub, 0o600)
 	e.c.Chown(e.t, u.Home+"/.ssh", user)
 	e.c.Chown(e.t, u.Home+"/.ssh/authorized_keys", user)
-}
-
-// enroll stores a fresh random secret for user through admin_import.
-func (e *sshdEnv) enroll(user string) {
-	e.t.Helper()
-	raw := make([]byte, 20)
-	if _, err := rand.Read(raw); err != nil {
-		e.t.Fatal(err)
-	}
-	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-	e.do(&protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
-		Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30,
-	}})
-	e.secrets[user] = secret
-}
-
-func (e *sshdEnv) do(req *protocol.Request) *protocol.Response {
-	e.t.Helper()
-	resp, err := e.client.Do(context.Background(), req)
-	if err != nil {
-		e.t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
-	}
-	return resp
-}
-
-// code is user's current code from oathtool (an independent
-// implementation), run inside the container.
-func (e *sshdEnv) code(user string) string {
-	e.t.Helper()
-	code := strings.TrimSpace(e.c.Run(e.t, "oathtool", "--totp", "-b", e.secrets[user]))
-	if len(code) != 6 {
-		e.t.Fatalf("oathtool printed %q", code)
-	}
-	return code
-}
-
-// wrongCode is a code that is not user's for any step near now.
-func (e *sshdEnv) wrongCode(user string) string {
-	e.t.Helper()
-	n, err := strconv.Atoi(e.code(user))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return fmt.Sprintf("%06d", (n+500000)%1000000)
 }
 
 // sshRun is one run of the real ssh client.

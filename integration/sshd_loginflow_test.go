@@ -67,7 +67,7 @@ func TestSSHDEnrollOnLogin(t *testing.T) {
 		t.Fatalf("second login prompts: %q", r.prompts)
 	}
 	// otpgated audits how; otpgate-sshd logs its verdict.
-	if log := e.otpgated.Output(); !strings.Contains(log, "reason=enrolled_at_login") {
+	if log := e.auditLog(); !strings.Contains(log, "reason=enrolled_at_login") {
 		t.Errorf("otpgated did not audit the enrollment at login:\n%s", log)
 	}
 	if log := e.server.Output(); !strings.Contains(log, "second_factor=success") {

@@ -444,7 +444,7 @@ func TestWorkflowsOtpgateSSHD(t *testing.T) {
 			}
 		},
 		// otpgated audits why; otpgate-sshd logs only its verdict.
-		audit:  e.otpgated.Output,
+		audit:  e.auditLog,
 		exempt: "outcome=exempt",
 	}, false)
 }

@@ -3,7 +3,6 @@
 package sshd
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // Test account: a uid/gid no real user has, with a home under a temp dir.
@@ -244,25 +244,8 @@ type testEnv struct {
 	addr   string
 	daemon *fakeOtpgated
 	home   string
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startServer runs a Server on loopback for the test account, whose
@@ -311,7 +294,7 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	srv, err := New(&cfg, signers, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -442,7 +425,7 @@ func (m fakeMeta) RemoteAddr() net.Addr {
 }
 func (m fakeMeta) LocalAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22} }
 
-var _ io.Writer = (*syncBuffer)(nil)
+var _ io.Writer = (*testutil.SyncBuffer)(nil)
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)

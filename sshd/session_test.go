@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // loginExempt starts a server whose daemon exempts the user and logs in
@@ -123,7 +125,7 @@ func TestWindowChangeAndSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdin, _ := s.StdinPipe()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	s.Stdout = &out
 	if err := s.Start("read x; stty size; sleep 30"); err != nil {
 		t.Fatal(err)

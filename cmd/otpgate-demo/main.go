@@ -1,6 +1,6 @@
 // Command otpgate-demo shows otpgate working end to end without changing
-// the machine it runs on: it starts a throwaway namespace container (the
-// integration harness, package integration/container) running otpgated,
+// the machine it runs on: it starts a throwaway namespace container (package
+// internal/container, which the integration tests use too) running otpgated,
 // OpenSSH's sshd on 127.0.0.1:2222 guarded by pam_otpgate (public key, then
 // a code) and otpgate-sshd on 127.0.0.1:2223, creates the user "demo" with a
 // fresh SSH key, enrolls "demo" with the real otpgate CLI, prints the QR
@@ -32,7 +32,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/otpgate/otpgate/integration/container"
+	"github.com/otpgate/otpgate/internal/container"
 	"github.com/otpgate/otpgate/internal/qrterm"
 )
 

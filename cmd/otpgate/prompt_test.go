@@ -3,12 +3,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,24 +109,6 @@ func TestCarriable(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestInterruptAtPrompt: SIGINT (Ctrl-C) at a code prompt ends the command
 // at once with exit status 130, says nothing about otpgated and leaves the
 // terminal echoing again, whether the answer comes from a terminal (not
@@ -138,7 +119,7 @@ func TestInterruptAtPrompt(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			d := confirmDaemon(t, "Wrong code.")
 			a, _, _ := testApp(t, os.Getuid(), "")
-			var errb syncBuffer
+			var errb testutil.SyncBuffer
 			a.stderr = &errb
 			var slave *os.File
 			if onTerminal {

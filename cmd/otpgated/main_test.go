@@ -10,12 +10,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -50,26 +50,7 @@ type instance struct {
 	socket  string
 	state   string
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
-}
-
-// syncBuffer is a strings.Builder safe for the writer goroutine of
-// exec.Cmd and the test reading it concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	stderr  *testutil.SyncBuffer
 }
 
 func newInstance(t *testing.T, extra string) *instance {
@@ -92,7 +73,7 @@ func (in *instance) writeConfig(extra string) {
 // start runs otpgated and waits until it answers a ping.
 func (in *instance) start() {
 	in.t.Helper()
-	in.stderr = &syncBuffer{}
+	in.stderr = &testutil.SyncBuffer{}
 	in.cmd = exec.Command(daemonBin, "-config", in.cfgPath)
 	in.cmd.Stderr = in.stderr
 	if err := in.cmd.Start(); err != nil {

@@ -1,91 +1,58 @@
 package container
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path"
-	"path/filepath"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	core "github.com/otpgate/otpgate/internal/container"
 )
 
-// StartTimeout bounds how long Start waits for a container's pid 1 to build
-// the root and report ready.
-const StartTimeout = 20 * time.Second
-
-// Bind is a host file or directory mounted into the container.
-type Bind struct {
-	// Source is the host path.
-	Source string `json:"source"`
-	// Target is the in-container path; it is created if missing.
-	Target string `json:"target"`
-	// ReadOnly makes the bind read-only inside.
-	ReadOnly bool `json:"readOnly"`
+// Container is a running container (see internal/container) with helpers
+// that fail the test instead of returning an error. Its methods may be
+// called from several goroutines.
+type Container struct {
+	*core.Container
 }
 
-// Option configures a container created by Start or New.
-type Option func(*options)
+// Process is a long-running process started inside a container.
+type Process = core.Process
 
-type options struct {
-	hostname string
-	binds    []Bind
-	noRepo   bool
-}
+// User is an entry of the container's /etc/passwd.
+type User = core.User
+
+// Option configures a container created by Start.
+type Option = core.Option
 
 // WithHostname sets the container's hostname (default "otpgate-ct-N").
-func WithHostname(name string) Option {
-	return func(o *options) { o.hostname = name }
-}
+func WithHostname(name string) Option { return core.WithHostname(name) }
 
 // WithBind binds the host path source at the in-container path target.
 func WithBind(source, target string, readOnly bool) Option {
-	return func(o *options) { o.binds = append(o.binds, Bind{Source: source, Target: target, ReadOnly: readOnly}) }
+	return core.WithBind(source, target, readOnly)
 }
 
-// WithoutRepo does not bind the repository and $OTPGATE_BIN (they are then
-// still visible through the overlay of the host root, as of the moment the
-// container started, unless they live under /tmp, /home, /root or /run).
-func WithoutRepo() Option {
-	return func(o *options) { o.noRepo = true }
-}
+// WithoutRepo does not bind the repository and $OTPGATE_BIN (see
+// internal/container).
+func WithoutRepo() Option { return core.WithoutRepo() }
 
-// Container is a running container. Its methods may be called from several
-// goroutines.
-type Container struct {
-	pid      int    // host pid of the container's pid 1
-	root     string // /proc/<pid>/root
-	hostname string
-	mntNS    uint64 // inode of the mount namespace, for Close checks
+// RepoRoot returns the root of the otpgate repository, or "" (see
+// internal/container).
+func RepoRoot() string { return core.RepoRoot() }
 
-	cmd      *exec.Cmd
-	lifeline *os.File
-	initOut  *syncBuffer
-	exited   chan struct{}
-
-	mu        sync.Mutex
-	closed    bool
-	processes []*Process
-}
-
-var hostCounter atomic.Int64
+// DefaultTimeout is the deadline of Run and RunAs.
+const DefaultTimeout = 60 * time.Second
 
 // Start creates a container and registers t.Cleanup to destroy it (all
 // processes killed, mounts gone). It fails the test if the container cannot
 // be created, for example when not running as root.
 func Start(t testing.TB, opts ...Option) *Container {
 	t.Helper()
-	Require(t, nsenterPath, setprivPath)
-	c, err := New(opts...)
+	Require(t, core.NsenterPath, core.SetprivPath)
+	c, err := core.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,224 +61,151 @@ func Start(t testing.TB, opts ...Option) *Container {
 			t.Errorf("container: close: %v", err)
 		}
 	})
-	return c
+	return &Container{c}
 }
 
-// New creates a container outside of a test; the caller must Close it.
-// Prefer Start in tests.
-func New(opts ...Option) (*Container, error) {
-	o := options{hostname: fmt.Sprintf("otpgate-ct-%d", hostCounter.Add(1))}
-	for _, opt := range opts {
-		opt(&o)
+// Run runs name with args inside as root, with a deadline of DefaultTimeout,
+// and returns the combined stdout and stderr. It fails the test, with the
+// output, if the command cannot run or exits non-zero.
+func (c *Container) Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	out, _, err := c.Exec(ctx, name, args...)
+	if err != nil {
+		t.Fatalf("%v\noutput:\n%s", err, out)
 	}
-	binds := o.binds
-	if !o.noRepo {
-		binds = append(defaultBinds(), binds...)
+	return out
+}
+
+// RunAs is Run as user (see CommandAs).
+func (c *Container) RunAs(t testing.TB, user, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
+	defer cancel()
+	out, _, err := c.ExecAs(ctx, user, name, args...)
+	if err != nil {
+		t.Fatalf("%v\noutput:\n%s", err, out)
 	}
-	for i, b := range binds {
-		if !filepath.IsAbs(b.Source) || !path.IsAbs(b.Target) {
-			return nil, fmt.Errorf("container: bind %s on %s: paths must be absolute", b.Source, b.Target)
+	return out
+}
+
+// ReadFile returns the contents of the in-container file p; it fails the
+// test if the file cannot be read.
+func (c *Container) ReadFile(t testing.TB, p string) []byte {
+	t.Helper()
+	data, err := c.Container.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// WriteFile writes data to the in-container file p, creating missing parent
+// directories (mode 0755, owner root), and leaves the file with exactly mode
+// (umask does not apply) and owner root:root.
+func (c *Container) WriteFile(t testing.TB, p string, data []byte, mode os.FileMode) {
+	t.Helper()
+	if err := c.Container.WriteFile(p, data, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MkdirAll creates the in-container directory p and its missing parents,
+// owned by root; the directories it creates get mode (umask applies to
+// none of them).
+func (c *Container) MkdirAll(t testing.TB, p string, mode os.FileMode) {
+	t.Helper()
+	if err := c.Container.MkdirAll(p, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Chown gives the in-container file or directory p to user and the user's
+// primary group (as in the container's /etc/passwd). Symlinks are not
+// followed at the last component.
+func (c *Container) Chown(t testing.TB, p, user string) {
+	t.Helper()
+	if err := c.Container.Chown(p, user); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AddUser creates a user inside (see internal/container) and returns the
+// uid.
+func (c *Container) AddUser(t testing.TB, name string, groups ...string) int {
+	t.Helper()
+	Require(t, "useradd", "groupadd")
+	uid, err := c.Container.AddUser(name, groups...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+// AddGroup creates a group inside with groupadd.
+func (c *Container) AddGroup(t testing.TB, name string) {
+	t.Helper()
+	if err := c.Container.AddGroup(name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitForSocket polls until a Unix socket is listening at the in-container
+// path p, and fails the test after timeout or as soon as the container is
+// gone. It does not connect.
+func (c *Container) WaitForSocket(t testing.TB, p string, timeout time.Duration) {
+	t.Helper()
+	if err := c.Container.WaitForSocket(p, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WaitForPort polls until a TCP socket inside the container listens on port
+// at a loopback-reachable address, and fails the test after timeout or as
+// soon as the container is gone. It does not connect.
+func (c *Container) WaitForPort(t testing.TB, port int, timeout time.Duration) {
+	t.Helper()
+	if err := c.Container.WaitForPort(port, timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Background starts name with args inside as root (see Command) and returns
+// at once. Its stdout and stderr are captured (Output); at cleanup it gets
+// SIGTERM, then SIGKILL after StopTimeout, and if the test failed its output
+// is logged with t.Log.
+func (c *Container) Background(t testing.TB, name string, args ...string) *Process {
+	t.Helper()
+	return c.BackgroundCmd(t, c.Command(name, args...))
+}
+
+// BackgroundAs is Background as user (see CommandAs).
+func (c *Container) BackgroundAs(t testing.TB, user, name string, args ...string) *Process {
+	t.Helper()
+	return c.BackgroundCmd(t, c.CommandAs(user, name, args...))
+}
+
+// BackgroundCmd is Background for a command made by Command or CommandAs and
+// then customised (Env, Dir, Stdin...). If cmd.Stdout or cmd.Stderr is set,
+// the output goes there as well as to Output.
+func (c *Container) BackgroundCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p, err := c.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("container: stop %s: %v", p.Name(), err)
 		}
-		binds[i].Target = path.Clean(b.Target)
-	}
-	cfg, err := json.Marshal(initConfig{Hostname: o.hostname, Binds: binds})
-	if err != nil {
-		return nil, err
-	}
-
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer readyR.Close()
-	lifeR, lifeW, err := os.Pipe()
-	if err != nil {
-		readyW.Close()
-		return nil, err
-	}
-	c := &Container{hostname: o.hostname, lifeline: lifeW, initOut: &syncBuffer{}, exited: make(chan struct{})}
-	c.cmd = &exec.Cmd{
-		Path:        "/proc/self/exe",
-		Args:        []string{"otpgate-container-init"},
-		Env:         []string{initEnv + "=" + string(cfg), "PATH=" + defaultPath},
-		Dir:         "/",
-		Stdin:       lifeR,
-		Stdout:      c.initOut,
-		Stderr:      c.initOut,
-		ExtraFiles:  []*os.File{readyW},
-		SysProcAttr: startInitAttr(),
-	}
-	err = c.cmd.Start()
-	readyW.Close()
-	lifeR.Close()
-	if err != nil {
-		lifeW.Close()
-		return nil, fmt.Errorf("container: start pid 1 (root and CLONE_NEWNS/NEWPID/NEWNET needed): %w", err)
-	}
-	c.pid = c.cmd.Process.Pid
-	c.root = fmt.Sprintf("/proc/%d/root", c.pid)
-	go func() {
-		_ = c.cmd.Wait()
-		close(c.exited)
-	}()
-
-	status := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(readyR).ReadString('\n')
-		status <- strings.TrimSpace(line)
-	}()
-	var fail error
-	select {
-	case line := <-status:
-		if line != "ok" {
-			msg := strings.TrimPrefix(line, "error: ")
-			if msg == "" {
-				msg = "pid 1 exited before reporting ready"
+		if t.Failed() {
+			status := "still running"
+			if p.Exited() {
+				status = fmt.Sprint("exit: ", p.Wait())
 			}
-			fail = fmt.Errorf("container: setup: %s", msg)
+			t.Logf("output of %s (pid %d in the container, %s):\n%s", p.Name(), p.Pid(), status, p.Output())
 		}
-	case <-time.After(StartTimeout):
-		fail = fmt.Errorf("container: setup: not ready after %v", StartTimeout)
-	}
-	if fail != nil {
-		c.kill()
-		if out := strings.TrimSpace(c.initOut.String()); out != "" {
-			fail = fmt.Errorf("%w; pid 1 output: %s", fail, out)
-		}
-		return nil, fail
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", c.pid), &st); err != nil {
-		c.kill()
-		return nil, fmt.Errorf("container: stat mount namespace: %w", err)
-	}
-	c.mntNS = st.Ino
-	return c, nil
+	})
+	return p
 }
-
-// defaultBinds binds the repository and $OTPGATE_BIN read-only at their host
-// paths, so that builds made while a container runs are seen and tests cannot
-// modify the tree.
-func defaultBinds() []Bind {
-	var binds []Bind
-	repo := RepoRoot()
-	if repo != "" {
-		binds = append(binds, Bind{Source: repo, Target: repo, ReadOnly: true})
-	}
-	if bin := os.Getenv("OTPGATE_BIN"); bin != "" && filepath.IsAbs(bin) {
-		bin = filepath.Clean(bin)
-		if repo == "" || (bin != repo && !strings.HasPrefix(bin, repo+"/")) {
-			if _, err := os.Stat(bin); err == nil {
-				binds = append(binds, Bind{Source: bin, Target: bin, ReadOnly: true})
-			}
-		}
-	}
-	return binds
-}
-
-// Hostname returns the container's hostname.
-func (c *Container) Hostname() string { return c.hostname }
-
-// InitPid returns the host pid of the container's pid 1.
-func (c *Container) InitPid() int { return c.pid }
-
-// MountNamespace returns the inode number of the container's mount
-// namespace (as in /proc/<pid>/ns/mnt), which is gone once Close returns.
-func (c *Container) MountNamespace() uint64 { return c.mntNS }
-
-// Path translates an in-container path to a host path through which the
-// test process can read and write the container's files:
-// /proc/<pid1>/root/<p>. The container's mounts (tmpfs /home, /tmp, ...) are
-// seen through it. Caveat: an absolute symlink met on the way (for example
-// /var/run -> /run) is resolved against the host root, not the container's;
-// WriteFile, ReadFile, MkdirAll and Chown resolve such links inside the
-// container and are the safe choice.
-func (c *Container) Path(p string) string {
-	return c.root + path.Clean("/"+p)
-}
-
-// Close destroys the container: every process inside is killed (the
-// background processes first get SIGTERM from their own cleanups when
-// started with Background), then pid 1 is reaped, which releases the mount
-// namespace and its tmpfs. Close is idempotent.
-func (c *Container) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	procs := c.processes
-	c.mu.Unlock()
-
-	c.kill()
-	// Wait for the nsenter wrappers of background processes, so their
-	// output is complete.
-	for _, p := range procs {
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("container: background %s did not exit after pid 1 was killed", p.name)
-		}
-	}
-	return nil
-}
-
-// kill SIGKILLs pid 1 (which kills its whole pid namespace) and waits for it.
-func (c *Container) kill() {
-	_ = c.cmd.Process.Kill()
-	c.lifeline.Close()
-	<-c.exited
-}
-
-// Alive reports whether the container's pid 1 is still running.
-func (c *Container) Alive() bool {
-	select {
-	case <-c.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// RepoRoot returns the root of the otpgate repository: the nearest parent of
-// the working directory (a test's package directory) whose go.mod declares
-// module github.com/otpgate/otpgate, or "" if there is none.
-func RepoRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && bytes.HasPrefix(bytes.TrimSpace(data), []byte("module github.com/otpgate/otpgate\n")) {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// errClosed is returned by operations on a closed container.
-var errClosed = errors.New("container: closed")

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	core "github.com/otpgate/otpgate/internal/container"
 )
 
 // TestIsolation proves that what a test does inside a container does not
@@ -241,8 +243,8 @@ func TestExec(t *testing.T) {
 	}
 	// A process left holding the output pipe does not hang Wait forever.
 	lingering := c.Command("sh", "-c", "sleep 1000 & echo done")
-	if lingering.WaitDelay != PipeWaitDelay {
-		t.Errorf("WaitDelay %v, want %v", lingering.WaitDelay, PipeWaitDelay)
+	if lingering.WaitDelay != core.PipeWaitDelay {
+		t.Errorf("WaitDelay %v, want %v", lingering.WaitDelay, core.PipeWaitDelay)
 	}
 	lingering.WaitDelay = 100 * time.Millisecond
 	start = time.Now()
@@ -346,8 +348,8 @@ func TestBackground(t *testing.T) {
 			t.Errorf("host pid %d still exists after Close: %v", pid, err)
 		}
 	}
-	if _, _, err := c.Exec(context.Background(), "true"); !errors.Is(err, errClosed) {
-		t.Errorf("Exec after Close: %v, want errClosed", err)
+	if _, _, err := c.Exec(context.Background(), "true"); !errors.Is(err, core.ErrClosed) {
+		t.Errorf("Exec after Close: %v, want core.ErrClosed", err)
 	}
 }
 
@@ -454,7 +456,7 @@ func processesInMountNS(t *testing.T, ino uint64) []int {
 // BenchmarkStart measures creating and destroying a container.
 func BenchmarkStart(b *testing.B) {
 	for b.Loop() {
-		c, err := New()
+		c, err := core.New()
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	core "github.com/otpgate/otpgate/internal/container"
 )
 
 func TestOptions(t *testing.T) {
@@ -49,7 +51,7 @@ func TestStartErrors(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			c, err := New(tt.opts...)
+			c, err := core.New(tt.opts...)
 			if err == nil {
 				c.Close()
 				t.Fatal("New succeeded")
@@ -69,7 +71,7 @@ func TestManyContainers(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			c, err := New()
+			c, err := core.New()
 			if err != nil {
 				errs <- err
 				return

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	core "github.com/otpgate/otpgate/internal/container"
 )
 
 // toolPackages maps the tools the integration suites use to the Debian
@@ -26,7 +28,7 @@ var toolPackages = map[string]string{
 
 // searchPath is where Require looks for tools besides $PATH (a test run by a
 // user's shell may lack the sbin directories).
-var searchPath = filepath.SplitList(defaultPath)
+var searchPath = filepath.SplitList(core.DefaultPath)
 
 // Require fails the test (t.Fatal, never a skip) unless it runs as root and
 // every tool exists; the message names the Debian package of each missing

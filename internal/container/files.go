@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,7 +21,7 @@ func (c *Container) openIn(p string, flags int, mode uint32) (int, error) {
 	root, err := unix.Open(c.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if !c.Alive() {
-			return -1, errClosed
+			return -1, ErrClosed
 		}
 		return -1, fmt.Errorf("container: open root: %w", err)
 	}
@@ -65,25 +64,16 @@ func (c *Container) isDir(p string) bool {
 	return true
 }
 
-// ReadFile returns the contents of the in-container file p; it fails the
-// test if the file cannot be read.
-func (c *Container) ReadFile(t testing.TB, p string) []byte {
-	t.Helper()
-	data, err := c.readFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
+// ReadFile returns the contents of the in-container file p.
+func (c *Container) ReadFile(p string) ([]byte, error) {
+	return c.readFile(p)
 }
 
 // WriteFile writes data to the in-container file p, creating missing parent
 // directories (mode 0755, owner root), and leaves the file with exactly mode
 // (umask does not apply) and owner root:root.
-func (c *Container) WriteFile(t testing.TB, p string, data []byte, mode os.FileMode) {
-	t.Helper()
-	if err := c.writeFile(p, data, mode); err != nil {
-		t.Fatal(err)
-	}
+func (c *Container) WriteFile(p string, data []byte, mode os.FileMode) error {
+	return c.writeFile(p, data, mode)
 }
 
 func (c *Container) writeFile(p string, data []byte, mode os.FileMode) error {
@@ -114,11 +104,8 @@ func (c *Container) writeFile(p string, data []byte, mode os.FileMode) error {
 // MkdirAll creates the in-container directory p and its missing parents,
 // owned by root; the directories it creates get mode (umask applies to
 // none of them).
-func (c *Container) MkdirAll(t testing.TB, p string, mode os.FileMode) {
-	t.Helper()
-	if err := c.mkdirAll(p, mode); err != nil {
-		t.Fatal(err)
-	}
+func (c *Container) MkdirAll(p string, mode os.FileMode) error {
+	return c.mkdirAll(p, mode)
 }
 
 func (c *Container) mkdirAll(p string, mode os.FileMode) error {
@@ -161,20 +148,20 @@ func (c *Container) mkdirAll(p string, mode os.FileMode) error {
 // Chown gives the in-container file or directory p to user and the user's
 // primary group (as in the container's /etc/passwd). Symlinks are not
 // followed at the last component.
-func (c *Container) Chown(t testing.TB, p, user string) {
-	t.Helper()
+func (c *Container) Chown(p, user string) error {
 	u, err := c.LookupUser(user)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	fd, err := c.openIn(p, unix.O_PATH|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		t.Fatalf("container: chown %s: %v", p, err)
+		return fmt.Errorf("container: chown %s: %w", p, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Fchownat(fd, "", u.UID, u.GID, unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		t.Fatalf("container: chown %s %s: %v", user, p, err)
+		return fmt.Errorf("container: chown %s %s: %w", user, p, err)
 	}
+	return nil
 }
 
 // unixMode converts permission and special bits of an os.FileMode.

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +19,7 @@ import (
 // WaitForPort.
 const pollInterval = 5 * time.Millisecond
 
-// DialContext connects from the test process to an address inside the
+// DialContext connects from the calling process to an address inside the
 // container's network namespace, e.g. ("tcp", "127.0.0.1:2222") to talk to
 // an sshd inside with an in-process SSH client. For "unix" the address is an
 // in-container path. The connection may be used from any goroutine.
@@ -36,7 +35,7 @@ func (c *Container) DialContext(ctx context.Context, network, addr string) (net.
 // to come from another loopback address. laddr is ignored for "unix".
 func (c *Container) DialFromContext(ctx context.Context, network string, laddr net.Addr, addr string) (net.Conn, error) {
 	if !c.Alive() {
-		return nil, errClosed
+		return nil, ErrClosed
 	}
 	if network == "unix" || network == "unixpacket" {
 		// Resolve the directory inside the container (symlinks included)
@@ -81,38 +80,35 @@ func (c *Container) DialFromContext(ctx context.Context, network string, laddr n
 
 // WaitForSocket polls until a Unix stream (or seqpacket) socket is listening at the
 // in-container path p (a listening socket in the container's network
-// namespace is bound to the same file), and fails the test after timeout, or
-// as soon as the container is gone. It does not connect, so the daemon sees
-// no stray connection (use DialContext for that).
-func (c *Container) WaitForSocket(t testing.TB, p string, timeout time.Duration) {
-	t.Helper()
-	c.waitFor(t, timeout, "unix socket "+p, func() error { return c.unixListening(p) })
+// namespace is bound to the same file), and returns an error after timeout,
+// or as soon as the container is gone. It does not connect, so the daemon
+// sees no stray connection (use DialContext for that).
+func (c *Container) WaitForSocket(p string, timeout time.Duration) error {
+	return c.waitFor(timeout, "unix socket "+p, func() error { return c.unixListening(p) })
 }
 
 // WaitForPort polls until a TCP socket inside the container listens on port
-// at 127.0.0.1 or a wildcard address (0.0.0.0, ::, ::ffff:127.0.0.1), and fails
-// the test after timeout, or as soon as the container is gone. It does not
-// connect, so no probe reaches rate limits or logs (use DialContext to
-// connect).
-func (c *Container) WaitForPort(t testing.TB, port int, timeout time.Duration) {
-	t.Helper()
-	c.waitFor(t, timeout, "tcp port 127.0.0.1:"+strconv.Itoa(port), func() error { return c.tcpListening(port) })
+// at 127.0.0.1 or a wildcard address (0.0.0.0, ::, ::ffff:127.0.0.1), and
+// returns an error after timeout, or as soon as the container is gone. It
+// does not connect, so no probe reaches rate limits or logs (use DialContext
+// to connect).
+func (c *Container) WaitForPort(port int, timeout time.Duration) error {
+	return c.waitFor(timeout, "tcp port 127.0.0.1:"+strconv.Itoa(port), func() error { return c.tcpListening(port) })
 }
 
 // waitFor retries ready until it returns nil or timeout passes.
-func (c *Container) waitFor(t testing.TB, timeout time.Duration, what string, ready func() error) {
-	t.Helper()
+func (c *Container) waitFor(timeout time.Duration, what string, ready func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := ready()
 		if err == nil {
-			return
+			return nil
 		}
 		if !c.Alive() {
-			t.Fatalf("container: waiting for %s: container is gone", what)
+			return fmt.Errorf("container: waiting for %s: container is gone", what)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("container: %s not listening after %v: %v", what, timeout, err)
+			return fmt.Errorf("container: %s not listening after %v: %w", what, timeout, err)
 		}
 		time.Sleep(pollInterval)
 	}

@@ -16,7 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// initEnv marks the re-executed test binary as a container's pid 1; its value
+// initEnv marks the re-executed calling program as a container's pid 1; its value
 // is the JSON-encoded initConfig.
 const initEnv = "OTPGATE_CONTAINER_INIT"
 
@@ -26,7 +26,7 @@ const initEnv = "OTPGATE_CONTAINER_INIT"
 // host.
 const scratchDir = "/tmp"
 
-// initConfig is what Start tells the container's pid 1.
+// initConfig is what New tells the container's pid 1.
 type initConfig struct {
 	Hostname string `json:"hostname"`
 	Binds    []Bind `json:"binds"`
@@ -40,7 +40,7 @@ func init() {
 
 // runInit is the container's pid 1: it builds the root file system, reports
 // "ok" (or "error: ...") on fd 3, then reaps orphans until its stdin (the
-// lifeline pipe from the test process) reaches EOF or it is killed.
+// lifeline pipe from the calling process) reaches EOF or it is killed.
 func runInit(rawCfg string) int {
 	ready := os.NewFile(3, "ready")
 	var cfg initConfig
@@ -149,7 +149,7 @@ func setupContainer(cfg initConfig) error {
 		{"tmpfs", "/var/lib/otpgate", "tmpfs", nsd, "mode=0755", 0o755},
 		{"tmpfs", "/var/log", "tmpfs", nsd, "mode=0755", 0o755},
 		{"proc", "/proc", "proc", nsd | unix.MS_NOEXEC, "", 0o555},
-		// Sysctls are mostly global: keep tests from changing the host's.
+		// Sysctls are mostly global: keep what runs inside from changing the host's.
 		{"root:/proc/sys", "/proc/sys", "", unix.MS_BIND, "", 0},
 		{"", "/proc/sys", "", unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY, "", 0},
 		{"sysfs", "/sys", "sysfs", nsd | unix.MS_NOEXEC | unix.MS_RDONLY, "", 0o555},
@@ -442,6 +442,6 @@ func startInitAttr() *syscall.SysProcAttr {
 		Cloneflags: unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
 		// No Pdeathsig: it fires when the forking OS thread exits, which Go
 		// does for locked threads (see DialContext); the lifeline pipe on
-		// stdin covers the death of the test process instead.
+		// stdin covers the death of the calling process instead.
 	}
 }

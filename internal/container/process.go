@@ -9,16 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
-// StopTimeout is how long Stop (and the cleanup of a background process)
-// waits after SIGTERM before it sends SIGKILL.
+// StopTimeout is how long Stop waits after SIGTERM before it sends SIGKILL.
 const StopTimeout = 5 * time.Second
 
-// Process is a long-running process started inside a container by
-// Background.
+// Process is a long-running process started inside a container by Start.
 type Process struct {
 	c    *Container
 	name string
@@ -32,31 +29,16 @@ type Process struct {
 	err  error
 }
 
-// Background starts name with args inside as root (see Command) and returns
-// at once. Its stdout and stderr are captured (Output); at cleanup it gets
-// SIGTERM, then SIGKILL after StopTimeout, and if the test failed its output
-// is logged with t.Log.
-func (c *Container) Background(t testing.TB, name string, args ...string) *Process {
-	t.Helper()
-	return c.BackgroundCmd(t, c.Command(name, args...))
-}
-
-// BackgroundAs is Background as user (see CommandAs).
-func (c *Container) BackgroundAs(t testing.TB, user, name string, args ...string) *Process {
-	t.Helper()
-	return c.BackgroundCmd(t, c.CommandAs(user, name, args...))
-}
-
-// BackgroundCmd is Background for a command made by Command or CommandAs and
-// then customised (Env, Dir, Stdin...). If cmd.Stdout or cmd.Stderr is set,
-// the output goes there as well as to Output.
-func (c *Container) BackgroundCmd(t testing.TB, cmd *exec.Cmd) *Process {
-	t.Helper()
+// Start starts a command made by Command or CommandAs (and then customised:
+// Env, Dir, Stdin...) and returns at once. Its stdout and stderr are
+// captured (Output); if cmd.Stdout or cmd.Stderr is set, the output goes
+// there as well. Stop it with Stop; Close waits for it.
+func (c *Container) Start(cmd *exec.Cmd) (*Process, error) {
 	p := &Process{c: c, name: cmdName(cmd.Args), cmd: cmd, done: make(chan struct{})}
 	cmd.Stdout = teeTo(cmd.Stdout, &p.out)
 	cmd.Stderr = teeTo(cmd.Stderr, &p.out)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("container: background %s: %v", p.name, err)
+		return nil, fmt.Errorf("container: background %s: %w", p.name, err)
 	}
 	go func() {
 		p.err = cmd.Wait()
@@ -69,21 +51,9 @@ func (c *Container) BackgroundCmd(t testing.TB, cmd *exec.Cmd) *Process {
 	c.processes = append(c.processes, p)
 	c.mu.Unlock()
 	if closed {
-		p.Stop()
+		_ = p.Stop()
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("container: stop %s: %v", p.name, err)
-		}
-		if t.Failed() {
-			status := "still running"
-			if p.Exited() {
-				status = fmt.Sprint("exit: ", p.err)
-			}
-			t.Logf("output of %s (pid %d in the container, %s):\n%s", p.name, p.pid, status, p.Output())
-		}
-	})
-	return p
+	return p, nil
 }
 
 // cmdName renders the in-container command line of an nsenter (and
@@ -152,11 +122,14 @@ func innerPid(hostPid int) int {
 	return 0
 }
 
+// Name returns the process's in-container command line, for messages.
+func (p *Process) Name() string { return p.name }
+
 // Pid returns the process's pid as seen inside the container (what `ps` or a
 // pid file inside shows), or 0 if it exited before it could be found.
 func (p *Process) Pid() int { return p.pid }
 
-// HostPid returns the process's pid in the test's (host) pid namespace, or
+// HostPid returns the process's pid in the caller's (host) pid namespace, or
 // 0 if it exited before it could be found.
 func (p *Process) HostPid() int { return p.hostPid }
 
@@ -328,5 +301,5 @@ func firstChild(pid int) int {
 // setpriv is taken as soon as the 5-second search of findChild ends.
 func execed(pid int) bool {
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	return err == nil && exe != nsenterPath && exe != setprivPath
+	return err == nil && exe != NsenterPath && exe != SetprivPath
 }

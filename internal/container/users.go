@@ -3,10 +3,11 @@ package container
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
-	"testing"
+	"time"
 )
 
 // User is an entry of the container's /etc/passwd.
@@ -60,32 +61,48 @@ func (c *Container) hasGroup(name string) (bool, error) {
 // password login possible, but not "locked" as sshd understands it, so
 // public-key logins work), and supplementary groups, which are created
 // first if missing. It returns the uid.
-func (c *Container) AddUser(t testing.TB, name string, groups ...string) int {
-	t.Helper()
-	Require(t, "useradd", "groupadd")
+func (c *Container) AddUser(name string, groups ...string) (int, error) {
 	args := []string{"-m", "-s", "/bin/bash", "-p", "*"}
 	if len(groups) > 0 {
 		for _, g := range groups {
 			ok, err := c.hasGroup(g)
 			if err != nil {
-				t.Fatal(err)
+				return 0, err
 			}
 			if !ok {
-				c.AddGroup(t, g)
+				if err := c.AddGroup(g); err != nil {
+					return 0, err
+				}
 			}
 		}
 		args = append(args, "-G", strings.Join(groups, ","))
 	}
-	c.Run(t, "useradd", append(args, name)...)
+	if err := c.run("useradd", append(args, name)...); err != nil {
+		return 0, err
+	}
 	u, err := c.LookupUser(name)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
-	return u.UID
+	return u.UID, nil
 }
 
 // AddGroup creates a group inside with groupadd.
-func (c *Container) AddGroup(t testing.TB, name string) {
-	t.Helper()
-	c.Run(t, "groupadd", name)
+func (c *Container) AddGroup(name string) error {
+	return c.run("groupadd", name)
 }
+
+// run runs name with args inside as root, with a deadline of runTimeout; the
+// error carries the output.
+func (c *Container) run(name string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	out, _, err := c.Exec(ctx, name, args...)
+	if err != nil {
+		return fmt.Errorf("%w\noutput:\n%s", err, out)
+	}
+	return nil
+}
+
+// runTimeout bounds the commands AddUser and AddGroup run.
+const runTimeout = 60 * time.Second

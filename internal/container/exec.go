@@ -8,21 +8,18 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 )
 
-// DefaultTimeout is the deadline of Run and RunAs.
-const DefaultTimeout = 60 * time.Second
+// DefaultPath is the PATH of commands run inside.
+const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// defaultPath is the PATH of commands run inside.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-// nsenterPath and setprivPath are absolute so they resolve identically on
-// the host and inside (the container's root is an overlay of the host's).
+// NsenterPath and SetprivPath are the tools New and the commands need. They
+// are absolute so they resolve identically on the host and inside (the
+// container's root is an overlay of the host's).
 const (
-	nsenterPath = "/usr/bin/nsenter"
-	setprivPath = "/usr/bin/setpriv"
+	NsenterPath = "/usr/bin/nsenter"
+	SetprivPath = "/usr/bin/setpriv"
 )
 
 // Command returns an *exec.Cmd that runs name with args inside the container
@@ -38,7 +35,7 @@ const (
 // opens them, and the working directory (--wd=.), before it enters the
 // namespaces. It then forks the command, which lives in the container's pid
 // namespace, and passes on its exit status. It leads a new process group.
-// To stop a command early, use a context (Exec) or Background's Stop rather
+// To stop a command early, use a context (Exec), Kill or Process.Stop rather
 // than killing nsenter: nsenter is in the host's pid namespace, and a
 // command it leaves orphaned is reaped by the host's init, not the
 // container's.
@@ -67,23 +64,23 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 	}, args...)
 	var cmd *exec.Cmd
 	if ctx != nil {
-		cmd = exec.CommandContext(ctx, nsenterPath, argv...)
+		cmd = exec.CommandContext(ctx, NsenterPath, argv...)
 		cmd.Cancel = func() error {
 			killCommand(cmd.Process.Pid)
 			return nil
 		}
 	} else {
-		cmd = exec.Command(nsenterPath, argv...)
+		cmd = exec.Command(NsenterPath, argv...)
 	}
 	// A process started by the command (a daemon, or one left behind when
 	// the command was killed) may hold the output pipes open: Wait then
 	// returns this long after the command exited, instead of never.
 	cmd.WaitDelay = PipeWaitDelay
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=" + defaultPath, "HOME=/root", "LANG=C.UTF-8"}
+	cmd.Env = []string{"PATH=" + DefaultPath, "HOME=/root", "LANG=C.UTF-8"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: c.root, Setpgid: true}
 	if !c.Alive() {
-		cmd.Err = errClosed
+		cmd.Err = ErrClosed
 	}
 	return cmd
 }
@@ -92,8 +89,8 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 // /etc/passwd): setpriv(1) sets the real and effective uid and gid and the
 // user's supplementary groups (initgroups), and the environment gets HOME,
 // USER, LOGNAME and SHELL of that user. The working directory is the user's
-// home if it exists, else /. If the user does not exist, Run/Start return an
-// error saying so.
+// home if it exists, else /. If the user does not exist, the command's Run or
+// Start returns an error saying so.
 func (c *Container) CommandAs(user, name string, args ...string) *exec.Cmd {
 	return c.commandAs(nil, user, name, args...)
 }
@@ -109,41 +106,15 @@ func (c *Container) commandAs(ctx context.Context, user, name string, args ...st
 		"--reuid=" + strconv.Itoa(u.UID), "--regid=" + strconv.Itoa(u.GID), "--init-groups", "--",
 		name,
 	}, args...)
-	cmd := c.command(ctx, setprivPath, argv...)
+	cmd := c.command(ctx, SetprivPath, argv...)
 	cmd.Env = []string{
-		"PATH=" + defaultPath, "HOME=" + u.Home, "LANG=C.UTF-8",
+		"PATH=" + DefaultPath, "HOME=" + u.Home, "LANG=C.UTF-8",
 		"USER=" + u.Name, "LOGNAME=" + u.Name, "SHELL=" + u.Shell,
 	}
 	if u.Home != "" && c.isDir(u.Home) {
 		cmd.Dir = u.Home
 	}
 	return cmd
-}
-
-// Run runs name with args inside as root, with a deadline of DefaultTimeout,
-// and returns the combined stdout and stderr. It fails the test, with the
-// output, if the command cannot run or exits non-zero.
-func (c *Container) Run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
-	defer cancel()
-	out, _, err := c.Exec(ctx, name, args...)
-	if err != nil {
-		t.Fatalf("%v\noutput:\n%s", err, out)
-	}
-	return out
-}
-
-// RunAs is Run as user (see CommandAs).
-func (c *Container) RunAs(t testing.TB, user, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), DefaultTimeout)
-	defer cancel()
-	out, _, err := c.ExecAs(ctx, user, name, args...)
-	if err != nil {
-		t.Fatalf("%v\noutput:\n%s", err, out)
-	}
-	return out
 }
 
 // Exec runs name with args inside as root until it exits or ctx is done, and
