@@ -56,7 +56,7 @@ func TestLineReader(t *testing.T) {
 				var got []string
 				for {
 					line, tooLong, err := lr.next()
-					if err == io.EOF {
+					if errors.Is(err, io.EOF) {
 						break
 					}
 					if err != nil {
