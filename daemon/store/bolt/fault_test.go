@@ -100,12 +100,12 @@ func faultChild(dir string) error {
 	defer d.Close()
 	err = d.Update("alice", setFailures(2))
 	if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), dir) {
-		return fmt.Errorf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir)
+		return fmt.Errorf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir) //nolint:errorlint // a failure message; err may be nil
 	}
 	ran := false
 	err = d.Update("bob", func(*store.Record) (*store.Record, error) { ran = true; return &store.Record{}, nil })
 	if !errors.Is(err, store.ErrReadOnly) || ran {
-		return fmt.Errorf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran)
+		return fmt.Errorf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran) //nolint:errorlint // a failure message; err may be nil
 	}
 	rec, err := d.Get("alice")
 	if err != nil {

@@ -93,7 +93,7 @@ func StartIn(parent string) (*Server, error) {
 		"--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		s.Remove()
-		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
 	if err := s.Restart(); err != nil {
 		s.Remove()
@@ -165,7 +165,7 @@ func (s *Server) Restart() error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgtest: postgres not ready after 30s: %v\n%s", err, s.logTail())
+			return fmt.Errorf("pgtest: postgres not ready after 30s: %w\n%s", err, s.logTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
