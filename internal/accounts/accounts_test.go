@@ -126,7 +126,9 @@ func TestEachUser(t *testing.T) {
 	}
 	// A second enumeration starts from the beginning again.
 	var again []string
-	EachUser(func(u *User) error { again = append(again, u.Name); return nil })
+	if err := EachUser(func(u *User) error { again = append(again, u.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(names, again) {
 		t.Errorf("second listing %v, first %v", again, names)
 	}
