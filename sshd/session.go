@@ -511,7 +511,7 @@ func (s *session) startHelper(cmd *exec.Cmd, req *sessionRequest) (*sessionReply
 	if err == nil && reply.Kind == "started" && reply.Pid > 0 {
 		return &reply, dec, parent, nil
 	}
-	_ = cmd.Process.Kill() // fails when it has exited already, as it has unless it hung
+	_ = cmd.Process.Kill() // it has exited already unless it hung
 	parent.Close()
 	_ = cmd.Wait() // reaps it; its reply, read above, says what went wrong
 	switch {
