@@ -55,9 +55,9 @@ var accounts = newAccountCache(lookupAccount, systemClock{}, accountDBFiles).wit
 // lookupFunc resolves a user; it has lookupAccount's contract.
 type lookupFunc func(name string, withGroups bool) (account, error)
 
-// listFunc lists at most max users of the user database: listAccounts's
+// listFunc lists at most limit users of the user database: listAccounts's
 // contract.
-type listFunc func(max int) (userList, error)
+type listFunc func(limit int) (userList, error)
 
 // userList is a listing of the user database.
 type userList struct {
@@ -260,14 +260,14 @@ func (c *accountCache) len() int {
 }
 
 // listAccounts lists the user database through NSS (nss.EachUser): at
-// most max users, each name once, with the uid of its first entry, which
+// most limit users, each name once, with the uid of its first entry, which
 // is the one getpwnam returns, and each uid with its first name, the one
 // getpwuid returns (NSS asks the sources in the order it lists them).
-func listAccounts(max int) (userList, error) {
+func listAccounts(limit int) (userList, error) {
 	out := userList{uids: map[string]uint32{}, names: map[uint32]string{}}
 	err := nss.EachUser(func(u *nss.User) error {
-		if len(out.uids) >= max {
-			return nss.Stop
+		if len(out.uids) >= limit {
+			return nss.ErrStop
 		}
 		if _, dup := out.uids[u.Name]; !dup {
 			out.uids[u.Name] = u.UID

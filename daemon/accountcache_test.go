@@ -30,7 +30,7 @@ type fakeDB struct {
 }
 
 // list lists the users and their other names, as listAccounts does.
-func (db *fakeDB) list(max int) (userList, error) {
+func (db *fakeDB) list(limit int) (userList, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	db.lists++
@@ -39,12 +39,12 @@ func (db *fakeDB) list(max int) (userList, error) {
 	}
 	out := userList{uids: map[string]uint32{}, names: map[uint32]string{}}
 	for name, u := range db.users {
-		if len(out.uids) < max && !db.unlisted[name] {
+		if len(out.uids) < limit && !db.unlisted[name] {
 			out.uids[name], out.names[u.UID] = u.UID, name
 		}
 	}
 	for alias, canon := range db.aliases {
-		if len(out.uids) < max && !db.unlisted[alias] {
+		if len(out.uids) < limit && !db.unlisted[alias] {
 			out.uids[alias] = db.users[canon].UID
 		}
 	}
@@ -441,11 +441,11 @@ func TestAccountCacheBulk(t *testing.T) {
 			// The listing of the next miss sees passwd replaced under it.
 			f.write(f.passwd+".next", "erin:x:1000:1000::/home/erin:/bin/bash\n")
 			list := f.c.list
-			f.c.list = func(max int) (userList, error) {
+			f.c.list = func(limit int) (userList, error) {
 				if err := os.Rename(f.passwd+".next", f.passwd); err != nil {
 					f.t.Fatal(err)
 				}
-				return list(max)
+				return list(limit)
 			}
 			for _, name := range names[accountBulkMisses-1:] {
 				f.get(name, false)

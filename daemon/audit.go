@@ -11,9 +11,9 @@ import (
 // control characters are replaced (the log handler also quotes), and the
 // length is capped so one request cannot flood the log.
 func auditField(s string) string {
-	const max = 256
-	if len(s) > max {
-		s = s[:max] + "…"
+	const maxLen = 256
+	if len(s) > maxLen {
+		s = s[:maxLen] + "…"
 	}
 	if strings.IndexFunc(s, unicode.IsControl) < 0 {
 		return s

@@ -31,15 +31,15 @@ func (s *Server) codeUse(rc *reqCtx) *store.CodeUse {
 // replay refusal shows a person: no control characters (a terminal would
 // obey them), at most 64 bytes.
 func shownField(s string) string {
-	const max = 64
+	const maxLen = 64
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return '?'
 		}
 		return r
 	}, s)
-	if len(s) > max {
-		s = strings.ToValidUTF8(s[:max], "") + "…"
+	if len(s) > maxLen {
+		s = strings.ToValidUTF8(s[:maxLen], "") + "…"
 	}
 	return s
 }
@@ -47,5 +47,5 @@ func shownField(s string) string {
 // nextCodeAt is when the first code after lastStep comes up: the start of
 // step lastStep+1.
 func nextCodeAt(lastStep uint64, period int) time.Time {
-	return time.Unix(int64(lastStep+1)*int64(period), 0)
+	return time.Unix(int64(lastStep+1)*int64(period), 0) //nolint:gosec // a step is Unix seconds / period, far below 2^63
 }

@@ -95,7 +95,7 @@ func TestMalformedAndOversizedFramesGetErrorsNotCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
+			must(t, c.SetDeadline(time.Now().Add(5*time.Second)))
 			if _, err := c.Write(tt.send); err != nil {
 				t.Fatal(err)
 			}
@@ -126,8 +126,10 @@ func TestSilentClientIsDisconnectedAndCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.Write([]byte{0, 0}) // half a header, then silence
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte{0, 0}); err != nil { // half a header, then silence
+		t.Fatal(err)
+	}
+	must(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Fatalf("silent client was not disconnected by the daemon: %v", err)
 	}
@@ -217,5 +219,13 @@ func TestAdminListPagesThroughAllUsers(t *testing.T) {
 	_, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpAdminList, After: "bench000001"})
 	if !strings.Contains(errText, "needs root") {
 		t.Fatalf("non-root list: %q", errText)
+	}
+}
+
+// must fails the test at once when a setup step returns an error.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

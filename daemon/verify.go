@@ -130,10 +130,10 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			// another step; were that step still to come, a guesser could
 			// wait for it and log in. Search the future part of the hint
 			// range on its own (the code may match a past step too).
-			futureStep, future = otp.Verify(secret, code, center+uint64(cfg.Skew)+1, 0, cfg.ClockHintSteps-cfg.Skew-1, p)
+			futureStep, future = otp.Verify(secret, code, center+uint64(cfg.Skew)+1, 0, cfg.ClockHintSteps-cfg.Skew-1, p) //nolint:gosec // skew is validated to 0..10
 		}
 		clear(secret)
-		enr.BurnedSteps = slices.DeleteFunc(enr.BurnedSteps, func(s uint64) bool { return s+uint64(cfg.Skew) < center })
+		enr.BurnedSteps = slices.DeleteFunc(enr.BurnedSteps, func(s uint64) bool { return s+uint64(cfg.Skew) < center }) //nolint:gosec // skew is validated to 0..10
 		if future && !slices.Contains(enr.BurnedSteps, futureStep) {
 			enr.BurnedSteps = append(enr.BurnedSteps, futureStep)
 		}
@@ -152,7 +152,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			// Only a last step beyond the window's upper edge proves that
 			// the clock went back: within it, the step was accepted from a
 			// device slightly ahead.
-			if center+uint64(cfg.Skew) < rec.LastStep {
+			if center+uint64(cfg.Skew) < rec.LastStep { //nolint:gosec // skew is validated to 0..10
 				a.reason = "replay_clock_backwards"
 			}
 		case hinted && !pending && hintStep == rec.LastStep:
@@ -165,7 +165,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			// last code, so no clock hint.
 			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code_old_step", message: textWrongCode}
 		case hinted:
-			off := (int64(hintStep) - int64(center)) * int64(p.Period)
+			off := (int64(hintStep) - int64(center)) * int64(p.Period) //nolint:gosec // steps are Unix seconds / period, far below 2^63
 			a = attempt{outcome: protocol.OutcomeReject, reason: "clock_skew", clockOffset: off, message: clockMessage(off)}
 		default:
 			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code", message: textWrongCode}

@@ -101,7 +101,7 @@ func TestCLIInterrupt(t *testing.T) {
 
 	pane := newPane(e, "alice", 80, 24, e.bin+" enroll --no-qr"+cmd)
 	screen := pane.waitFor("Enter the code shown in your app to finish:")
-	secret := strings.ReplaceAll(field(t, screen, "Key"), " ", "")
+	field(t, screen, "Key") // fails the test unless the key was shown
 	pane.tmux("send-keys", "-t", "cli", "C-c")
 	after := interrupted(t, pane, "Enter the code shown in your app to finish:")
 	if strings.Contains(after, "otpgated") {
@@ -114,7 +114,7 @@ func TestCLIInterrupt(t *testing.T) {
 
 	pane = newPane(e, "alice", 80, 24, e.bin+" enroll --no-qr"+cmd)
 	screen = pane.waitFor("Enter the code shown in your app to finish:")
-	secret = strings.ReplaceAll(field(t, screen, "Key"), " ", "")
+	secret := strings.ReplaceAll(field(t, screen, "Key"), " ", "")
 	pane.typeLine(e.oathtool(secret))
 	pane.waitFor("Save them to a file?")
 	pane.tmux("send-keys", "-t", "cli", "C-c")

@@ -210,7 +210,9 @@ func (e *docEnv) dialogue(user, line string, prompts ...docPrompt) (string, int)
 			io.Copy(io.Discard, r)
 			e.t.Fatalf("%s as %s: %v\n%s", line, user, err, out.String())
 		}
-		io.WriteString(stdin, p.answer(out.String())+"\n")
+		if _, err := io.WriteString(stdin, p.answer(out.String())+"\n"); err != nil {
+			e.t.Fatalf("%s as %s: %v\n%s", line, user, err, out.String())
+		}
 	}
 	stdin.Close()
 	io.Copy(io.Discard, r)

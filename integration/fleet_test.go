@@ -210,15 +210,16 @@ func (nd *fleetNode) stop(t testing.TB) {
 		return
 	}
 	nd.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
-	case <-nd.done:
+	case err = <-nd.done:
 	case <-time.After(10 * time.Second):
 		nd.cmd.Process.Kill()
-		<-nd.done
+		err = <-nd.done
 	}
 	nd.cmd = nil
 	if t.Failed() {
-		t.Logf("%s log:\n%s", nd.name, readTail(nd.log))
+		t.Logf("%s (ended: %v) log:\n%s", nd.name, err, readTail(nd.log))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,30 +304,33 @@ func TestPAMSymbols(t *testing.T) {
 	}
 	t.Run("fork-safety rules of the Go module", func(t *testing.T) {
 		dir := filepath.Join(container.RepoRoot(), "pam", "module")
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ImportsOnly)
+		names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		files := 0
-		for _, pkg := range pkgs {
-			for name, f := range pkg.Files {
-				files++
-				for _, imp := range f.Imports {
-					switch p := strings.Trim(imp.Path.Value, `"`); p {
-					case "os/exec", "os/signal", "os/user":
-						t.Errorf("%s imports %s", name, p)
-					}
+		for _, name := range names {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files++
+			for _, imp := range f.Imports {
+				switch p := strings.Trim(imp.Path.Value, `"`); p {
+				case "os/exec", "os/signal", "os/user":
+					t.Errorf("%s imports %s", name, p)
 				}
-				src, err := os.ReadFile(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, bad := range []string{".SetData(", "pam_set_data(", "os.Stderr", "go func", "time.AfterFunc", "time.NewTimer", "time.NewTicker", "time.Tick(", "time.After("} {
-					if strings.Contains(string(src), bad) && !strings.HasSuffix(name, "stress_on.go") {
-						t.Errorf("%s uses %s", name, bad)
-					}
+			}
+			src, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range []string{".SetData(", "pam_set_data(", "os.Stderr", "go func", "time.AfterFunc", "time.NewTimer", "time.NewTicker", "time.Tick(", "time.After("} {
+				if strings.Contains(string(src), bad) && !strings.HasSuffix(name, "stress_on.go") {
+					t.Errorf("%s uses %s", name, bad)
 				}
 			}
 		}

@@ -161,7 +161,7 @@ func TestReliabilityLocalDoS(t *testing.T) {
 	}
 	defer func() {
 		stdin.Close()
-		e.c.Kill(cmd)
+		_ = e.c.Kill(cmd) // teardown: Wait below reaps it either way
 		_ = cmd.Wait()
 	}()
 	burstOut, burstErr := burstLogin.CombinedOutput()

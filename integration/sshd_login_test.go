@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -231,11 +232,11 @@ func TestSSHDPreAuthLimits(t *testing.T) {
 	for _, c := range junk {
 		// A kept connection waits out its deadline; a dropped one reads
 		// EOF at once (past deadlines would hide that EOF).
-		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		must(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
 		buf := make([]byte, 64)
 		for {
 			if _, err := c.Read(buf); err != nil {
-				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				if ne := net.Error(nil); !errors.As(err, &ne) || !ne.Timeout() {
 					dropped++
 				}
 				break
@@ -253,11 +254,11 @@ func TestSSHDPreAuthLimits(t *testing.T) {
 	}
 
 	// The silent connection is closed at the grace time.
-	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	must(t, silent.SetReadDeadline(time.Now().Add(10*time.Second)))
 	buf := make([]byte, 256)
 	for {
 		if _, err := silent.Read(buf); err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				t.Fatal("silent connection still open 10s after login_grace_time")
 			}
 			break

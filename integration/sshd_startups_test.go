@@ -67,7 +67,11 @@ func TestSSHDStartupsFlood(t *testing.T) {
 				}
 				// Held: wait until the server or the test closes it.
 				n := held.Add(1)
-				for m := maxHeld.Load(); n > m && !maxHeld.CompareAndSwap(m, n); m = maxHeld.Load() {
+				// Raise maxHeld to n unless another connection raised it past n.
+				for m := maxHeld.Load(); n > m; m = maxHeld.Load() {
+					if maxHeld.CompareAndSwap(m, n) {
+						break
+					}
 				}
 				stopWatch := context.AfterFunc(ctx, func() { c.Close() })
 				closedWithin(c, 0)
@@ -114,7 +118,9 @@ func closedWithin(c net.Conn, wait time.Duration) bool {
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
 	}
-	c.SetReadDeadline(deadline)
+	if err := c.SetReadDeadline(deadline); err != nil {
+		panic(err) // only on a connection the test closed itself (this runs in goroutines too)
+	}
 	buf := make([]byte, 256)
 	for {
 		if _, err := c.Read(buf); err != nil {

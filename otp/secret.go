@@ -140,7 +140,7 @@ func decodeSecret(s string) ([]byte, error) {
 		}
 		c := byte(0)
 		if r < utf8.RuneSelf {
-			c = byte(r)
+			c = byte(r) //nolint:gosec // r < utf8.RuneSelf: ASCII
 			if 'a' <= c && c <= 'z' {
 				c -= 'a' - 'A'
 			}

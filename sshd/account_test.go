@@ -61,12 +61,12 @@ func TestLookupAccount(t *testing.T) {
 			}
 			got, err := lookupAccount("alice")
 			switch {
-			case tt.wantErr == errNoUser:
-				if err != errNoUser {
+			case errors.Is(tt.wantErr, errNoUser):
+				if !errors.Is(err, errNoUser) {
 					t.Errorf("error %v, want errNoUser", err)
 				}
 			case tt.wantErr != nil:
-				if err == nil || err == errNoUser || err.Error() != tt.wantErr.Error() {
+				if err == nil || errors.Is(err, errNoUser) || err.Error() != tt.wantErr.Error() {
 					t.Errorf("error %v, want %q", err, tt.wantErr)
 				}
 			case err != nil || *got != *tt.want:

@@ -111,8 +111,8 @@ func (a *agentForward) serve(u *userConn) {
 // directory.
 func (a *agentForward) close() {
 	a.ln.Close()
-	a.link.Close() // the helper's cue
-	a.helper.Wait()
+	a.link.Close()      // the helper's cue
+	_ = a.helper.Wait() // reaps it; it has nothing left to report
 }
 
 // agentHelper runs with the user's credentials: it makes a 0700 directory
@@ -137,7 +137,7 @@ func agentHelper() int {
 	if err != nil {
 		return fail(err)
 	}
-	defer os.Remove(dir)
+	defer func() { _ = os.Remove(dir) }() // best effort at exit: nobody is left to tell
 	path := filepath.Join(dir, "agent."+strconv.Itoa(os.Getppid()))
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -146,7 +146,7 @@ func agentHelper() int {
 	unix.Umask(0o177)
 	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
 	if err == nil {
-		defer os.Remove(path)
+		defer func() { _ = os.Remove(path) }() // best effort at exit: nobody is left to tell
 		err = unix.Listen(fd, 16)
 	}
 	if err != nil {
@@ -189,14 +189,14 @@ func listenAgentAsUser(exe string, cred *syscall.Credential) (*agentForward, err
 	}
 	fail := func(err error) (*agentForward, error) {
 		parent.Close()
-		cmd.Wait()
+		_ = cmd.Wait() // reaps it; err says what went wrong
 		return nil, err
 	}
 	buf := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4))
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() }) // fails only once it has exited
 	defer stop()
 	n, oobn, _, _, err := unix.Recvmsg(int(parent.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {

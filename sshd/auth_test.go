@@ -3,7 +3,6 @@
 package sshd
 
 import (
-	"crypto"
 	"errors"
 	"io"
 	"log/slog"
@@ -416,7 +415,7 @@ func rsaTestSigner(t *testing.T) ssh.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ssh.NewSignerFromSigner(k.(crypto.Signer))
+	s, err := ssh.NewSignerFromSigner(k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,9 +443,11 @@ func TestLoginGraceTime(t *testing.T) {
 			}
 			defer nc.Close()
 			if len(tt.send) > 0 {
-				nc.Write(tt.send)
+				if _, err := nc.Write(tt.send); err != nil {
+					t.Fatal(err)
+				}
 			}
-			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			must(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
 			_, err = io.Copy(io.Discard, nc)
 			if err != nil {
 				t.Fatalf("connection not closed by the server: %v", err)
@@ -568,7 +569,7 @@ func TestMaxStartups(t *testing.T) {
 		return c
 	}
 	closedAtOnce := func(c net.Conn) bool {
-		c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		must(t, c.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
 		buf := make([]byte, 256)
 		for {
 			_, err := c.Read(buf)

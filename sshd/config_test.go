@@ -113,7 +113,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		text string
 		want string // substring after the file name
 	}{
-		{name: "unknown key", text: "[daemon]\nx = 1\n\n[sshd]\nlisten = \":22\"\nlisten_adress = \":2\"\n", want: ":6: unknown key \"sshd.listen_adress\""},
+		{name: "unknown key", text: "[daemon]\nx = 1\n\n[sshd]\nlisten = \":22\"\nlisten_adress = \":2\"\n", want: ":6: unknown key \"sshd.listen_adress\""}, //nolint:misspell // a misspelt key is what this case tests
 		{name: "unknown subtable", text: "[sshd]\n[sshd.extra]\na = 1\n", want: ":2: unknown table \"sshd.extra\""},
 		{name: "dotted unknown key", text: "sshd.bogus = true\n", want: ":1: unknown key \"sshd.bogus\""},
 		{name: "wrong type", text: "[sshd]\nmax_startups = true\n", want: `:2: key "sshd.max_startups": expected a string "start:rate:full" such as "10:30:100", got a boolean`},

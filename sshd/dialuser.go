@@ -72,7 +72,7 @@ func dialHelper(args []string) int {
 	if os.Getuid() != 0 && unix.Setuid(0) == nil {
 		return reply(append([]byte{replyError}, "dial helper could regain root"...), nil)
 	}
-	c, err := net.DialTimeout("tcp", args[0], dialTimeout)
+	c, err := net.DialTimeout("tcp", args[0], dialTimeout) //nolint:gosec // port forwarding: the address the user asked for, dialled as the user
 	if err != nil {
 		return reply(append([]byte{replyError}, err.Error()...), nil)
 	}
@@ -110,7 +110,7 @@ func dialAsUser(ctx context.Context, exe string, cred *syscall.Credential, addr 
 	if err != nil {
 		return nil, fmt.Errorf("dial helper: %w", err)
 	}
-	defer cmd.Wait()
+	defer func() { _ = cmd.Wait() }() // reaps it; the reply, not the exit status, is the answer
 
 	pc, err := net.FileConn(parent)
 	if err != nil {
@@ -122,7 +122,9 @@ func dialAsUser(ctx context.Context, exe string, cred *syscall.Credential, addr 
 		return nil, errors.New("dial helper: socketpair is not a Unix socket")
 	}
 	if d, ok := ctx.Deadline(); ok {
-		uc.SetReadDeadline(d)
+		if err := uc.SetReadDeadline(d); err != nil {
+			return nil, fmt.Errorf("dial helper: %w", err)
+		}
 	}
 	buf := make([]byte, 1024)
 	oob := make([]byte, unix.CmsgSpace(4))

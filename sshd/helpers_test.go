@@ -318,7 +318,9 @@ func startServer(t *testing.T, authorized []string, mod func(*Config)) *testEnv 
 		}
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
-		srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
 		if strings.Contains(logs.String(), d.code) {
 			t.Errorf("the server log contains the code %q", d.code)
 		}
@@ -432,3 +434,11 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 }
 
 func mkfifoErr(p string) error { return syscall.Mkfifo(p, 0o600) }
+
+// must fails the test at once when a setup step returns an error.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -175,7 +175,9 @@ func createHostKey(file, typ string, gen func() (crypto.Signer, error)) error {
 	if err != nil {
 		return fmt.Errorf("sshd: write host key: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	// The temporary name goes once linked (or on failure); a leftover is
+	// a harmless dot file that the next write does not reuse.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	defer tmp.Close()
 	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("sshd: write host key: %w", err)

@@ -59,18 +59,18 @@ func TestHostKeysRefused(t *testing.T) {
 		want  string
 	}{
 		{name: "key readable by others", setup: func(t *testing.T, dir string) {
-			os.Chmod(HostKeyPath(dir, "ed25519"), 0o644)
+			must(t, os.Chmod(HostKeyPath(dir, "ed25519"), 0o644))
 		}, want: "mode 0600"},
 		{name: "dir writable by group", setup: func(t *testing.T, dir string) {
-			os.Chmod(dir, 0o770)
+			must(t, os.Chmod(dir, 0o770))
 		}, want: "not writable"},
 		{name: "key is a symlink", setup: func(t *testing.T, dir string) {
 			p := HostKeyPath(dir, "ed25519")
-			os.Rename(p, p+".real")
-			os.Symlink(p+".real", p)
+			must(t, os.Rename(p, p+".real"))
+			must(t, os.Symlink(p+".real", p))
 		}, want: "symbolic link"},
 		{name: "key of another type", setup: func(t *testing.T, dir string) {
-			os.Rename(HostKeyPath(dir, "ed25519"), HostKeyPath(dir, "ecdsa"))
+			must(t, os.Rename(HostKeyPath(dir, "ed25519"), HostKeyPath(dir, "ecdsa")))
 		}, want: "holds a ssh-ed25519 key"},
 	}
 	for _, tt := range tests {

@@ -127,7 +127,7 @@ func startPAM(items pamItems, m *pamMessages) (*pam.Transaction, error) {
 			continue
 		}
 		if err := tx.SetItem(it.item, it.value); err != nil {
-			tx.End()
+			_ = tx.End() // the SetItem error is the one to report
 			return nil, fmt.Errorf("pam_set_item: %w", err)
 		}
 	}
@@ -148,7 +148,7 @@ func accountHelper() int {
 	tx, err := startPAM(items, m)
 	if err == nil {
 		err = tx.AcctMgmt(0)
-		tx.End()
+		_ = tx.End() // the verdict is AcctMgmt's; End only frees the handle
 	}
 	reply.OK = err == nil
 	reply.Messages = m.texts
@@ -173,7 +173,12 @@ func checkAccount(ctx context.Context, exe string, items pamItems) (message stri
 	if err != nil {
 		return accountRefusal, fmt.Errorf("account helper: socketpair: %w", err)
 	}
-	unix.SetNonblock(fds[0], true) // for the deadline below
+	// Non-blocking, so that the deadline below applies to it.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return accountRefusal, fmt.Errorf("account helper: socketpair: %w", err)
+	}
 	parent := os.NewFile(uintptr(fds[0]), "account-helper")
 	child := os.NewFile(uintptr(fds[1]), "account-helper-child")
 	defer parent.Close()
@@ -190,9 +195,11 @@ func checkAccount(ctx context.Context, exe string, items pamItems) (message stri
 	if err != nil {
 		return accountRefusal, fmt.Errorf("account helper: %w", err)
 	}
-	defer cmd.Wait()
+	defer func() { _ = cmd.Wait() }() // reaps it; the reply, not the exit status, is the answer
 	if d, ok := ctx.Deadline(); ok {
-		parent.SetDeadline(d)
+		if err := parent.SetDeadline(d); err != nil {
+			return accountRefusal, fmt.Errorf("account helper: %w", err)
+		}
 	}
 	if err := json.NewEncoder(parent).Encode(items); err != nil {
 		return accountRefusal, fmt.Errorf("account helper: %w", err)
@@ -224,7 +231,7 @@ func sessionHelper() int {
 	}
 	enc := json.NewEncoder(f)
 	refuse := func(msg string, err error) int {
-		enc.Encode(sessionReply{Kind: "refused", Message: msg, Err: err.Error()})
+		_ = enc.Encode(sessionReply{Kind: "refused", Message: msg, Err: err.Error()}) // if the server is gone, nobody is left to tell
 		return 1
 	}
 	if os.Geteuid() != 0 {
@@ -249,12 +256,13 @@ func sessionHelper() int {
 			return refuse("PAM session setup failed.", err)
 		}
 		if err := tx.SetCred(pam.EstablishCred); err != nil {
-			tx.End()
+			_ = tx.End() // the pam_setcred error is the one to report
 			return refuse("PAM could not establish the credentials.", fmt.Errorf("pam_setcred: %w", err))
 		}
 		if err := tx.OpenSession(0); err != nil {
-			tx.SetCred(pam.DeleteCred)
-			tx.End()
+			// Undo pam_setcred; the pam_open_session error is the one to report.
+			_ = tx.SetCred(pam.DeleteCred)
+			_ = tx.End()
 			return refuse("PAM refused to open the session.", fmt.Errorf("pam_open_session: %w", err))
 		}
 		penv, err := tx.GetEnvList()
@@ -269,8 +277,10 @@ func sessionHelper() int {
 		if err := tx.CloseSession(0); err != nil {
 			fmt.Fprintf(os.Stderr, "otpgate-sshd: pam_close_session: %v\n", err)
 		}
-		tx.SetCred(pam.DeleteCred)
-		tx.End()
+		if err := tx.SetCred(pam.DeleteCred); err != nil {
+			fmt.Fprintf(os.Stderr, "otpgate-sshd: pam_setcred: %v\n", err)
+		}
+		_ = tx.End() // frees the handle; the helper exits next
 	}
 
 	cmd := &exec.Cmd{Path: req.Path, Args: req.Args, Dir: req.Dir, Env: env,
@@ -289,21 +299,23 @@ func sessionHelper() int {
 	// the output is when the user's processes close them.
 	if devnull, err := os.OpenFile("/dev/null", os.O_RDWR, 0); err == nil {
 		for fd := 0; fd <= 2; fd++ {
-			unix.Dup2(int(devnull.Fd()), fd)
+			// Best effort: where it fails, the output ends when this
+			// helper exits instead, at the end of the session.
+			_ = unix.Dup2(int(devnull.Fd()), fd)
 		}
 		devnull.Close()
 	}
 	pid := cmd.Process.Pid
 	var recErr error
 	if req.Record != nil {
-		req.Record.PID = int32(pid)
+		req.Record.PID = int32(pid) //nolint:gosec // Linux pids fit pid_t, an int32
 		recErr = req.Record.login()
 	}
 	msg := ""
 	if recErr != nil {
 		msg = recErr.Error()
 	}
-	enc.Encode(sessionReply{Kind: "started", Pid: pid, Err: msg})
+	_ = enc.Encode(sessionReply{Kind: "started", Pid: pid, Err: msg}) // if the server is gone, the session still ends normally
 
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
@@ -312,13 +324,13 @@ wait:
 	for {
 		select {
 		case sig := <-sigs:
-			syscall.Kill(-pid, sig.(syscall.Signal))
+			_ = syscall.Kill(-pid, sig.(syscall.Signal)) // fails only once the group is gone
 		case err = <-waited:
 			break wait
 		}
 	}
 	if req.Record != nil && recErr == nil {
-		req.Record.logout()
+		_ = req.Record.logout() // the login record's own failure was reported at the start
 	}
 	closePAM()
 	reply := sessionReply{Kind: "exit", Status: 255}
@@ -331,7 +343,7 @@ wait:
 	} else if err != nil {
 		reply.Err = err.Error()
 	}
-	enc.Encode(reply)
+	_ = enc.Encode(reply) // if the server is gone, nobody is left to tell
 	return 0
 }
 

@@ -313,7 +313,7 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 	for nch := range chans {
 		switch nch.ChannelType() {
 		case "session":
-			if sessions.Load() >= int32(cfg.MaxSessions) {
+			if sessions.Load() >= int32(cfg.MaxSessions) { //nolint:gosec // validated to 1..1000
 				log.Info("session refused: max_sessions reached")
 				nch.Reject(ssh.ResourceShortage, "too many sessions")
 				continue
@@ -341,8 +341,8 @@ func (s *Server) serveConn(cfg *Config, c *conn, src string) {
 }
 
 // keepAlive probes the client every interval and closes the connection
-// after max unanswered probes in a row.
-func keepAlive(ctx context.Context, sc *ssh.ServerConn, interval time.Duration, max int, log *slog.Logger) {
+// after maxMissed unanswered probes in a row.
+func keepAlive(ctx context.Context, sc *ssh.ServerConn, interval time.Duration, maxMissed int, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -368,7 +368,7 @@ func keepAlive(ctx context.Context, sc *ssh.ServerConn, interval time.Duration, 
 				}
 				break wait
 			case <-t.C:
-				if missed++; missed >= max {
+				if missed++; missed >= maxMissed {
 					log.Info("client not responding to keep-alives; closing")
 					sc.Close()
 					return
@@ -463,12 +463,12 @@ func refuseLogin(sc *ssh.ServerConn, chans <-chan ssh.NewChannel, reqs <-chan *s
 		case <-started:
 		case <-timer.C:
 		}
-		io.WriteString(ch.Stderr(), text)
+		_, _ = io.WriteString(ch.Stderr(), text) // the client may be gone already
 		ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: 1}))
 		ch.CloseWrite()
 		ch.Close()
 		closed := make(chan struct{})
-		go func() { sc.Wait(); close(closed) }()
+		go func() { _ = sc.Wait(); close(closed) }() // only the end matters, not why
 		select {
 		case <-closed:
 		case <-time.After(refuseGrace):

@@ -170,7 +170,7 @@ func (u *userConn) handleSession(nch ssh.NewChannel) {
 			ptmx.Close() // the kernel hangs up the terminal: SIGHUP
 		}
 		if pid > 0 {
-			syscall.Kill(-pid, syscall.SIGHUP)
+			_ = syscall.Kill(-pid, syscall.SIGHUP) // fails only once the group is gone
 		}
 	}
 	if s.started {
@@ -213,7 +213,8 @@ func (s *session) handleRequest(req *ssh.Request, done chan struct{}) bool {
 		}
 		s.pty.Columns, s.pty.Rows, s.pty.Width, s.pty.Height = m.Columns, m.Rows, m.Width, m.Height
 		if s.ptmx != nil {
-			pty.Setsize(s.ptmx, winsize(s.pty))
+			// A size the kernel refuses leaves the old one: nothing to undo.
+			_ = pty.Setsize(s.ptmx, winsize(s.pty))
 		}
 		return true
 	case "shell", "exec", "subsystem":
@@ -426,7 +427,7 @@ func (s *session) start(req *ssh.Request) error {
 			ptmx.Close()
 			return err
 		}
-		pty.Setsize(ptmx, winsize(s.pty))
+		_ = pty.Setsize(ptmx, winsize(s.pty)) // a refused size leaves the kernel's default
 		sreq.Env = s.environ(tty.Name(), original, forced)
 		sreq.PTY = true
 		sreq.Items.TTY = tty.Name()
@@ -480,7 +481,12 @@ func (s *session) startHelper(cmd *exec.Cmd, req *sessionRequest) (*sessionReply
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("session helper: socketpair: %w", err)
 	}
-	unix.SetNonblock(fds[0], true) // for the deadline below
+	// Non-blocking, so that the deadline below applies to it.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, nil, fmt.Errorf("session helper: socketpair: %w", err)
+	}
 	parent := os.NewFile(uintptr(fds[0]), "session-helper")
 	child := os.NewFile(uintptr(fds[1]), "session-helper-child")
 	cmd.ExtraFiles = []*os.File{child}
@@ -492,17 +498,22 @@ func (s *session) startHelper(cmd *exec.Cmd, req *sessionRequest) (*sessionReply
 	}
 	dec := json.NewDecoder(parent)
 	var reply sessionReply
-	parent.SetDeadline(time.Now().Add(sessionStartTimeout))
-	if err = json.NewEncoder(parent).Encode(req); err == nil {
+	err = parent.SetDeadline(time.Now().Add(sessionStartTimeout))
+	if err == nil {
+		err = json.NewEncoder(parent).Encode(req)
+	}
+	if err == nil {
 		err = dec.Decode(&reply)
 	}
-	parent.SetDeadline(time.Time{})
+	if derr := parent.SetDeadline(time.Time{}); err == nil {
+		err = derr
+	}
 	if err == nil && reply.Kind == "started" && reply.Pid > 0 {
 		return &reply, dec, parent, nil
 	}
-	cmd.Process.Kill() // (it has exited already unless it hung)
+	_ = cmd.Process.Kill() // it has exited already unless it hung
 	parent.Close()
-	cmd.Wait()
+	_ = cmd.Wait() // reaps it; its reply, read above, says what went wrong
 	switch {
 	case err != nil:
 		fmt.Fprint(s.ch.Stderr(), "otpgate-sshd: the session could not start.\r\n")
@@ -587,7 +598,7 @@ func (s *session) waitExit() *sessionReply {
 	err := s.replies.Decode(&reply)
 	s.link.Close()
 	if werr := s.cmd.Wait(); err == nil && reply.Kind != "exit" {
-		err = fmt.Errorf("unexpected reply %q (helper: %v)", reply.Kind, werr)
+		err = fmt.Errorf("unexpected reply %q (helper: %v)", reply.Kind, werr) //nolint:errorlint // werr may be nil; the helper's state is only reported
 	}
 	if err != nil {
 		s.log.Error("session helper failed", "err", err)
@@ -609,7 +620,7 @@ func (s *session) exit(r *sessionReply) {
 		s.ch.SendRequest("exit-signal", false, ssh.Marshal(exitSignalMsg{Signal: r.Signal, CoreDumped: r.Core}))
 	default:
 		s.log.Info("process exited", "status", r.Status)
-		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: uint32(r.Status)}))
+		s.ch.SendRequest("exit-status", false, ssh.Marshal(exitStatusMsg{Status: uint32(r.Status)})) //nolint:gosec // an exit status is 0..255
 	}
 	s.ch.CloseWrite()
 	s.ch.Close()

@@ -4,6 +4,7 @@ package sshd
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -134,7 +135,9 @@ func TestWindowChangeAndSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	io.WriteString(stdin, "go\n")
+	if _, err := io.WriteString(stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(out.String(), "50 132") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -146,8 +149,8 @@ func TestWindowChangeAndSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = s.Wait()
-	ee, ok := err.(*ssh.ExitError)
-	if !ok || ee.Signal() != "TERM" {
+	var ee *ssh.ExitError
+	if !errors.As(err, &ee) || ee.Signal() != "TERM" {
 		t.Errorf("wait = %v, want exit-signal TERM", err)
 	}
 }
@@ -262,7 +265,9 @@ func TestDirectTCPIP(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			io.WriteString(conn, "ping")
+			if _, err := io.WriteString(conn, "ping"); err != nil {
+				t.Fatal(err)
+			}
 			buf := make([]byte, 4)
 			if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
 				t.Errorf("echo = %q, %v", buf, err)
@@ -292,7 +297,7 @@ func TestSubsystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
+	must(t, os.Chmod(dir, 0o755))
 	script := dir + "/fake-sftp"
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"uid=$(id -u) argv0=$0\"\nexec cat\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -308,7 +313,9 @@ func TestSubsystem(t *testing.T) {
 	if err := s.RequestSubsystem("sftp"); err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(stdin, "payload")
+	if _, err := io.WriteString(stdin, "payload"); err != nil {
+		t.Fatal(err)
+	}
 	stdin.Close()
 	out, err := io.ReadAll(stdout)
 	if err != nil {
@@ -426,7 +433,9 @@ func newFreezingProxy(t *testing.T, target string) *freezingProxy {
 				<-make(chan struct{}) // swallow everything from now on
 			default:
 			}
-			client.Write(buf[:n])
+			if _, err := client.Write(buf[:n]); err != nil {
+				return
+			}
 		}
 	}()
 	return p
@@ -487,7 +496,7 @@ func TestPTYBackgroundProcessDoesNotHoldSession(t *testing.T) {
 	// terminal when the shell exits; the exit status must arrive anyway.
 	if err := s.Run("(trap '' HUP; exec sleep 30) & echo started; exit 4"); err == nil {
 		t.Fatal("want exit status 4")
-	} else if ee, ok := err.(*ssh.ExitError); !ok || ee.ExitStatus() != 4 {
+	} else if ee := (*ssh.ExitError)(nil); !errors.As(err, &ee) || ee.ExitStatus() != 4 {
 		t.Fatalf("err = %v, want exit status 4", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
@@ -503,7 +512,7 @@ func TestInaccessibleHomeStartsInRoot(t *testing.T) {
 	if err := os.Chown(e.home, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(e.home, 0o700)
+	must(t, os.Chmod(e.home, 0o700))
 	out, status := run(t, c, "pwd", nil)
 	if out != "/\n" || status != 0 {
 		t.Errorf("pwd = %q, %d; want / when the home directory cannot be entered", out, status)
@@ -528,9 +537,9 @@ func TestCanEnter(t *testing.T) {
 	}
 	for i, tt := range tests {
 		d := filepath.Join(dir, strconv.Itoa(i))
-		os.Mkdir(d, 0o700)
-		os.Chmod(d, tt.mode)
-		os.Chown(d, int(tt.uid), int(tt.gid))
+		must(t, os.Mkdir(d, 0o700))
+		must(t, os.Chmod(d, tt.mode))
+		must(t, os.Chown(d, int(tt.uid), int(tt.gid)))
 		if got := canEnter(d, &tt.cred); got != tt.want {
 			t.Errorf("case %d: canEnter = %v, want %v", i, got, tt.want)
 		}

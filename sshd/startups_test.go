@@ -144,7 +144,9 @@ func dialFrom(t *testing.T, src, addr string) net.Conn {
 // closedSoon reports whether the server closes c within wait (reading
 // past its version string).
 func closedSoon(c net.Conn, wait time.Duration) bool {
-	c.SetReadDeadline(time.Now().Add(wait))
+	if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		panic(err) // only on a connection the test closed itself
+	}
 	buf := make([]byte, 256)
 	for {
 		if _, err := c.Read(buf); err != nil {

@@ -187,7 +187,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(cfg.Daemon.Socket)
+	defer func() { _ = os.Remove(cfg.Daemon.Socket) }() // at exit; Listen replaces a stale one
 
 	srv := daemon.New(cfg, db, sealer, daemon.WithLogger(logger), daemon.WithAuditLogger(audit))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -106,11 +106,11 @@ func (in *instance) run() (int, string) {
 	cmd.Stderr = &stderr
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	if err := cmd.Start(); err != nil {
 		in.t.Fatal(err)
 	}
-	go func() { done <- cmd.Wait() }()
+	go func() { cmd.Wait(); close(done) }() // the exit code is read below
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -187,18 +187,18 @@ func TestRefusesUnsafeStateDirectory(t *testing.T) {
 		setup func(t *testing.T, state string)
 		want  string
 	}{
-		{"a world-readable directory", func(t *testing.T, s string) { os.Chmod(s, 0o755) }, "0700"},
-		{"a group-writable directory", func(t *testing.T, s string) { os.Chmod(s, 0o770) }, "0700"},
-		{"a directory owned by another user", func(t *testing.T, s string) { os.Chown(s, 65534, 65534) }, "owned by uid 65534"},
-		{"a key file readable by others", func(t *testing.T, s string) { os.Chmod(filepath.Join(s, "secret.key"), 0o644) }, "0600"},
+		{"a world-readable directory", func(t *testing.T, s string) { must(t, os.Chmod(s, 0o755)) }, "0700"},
+		{"a group-writable directory", func(t *testing.T, s string) { must(t, os.Chmod(s, 0o770)) }, "0700"},
+		{"a directory owned by another user", func(t *testing.T, s string) { must(t, os.Chown(s, 65534, 65534)) }, "owned by uid 65534"},
+		{"a key file readable by others", func(t *testing.T, s string) { must(t, os.Chmod(filepath.Join(s, "secret.key"), 0o644)) }, "0600"},
 		{"a database that is a symlink", func(t *testing.T, s string) {
 			db := filepath.Join(s, "otpgate.db")
-			os.Rename(db, db+".real")
-			os.Symlink(db+".real", db)
+			must(t, os.Rename(db, db+".real"))
+			must(t, os.Symlink(db+".real", db))
 		}, "not a regular file"},
 		{"a state directory that is a symlink", func(t *testing.T, s string) {
-			os.Rename(s, s+".real")
-			os.Symlink(s+".real", s)
+			must(t, os.Rename(s, s+".real"))
+			must(t, os.Symlink(s+".real", s))
 		}, "is a symlink"},
 	}
 	for _, tt := range tests {
@@ -251,7 +251,9 @@ func TestStateSurvivesKill9(t *testing.T) {
 		wrong = "000001"
 	}
 	for range 3 {
-		in.do(&protocol.Request{Op: protocol.OpVerify, User: "bin", Code: wrong})
+		if _, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: "bin", Code: wrong}); err != nil {
+			in.t.Fatal(err)
+		}
 	}
 	in.kill9()
 	in.start()
@@ -326,5 +328,13 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// must fails the test at once when a setup step returns an error.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

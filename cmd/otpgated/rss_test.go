@@ -57,9 +57,12 @@ func BenchmarkRSS100kUsers(b *testing.B) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			db.Update(user, func(*store.Record) (*store.Record, error) {
+			err := db.Update(user, func(*store.Record) (*store.Record, error) {
 				return &store.Record{User: user, Active: &store.Enrollment{SealedSecret: sealed, Algorithm: "SHA1", Digits: 6, Period: 30, CreatedAt: now, ActivatedAt: now}}, nil
 			})
+			if err != nil {
+				b.Error(err)
+			}
 		})
 	}
 	wg.Wait()

@@ -18,7 +18,7 @@ const (
 // checks it with CheckStateDir.
 func PrepareStateDir(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil { //nolint:gosec // the parent (/var/lib) is public; the state directory itself is 0700
 			return fmt.Errorf("store: create %s: %w", filepath.Dir(dir), err)
 		}
 		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {

@@ -13,7 +13,7 @@ import (
 // ErrNotFound is returned by Get for a user without a record.
 var ErrNotFound = errors.New("store: no record for user")
 
-// ErrStop, returned by a List callback, ends the listing without error.
+// ErrStop ends a listing without error when a List callback returns it.
 var ErrStop = errors.New("store: stop listing")
 
 // ErrReadOnly is wrapped by every Update error once a commit has failed

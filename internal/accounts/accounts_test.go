@@ -115,18 +115,20 @@ func TestEachUser(t *testing.T) {
 			t.Errorf("EachUser did not list %s", n)
 		}
 	}
-	// Stop ends it early, without an error; any other error is returned.
+	// ErrStop ends it early, without an error; any other error is returned.
 	n := 0
-	if err := EachUser(func(*User) error { n++; return Stop }); err != nil || n != 1 {
-		t.Errorf("with Stop: %d calls, %v", n, err)
+	if err := EachUser(func(*User) error { n++; return ErrStop }); err != nil || n != 1 {
+		t.Errorf("with ErrStop: %d calls, %v", n, err)
 	}
 	boom := errors.New("boom")
-	if err := EachUser(func(*User) error { return boom }); err != boom {
+	if err := EachUser(func(*User) error { return boom }); !errors.Is(err, boom) {
 		t.Errorf("error %v, want boom", err)
 	}
 	// A second enumeration starts from the beginning again.
 	var again []string
-	EachUser(func(u *User) error { again = append(again, u.Name); return nil })
+	if err := EachUser(func(u *User) error { again = append(again, u.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(names, again) {
 		t.Errorf("second listing %v, first %v", again, names)
 	}
@@ -137,7 +139,7 @@ func TestEachGroup(t *testing.T) {
 	err := EachGroup(func(g *Group) error {
 		if g.GID == 0 {
 			found = g.Name == "root"
-			return Stop
+			return ErrStop
 		}
 		return nil
 	})

@@ -83,9 +83,9 @@ import (
 	"unsafe"
 )
 
-// Stop may be returned by the function EachUser or EachGroup calls, to end
+// ErrStop may be returned by the function EachUser or EachGroup calls, to end
 // the enumeration early; EachUser or EachGroup then returns nil.
-var Stop = errors.New("accounts: stop")
+var ErrStop = errors.New("accounts: stop")
 
 // withBuffer calls f with a C buffer, growing it while f says ERANGE.
 func withBuffer(what string, f func(buf *C.char, size C.size_t) C.int) error {
@@ -359,7 +359,7 @@ func each[T any](start, end func(), next func() (*T, error), fn func(*T) error) 
 			return err
 		}
 		if err := fn(v); err != nil {
-			if errors.Is(err, Stop) {
+			if errors.Is(err, ErrStop) {
 				return nil
 			}
 			return err
@@ -372,7 +372,7 @@ func each[T any](start, end func(), next func() (*T, error), fn func(*T) error) 
 // that a directory of 100 000 users is never held whole. A name may come
 // twice (from two sources); the first is the one LookupUser returns. A
 // source may list only part of its users (sssd by default lists none).
-// fn may return Stop to end early; any other error ends the enumeration
+// fn may return ErrStop to end early; any other error ends the enumeration
 // and is returned. fn must not call EachUser or EachGroup.
 func EachUser(fn func(*User) error) error {
 	next := func() (*User, error) {

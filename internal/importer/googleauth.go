@@ -165,24 +165,24 @@ func parseGASecret(e *errs, s string) []byte {
 	return b
 }
 
-// wantArgs checks that option name has min to max arguments (max -1: no
+// wantArgs checks that option name has lo to hi arguments (hi -1: no
 // limit).
-func wantArgs(e *errs, line int, name string, args []string, min, max int) bool {
+func wantArgs(e *errs, line int, name string, args []string, lo, hi int) bool {
 	switch {
-	case len(args) < min:
-		e.add(line, "%s needs %d argument(s), found %d", name, min, len(args))
+	case len(args) < lo:
+		e.add(line, "%s needs %d argument(s), found %d", name, lo, len(args))
 		return false
-	case max >= 0 && len(args) > max:
-		e.add(line, "%s takes %d argument(s), found %d", name, max, len(args))
+	case hi >= 0 && len(args) > hi:
+		e.add(line, "%s takes %d argument(s), found %d", name, hi, len(args))
 		return false
 	}
 	return true
 }
 
-func intArg(e *errs, line int, name, s string, min, max int) int {
+func intArg(e *errs, line int, name, s string, lo, hi int) int {
 	v, err := strconv.Atoi(s)
-	if err != nil || v < min || v > max {
-		e.add(line, "%s must be a whole number from %d to %d, not %q", name, min, max, s)
+	if err != nil || v < lo || v > hi {
+		e.add(line, "%s must be a whole number from %d to %d, not %q", name, lo, hi, s)
 		return 0
 	}
 	return v

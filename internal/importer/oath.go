@@ -3,6 +3,7 @@ package importer
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -65,7 +66,7 @@ func scanOATH(file string, r io.Reader, seen map[string]int, entry func(*Entry) 
 	}
 	for {
 		line, tooLong, err := lr.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -30,13 +30,13 @@ func newHome(t *testing.T) string {
 
 // replace removes the test .google_authenticator in home and lets make
 // create something else in its place.
-func replace(t *testing.T, home string, make func(path string) error) {
+func replace(t *testing.T, home string, create func(path string) error) {
 	t.Helper()
 	p := filepath.Join(home, GoogleAuthenticatorFile)
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
-	if err := make(p); err != nil {
+	if err := create(p); err != nil {
 		t.Fatal(err)
 	}
 }

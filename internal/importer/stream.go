@@ -50,7 +50,7 @@ func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
 			return line, false, nil
 		}
 		if lr.err != nil {
-			if lr.err != io.EOF {
+			if !errors.Is(lr.err, io.EOF) {
 				return nil, false, lr.err
 			}
 			if lr.start == lr.end && !lr.skipping {

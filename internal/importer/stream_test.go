@@ -56,7 +56,7 @@ func TestLineReader(t *testing.T) {
 				var got []string
 				for {
 					line, tooLong, err := lr.next()
-					if err == io.EOF {
+					if errors.Is(err, io.EOF) {
 						break
 					}
 					if err != nil {
@@ -248,8 +248,12 @@ func TestUsersfileTwoPasses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.WriteAt([]byte("7"), int64(strings.Index(data, secrets[1500])))
-			f.Close()
+			if _, err := f.WriteAt([]byte("7"), int64(strings.Index(data, secrets[1500]))); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
 				t.Fatal(err)
 			}

@@ -134,5 +134,5 @@ func checkNotRunning(socket string) error {
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
 		return nil
 	}
-	return fmt.Errorf("cannot tell whether otpgated is running on %s (%v): stop otpgated first", socket, err)
+	return fmt.Errorf("cannot tell whether otpgated is running on %s (%w): stop otpgated first", socket, err)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/otpgate/otpgate/daemon/seal"
@@ -192,4 +193,18 @@ func ExampleOther() {
 	to, _ := Other(Bolt)
 	fmt.Println(to)
 	// Output: postgres
+}
+
+// TestCheckNotRunningKeepsTheDialError: when the socket cannot be probed
+// for a reason other than its absence, the error says so and still
+// carries the cause for errors.Is.
+func TestCheckNotRunningKeepsTheDialError(t *testing.T) {
+	socket := "/" + strings.Repeat("x", 200) // longer than a Unix socket address may be
+	err := checkNotRunning(socket)
+	if err == nil || !strings.Contains(err.Error(), "cannot tell whether otpgated is running") {
+		t.Fatalf("checkNotRunning(a too long path) = %v, want cannot tell", err)
+	}
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("checkNotRunning(a too long path) = %v, want it to wrap EINVAL", err)
+	}
 }

@@ -127,7 +127,7 @@ func Open(dir string) (_ *DB, err error) {
 	d := &DB{db: db, path: path}
 	if err := d.check(); err != nil {
 		if cerr := db.Close(); cerr != nil {
-			return nil, fmt.Errorf("%w (and closing it failed: %v)", err, cerr)
+			return nil, fmt.Errorf("%w (and closing it failed: %w)", err, cerr)
 		}
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func Open(dir string) (_ *DB, err error) {
 // does not exist, and fsyncs the directory so the new name survives a
 // power loss.
 func createFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600) //nolint:gosec // the path is root's configuration
 	if errors.Is(err, os.ErrExist) {
 		return nil // Open checks the existing file.
 	}
@@ -450,7 +450,7 @@ func (d *DB) commit(group []*request) {
 	if err != nil {
 		d.mu.Lock()
 		if d.failed == nil {
-			d.failed = fmt.Errorf("state store %s: %w (the failed write: %v)", d.path, store.ErrReadOnly, err)
+			d.failed = fmt.Errorf("state store %s: %w (the failed write: %w)", d.path, store.ErrReadOnly, err)
 		}
 		failed := d.failed
 		d.mu.Unlock()

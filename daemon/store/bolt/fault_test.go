@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/otpgate/otpgate/daemon/store"
@@ -17,12 +18,19 @@ import (
 // parent runs that child under strace with a syscall fault injected.
 const faultDirEnv = "OTPGATE_STORE_FAULT_DIR"
 
+// faultErrnoEnv names the injected error (EIO, ENOSPC) for the child, which
+// checks that the store's error still carries it.
+const faultErrnoEnv = "OTPGATE_STORE_FAULT_ERRNO"
+
+// faultErrnos are the errors the parent injects, by the names strace uses.
+var faultErrnos = map[string]syscall.Errno{"EIO": syscall.EIO, "ENOSPC": syscall.ENOSPC}
+
 // TestMain runs the fault child (faultChild) instead of the tests when
 // TestFailedCommitMakesTheStoreReadOnly starts this binary with
 // faultDirEnv set.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(faultDirEnv); dir != "" {
-		if err := faultChild(dir); err != nil {
+		if err := faultChild(dir, faultErrnos[os.Getenv(faultErrnoEnv)]); err != nil {
 			fmt.Fprintln(os.Stderr, "fault child:", err)
 			os.Exit(1)
 		}
@@ -65,7 +73,7 @@ func TestFailedCommitMakesTheStoreReadOnly(t *testing.T) {
 			cmd := exec.Command(strace, "-f", "-o", "/dev/null",
 				"-e", "trace="+tt.syscall, "-e", "inject="+tt.syscall+":error="+tt.errno,
 				os.Args[0])
-			cmd.Env = append(os.Environ(), faultDirEnv+"="+dir)
+			cmd.Env = append(os.Environ(), faultDirEnv+"="+dir, faultErrnoEnv+"="+tt.errno)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), faultChildOK) {
 				t.Fatalf("child under strace failed: %v\n%s", err, out)
@@ -89,10 +97,14 @@ func TestFailedCommitMakesTheStoreReadOnly(t *testing.T) {
 }
 
 // faultChild is the child half of TestFailedCommitMakesTheStoreReadOnly,
-// run under strace with the store's writes or syncs failing: the failing
-// Update must report store.ErrReadOnly naming the store, later Updates
-// must be refused without running fn, and reads must go on.
-func faultChild(dir string) error {
+// run under strace with the store's writes or syncs failing with errno:
+// the failing Update must report store.ErrReadOnly naming the store and
+// wrapping errno, later Updates must be refused without running fn, and
+// reads must go on.
+func faultChild(dir string, errno syscall.Errno) error {
+	if errno == 0 {
+		return fmt.Errorf("%s is not one of the injected errors", faultErrnoEnv)
+	}
 	d, err := Open(dir)
 	if err != nil {
 		return fmt.Errorf("Open: %w", err)
@@ -100,12 +112,15 @@ func faultChild(dir string) error {
 	defer d.Close()
 	err = d.Update("alice", setFailures(2))
 	if !errors.Is(err, store.ErrReadOnly) || !strings.Contains(err.Error(), dir) {
-		return fmt.Errorf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir)
+		return fmt.Errorf("Update with a failing disk = %v; want ErrReadOnly naming %s", err, dir) //nolint:errorlint // a failure message; err may be nil
+	}
+	if !errors.Is(err, errno) {
+		return fmt.Errorf("Update with a failing disk = %v; want it to wrap the disk's error %v too", err, errno) //nolint:errorlint // a failure message
 	}
 	ran := false
 	err = d.Update("bob", func(*store.Record) (*store.Record, error) { ran = true; return &store.Record{}, nil })
 	if !errors.Is(err, store.ErrReadOnly) || ran {
-		return fmt.Errorf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran)
+		return fmt.Errorf("later Update = %v (fn ran: %v); want ErrReadOnly without running fn", err, ran) //nolint:errorlint // a failure message; err may be nil
 	}
 	rec, err := d.Get("alice")
 	if err != nil {

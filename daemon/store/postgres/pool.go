@@ -36,8 +36,8 @@ type idleConn struct {
 
 var errPoolClosed = errors.New("connection pool is closed")
 
-func newPool(cfg *pgx.ConnConfig, max int, setup func(context.Context, *pgx.Conn) error) *pool {
-	return &pool{cfg: cfg, setup: setup, slots: make(chan struct{}, max)}
+func newPool(cfg *pgx.ConnConfig, size int, setup func(context.Context, *pgx.Conn) error) *pool {
+	return &pool{cfg: cfg, setup: setup, slots: make(chan struct{}, size)}
 }
 
 // acquire returns a connection, waiting for a free slot until ctx ends;

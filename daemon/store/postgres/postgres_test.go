@@ -242,7 +242,7 @@ func TestUpdatePanicRollsBack(t *testing.T) {
 				t.Errorf("recovered %v, want the function's panic", r)
 			}
 		}()
-		db.Update("alice", func(*store.Record) (*store.Record, error) { panic("boom") })
+		_ = db.Update("alice", func(*store.Record) (*store.Record, error) { panic("boom") }) // panics: no result
 	}()
 	// With one connection, a leaked one would block this until the timeout.
 	if _, err := db.Get("alice"); !errors.Is(err, store.ErrNotFound) {
@@ -282,7 +282,11 @@ func TestDatabaseDownFailsClosedAndRecovers(t *testing.T) {
 			// Several idle connections, all of which die with the server.
 			var wg sync.WaitGroup
 			for range 8 {
-				wg.Go(func() { db.Get("alice") })
+				wg.Go(func() {
+					if _, err := db.Get("alice"); err != nil {
+						t.Error(err)
+					}
+				})
 			}
 			wg.Wait()
 			if err := srv.Stop(sig); err != nil {
@@ -316,7 +320,11 @@ func TestDatabaseDownFailsClosedAndRecovers(t *testing.T) {
 		// down: the first request after the restart must not fail on them.
 		var wg sync.WaitGroup
 		for range 8 {
-			wg.Go(func() { db.Get("alice") })
+			wg.Go(func() {
+				if _, err := db.Get("alice"); err != nil {
+					t.Error(err)
+				}
+			})
 		}
 		wg.Wait()
 		if err := srv.Stop(syscall.SIGINT); err != nil {
@@ -343,7 +351,11 @@ func TestOpenRefusesAnUnreachableOrNonDurableServer(t *testing.T) {
 	if err := pgtest.Exec(dsn, "ALTER ROLE otpgate SET synchronous_commit = off"); err != nil {
 		t.Fatal(err)
 	}
-	defer pgtest.Exec(dsn, "ALTER ROLE otpgate RESET synchronous_commit")
+	defer func() {
+		if err := pgtest.Exec(dsn, "ALTER ROLE otpgate RESET synchronous_commit"); err != nil {
+			t.Error(err)
+		}
+	}()
 	db := openDB(t, dsn, postgres.Options{})
 	// synchronous_commit=off for the role is overridden per connection,
 	// so a record is flushed to the WAL when Update returns; the timeouts

@@ -93,7 +93,7 @@ func StartIn(parent string) (*Server, error) {
 		"--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions", "--no-sync")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		s.Remove()
-		return nil, fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
 	if err := s.Restart(); err != nil {
 		s.Remove()
@@ -145,7 +145,7 @@ func (s *Server) Restart() error {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }() // Stop reports what matters
 	s.cmd, s.done = cmd, done
 
 	deadline := time.Now().Add(30 * time.Second)
@@ -165,7 +165,7 @@ func (s *Server) Restart() error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("pgtest: postgres not ready after 30s: %v\n%s", err, s.logTail())
+			return fmt.Errorf("pgtest: postgres not ready after 30s: %w\n%s", err, s.logTail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -240,12 +240,12 @@ func (s *Server) Stop(sig syscall.Signal) error {
 		return fmt.Errorf("pgtest: signal postgres: %w", err)
 	}
 	for _, c := range children {
-		syscall.Kill(c, syscall.SIGKILL)
+		_ = syscall.Kill(c, syscall.SIGKILL) // fails only for a child that has exited
 	}
 	select {
 	case <-s.done:
 	case <-time.After(30 * time.Second):
-		syscall.Kill(pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL) // fails only if it has exited after all
 		<-s.done
 	}
 	for _, c := range children {
@@ -259,8 +259,8 @@ func (s *Server) Stop(sig syscall.Signal) error {
 
 // Remove stops the server and deletes its directory.
 func (s *Server) Remove() {
-	s.Stop(syscall.SIGINT)
-	os.RemoveAll(s.Dir)
+	_ = s.Stop(syscall.SIGINT) // cleanup: the test has its verdict already
+	_ = os.RemoveAll(s.Dir)
 }
 
 // childrenOf lists the processes whose parent is pid.
