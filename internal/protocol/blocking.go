@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -66,13 +67,15 @@ func (c *blockingConn) arm(opt int) error {
 
 // Read reads once, restarting after a signal (a socket with a timeout is
 // never restarted by SA_RESTART); it returns os.ErrDeadlineExceeded when
-// the deadline passes first and io.EOF when the peer closed.
+// the deadline passes first and io.EOF when the peer closed. It reads with
+// syscall.Read, which the race detector knows as the reading end of
+// package syscall's writes (those of otpgated's net.Conn).
 func (c *blockingConn) Read(p []byte) (int, error) {
 	for {
 		if err := c.arm(unix.SO_RCVTIMEO); err != nil {
 			return 0, err
 		}
-		n, err := unix.Read(c.fd, p)
+		n, err := syscall.Read(c.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -90,6 +93,7 @@ func (c *blockingConn) Read(p []byte) (int, error) {
 // Write writes all of p. MSG_NOSIGNAL: a daemon that closed the connection
 // is an EPIPE error, never a SIGPIPE in the host program.
 func (c *blockingConn) Write(p []byte) (int, error) {
+	raceReleaseIO(c.fd)
 	done := 0
 	for done < len(p) {
 		if err := c.arm(unix.SO_SNDTIMEO); err != nil {
