@@ -11,11 +11,13 @@ import (
 
 // syslogListener is a /dev/log for one command: it stores each datagram as
 // a line in the file named by its first argument until one holds the word
-// in its second (sent by logger(1) once the command is done).
+// in its second (sent by logger(1) once the command is done), or fails
+// after a minute without one.
 const syslogListener = `import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("/dev/log")
 os.chmod("/dev/log", 0o666)
+s.settimeout(60)
 print("ready", flush=True)
 with open(sys.argv[1], "w") as f:
     while True:
@@ -37,9 +39,13 @@ mkdir -p $d/upper $d/work
 mount -t overlay overlay -o lowerdir=/dev,upperdir=$d/upper,workdir=$d/work /dev
 python3 $d/listener.py $d/lines otpgate-test-end > $d/ready &
 listener=$!
-until grep -q ready $d/ready; do sleep 0.05; done
-echo "$1" | pamtester otp-debug loguser authenticate || true
-pamtester otp-nosock loguser authenticate < /dev/null || true
+n=0
+until grep -q ready $d/ready; do
+	n=$((n + 1)); [ $n -lt 600 ] || { echo "the /dev/log listener did not start" >&2; exit 1; }
+	sleep 0.05
+done
+echo "$1" | timeout 30 pamtester otp-debug loguser authenticate || true
+timeout 30 pamtester otp-nosock loguser authenticate < /dev/null || true
 logger otpgate-test-end
 wait $listener
 cat $d/lines
