@@ -274,7 +274,7 @@ func TestCompare(t *testing.T) {
 					measure(e, svc, "fresh", "code", c, 1, 10)
 				}
 			}
-			freshCPURounds(t, e, res, envInts(t, "BENCH_FRESH_ROUNDS", "12")[0], 5)
+			freshCPURounds(t, e, res, envInts(t, "BENCH_FRESH_ROUNDS", "12")[0], 5, freshServices)
 			correctness(t, e, res, reps)
 		}
 		e.c.Close()
@@ -325,7 +325,7 @@ var freshServices = []string{"permit", "ga", "refgo", "otpgate"}
 // all of them alike. Every round takes the next users, so no code is
 // reused and no state needs a reset. The figure is the median over the
 // logins of each process's own user + system CPU (wait4).
-func freshCPURounds(t *testing.T, e *env, res *results, rounds, per int) {
+func freshCPURounds(t *testing.T, e *env, res *results, rounds, per int, freshServices []string) {
 	for _, svc := range freshServices {
 		e.reset(svc)
 	}
@@ -339,7 +339,10 @@ func freshCPURounds(t *testing.T, e *env, res *results, rounds, per int) {
 		first := (r * per) % e.n
 		for k := range freshServices {
 			svc := freshServices[(k+r)%len(freshServices)]
-			ps := e.pamload(svc, "-c", "1", "-w", "fresh", "-n", strconv.Itoa(per), "--first", strconv.Itoa(first), "--time-limit", "60")
+			// Each alternative library logs in users of its own:
+			// otpgated would refuse otpgate's codes as replays.
+			from := (first + e.altUsers[svc]) % e.n
+			ps := e.pamload(svc, "-c", "1", "-w", "fresh", "-n", strconv.Itoa(per), "--first", strconv.Itoa(from), "--time-limit", "60")
 			for _, rec := range ps.records {
 				cpu[svc] = append(cpu[svc], rec.cpu)
 				wall[svc] = append(wall[svc], rec.wl)
@@ -494,7 +497,11 @@ func TestProfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	ps := e.pamload(svc, "-c", strconv.Itoa(c), "-w", "procs", "--time-limit", "20")
+	model := os.Getenv("BENCH_PROFILE_MODEL")
+	if model == "" {
+		model = "procs"
+	}
+	ps := e.pamload(svc, "-c", strconv.Itoa(c), "-w", model, "--time-limit", "20")
 	_ = perf.Process.Signal(os.Interrupt)
 	_ = perf.Wait()
 	ok := 0
@@ -537,6 +544,36 @@ func TestProvision(t *testing.T) {
 	tools := buildPamload(t)
 	for _, n := range envInts(t, "BENCH_SIZES", "10000") {
 		e := newEnv(t, "tmpfs", n, tools)
+		e.c.Close()
+	}
+}
+
+// TestFresh runs only the fresh-process CPU cells (a new process per
+// login, as sshd's per-login PAM child: pam_permit, google-authenticator,
+// the reference Go library and otpgate, interleaved) at N = BENCH_SIZES
+// (default 1000), BENCH_FRESH_ROUNDS rounds of 5 logins each, and prints
+// them: a quick look at the PAM module's start cost without a whole run.
+// BENCH_FRESH_ALT names further builds of libpam_otpgate_go.so in
+// OTPGATE_BIN (at most 7), measured in the same rounds as alt0, alt1, ...:
+// an experiment against the current library under the same load. The
+// report is not written. Not part of make bench-compare.
+//
+//	OTPGATE_BIN=$PWD/bin BENCH_FRESH_ALT="old.so" go test -tags benchcompare -run TestFresh -v ./bench/compare/
+func TestFresh(t *testing.T) {
+	container.Require(t, "gcc", "oathtool", "pkg-config", "install", "cp")
+	if len(altLibs()) > 7 {
+		t.Fatalf("BENCH_FRESH_ALT names %d libraries; at most 7", len(altLibs()))
+	}
+	tools := buildPamload(t)
+	svcs := freshServices
+	for i := range altLibs() {
+		svcs = append(svcs[:len(svcs):len(svcs)], fmt.Sprintf("alt%d", i))
+	}
+	for _, n := range envInts(t, "BENCH_SIZES", "1000") {
+		e := newEnv(t, "tmpfs", n, tools)
+		res := &results{}
+		freshCPURounds(t, e, res, envInts(t, "BENCH_FRESH_ROUNDS", "12")[0], 5, svcs)
+		t.Logf("load average %s at the start, %s at the end", res.FreshLd[0], res.FreshLd[1])
 		e.c.Close()
 	}
 }

@@ -24,7 +24,10 @@
 // runtime pam_otpgate starts in the client). TestReport re-renders the report
 // and plots from BENCH_OUT/comparison.json. TestProvision only provisions
 // a container for each of BENCH_SIZES (default 10000) and prints how long it
-// took.
+// took. TestFresh runs only the fresh-process CPU cells and prints them
+// (BENCH_FRESH_ALT="a.so b.so" adds other builds of the Go library from
+// OTPGATE_BIN, measured in the same interleaved rounds); TestProfile's
+// BENCH_PROFILE_MODEL (default procs) may be fresh.
 //
 // The fresh-process CPU cells compare, in interleaved rounds of a new process
 // per login, pam_permit, google-authenticator, pam_otpgate.so loading a

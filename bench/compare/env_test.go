@@ -60,6 +60,10 @@ var serviceStack = map[string]string{
 	"refgo": "auth required pam_otpgate.so golib=" + refLib + "\naccount required pam_permit.so\n",
 }
 
+// altLibs are BENCH_FRESH_ALT's files in OTPGATE_BIN: other builds of
+// libpam_otpgate_go.so that TestFresh measures as services alt0, alt1, ...
+func altLibs() []string { return strings.Fields(os.Getenv("BENCH_FRESH_ALT")) }
+
 // daemonConfig is otpgated's configuration: the built-in defaults (skew 1,
 // like WINDOW_SIZE 3 and window=1 of the peers), with the audit log in a
 // file rather than the test's stderr buffer.
@@ -102,6 +106,8 @@ type env struct {
 	n       int
 	users   []benchUser
 	daemon  *container.Process
+	// altUsers offsets the first user of each BENCH_FRESH_ALT service.
+	altUsers map[string]int
 }
 
 // newEnv starts a container and provisions n users. On "ext4" the homes,
@@ -194,6 +200,13 @@ func (e *env) provision() {
 	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", container.Bin(t, "pam_otpgate.so"), pamDir+"/pam_otpgate.so")
 	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", container.Bin(t, "libpam_otpgate_go.so"), "/usr/lib/otpgate/libpam_otpgate_go.so")
 	e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", toolDir+"/"+refLibFile, refLib)
+	e.altUsers = map[string]int{}
+	for i, f := range altLibs() {
+		e.altUsers[fmt.Sprintf("alt%d", i)] = (i + 1) * e.n / 8
+		lib := fmt.Sprintf("/usr/lib/otpgate/libpam_alt%d_go.so", i)
+		e.run("install", "-D", "-o", "root", "-g", "root", "-m", "0644", container.Bin(t, f), lib)
+		e.c.WriteFile(t, fmt.Sprintf("/etc/pam.d/bench-alt%d", i), []byte("auth required pam_otpgate.so golib="+lib+"\naccount required pam_permit.so\n"), 0o644)
+	}
 	e.c.WriteFile(t, daemonConf, []byte(daemonConfig), 0o644)
 	e.run("chmod", "0700", stateDir)
 	e.startDaemon()

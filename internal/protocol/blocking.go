@@ -5,46 +5,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// DoBlocking is Do for Go code that runs on a thread borrowed from a C
-// program: the PAM module, which the PAM application calls through cgo.
-// It sends req and returns the reply with Do's semantics (one connection,
-// closed before returning and never inherited; the server must be root;
-// frames bounded by MaxFrame; the reply must echo the request ID; failures
-// to reach the daemon wrap ErrUnavailable), bounded by c.Timeout alone.
-//
-// Do's net.Conn parks the goroutine on the runtime's network poller while
-// it waits: the calling thread gives its P away, another thread waits in
-// epoll and hands the goroutine back, and the runtime's sysmon thread,
-// woken from its deep sleep each time, polls every 20 µs again. DoBlocking
-// instead blocks the calling thread itself in plain system calls, with
-// SO_SNDTIMEO and SO_RCVTIMEO set to the time left: no epoll registration,
-// no deadline timers, no hand-off to another thread.
-func (c *Client) DoBlocking(req *Request) (*Response, error) {
-	socket, timeout := c.config()
-	deadline := time.Now().Add(timeout)
-	payload, err := prepareRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := dialBlocking(socket, deadline)
-	if err != nil {
-		return nil, unavailable(socket, err)
-	}
-	defer conn.Close()
-	cred, err := unix.GetsockoptUcred(conn.fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		return nil, unavailable(socket, fmt.Errorf("peer credentials: %w", err))
-	}
-	return exchange(conn, socket, cred.Uid, payload, req)
-}
-
 // blockingConn is a connected Unix stream socket used with blocking system
-// calls, each bounded by the time left until deadline.
+// calls on the calling thread, each bounded by the time left until
+// deadline (see Client.Do).
 type blockingConn struct {
 	fd       int
 	deadline time.Time
@@ -98,13 +67,15 @@ func (c *blockingConn) arm(opt int) error {
 
 // Read reads once, restarting after a signal (a socket with a timeout is
 // never restarted by SA_RESTART); it returns os.ErrDeadlineExceeded when
-// the deadline passes first and io.EOF when the peer closed.
+// the deadline passes first and io.EOF when the peer closed. It reads with
+// syscall.Read, which the race detector knows as the reading end of
+// package syscall's writes (those of otpgated's net.Conn).
 func (c *blockingConn) Read(p []byte) (int, error) {
 	for {
 		if err := c.arm(unix.SO_RCVTIMEO); err != nil {
 			return 0, err
 		}
-		n, err := unix.Read(c.fd, p)
+		n, err := syscall.Read(c.fd, p)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -122,6 +93,7 @@ func (c *blockingConn) Read(p []byte) (int, error) {
 // Write writes all of p. MSG_NOSIGNAL: a daemon that closed the connection
 // is an EPIPE error, never a SIGPIPE in the host program.
 func (c *blockingConn) Write(p []byte) (int, error) {
+	raceReleaseIO(c.fd)
 	done := 0
 	for done < len(p) {
 		if err := c.arm(unix.SO_SNDTIMEO); err != nil {
@@ -139,6 +111,15 @@ func (c *blockingConn) Write(p []byte) (int, error) {
 		done += n
 	}
 	return done, nil
+}
+
+// peerUID reads the server's uid with SO_PEERCRED.
+func (c *blockingConn) peerUID() (uint32, error) {
+	cred, err := unix.GetsockoptUcred(c.fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return 0, fmt.Errorf("peer credentials: %w", err)
+	}
+	return cred.Uid, nil
 }
 
 // Close closes the socket.

@@ -19,19 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// clientDo is Client.Do or Client.DoBlocking.
-type clientDo func(c *Client, req *Request) (*Response, error)
-
-// bothClients runs each client test against Do and DoBlocking, which must
-// behave alike.
-var bothClients = []struct {
-	name string
-	do   clientDo
-}{
-	{"Do", func(c *Client, req *Request) (*Response, error) { return c.Do(context.Background(), req) }},
-	{"DoBlocking", (*Client).DoBlocking},
-}
-
 // requireRoot fails a test that serves a socket the client must accept:
 // the client talks only to a server running as root.
 func requireRoot(t *testing.T) {
@@ -103,7 +90,7 @@ func frameOf(s string) []byte {
 	return append(b, s...)
 }
 
-func TestClientsAgree(t *testing.T) {
+func TestDo(t *testing.T) {
 	requireRoot(t)
 	accept := &VerifyResult{Outcome: OutcomeAccept}
 	tests := []struct {
@@ -168,19 +155,17 @@ func TestClientsAgree(t *testing.T) {
 			}
 		}, 300 * time.Millisecond, wantUnavailable("no answer in time")},
 	}
-	for _, cl := range bothClients {
-		for _, tt := range tests {
-			t.Run(cl.name+"/"+tt.name, func(t *testing.T) {
-				sock := serveOnce(t, tt.handle)
-				c := &Client{Socket: sock, Timeout: tt.timeout}
-				start := time.Now()
-				resp, err := cl.do(c, &Request{Op: OpVerify, User: "alice", Code: "123456"})
-				if tt.timeout > 0 && time.Since(start) > tt.timeout+500*time.Millisecond {
-					t.Errorf("took %v with a timeout of %v", time.Since(start), tt.timeout)
-				}
-				tt.want(t, resp, err)
-			})
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sock := serveOnce(t, tt.handle)
+			c := &Client{Socket: sock, Timeout: tt.timeout}
+			start := time.Now()
+			resp, err := c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+			if tt.timeout > 0 && time.Since(start) > tt.timeout+500*time.Millisecond {
+				t.Errorf("took %v with a timeout of %v", time.Since(start), tt.timeout)
+			}
+			tt.want(t, resp, err)
+		})
 	}
 }
 
@@ -193,7 +178,7 @@ func wantUnavailable(msg string) func(*testing.T, *Response, error) {
 	}
 }
 
-func TestClientsWithoutADaemon(t *testing.T) {
+func TestDoWithoutADaemon(t *testing.T) {
 	dir := t.TempDir()
 	// A socket file nobody listens on.
 	stale := filepath.Join(dir, "stale.sock")
@@ -203,27 +188,62 @@ func TestClientsWithoutADaemon(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	for _, cl := range bothClients {
-		for _, sock := range []string{filepath.Join(dir, "missing.sock"), stale} {
-			t.Run(cl.name+"/"+filepath.Base(sock), func(t *testing.T) {
-				_, err := cl.do(&Client{Socket: sock}, &Request{Op: OpPing})
-				if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is it running?") {
-					t.Fatalf("error %v", err)
-				}
-			})
-		}
-		t.Run(cl.name+"/an invalid request is not sent", func(t *testing.T) {
-			_, err := cl.do(&Client{Socket: filepath.Join(dir, "missing.sock")}, &Request{Op: OpVerify, Code: "1"})
-			if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid request") {
+	ctx := context.Background()
+	for _, sock := range []string{filepath.Join(dir, "missing.sock"), stale} {
+		t.Run(filepath.Base(sock), func(t *testing.T) {
+			_, err := (&Client{Socket: sock}).Do(ctx, &Request{Op: OpPing})
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is it running?") {
 				t.Fatalf("error %v", err)
 			}
 		})
 	}
+	t.Run("an invalid request is not sent", func(t *testing.T) {
+		_, err := (&Client{Socket: filepath.Join(dir, "missing.sock")}).Do(ctx, &Request{Op: OpVerify, Code: "1"})
+		if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid request") {
+			t.Fatalf("error %v", err)
+		}
+	})
 }
 
-// TestDoBlockingConnectIsBounded: a listener whose backlog is full makes
+// TestDoHonoursTheContext: a context already done sends nothing, and a
+// context deadline shorter than the client's timeout bounds the request.
+func TestDoHonoursTheContext(t *testing.T) {
+	requireRoot(t)
+	t.Run("a cancelled context sends nothing", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "s.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := (&Client{Socket: sock}).Do(ctx, &Request{Op: OpPing}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("error %v, want %v", err, ErrUnavailable)
+		}
+		ln.(*net.UnixListener).SetDeadline(time.Now())
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			t.Fatal("the client connected with a cancelled context")
+		}
+	})
+	t.Run("the context's deadline bounds the request", func(t *testing.T) {
+		sock := serveOnce(t, func(c net.Conn) {
+			ReadFrame(c)
+			time.Sleep(time.Second)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := (&Client{Socket: sock, Timeout: time.Minute}).Do(ctx, &Request{Op: OpPing})
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no answer in time") {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+// TestDoConnectIsBounded: a listener whose backlog is full makes
 // connect wait; the timeout bounds that wait too.
-func TestDoBlockingConnectIsBounded(t *testing.T) {
+func TestDoConnectIsBounded(t *testing.T) {
 	requireRoot(t)
 	sock := filepath.Join(t.TempDir(), "full.sock")
 	lfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -248,7 +268,7 @@ func TestDoBlockingConnectIsBounded(t *testing.T) {
 	}
 	start := time.Now()
 	c := &Client{Socket: sock, Timeout: 300 * time.Millisecond}
-	_, err = c.DoBlocking(&Request{Op: OpPing})
+	_, err = c.Do(context.Background(), &Request{Op: OpPing})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no answer in time") {
 		t.Fatalf("error %v", err)
 	}
@@ -257,10 +277,10 @@ func TestDoBlockingConnectIsBounded(t *testing.T) {
 	}
 }
 
-// TestDoBlockingRestartsAfterSignals: signals to the blocked thread (the
+// TestDoRestartsAfterSignals: signals to the blocked thread (the
 // host program's, or the runtime's own SIGURG) interrupt a socket call
 // that has a timeout even under SA_RESTART; the request must go on.
-func TestDoBlockingRestartsAfterSignals(t *testing.T) {
+func TestDoRestartsAfterSignals(t *testing.T) {
 	requireRoot(t)
 	sock := serveOnce(t, func(c net.Conn) {
 		time.Sleep(300 * time.Millisecond)
@@ -290,7 +310,7 @@ func TestDoBlockingRestartsAfterSignals(t *testing.T) {
 		}
 	}()
 	c := &Client{Socket: sock, Timeout: 5 * time.Second}
-	resp, err := c.DoBlocking(&Request{Op: OpCheck, User: "alice"})
+	resp, err := c.Do(context.Background(), &Request{Op: OpCheck, User: "alice"})
 	close(stop)
 	wg.Wait()
 	if err != nil || resp.Verify == nil || resp.Verify.Outcome != OutcomeAccept {
@@ -301,9 +321,9 @@ func TestDoBlockingRestartsAfterSignals(t *testing.T) {
 	}
 }
 
-// TestDoBlockingClosesItsSocket: no descriptor outlives a request, on
+// TestDoClosesItsSocket: no descriptor outlives a request, on
 // success or failure.
-func TestDoBlockingClosesItsSocket(t *testing.T) {
+func TestDoClosesItsSocket(t *testing.T) {
 	requireRoot(t)
 	openFDs := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
@@ -343,10 +363,10 @@ func TestDoBlockingClosesItsSocket(t *testing.T) {
 		before := openFDs()
 		for range handlers {
 			served.Add(1)
-			c.DoBlocking(&Request{Op: OpPing})
+			c.Do(context.Background(), &Request{Op: OpPing})
 		}
 		served.Wait()
-		(&Client{Socket: "/nonexistent/s.sock"}).DoBlocking(&Request{Op: OpPing})
+		(&Client{Socket: "/nonexistent/s.sock"}).Do(context.Background(), &Request{Op: OpPing})
 		if got := openFDs(); got != before {
 			t.Fatalf("round %d: %d descriptors open after the requests, %d before", round, got, before)
 		}

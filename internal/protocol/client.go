@@ -2,17 +2,13 @@ package protocol
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"math/rand/v2"
 	"os"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // DefaultTimeout bounds one request's round trip unless the caller's
@@ -50,42 +46,65 @@ func SocketFromEnv(flagValue string) string {
 // Do sends req (setting its version and a fresh ID) and returns the reply.
 // A reply carrying an *Error is returned as that error. Failures to reach
 // the daemon wrap ErrUnavailable.
+//
+// The request is bounded by c.Timeout and by ctx's deadline, whichever
+// comes first; a ctx already done sends nothing. Do opens one connection,
+// closes it before returning (it is never inherited), and refuses a server
+// that is not root before it sends anything.
+//
+// Do blocks the calling thread in plain system calls, with SO_SNDTIMEO and
+// SO_RCVTIMEO set to the time left, rather than parking the goroutine on
+// the runtime's network poller. The PAM module runs on a thread borrowed
+// from a C program, in a process whose Go runtime lives for one login: the
+// poller would register the socket with epoll, arm deadline timers, hand
+// the goroutine to another thread while it waits, and wake the runtime's
+// sysmon thread from its deep sleep. Blocking calls need none of that, and
+// keep package net out of what the module links.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	socket, timeout := c.config()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
+	deadline := time.Now().Add(timeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	payload, err := prepareRequest(req)
 	if err != nil {
 		return nil, err
 	}
-
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", socket)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, unavailable(socket, err)
+	}
+	conn, err := dialRoot(socket, deadline)
+	if err != nil {
+		return nil, err
 	}
 	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return nil, unavailable(socket, err)
-		}
-	}
-	uid, err := peerUID(conn)
+	return exchange(conn, socket, payload, req)
+}
+
+// dialRoot connects to otpgated's socket before deadline and checks that
+// the server is root. Only root's otpgated may hear a code: a socket
+// planted by a user (e.g. on a misconfigured path) is refused before
+// anything is sent.
+func dialRoot(socket string, deadline time.Time) (*blockingConn, error) {
+	conn, err := dialBlocking(socket, deadline)
 	if err != nil {
 		return nil, unavailable(socket, err)
 	}
-	return exchange(conn, socket, uid, payload, req)
-}
-
-// exchange sends payload on conn, connected to socket and served by uid,
-// and returns the reply to req.
-func exchange(conn io.ReadWriter, socket string, uid uint32, payload []byte, req *Request) (*Response, error) {
-	// Only root's otpgated may hear a code: a socket planted by a user
-	// (e.g. on a misconfigured path) is refused before anything is sent.
+	uid, err := conn.peerUID()
+	if err != nil {
+		conn.Close()
+		return nil, unavailable(socket, err)
+	}
 	if uid != 0 {
+		conn.Close()
 		return nil, fmt.Errorf("%w: %s is served by uid %d, not root; refusing to use it", ErrUnavailable, socket, uid)
 	}
+	return conn, nil
+}
+
+// exchange sends payload on conn, connected to socket (by dialRoot), and
+// returns the reply to req.
+func exchange(conn io.ReadWriter, socket string, payload []byte, req *Request) (*Response, error) {
 	// A daemon refusing the connection (too many from this uid) may reply
 	// and close before reading the request: read its reply even when the
 	// write failed.
@@ -115,11 +134,9 @@ func (c *Client) config() (socket string, timeout time.Duration) {
 // prepareRequest sets req's version and a fresh ID and encodes it.
 func prepareRequest(req *Request) ([]byte, error) {
 	req.V = Version
-	var idb [8]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return nil, fmt.Errorf("request id: %w", err)
-	}
-	req.ID = binary.BigEndian.Uint64(idb[:])
+	// The ID only pairs a reply with its request on a connection of the
+	// caller's own; it need not be secret, only fresh.
+	req.ID = rand.Uint64()
 	payload, err := EncodeRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("invalid request: %w", err)
@@ -172,27 +189,4 @@ func (c *Client) ListUsers(ctx context.Context) ([]UserStatus, error) {
 		}
 		after = resp.Next
 	}
-}
-
-// peerUID reads the server's uid with SO_PEERCRED.
-func peerUID(conn net.Conn) (uint32, error) {
-	uc, ok := conn.(*net.UnixConn)
-	if !ok {
-		return 0, errors.New("not a Unix socket")
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if cerr != nil {
-		return 0, fmt.Errorf("peer credentials: %w", cerr)
-	}
-	return cred.Uid, nil
 }

@@ -5,6 +5,7 @@ package protocol
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -140,17 +141,30 @@ func TestFuzzSeedsExist(t *testing.T) {
 }
 
 // TestClientRefusesANonRootServer: a socket served by another uid never
-// gets the request, from Do or DoBlocking.
+// gets the request, from Do or StartDialogue.
 func TestClientRefusesANonRootServer(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("this test must run as root (it serves a socket as uid 65534)")
 	}
-	for _, cl := range bothClients {
+	clients := []struct {
+		name string
+		do   func(c *Client) error
+	}{
+		{"Do", func(c *Client) error {
+			_, err := c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+			return err
+		}},
+		{"StartDialogue", func(c *Client) error {
+			_, _, err := c.StartDialogue(&Request{Op: OpLoginStart, User: "alice", Service: "sshd", Login: &LoginStart{}})
+			return err
+		}},
+	}
+	for _, cl := range clients {
 		t.Run(cl.name, func(t *testing.T) { refusesANonRootServer(t, cl.do) })
 	}
 }
 
-func refusesANonRootServer(t *testing.T, do clientDo) {
+func refusesANonRootServer(t *testing.T, do func(*Client) error) {
 	dir, err := os.MkdirTemp("", "otpgate-fake-")
 	if err != nil {
 		t.Fatal(err)
@@ -184,7 +198,7 @@ func refusesANonRootServer(t *testing.T, do clientDo) {
 		t.Fatalf("listener: %q %v", line, err)
 	}
 	c := Client{Socket: sock, Timeout: 2 * time.Second}
-	_, err = do(&c, &Request{Op: OpVerify, User: "alice", Code: "123456"})
+	err = do(&c)
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "uid 65534, not root") {
 		t.Fatalf("error %v", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A login is one dialogue on one connection. The front end (the PAM module,
@@ -168,7 +166,7 @@ func checkText(s string) error {
 
 // Dialogue is one login conversation with otpgated, on a connection of its
 // own that it keeps until Close. It uses blocking system calls on the
-// calling thread (see DoBlocking), each exchange bounded by the client's
+// calling thread (see Client.Do), each exchange bounded by the client's
 // Timeout; the person's time to answer is not, as the daemon bounds it.
 type Dialogue struct {
 	conn    *blockingConn
@@ -184,18 +182,9 @@ func (c *Client) StartDialogue(start *Request) (*Dialogue, *LoginStep, error) {
 	if start.Op != OpLoginStart {
 		return nil, nil, fmt.Errorf("a dialogue starts with %s, not %s", OpLoginStart, start.Op)
 	}
-	conn, err := dialBlocking(socket, time.Now().Add(timeout))
+	conn, err := dialRoot(socket, time.Now().Add(timeout))
 	if err != nil {
-		return nil, nil, unavailable(socket, err)
-	}
-	cred, err := unix.GetsockoptUcred(conn.fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil {
-		conn.Close()
-		return nil, nil, unavailable(socket, fmt.Errorf("peer credentials: %w", err))
-	}
-	if cred.Uid != 0 {
-		conn.Close()
-		return nil, nil, fmt.Errorf("%w: %s is served by uid %d, not root; refusing to use it", ErrUnavailable, socket, cred.Uid)
+		return nil, nil, err
 	}
 	d := &Dialogue{conn: conn, socket: socket, timeout: timeout}
 	step, err := d.exchange(start)
@@ -224,7 +213,7 @@ func (d *Dialogue) exchange(req *Request) (*LoginStep, error) {
 		return nil, err
 	}
 	d.conn.deadline = time.Now().Add(d.timeout)
-	resp, err := exchange(d.conn, d.socket, 0, payload, req)
+	resp, err := exchange(d.conn, d.socket, payload, req)
 	clear(payload)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ package main
 #include <string.h>
 #include <security/pam_appl.h>
 #include <security/pam_modules.h>
+#include <security/pam_ext.h>
+#include <syslog.h>
 
 // otpgate_converse sends the n messages of styles and texts in one call of
 // the application's conversation function. On success answers[i] is the
@@ -80,6 +82,18 @@ static inline void otpgate_wipe_free(char *p, size_t n)
 		return;
 	explicit_bzero(p, n);
 	free(p);
+}
+
+// otpgate_syslog logs msg through libpam, which tags it with the module
+// and the service and logs it with syslog(3) at LOG_AUTHPRIV; without a
+// handle it logs through syslog(3) directly, at the same facility.
+static inline void otpgate_syslog(pam_handle_t *pamh, int prio, const char *msg)
+{
+	if (pamh == NULL) {
+		syslog(LOG_AUTHPRIV | prio, "pam_otpgate: %s", msg);
+		return;
+	}
+	pam_syslog(pamh, prio, "%s", msg);
 }
 
 // otpgate_set_authtok sets PAM_AUTHTOK from n bytes of tok through a
@@ -180,6 +194,18 @@ func (s *nativeSession) setAuthtok(tok string) error {
 	return nil
 }
 
+func (s *nativeSession) syslog(prio priority, line string) {
+	pamSyslog(s.pamh, prio, line)
+}
+
+// pamSyslog logs line through pam_syslog(3) for pamh (syslog(3) when pamh
+// is nil).
+func pamSyslog(pamh *C.pam_handle_t, prio priority, line string) {
+	msg := C.CString(line)
+	defer C.free(unsafe.Pointer(msg))
+	C.otpgate_syslog(pamh, C.int(prio), msg)
+}
+
 func (s *nativeSession) application() string {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -197,7 +223,8 @@ func otpgate_pam_authenticate(pamh *C.pam_handle_t, flags C.int, argc C.int, arg
 	status = C.PAM_AUTHINFO_UNAVAIL
 	defer func() {
 		if r := recover(); r != nil {
-			(&logger{}).error("internal error (panic): %v; denying", r)
+			lg := &logger{out: func(prio priority, line string) { pamSyslog(pamh, prio, line) }}
+			lg.error("internal error (panic): %v; denying", r)
 			status = C.PAM_AUTHINFO_UNAVAIL
 		}
 	}()

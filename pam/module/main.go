@@ -3,16 +3,18 @@
 // dlopens from pam_sm_authenticate and calls through its one exported
 // function, otpgate_pam_authenticate.
 //
-// The library asks otpgated whether the user needs a code (protocol.OpCheck),
-// prompts for it through the PAM conversation, and asks otpgated to verify it
-// (protocol.OpVerify). The daemon decides; this code only maps its replies to
-// PAM return codes, failing closed on anything it does not recognise.
+// The library relays otpgated's login dialogue (protocol.OpLoginStart,
+// protocol.OpLoginAnswer) to the PAM conversation. The daemon decides; this
+// code only maps its verdict to PAM return codes, failing closed on anything
+// it does not recognise.
 //
 // Because it runs inside sshd, sudo and other PAM applications, it keeps to
 // strict rules (docs/pam.md): no pam_set_data, no goroutines or timers left
-// running, no os/exec, no signal handlers, no os/user, never stderr; at most
-// two socket round trips, each with a deadline; messages go through the PAM
-// conversation or to syslog (LOG_AUTHPRIV).
+// running, no os/exec, no signal handlers, no os/user, never stderr; one
+// socket, each exchange with a deadline; messages go through the PAM
+// conversation or to syslog through libpam's pam_syslog (LOG_AUTHPRIV). It
+// starts in a fresh process per login (sshd's PAM child), so it links only
+// what a relay needs (deps_test.go).
 //
 // Build it with pam/Makefile (tag go_pam_module, -buildmode=c-shared). The
 // otpgate_gcstress tag adds heavy allocation, GC and goroutines to every

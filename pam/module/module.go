@@ -31,6 +31,8 @@ type session interface {
 	// application is the PAM application's program (/proc/self/exe),
 	// "" when unknown.
 	application() string
+	// syslog logs one line through libpam (pam_syslog), best effort.
+	syslog(prio priority, line string)
 }
 
 // convMessage is one message of a conversation call.
@@ -93,7 +95,7 @@ func (otpgateModule) CloseSession(pam.ModuleTransaction, pam.Flags, []string) er
 func authenticate(s session, args []string) error {
 	stress()
 	opts, warnings := parseArgs(args)
-	lg := &logger{debug: opts.debug}
+	lg := &logger{debug: opts.debug, out: s.syslog}
 	for _, w := range warnings {
 		lg.warning("%s", w)
 	}
@@ -128,7 +130,7 @@ func authenticate(s session, args []string) error {
 	}
 
 	// Blocking system calls on the PAM application's thread (see
-	// protocol.Client.DoBlocking), each exchange with a deadline.
+	// protocol.Client.Do), each exchange with a deadline.
 	client := &protocol.Client{Socket: opts.socket, Timeout: opts.timeout}
 	d, step, err := client.StartDialogue(start)
 	if err != nil {

@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/syslog"
 	"net"
 	"os"
 	"path/filepath"
@@ -139,6 +138,11 @@ func (f *fakeSession) GetUser(string) (string, error)     { return f.user, nil }
 func (f *fakeSession) GetItem(i pam.Item) (string, error) { return f.items[i], nil }
 func (f *fakeSession) GetEnv(name string) string          { return f.env[name] }
 func (f *fakeSession) application() string                { return f.app }
+func (f *fakeSession) syslog(prio priority, line string) {
+	if logSink != nil {
+		logSink(prio, line)
+	}
+}
 func (f *fakeSession) setAuthtok(tok string) error {
 	f.authtok = &tok
 	return nil
@@ -181,7 +185,7 @@ func captureLog(t *testing.T) *[]string {
 	var mu sync.Mutex
 	var lines []string
 	prev := logSink
-	logSink = func(_ syslog.Priority, line string) {
+	logSink = func(_ priority, line string) {
 		mu.Lock()
 		defer mu.Unlock()
 		lines = append(lines, line)
@@ -552,9 +556,6 @@ func TestConversationFailure(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) {
-	// Keep the tests' log lines out of the host's syslog.
-	logSink = func(syslog.Priority, string) {}
-	code := m.Run()
-	os.Exit(code)
-}
+// logSink, when set (by captureLog), receives the lines the module logs
+// through a fakeSession.
+var logSink func(prio priority, line string)
