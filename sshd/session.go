@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/otpgate/otpgate/internal/accounts"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -545,10 +545,8 @@ const sessionStartTimeout = time.Minute
 // OpenSSH does, so that programs reopening it by name work.
 func chownTTY(tty *os.File, a *account) error {
 	gid := int(a.gid)
-	if g, err := user.LookupGroup("tty"); err == nil {
-		if n, err := strconv.Atoi(g.Gid); err == nil {
-			gid = n
-		}
+	if g, err := accounts.LookupGroup("tty"); err == nil {
+		gid = int(g.GID)
 	}
 	if err := tty.Chown(int(a.uid), gid); err != nil {
 		return fmt.Errorf("chown tty: %w", err)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/user"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
 )
 
@@ -97,10 +97,9 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 		return nil
 	}
 	// admin enroll USER
-	u, err := user.Lookup(pos[0])
+	u, err := accounts.LookupUser(pos[0])
 	if err != nil {
-		var unknown user.UnknownUserError
-		if errors.As(err, &unknown) {
+		if errors.Is(err, accounts.ErrNotFound) {
 			return fmt.Errorf("no such user: %s", clean(pos[0]))
 		}
 		return err

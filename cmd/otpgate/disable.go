@@ -14,7 +14,7 @@ func (a *app) cmdDisable(ctx context.Context, args []string) error {
 	if u == nil {
 		return err
 	}
-	req := &protocol.Request{Op: protocol.OpDisable, User: u.Username}
+	req := &protocol.Request{Op: protocol.OpDisable, User: u.Name}
 	if a.uid == 0 {
 		_, err = a.do(ctx, req)
 	} else {
@@ -26,6 +26,6 @@ func (a *app) cmdDisable(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "Two-factor authentication is now off for %s.\n", clean(u.Username))
+	fmt.Fprintf(a.stdout, "Two-factor authentication is now off for %s.\n", clean(u.Name))
 	return nil
 }

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os/user"
 	"unicode/utf8"
 
+	"github.com/otpgate/otpgate/internal/accounts"
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/internal/qrterm"
 	"golang.org/x/term"
@@ -75,8 +75,8 @@ func (o *enrollOpts) check(cmd string, pos *[]string) error {
 // enroll runs the whole enrollment of account u: a current code if u is
 // already active, a new pending secret, the QR code and key, the
 // confirmation code, then the recovery codes.
-func (a *app) enroll(ctx context.Context, u *user.User, o enrollOpts) error {
-	name := u.Username
+func (a *app) enroll(ctx context.Context, u *accounts.User, o enrollOpts) error {
+	name := u.Name
 	st, err := a.do(ctx, &protocol.Request{Op: protocol.OpStatus, User: name})
 	if err != nil {
 		return err

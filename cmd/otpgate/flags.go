@@ -4,8 +4,9 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os/user"
 	"strings"
+
+	"github.com/otpgate/otpgate/internal/accounts"
 )
 
 // newFlagSet returns a flag set that reports errors to the caller instead
@@ -70,7 +71,7 @@ func wantArgs(cmd string, pos []string, names ...string) error {
 // selfCommand parses the flags of a command that acts on the caller's own
 // account and takes no arguments, and returns that account. A nil account
 // with a nil error means help was printed.
-func (a *app) selfCommand(cmd string, fs *flag.FlagSet, args []string) (*user.User, error) {
+func (a *app) selfCommand(cmd string, fs *flag.FlagSet, args []string) (*accounts.User, error) {
 	pos, ok, err := a.parseArgs(cmd, fs, args)
 	if !ok || err != nil {
 		return nil, err

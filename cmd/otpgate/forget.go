@@ -13,7 +13,7 @@ func (a *app) cmdForget(ctx context.Context, args []string) error {
 	if u == nil {
 		return err
 	}
-	return a.forget(ctx, u.Username)
+	return a.forget(ctx, u.Name)
 }
 
 // cmdAdminForget is "otpgate admin forget USER".

@@ -26,9 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"os/user"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,6 +34,8 @@ import (
 	"github.com/otpgate/otpgate/internal/protocol"
 	"github.com/otpgate/otpgate/internal/version"
 	"golang.org/x/term"
+
+	"github.com/otpgate/otpgate/internal/accounts"
 )
 
 // Exit codes.
@@ -246,8 +246,8 @@ func (a *app) do(ctx context.Context, req *protocol.Request) (*protocol.Response
 }
 
 // self returns the account of the real uid (never $USER or $LOGNAME).
-func (a *app) self() (*user.User, error) {
-	u, err := user.LookupId(strconv.Itoa(a.uid))
+func (a *app) self() (*accounts.User, error) {
+	u, err := accounts.LookupUID(uint32(a.uid)) //nolint:gosec // a uid from os.Getuid or a test
 	if err != nil {
 		return nil, fmt.Errorf("cannot find the account of uid %d: %w", a.uid, err)
 	}
@@ -264,7 +264,7 @@ func (a *app) home() string {
 	if err != nil {
 		return ""
 	}
-	return u.HomeDir
+	return u.Home
 }
 
 // requireRoot refuses admin commands for other users before the daemon

@@ -19,13 +19,13 @@ func (a *app) cmdRecoveryCodes(ctx context.Context, args []string) error {
 		return err
 	}
 	resp, err := a.withCode(ctx, "Enter a current code to make new recovery codes: ", func(code string) (*protocol.Response, error) {
-		return a.do(ctx, &protocol.Request{Op: protocol.OpRecoveryCodes, User: u.Username, Code: code})
+		return a.do(ctx, &protocol.Request{Op: protocol.OpRecoveryCodes, User: u.Name, Code: code})
 	})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stdout, "Your old recovery codes no longer work.")
-	return a.showRecoveryCodes(ctx, u.Username, resp.RecoveryCodes)
+	return a.showRecoveryCodes(ctx, u.Name, resp.RecoveryCodes)
 }
 
 // Recovery codes belong off the server they let someone into: with a

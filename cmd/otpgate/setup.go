@@ -104,7 +104,7 @@ func (a *app) invokingAdmin() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return u.Username, nil
+	return u.Name, nil
 }
 
 func (s *setupRun) out(format string, args ...any) {

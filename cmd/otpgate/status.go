@@ -19,7 +19,7 @@ func (a *app) cmdStatus(ctx context.Context, args []string) error {
 	if u == nil {
 		return err
 	}
-	resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpStatus, User: u.Username})
+	resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpStatus, User: u.Name})
 	if err != nil {
 		return err
 	}
