@@ -1,7 +1,10 @@
 // Package importer reads the TOTP secrets of the systems otpgate replaces,
 // google-authenticator-libpam (~/.google_authenticator) and pam_oath (the
 // usersfile, typically /etc/users.oath), so that an administrator can move
-// their users to otpgated without re-enrolling them.
+// their users to otpgated without re-enrolling them. A Source is what
+// otpgate admin import reads: a usersfile (NewOATHSource) or the files in
+// the users' homes (NewGoogleAuthenticatorSource), checked as a whole and
+// then read again, entry by entry, as checked.
 //
 // Parsing is all or nothing: every problem is reported as FILE:LINE: what
 // is wrong, and a caller imports nothing while any problem remains. Error

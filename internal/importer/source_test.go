@@ -1,4 +1,4 @@
-package main
+package importer
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/otpgate/otpgate/internal/accounts"
-	"github.com/otpgate/otpgate/internal/importer"
 )
 
 // fakeUsers is a user database for userDB: lookups by name, counted, and
@@ -260,11 +259,12 @@ func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
 				}
 			}
 			write(checked)
-			s, err := newGASource(importOpts{users: []string{"alice"}})
+			src, err := NewGoogleAuthenticatorSource([]string{"alice"}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			acct := importer.Account{Name: "alice", UID: os.Getuid(), Home: home}
+			s := src.(*gaSource)
+			acct := Account{Name: "alice", UID: os.Getuid(), Home: home}
 			e, list := s.read(acct)
 			if e == nil {
 				t.Fatalf("read: %v", list)
@@ -272,7 +272,7 @@ func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
 			s.found = []gaFound{{acct: acct, sum: e.Fingerprint(s.key)}}
 			write(tt.now)
 			var got []string
-			err = s.load(context.Background(), func(e *importer.Entry) error {
+			err = s.Load(context.Background(), func(e *Entry) error {
 				got = append(got, e.User)
 				return nil
 			})
@@ -284,6 +284,31 @@ func TestGASourceLoadRefusesAChangedFile(t *testing.T) {
 			}
 			if err == nil || !strings.HasPrefix(err.Error(), file+" changed after it was checked") || len(got) != 0 {
 				t.Fatalf("load: %v, %v; want nothing and %q", got, err, file+" changed after it was checked")
+			}
+		})
+	}
+}
+
+// TestNewGoogleAuthenticatorSourceWantsOneSelection: the users to import
+// are either named or all of them; both or neither is refused rather than
+// read as one or the other.
+func TestNewGoogleAuthenticatorSourceWantsOneSelection(t *testing.T) {
+	tests := []struct {
+		name     string
+		users    []string
+		allUsers bool
+		ok       bool
+	}{
+		{"named users", []string{"alice"}, false, true},
+		{"all users", nil, true, true},
+		{"neither", nil, false, false},
+		{"both", []string{"alice"}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := NewGoogleAuthenticatorSource(tt.users, tt.allUsers)
+			if tt.ok != (err == nil) || tt.ok != (src != nil) {
+				t.Errorf("NewGoogleAuthenticatorSource(%q, %v): source %v, error %v; want a source %v", tt.users, tt.allUsers, src != nil, err, tt.ok)
 			}
 		})
 	}
