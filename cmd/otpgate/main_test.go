@@ -82,6 +82,8 @@ func TestExitCodes(t *testing.T) {
 			stderr: "bad.oath:2: token type HOTP is counter-based"},
 		{name: "unknown user for ga import", uid: 0, args: []string{"admin", "import", "--from", "google-authenticator", "--user", "no-such-user-xyz"}, want: exitFailure,
 			stderr: "--user no-such-user-xyz: no such user on this host"},
+		{name: "admin enroll of an unknown user", uid: 0, args: []string{"admin", "enroll", "no-such-user-xyz"}, want: exitFailure, stderr: "no such user: no-such-user-xyz\n"},
+		{name: "a uid without an account", uid: 2147480000, args: []string{"status"}, want: exitFailure, stderr: "cannot find the account of uid 2147480000: "},
 		{name: "flags after positional", uid: 1000, args: []string{"admin", "show", "alice", "--json"}, want: exitPermission, stderr: "need root"},
 	}
 	for _, tt := range tests {
