@@ -611,6 +611,9 @@ func (s *session) exit(r *sessionReply) {
 	s.mu.Lock()
 	s.exited = true
 	s.mu.Unlock()
+	if r.CloseErr != "" {
+		s.log.Warn("closing the PAM session failed", "err", r.CloseErr)
+	}
 	switch {
 	case r.Err != "":
 		s.log.Error("process wait failed", "err", r.Err)
