@@ -583,7 +583,11 @@ func (s *session) wait(done chan struct{}) {
 		case <-outDone:
 		case <-time.After(closeGrace):
 		}
+		// Under mu: a window-change request resizes the master under mu,
+		// and a resize racing the close is a data race on the file.
+		s.mu.Lock()
 		ptmx.Close()
+		s.mu.Unlock()
 		s.exit(reply)
 		return
 	}
