@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // TestPeerCredentialMatrix runs every operation from real processes with
@@ -95,7 +96,7 @@ func TestMalformedAndOversizedFramesGetErrorsNotCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			must(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+			testutil.Must(t, c.SetDeadline(time.Now().Add(5*time.Second)))
 			if _, err := c.Write(tt.send); err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +130,7 @@ func TestSilentClientIsDisconnectedAndCapped(t *testing.T) {
 	if _, err := c.Write([]byte{0, 0}); err != nil { // half a header, then silence
 		t.Fatal(err)
 	}
-	must(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	testutil.Must(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Fatalf("silent client was not disconnected by the daemon: %v", err)
 	}
@@ -219,13 +220,5 @@ func TestAdminListPagesThroughAllUsers(t *testing.T) {
 	_, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpAdminList, After: "bench000001"})
 	if !strings.Contains(errText, "needs root") {
 		t.Fatalf("non-root list: %q", errText)
-	}
-}
-
-// must fails the test at once when a setup step returns an error.
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

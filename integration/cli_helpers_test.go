@@ -8,6 +8,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -134,7 +135,7 @@ func (e *cliEnv) start(user string, env []string, args ...string) *session {
 		select {
 		case <-s.done:
 		default:
-			syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) // fails only once the group is gone
 			<-s.done
 		}
 	})
@@ -179,7 +180,8 @@ func (s *session) wait() (string, int) {
 		s.t.Fatalf("otpgate did not exit:\n%s", s.output())
 	}
 	code := 0
-	if ee, ok := s.err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(s.err, &ee) {
 		code = ee.ExitCode()
 	} else if s.err != nil {
 		s.t.Fatalf("otpgate: %v", s.err)

@@ -162,7 +162,10 @@ func (e *relEnv) ready(p *container.Process, timeout time.Duration) error {
 	ping := &protocol.Client{Socket: e.client.Socket, Timeout: 200 * time.Millisecond}
 	for {
 		if p.Exited() {
-			return fmt.Errorf("otpgated exited before serving: %v", p.Wait())
+			if err := p.Wait(); err != nil {
+				return fmt.Errorf("otpgated exited before serving: %w", err)
+			}
+			return errors.New("otpgated exited before serving")
 		}
 		if _, err := ping.Do(context.Background(), &protocol.Request{Op: protocol.OpPing}); err == nil {
 			return nil

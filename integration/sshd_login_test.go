@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // TestSSHDLogin drives otpgate-sshd with the real OpenSSH client and the
@@ -232,7 +233,7 @@ func TestSSHDPreAuthLimits(t *testing.T) {
 	for _, c := range junk {
 		// A kept connection waits out its deadline; a dropped one reads
 		// EOF at once (past deadlines would hide that EOF).
-		must(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+		testutil.Must(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
 		buf := make([]byte, 64)
 		for {
 			if _, err := c.Read(buf); err != nil {
@@ -254,7 +255,7 @@ func TestSSHDPreAuthLimits(t *testing.T) {
 	}
 
 	// The silent connection is closed at the grace time.
-	must(t, silent.SetReadDeadline(time.Now().Add(10*time.Second)))
+	testutil.Must(t, silent.SetReadDeadline(time.Now().Add(10*time.Second)))
 	buf := make([]byte, 256)
 	for {
 		if _, err := silent.Read(buf); err != nil {

@@ -20,6 +20,13 @@ const sshdPAMHook = `#!/bin/sh
 echo "$PAM_TYPE user=$PAM_USER tty=$PAM_TTY rhost=$PAM_RHOST ruser=$PAM_RUSER" >> ` + sshdPAMLog + `
 `
 
+// sshdPAMCloseFail is run by a required pam_exec line: it fails
+// close_session for the user closefail and passes everything else.
+const sshdPAMCloseFail = `#!/bin/sh
+if [ "$PAM_USER" = closefail ] && [ "$PAM_TYPE" = close_session ]; then exit 1; fi
+exit 0
+`
+
 // readRepoFile reads a file of the repository under test.
 func readRepoFile(t testing.TB, rel string) []byte {
 	t.Helper()
@@ -48,7 +55,10 @@ func installSSHDPAMService(t *testing.T, e *sshdEnv) {
 	svc += "session optional pam_exec.so quiet " + sshdWorkDir + "/pam-hook\n"
 	// The session stack refuses one user: the session must not start.
 	svc += "session requisite pam_succeed_if.so quiet user != nosession\n"
+	// The session stack fails to close one user's session.
+	svc += "session required pam_exec.so quiet " + sshdWorkDir + "/pam-close-fail\n"
 	e.c.WriteFile(t, sshdWorkDir+"/pam-hook", []byte(sshdPAMHook), 0o755)
+	e.c.WriteFile(t, sshdWorkDir+"/pam-close-fail", []byte(sshdPAMCloseFail), 0o755)
 	e.c.WriteFile(t, "/etc/pam.d/otpgate-sshd", []byte(svc), 0o644)
 }
 
@@ -60,7 +70,7 @@ func TestSSHDPAMAccountAndSession(t *testing.T) {
 	container.Require(t, "chage")
 	e := newSSHDEnv(t, "permit_root_login = true\n")
 	installSSHDPAMService(t, e)
-	for _, u := range []string{"plain", "pwchange", "inactive", "denied", "limited", "nosession"} {
+	for _, u := range []string{"plain", "pwchange", "inactive", "denied", "limited", "nosession", "closefail"} {
 		e.addUser(u)
 	}
 	// root, for /etc/nologin (not enrolled: the key alone logs in).
@@ -132,6 +142,15 @@ func TestSSHDPAMAccountAndSession(t *testing.T) {
 		r := e.ssh("nosession", "id_ed25519", "", nil, "echo IN")
 		if r.exit == 0 || strings.Contains(r.out, "IN") || !strings.Contains(r.out, "PAM refused to open the session.") {
 			t.Fatalf("exit %d, output:\n%s", r.exit, r.out)
+		}
+	})
+	t.Run("a failed close_session reaches the server log", func(t *testing.T) {
+		r := e.ssh("closefail", "id_ed25519", "", nil, "echo IN")
+		if r.exit != 0 || !strings.Contains(r.out, "IN") {
+			t.Fatalf("exit %d, output:\n%s", r.exit, r.out)
+		}
+		if !e.waitLog("closing the PAM session failed", 5*time.Second) || !e.waitLog("pam_close_session", 5*time.Second) {
+			t.Errorf("no close_session failure in the server log:\n%s", e.server.Output())
 		}
 	})
 	t.Run("open_session and close_session run with the session's items", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 func TestLoginWithCodeRunsCommand(t *testing.T) {
@@ -447,7 +448,7 @@ func TestLoginGraceTime(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			must(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+			testutil.Must(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
 			_, err = io.Copy(io.Discard, nc)
 			if err != nil {
 				t.Fatalf("connection not closed by the server: %v", err)
@@ -569,7 +570,7 @@ func TestMaxStartups(t *testing.T) {
 		return c
 	}
 	closedAtOnce := func(c net.Conn) bool {
-		must(t, c.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
+		testutil.Must(t, c.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
 		buf := make([]byte, 256)
 		for {
 			_, err := c.Read(buf)

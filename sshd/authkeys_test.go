@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/accounts"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // TestReadAuthorizedKeysStrictModes is the permission table for
@@ -28,71 +29,71 @@ func TestReadAuthorizedKeysStrictModes(t *testing.T) {
 	}{
 		{name: "user-owned 0600 file in 0700 .ssh", setup: func(t *testing.T, home string) {}},
 		{name: "root-owned file", setup: func(t *testing.T, home string) {
-			must(t, os.Chown(filepath.Join(home, ".ssh", "authorized_keys"), 0, 0))
+			testutil.Must(t, os.Chown(filepath.Join(home, ".ssh", "authorized_keys"), 0, 0))
 		}},
 		{name: "world-readable file is fine", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o644))
+			testutil.Must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o644))
 		}},
 		{name: "group-writable file", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o620))
+			testutil.Must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o620))
 		}, want: errInsecure},
 		{name: "world-writable file", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o606))
+			testutil.Must(t, os.Chmod(filepath.Join(home, ".ssh", "authorized_keys"), 0o606))
 		}, want: errInsecure},
 		{name: "file owned by another user", setup: func(t *testing.T, home string) {
-			must(t, os.Chown(filepath.Join(home, ".ssh", "authorized_keys"), other, other))
+			testutil.Must(t, os.Chown(filepath.Join(home, ".ssh", "authorized_keys"), other, other))
 		}, want: errInsecure},
 		{name: ".ssh writable by group", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Join(home, ".ssh"), 0o770))
+			testutil.Must(t, os.Chmod(filepath.Join(home, ".ssh"), 0o770))
 		}, want: errInsecure},
 		{name: ".ssh owned by another user", setup: func(t *testing.T, home string) {
-			must(t, os.Chown(filepath.Join(home, ".ssh"), other, other))
+			testutil.Must(t, os.Chown(filepath.Join(home, ".ssh"), other, other))
 		}, want: errInsecure},
 		{name: "home writable by others", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(home, 0o777))
+			testutil.Must(t, os.Chmod(home, 0o777))
 		}, want: errInsecure},
 		{name: "parent of home writable by others", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Dir(home), 0o777))
+			testutil.Must(t, os.Chmod(filepath.Dir(home), 0o777))
 		}, want: errInsecure},
 		{name: "parent of home owned by another user", setup: func(t *testing.T, home string) {
-			must(t, os.Chown(filepath.Dir(home), other, other))
+			testutil.Must(t, os.Chown(filepath.Dir(home), other, other))
 		}, want: errInsecure},
 		{name: "root-owned sticky dir above home", setup: func(t *testing.T, home string) {
-			must(t, os.Chmod(filepath.Dir(home), os.ModeSticky|0o777))
+			testutil.Must(t, os.Chmod(filepath.Dir(home), os.ModeSticky|0o777))
 		}},
 		{name: "file is a symlink", setup: func(t *testing.T, home string) {
 			p := filepath.Join(home, ".ssh", "authorized_keys")
-			must(t, os.Rename(p, p+"2"))
-			must(t, os.Symlink(p+"2", p))
+			testutil.Must(t, os.Rename(p, p+"2"))
+			testutil.Must(t, os.Symlink(p+"2", p))
 		}, want: errSymlink},
 		{name: "file is a directory", setup: func(t *testing.T, home string) {
 			p := filepath.Join(home, ".ssh", "authorized_keys")
-			must(t, os.Remove(p))
-			must(t, os.Mkdir(p, 0o700))
-			must(t, os.Chown(p, uid, uid))
+			testutil.Must(t, os.Remove(p))
+			testutil.Must(t, os.Mkdir(p, 0o700))
+			testutil.Must(t, os.Chown(p, uid, uid))
 		}, want: errInsecure},
 		{name: "file is a fifo", setup: func(t *testing.T, home string) {
 			p := filepath.Join(home, ".ssh", "authorized_keys")
-			must(t, os.Remove(p))
+			testutil.Must(t, os.Remove(p))
 			mkfifo(t, p)
-			must(t, os.Chown(p, uid, uid))
+			testutil.Must(t, os.Chown(p, uid, uid))
 		}, want: errInsecure},
 		{name: "missing file", setup: func(t *testing.T, home string) {
-			must(t, os.Remove(filepath.Join(home, ".ssh", "authorized_keys")))
+			testutil.Must(t, os.Remove(filepath.Join(home, ".ssh", "authorized_keys")))
 		}, want: fs.ErrNotExist},
 		{name: "oversized file", setup: func(t *testing.T, home string) {
-			must(t, os.WriteFile(filepath.Join(home, ".ssh", "authorized_keys"), make([]byte, maxAuthorizedKeys+1), 0o600))
+			testutil.Must(t, os.WriteFile(filepath.Join(home, ".ssh", "authorized_keys"), make([]byte, maxAuthorizedKeys+1), 0o600))
 		}, want: errTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			base := t.TempDir() // root-owned 0700 chain under /tmp
-			must(t, os.Chmod(base, 0o755))
+			testutil.Must(t, os.Chmod(base, 0o755))
 			home := filepath.Join(base, "home")
 			ssh := filepath.Join(home, ".ssh")
 			file := filepath.Join(ssh, "authorized_keys")
-			must(t, os.MkdirAll(ssh, 0o700))
-			must(t, os.WriteFile(file, []byte("ssh-ed25519 AAAA test\n"), 0o600))
+			testutil.Must(t, os.MkdirAll(ssh, 0o700))
+			testutil.Must(t, os.WriteFile(file, []byte("ssh-ed25519 AAAA test\n"), 0o600))
 			for _, p := range []string{home, ssh, file} {
 				if err := os.Chown(p, uid, uid); err != nil {
 					t.Fatal(err)
@@ -227,7 +228,7 @@ func TestFindAuthorizedKey(t *testing.T) {
 func TestAccountUsable(t *testing.T) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "noexec")
-	must(t, os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644))
+	testutil.Must(t, os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644))
 	now := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
 	day := func(tm time.Time) int64 { return tm.Unix() / 86400 }
 	entry := func(expire int64, locked bool) *accounts.Shadow {

@@ -434,11 +434,3 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 }
 
 func mkfifoErr(p string) error { return syscall.Mkfifo(p, 0o600) }
-
-// must fails the test at once when a setup step returns an error.
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 func TestHostKeysCreatedAndReused(t *testing.T) {
@@ -59,18 +61,18 @@ func TestHostKeysRefused(t *testing.T) {
 		want  string
 	}{
 		{name: "key readable by others", setup: func(t *testing.T, dir string) {
-			must(t, os.Chmod(HostKeyPath(dir, "ed25519"), 0o644))
+			testutil.Must(t, os.Chmod(HostKeyPath(dir, "ed25519"), 0o644))
 		}, want: "mode 0600"},
 		{name: "dir writable by group", setup: func(t *testing.T, dir string) {
-			must(t, os.Chmod(dir, 0o770))
+			testutil.Must(t, os.Chmod(dir, 0o770))
 		}, want: "not writable"},
 		{name: "key is a symlink", setup: func(t *testing.T, dir string) {
 			p := HostKeyPath(dir, "ed25519")
-			must(t, os.Rename(p, p+".real"))
-			must(t, os.Symlink(p+".real", p))
+			testutil.Must(t, os.Rename(p, p+".real"))
+			testutil.Must(t, os.Symlink(p+".real", p))
 		}, want: "symbolic link"},
 		{name: "key of another type", setup: func(t *testing.T, dir string) {
-			must(t, os.Rename(HostKeyPath(dir, "ed25519"), HostKeyPath(dir, "ecdsa")))
+			testutil.Must(t, os.Rename(HostKeyPath(dir, "ed25519"), HostKeyPath(dir, "ecdsa")))
 		}, want: "holds a ssh-ed25519 key"},
 	}
 	for _, tt := range tests {

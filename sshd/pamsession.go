@@ -83,6 +83,9 @@ type sessionReply struct {
 	Pid     int
 	Message string
 	Err     string
+	// CloseErr, in the "exit" reply, says why closing the PAM session
+	// failed, for the log.
+	CloseErr string
 	// Exit status, or the name of the signal that ended the process.
 	Status int
 	Signal string
@@ -270,17 +273,22 @@ func sessionHelper() int {
 			env = mergeEnv(env, penv)
 		}
 	}
-	closePAM := func() {
+	// closePAM closes the session and deletes the credentials. Its error
+	// goes to the server's log with the last reply: by then the helper's
+	// stderr is /dev/null.
+	closePAM := func() error {
 		if tx == nil {
-			return
+			return nil
 		}
+		var errs []error
 		if err := tx.CloseSession(0); err != nil {
-			fmt.Fprintf(os.Stderr, "otpgate-sshd: pam_close_session: %v\n", err)
+			errs = append(errs, fmt.Errorf("pam_close_session: %w", err))
 		}
 		if err := tx.SetCred(pam.DeleteCred); err != nil {
-			fmt.Fprintf(os.Stderr, "otpgate-sshd: pam_setcred: %v\n", err)
+			errs = append(errs, fmt.Errorf("pam_setcred: %w", err))
 		}
 		_ = tx.End() // frees the handle; the helper exits next
+		return errors.Join(errs...)
 	}
 
 	cmd := &exec.Cmd{Path: req.Path, Args: req.Args, Dir: req.Dir, Env: env,
@@ -292,8 +300,7 @@ func sessionHelper() int {
 		cmd.SysProcAttr.Ctty = 0
 	}
 	if err := cmd.Start(); err != nil {
-		closePAM()
-		return refuse("The session could not start.", fmt.Errorf("start %s: %w", req.Path, err))
+		return refuse("The session could not start.", errors.Join(fmt.Errorf("start %s: %w", req.Path, err), closePAM()))
 	}
 	// The helper keeps no copy of the session's descriptors: the end of
 	// the output is when the user's processes close them.
@@ -332,8 +339,10 @@ wait:
 	if req.Record != nil && recErr == nil {
 		_ = req.Record.logout() // the login record's own failure was reported at the start
 	}
-	closePAM()
 	reply := sessionReply{Kind: "exit", Status: 255}
+	if err := closePAM(); err != nil {
+		reply.CloseErr = err.Error()
+	}
 	if st := cmd.ProcessState; st != nil {
 		if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			reply.Signal, reply.Core = signalName(ws.Signal()), ws.CoreDump()

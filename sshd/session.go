@@ -581,7 +581,11 @@ func (s *session) wait(done chan struct{}) {
 		case <-outDone:
 		case <-time.After(closeGrace):
 		}
+		// Under mu: a window-change request resizes the master under mu,
+		// and a resize racing the close is a data race on the file.
+		s.mu.Lock()
 		ptmx.Close()
+		s.mu.Unlock()
 		s.exit(reply)
 		return
 	}
@@ -609,6 +613,9 @@ func (s *session) exit(r *sessionReply) {
 	s.mu.Lock()
 	s.exited = true
 	s.mu.Unlock()
+	if r.CloseErr != "" {
+		s.log.Warn("closing the PAM session failed", "err", r.CloseErr)
+	}
 	switch {
 	case r.Err != "":
 		s.log.Error("process wait failed", "err", r.Err)

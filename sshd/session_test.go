@@ -297,7 +297,7 @@ func TestSubsystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	must(t, os.Chmod(dir, 0o755))
+	testutil.Must(t, os.Chmod(dir, 0o755))
 	script := dir + "/fake-sftp"
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"uid=$(id -u) argv0=$0\"\nexec cat\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -512,7 +512,7 @@ func TestInaccessibleHomeStartsInRoot(t *testing.T) {
 	if err := os.Chown(e.home, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	must(t, os.Chmod(e.home, 0o700))
+	testutil.Must(t, os.Chmod(e.home, 0o700))
 	out, status := run(t, c, "pwd", nil)
 	if out != "/\n" || status != 0 {
 		t.Errorf("pwd = %q, %d; want / when the home directory cannot be entered", out, status)
@@ -537,9 +537,9 @@ func TestCanEnter(t *testing.T) {
 	}
 	for i, tt := range tests {
 		d := filepath.Join(dir, strconv.Itoa(i))
-		must(t, os.Mkdir(d, 0o700))
-		must(t, os.Chmod(d, tt.mode))
-		must(t, os.Chown(d, int(tt.uid), int(tt.gid)))
+		testutil.Must(t, os.Mkdir(d, 0o700))
+		testutil.Must(t, os.Chmod(d, tt.mode))
+		testutil.Must(t, os.Chown(d, int(tt.uid), int(tt.gid)))
 		if got := canEnter(d, &tt.cred); got != tt.want {
 			t.Errorf("case %d: canEnter = %v, want %v", i, got, tt.want)
 		}

@@ -188,7 +188,9 @@ func (d *demo) run(ctx context.Context, binDir string) error {
 		return err
 	}
 	// Bind the artifacts at their host path even outside the repository.
-	os.Setenv("OTPGATE_BIN", d.bin)
+	if err := os.Setenv("OTPGATE_BIN", d.bin); err != nil {
+		return fmt.Errorf("set OTPGATE_BIN: %w", err)
+	}
 	d.step("Starting a throwaway namespace container (nothing on this machine changes)")
 	c, err := container.New(container.WithHostname(hostname))
 	if err != nil {
@@ -266,8 +268,11 @@ func (d *demo) step(msg string) {
 // setup starts otpgated, sshd and otpgate-sshd and creates the user demo.
 func (d *demo) setup(ctx context.Context) error {
 	pamLibdir, err := d.output(ctx, "", nil, "pkg-config", "--variable=libdir", "pam")
-	if err != nil || strings.TrimSpace(pamLibdir) == "" {
-		return fmt.Errorf("find the PAM module directory with pkg-config (apt-get install libpam0g-dev pkg-config): %v", err)
+	if err != nil {
+		return fmt.Errorf("find the PAM module directory with pkg-config (apt-get install libpam0g-dev pkg-config): %w", err)
+	}
+	if strings.TrimSpace(pamLibdir) == "" {
+		return errors.New("pkg-config names no PAM module directory (apt-get install libpam0g-dev pkg-config)")
 	}
 	pamDir := strings.TrimSpace(pamLibdir) + "/security"
 	steps := [][]string{
@@ -371,7 +376,7 @@ func (d *demo) waitFor(ctx context.Context, name, network, addr string) error {
 		default:
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("%s is not listening on %s (%v):\n%s", name, addr, err, d.log(name))
+			return fmt.Errorf("%s is not listening on %s (%w):\n%s", name, addr, err, d.log(name))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -471,11 +476,15 @@ func (d *demo) enroll(ctx context.Context) (enrollment, error) {
 	if err != nil {
 		return fail(err)
 	}
-	io.WriteString(stdin, strings.TrimSpace(code)+"\n")
+	if _, err := io.WriteString(stdin, strings.TrimSpace(code)+"\n"); err != nil {
+		return fail(err)
+	}
 	if err := readUntil(r, "Save them to a file?", nil); err != nil {
 		return fail(err)
 	}
-	io.WriteString(stdin, "~/recovery-codes.txt\n")
+	if _, err := io.WriteString(stdin, "~/recovery-codes.txt\n"); err != nil {
+		return fail(err)
+	}
 	stdin.Close()
 	_, _ = io.Copy(io.Discard, r)
 	if err := <-done; err != nil {
@@ -594,11 +603,11 @@ func (d *demo) checkLogins(ctx context.Context) error {
 		if out, err := d.hostRun(ctx, keyOnly); err == nil {
 			return fmt.Errorf("%s let demo in with the key alone:\n%s", s.name, out)
 		} else if !strings.Contains(out, "Permission denied") {
-			return fmt.Errorf("%s: the key-only login failed, but not with Permission denied: %v\n%s", s.name, err, out)
+			return fmt.Errorf("%s: the key-only login failed, but not with Permission denied: %w\n%s", s.name, err, out)
 		}
 		out, err := d.hostRun(ctx, d.nonInteractive(s.port))
 		if err != nil {
-			return fmt.Errorf("%s: login with oathtool's code failed: %v\n%s", s.name, err, out)
+			return fmt.Errorf("%s: login with oathtool's code failed: %w\n%s", s.name, err, out)
 		}
 		if !strings.Contains(out, want) {
 			return fmt.Errorf("%s: login printed %q, want %q", s.name, out, want)

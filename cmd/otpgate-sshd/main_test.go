@@ -6,14 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 func TestRunCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.toml")
 	bad := filepath.Join(dir, "bad.toml")
-	must(t, os.WriteFile(good, []byte("[daemon]\nsocket = \"/run/x.sock\"\n[sshd]\nlisten = \"127.0.0.1:2200\"\n"), 0o644))
-	must(t, os.WriteFile(bad, []byte("[sshd]\nlisten = \"127.0.0.1:2200\"\nbogus = 1\n"), 0o644))
+	testutil.Must(t, os.WriteFile(good, []byte("[daemon]\nsocket = \"/run/x.sock\"\n[sshd]\nlisten = \"127.0.0.1:2200\"\n"), 0o644))
+	testutil.Must(t, os.WriteFile(bad, []byte("[sshd]\nlisten = \"127.0.0.1:2200\"\nbogus = 1\n"), 0o644))
 	tests := []struct {
 		name string
 		args []string
@@ -37,13 +39,5 @@ func TestRunCheckConfig(t *testing.T) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), tt.want)
 			}
 		})
-	}
-}
-
-// must fails the test at once when a setup step returns an error.
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -75,8 +75,7 @@ func (a *app) cmdAdmin(ctx context.Context, args []string) error {
 			}
 			return writeJSON(a.stdout, out)
 		}
-		writeUserTable(a.stdout, users, a.now())
-		return nil
+		return writeUserTable(a.stdout, users, a.now())
 	case "show":
 		resp, err := a.do(ctx, &protocol.Request{Op: protocol.OpAdminShow, User: pos[0]})
 		if err != nil {

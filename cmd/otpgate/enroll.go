@@ -90,7 +90,9 @@ func (a *app) enroll(ctx context.Context, u *accounts.User, o enrollOpts) error 
 		}
 		defer func() {
 			if png != nil {
-				png.discard()
+				if err := png.discard(); err != nil {
+					fmt.Fprintf(a.stderr, "otpgate: %v\n", err)
+				}
 			}
 		}()
 	}
@@ -219,7 +221,7 @@ func (a *app) showEnrollment(info *protocol.EnrollInfo, drawQR bool) {
 		}
 		if err = qrterm.Render(&qr, info.URI, opts); err == nil {
 			writeLines(a.stdout, l.above)
-			a.stdout.Write(qr.Bytes())
+			_, _ = a.stdout.Write(qr.Bytes()) // to the terminal, as writeLines: nowhere else to report a failure
 			writeLines(a.stdout, l.below)
 			return
 		}

@@ -69,7 +69,7 @@ func (d *fakeDaemon) serve(conn net.Conn) {
 	if err != nil {
 		return
 	}
-	protocol.WriteFrame(conn, b)
+	_ = protocol.WriteFrame(conn, b) // the client under test sees a failed write as a lost daemon
 }
 
 // requests returns the requests received so far.

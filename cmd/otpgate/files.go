@@ -167,16 +167,24 @@ func (f *secretFile) finish(data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		unix.Unlinkat(f.dir, f.name, 0)
+		err = fmt.Errorf("write %s: %w", f.path, err)
+		if uerr := unix.Unlinkat(f.dir, f.name, 0); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the partial file %s by hand: %w", f.path, uerr))
+		}
 		unix.Close(f.dir)
-		return fmt.Errorf("write %s: %w", f.path, err)
+		return err
 	}
 	return unix.Close(f.dir)
 }
 
-// discard closes and removes a file that will not be written.
-func (f *secretFile) discard() {
+// discard closes and removes a file that will not be written. Its error
+// says the empty file could not be removed.
+func (f *secretFile) discard() error {
 	f.File.Close()
-	unix.Unlinkat(f.dir, f.name, 0)
+	err := unix.Unlinkat(f.dir, f.name, 0)
 	unix.Close(f.dir)
+	if err != nil {
+		return fmt.Errorf("remove the unused file %s by hand: %w", f.path, err)
+	}
+	return nil
 }

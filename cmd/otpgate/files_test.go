@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // TestWriteSecretFile covers the one function that creates every file the
@@ -151,7 +154,7 @@ func TestDiscardRemovesOnlyTheNewFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outside, "qr.png"), []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.discard()
+	testutil.Must(t, f.discard())
 	if data, err := os.ReadFile(filepath.Join(outside, "qr.png")); err != nil || string(data) != "keep" {
 		t.Errorf("the file behind the link was removed or changed: %q %v", data, err)
 	}
@@ -221,7 +224,7 @@ func TestReadLineFromPipe(t *testing.T) {
 	if got, err := a.readLine(ctx, "Path: "); err != nil || got != "second" {
 		t.Errorf("last line without newline: %q %v", got, err)
 	}
-	if _, err := a.readLine(ctx, "More: "); err != errNoInput {
+	if _, err := a.readLine(ctx, "More: "); !errors.Is(err, errNoInput) {
 		t.Errorf("at EOF: %v", err)
 	}
 	if !strings.Contains(errb.String(), "Code: ") {

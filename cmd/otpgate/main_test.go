@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/internal/version"
 )
 
@@ -259,7 +261,7 @@ func TestWriteStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			writeStatus(&buf, &tt.st, now)
+			testutil.Must(t, writeStatus(&buf, &tt.st, now))
 			for _, w := range tt.want {
 				if !strings.Contains(buf.String(), w+"\n") {
 					t.Errorf("missing line %q in:\n%s", w, buf.String())
@@ -272,16 +274,44 @@ func TestWriteStatus(t *testing.T) {
 	}
 }
 
+// failingWriter fails every write, as stdout does when it is a full disk
+// or a closed pipe.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestStatusOutputWriteErrors checks that status and admin list report a
+// failed write to stdout instead of exiting 0 with the output lost.
+func TestStatusOutputWriteErrors(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := protocol.UserStatus{User: "alice", State: protocol.StateActive}
+	tests := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"status", func(w io.Writer) error { return writeStatus(w, &st, now) }},
+		{"user table", func(w io.Writer) error { return writeUserTable(w, []protocol.UserStatus{st}, now) }},
+		{"empty user table", func(w io.Writer) error { return writeUserTable(w, nil, now) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.write(failingWriter{}); err == nil {
+				t.Error("a failed write to stdout was not reported")
+			}
+		})
+	}
+}
+
 func TestWriteUserTable(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	old := time.Local
 	time.Local = time.UTC
 	t.Cleanup(func() { time.Local = old })
 	var buf bytes.Buffer
-	writeUserTable(&buf, []protocol.UserStatus{
+	testutil.Must(t, writeUserTable(&buf, []protocol.UserStatus{
 		{User: "alice", State: "active", EnrolledVia: "login", PolicyRequires: true, RecoveryRemaining: 10, LastSuccess: now.Add(-time.Hour)},
 		{User: "bartholomew", State: "pending", Failures: 2, LockedUntil: now.Add(30 * time.Second)},
-	}, now)
+	}, now))
 	want := "USER         STATE    VIA    REQUIRED      RECOVERY  FAILURES  LOCKED                   LAST SUCCESS\n" +
 		"alice        active   login  yes (policy)  10        0         no                       2026-03-01 11:00\n" +
 		"bartholomew  pending  -      no            0         2         until 12:00:30 (in 30s)  -\n"
@@ -289,7 +319,7 @@ func TestWriteUserTable(t *testing.T) {
 		t.Errorf("table:\n%s\nwant:\n%s", buf.String(), want)
 	}
 	buf.Reset()
-	writeUserTable(&buf, nil, now)
+	testutil.Must(t, writeUserTable(&buf, nil, now))
 	if buf.String() != "No users are enrolled.\n" {
 		t.Errorf("empty table: %q", buf.String())
 	}

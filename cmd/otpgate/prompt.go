@@ -110,7 +110,9 @@ func (a *app) read(ctx context.Context, prompt string, hidden bool) (line string
 		case <-ctx.Done():
 			// ReadPassword turned echo off; it would turn it back on
 			// only once a line is read.
-			term.Restore(a.inFd, state)
+			if err := term.Restore(a.inFd, state); err != nil {
+				fmt.Fprintf(a.stderr, "\notpgate: the terminal's echo could not be turned back on (type 'stty echo' and Enter): %v", err)
+			}
 			fmt.Fprintln(a.stderr)
 			return "", false, context.Cause(ctx)
 		}

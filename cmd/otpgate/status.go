@@ -37,8 +37,7 @@ func (a *app) printStatus(st *protocol.UserStatus, asJSON bool) error {
 	if asJSON {
 		return writeJSON(a.stdout, newStatusJSON(st))
 	}
-	writeStatus(a.stdout, st, a.now())
-	return nil
+	return writeStatus(a.stdout, st, a.now())
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -48,8 +47,8 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // writeStatus prints one user's status as aligned "Field: value" lines,
-// times in local time.
-func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
+// times in local time. Its error is the failed write to w.
+func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("User", clean(st.User))
@@ -81,7 +80,7 @@ func writeStatus(w io.Writer, st *protocol.UserStatus, now time.Time) {
 		row("Remembered device", fmt.Sprintf("%s with key %s until %s ('otpgate forget' ends it)",
 			clean(d.Source), clean(d.Fingerprint), localTime(d.Until)))
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
 // enrolledHow says how an enrollment was made, as a suffix to its time:
@@ -199,11 +198,12 @@ func localTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
-// writeUserTable prints users as an aligned table.
-func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
+// writeUserTable prints users as an aligned table. Its error is the
+// failed write to w.
+func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) error {
 	if len(users) == 0 {
-		fmt.Fprintln(w, "No users are enrolled.")
-		return
+		_, err := fmt.Fprintln(w, "No users are enrolled.")
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "USER\tSTATE\tVIA\tREQUIRED\tRECOVERY\tFAILURES\tLOCKED\tLAST SUCCESS")
@@ -220,5 +220,5 @@ func writeUserTable(w io.Writer, users []protocol.UserStatus, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", strings.ReplaceAll(clean(st.User), "\t", "?"), clean(st.State), via, requiredText(st),
 			st.RecoveryRemaining, st.Failures, lockText(st, now, false), last)
 	}
-	tw.Flush()
+	return tw.Flush()
 }

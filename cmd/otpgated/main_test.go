@@ -187,18 +187,18 @@ func TestRefusesUnsafeStateDirectory(t *testing.T) {
 		setup func(t *testing.T, state string)
 		want  string
 	}{
-		{"a world-readable directory", func(t *testing.T, s string) { must(t, os.Chmod(s, 0o755)) }, "0700"},
-		{"a group-writable directory", func(t *testing.T, s string) { must(t, os.Chmod(s, 0o770)) }, "0700"},
-		{"a directory owned by another user", func(t *testing.T, s string) { must(t, os.Chown(s, 65534, 65534)) }, "owned by uid 65534"},
-		{"a key file readable by others", func(t *testing.T, s string) { must(t, os.Chmod(filepath.Join(s, "secret.key"), 0o644)) }, "0600"},
+		{"a world-readable directory", func(t *testing.T, s string) { testutil.Must(t, os.Chmod(s, 0o755)) }, "0700"},
+		{"a group-writable directory", func(t *testing.T, s string) { testutil.Must(t, os.Chmod(s, 0o770)) }, "0700"},
+		{"a directory owned by another user", func(t *testing.T, s string) { testutil.Must(t, os.Chown(s, 65534, 65534)) }, "owned by uid 65534"},
+		{"a key file readable by others", func(t *testing.T, s string) { testutil.Must(t, os.Chmod(filepath.Join(s, "secret.key"), 0o644)) }, "0600"},
 		{"a database that is a symlink", func(t *testing.T, s string) {
 			db := filepath.Join(s, "otpgate.db")
-			must(t, os.Rename(db, db+".real"))
-			must(t, os.Symlink(db+".real", db))
+			testutil.Must(t, os.Rename(db, db+".real"))
+			testutil.Must(t, os.Symlink(db+".real", db))
 		}, "not a regular file"},
 		{"a state directory that is a symlink", func(t *testing.T, s string) {
-			must(t, os.Rename(s, s+".real"))
-			must(t, os.Symlink(s+".real", s))
+			testutil.Must(t, os.Rename(s, s+".real"))
+			testutil.Must(t, os.Symlink(s+".real", s))
 		}, "is a symlink"},
 	}
 	for _, tt := range tests {
@@ -328,13 +328,5 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 10s")
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// must fails the test at once when a setup step returns an error.
-func must(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -75,7 +76,7 @@ func readKey(path string) ([]byte, error) {
 // then renamed into place with RENAME_NOREPLACE, then the directory is
 // fsync'd. An existing path is never overwritten: the error then wraps
 // os.ErrExist.
-func writeFileExclusive(path string, data []byte) error {
+func writeFileExclusive(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
@@ -85,7 +86,9 @@ func writeFileExclusive(path string, data []byte) error {
 	installed := false
 	defer func() {
 		if !installed {
-			os.Remove(name)
+			if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = errors.Join(err, fmt.Errorf("seal: remove %s by hand: %w", name, rerr))
+			}
 		}
 	}()
 	if err := writeSyncClose(tmp, data); err != nil {

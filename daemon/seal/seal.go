@@ -42,7 +42,7 @@ func (s *Sealer) Seal(user string, secret []byte) ([]byte, error) {
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("seal: nonce: %w", err)
 	}
-	return s.aead.Seal(out, out[1:], secret, []byte(user)), nil
+	return s.aead.Seal(out, out[1:], secret, []byte(user)), nil //nolint:gosec // the nonce out[1:] is filled by rand.Read just above
 }
 
 // ErrUnseal is returned when a sealed secret does not decrypt: wrong key,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	core "github.com/otpgate/otpgate/internal/container"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // TestIsolation proves that what a test does inside a container does not
@@ -389,7 +390,7 @@ func TestNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	testutil.Must(t, conn.SetDeadline(time.Now().Add(5*time.Second)))
 	banner := make([]byte, 8)
 	if _, err := conn.Read(banner); err != nil || string(banner) != "SSH-2.0-" {
 		t.Errorf("banner %q, %v", banner, err)
@@ -410,7 +411,7 @@ func TestNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uconn.Close()
-	uconn.SetDeadline(time.Now().Add(5 * time.Second))
+	testutil.Must(t, uconn.SetDeadline(time.Now().Add(5*time.Second)))
 	line := make([]byte, 6)
 	if _, err := io.ReadFull(uconn, line); err != nil || string(line) != "hello\n" {
 		t.Errorf("unix socket read %q, %v", line, err)

@@ -79,12 +79,14 @@ func TestManyContainers(t *testing.T) {
 			defer c.Close()
 			name := fmt.Sprintf("ctmany%d", i)
 			if out, _, err := c.Exec(context.Background(), "useradd", "-m", name); err != nil {
-				errs <- fmt.Errorf("%v: %s", err, out)
+				errs <- fmt.Errorf("%w: %s", err, out)
 				return
 			}
 			out, _, err := c.Exec(context.Background(), "sh", "-c", "ls /home; hostname")
-			if err != nil || out != name+"\n"+c.Hostname()+"\n" {
-				errs <- fmt.Errorf("container %d sees %q (%v)", i, out, err)
+			if err != nil {
+				errs <- fmt.Errorf("container %d: %w", i, err)
+			} else if out != name+"\n"+c.Hostname()+"\n" {
+				errs <- fmt.Errorf("container %d sees %q", i, out)
 			}
 		})
 	}

@@ -40,7 +40,7 @@ const (
 // command it leaves orphaned is reaped by the host's init, not the
 // container's.
 func (c *Container) Command(name string, args ...string) *exec.Cmd {
-	return c.command(nil, name, args...)
+	return c.command(context.Background(), name, args...)
 }
 
 // CommandContext is Command bound to ctx: when ctx is done the command and
@@ -63,7 +63,8 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 		name,
 	}, args...)
 	var cmd *exec.Cmd
-	if ctx != nil {
+	// A context that can be done (not Background) ends the command.
+	if ctx.Done() != nil {
 		cmd = exec.CommandContext(ctx, NsenterPath, argv...)
 		cmd.Cancel = func() error {
 			killCommand(cmd.Process.Pid)
@@ -92,7 +93,7 @@ func (c *Container) command(ctx context.Context, name string, args ...string) *e
 // home if it exists, else /. If the user does not exist, the command's Run or
 // Start returns an error saying so.
 func (c *Container) CommandAs(user, name string, args ...string) *exec.Cmd {
-	return c.commandAs(nil, user, name, args...)
+	return c.commandAs(context.Background(), user, name, args...)
 }
 
 func (c *Container) commandAs(ctx context.Context, user, name string, args ...string) *exec.Cmd {

@@ -28,7 +28,7 @@ func (c *Container) openIn(p string, flags int, mode uint32) (int, error) {
 	defer unix.Close(root)
 	for {
 		fd, err := unix.Openat2(root, strings.TrimPrefix(path.Clean("/"+p), "/"), &unix.OpenHow{
-			Flags:   uint64(flags | unix.O_CLOEXEC),
+			Flags:   uint64(flags | unix.O_CLOEXEC), //nolint:gosec // open(2) flags are non-negative
 			Mode:    uint64(mode),
 			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 		})

@@ -126,7 +126,7 @@ func setupContainer(cfg initConfig) error {
 		return fmt.Errorf("mount scratch tmpfs on %s: %w", scratchDir, err)
 	}
 	root := scratchDir + "/root"
-	if err := os.Mkdir(root, 0o755); err != nil {
+	if err := os.Mkdir(root, 0o755); err != nil { //nolint:gosec // the container's root directory is 0755, as / is
 		return err
 	}
 	if err := overlay("/", root, "root"); err != nil {
@@ -197,7 +197,7 @@ func setupContainer(cfg initConfig) error {
 func overlay(lower, target, name string) error {
 	upper, work := scratchDir+"/upper-"+name, scratchDir+"/work-"+name
 	for _, d := range []string{upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		if err := os.Mkdir(d, 0o755); err != nil { //nolint:gosec // overlay upper and work directories hold the root tree, 0755 as / is
 			return err
 		}
 	}
@@ -233,7 +233,7 @@ func realSubmounts() ([]string, error) {
 
 // isDir reports whether p is a directory.
 func isDir(p string) bool {
-	st, err := os.Stat(p)
+	st, err := os.Stat(p) //nolint:gosec // p is a mount point read from /proc/self/mountinfo
 	return err == nil && st.IsDir()
 }
 
@@ -300,14 +300,14 @@ func bindMount(root string, b Bind, fd int) error {
 	}
 	target := root + b.Target
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		if err := os.MkdirAll(target, 0o755); err != nil {
+		if err := os.MkdirAll(target, 0o755); err != nil { //nolint:gosec // a bind mount point inside the container's root, 0755 as system directories are
 			return err
 		}
 	} else {
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil { //nolint:gosec // a bind mount point's parent inside the container's root, 0755 as system directories are
 			return err
 		}
-		if f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		if f, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644); err == nil { //nolint:gosec // an empty mount point for a file bind mount; the bound file keeps its own mode
 			f.Close()
 		} else {
 			return err
@@ -329,7 +329,7 @@ func bindMount(root string, b Bind, fd int) error {
 // /etc/hosts (sudo warns when the hostname does not resolve) and the
 // directories daemons expect under the fresh /run.
 func prepareEtc(root, hostname string) error {
-	if err := os.WriteFile(root+"/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(root+"/etc/hostname", []byte(hostname+"\n"), 0o644); err != nil { //nolint:gosec // /etc/hostname is world-readable, as on any system
 		return err
 	}
 	hosts, err := os.ReadFile(root + "/etc/hosts")
@@ -340,7 +340,7 @@ func prepareEtc(root, hostname string) error {
 		hosts = append(hosts, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"...)
 	}
 	hosts = append(hosts, "127.0.1.1\t"+hostname+"\n"...)
-	if err := os.WriteFile(root+"/etc/hosts", hosts, 0o644); err != nil {
+	if err := os.WriteFile(root+"/etc/hosts", hosts, 0o644); err != nil { //nolint:gosec // /etc/hosts is world-readable, as on any system; root is the container's scratch root
 		return err
 	}
 	for _, d := range []struct {

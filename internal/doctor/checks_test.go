@@ -164,7 +164,7 @@ func TestSSHDConfig(t *testing.T) {
 func TestSudo(t *testing.T) {
 	tests := []struct {
 		out     string
-		min     float64
+		minutes float64
 		ok      bool
 		reaches bool
 		ids     []string
@@ -176,12 +176,12 @@ func TestSudo(t *testing.T) {
 		{"Sudo version 1.9.13p3\n", 0, false, true, nil},
 	}
 	for _, tt := range tests {
-		min, ok := ParseSudoTimeout(tt.out)
-		if min != tt.min || ok != tt.ok {
-			t.Errorf("ParseSudoTimeout(%q) = %v, %t", tt.out, min, ok)
+		minutes, ok := ParseSudoTimeout(tt.out)
+		if minutes != tt.minutes || ok != tt.ok {
+			t.Errorf("ParseSudoTimeout(%q) = %v, %t", tt.out, minutes, ok)
 		}
-		if g := ids(CheckSudoTimeout(min, tt.reaches)); ok && !slices.Equal(g, tt.ids) {
-			t.Errorf("CheckSudoTimeout(%v, %t) = %q, want %q", min, tt.reaches, g, tt.ids)
+		if g := ids(CheckSudoTimeout(minutes, tt.reaches)); ok && !slices.Equal(g, tt.ids) {
+			t.Errorf("CheckSudoTimeout(%v, %t) = %q, want %q", minutes, tt.reaches, g, tt.ids)
 		}
 	}
 }

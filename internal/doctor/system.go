@@ -132,8 +132,8 @@ func Run(ctx context.Context, o Options) *Report {
 		}
 		r.check("sudo")
 		out, err := run(ctx, o.Timeout, sudo, "-V")
-		if min, ok := ParseSudoTimeout(out); err == nil && ok {
-			r.add(CheckSudoTimeout(min, len(lines) > 0)...)
+		if minutes, ok := ParseSudoTimeout(out); err == nil && ok {
+			r.add(CheckSudoTimeout(minutes, len(lines) > 0)...)
 		}
 	}
 
@@ -300,12 +300,12 @@ func checkModuleFiles(r *Report, pamDir string, lines []pamstack.Entry) {
 // TrustChain lstats path (after resolving symbolic links, as the loader
 // does with realpath) and every directory above it.
 func TrustChain(path string) []PathInfo {
-	real, err := filepath.EvalSymlinks(path)
+	resolved, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return []PathInfo{{Path: path, Error: unwrapPath(err)}}
 	}
 	var out []PathInfo
-	for p := real; ; p = filepath.Dir(p) {
+	for p := resolved; ; p = filepath.Dir(p) {
 		fi, err := os.Lstat(p)
 		if err != nil {
 			out = append(out, PathInfo{Path: p, Error: err})
@@ -338,7 +338,7 @@ func FindPAMDir() string {
 
 // usersOfInterest are the users the policy requires a code from.
 func usersOfInterest(cfg *config.Config) []string {
-	accounts, groups := ReadAccounts()
+	accounts, groups, _ := ReadAccounts() // checkAccounts reports a failed listing
 	set := map[string]bool{}
 	for _, u := range cfg.Policy.RequiredUsers {
 		set[u] = true
@@ -357,11 +357,11 @@ func usersOfInterest(cfg *config.Config) []string {
 // administrators from LDAP, sssd or any other source count. A user name
 // comes once, as getpwnam has it; a group listed by two sources has the
 // members of both, as getgrouplist counts them. A listing that fails
-// gives what was listed before.
-func ReadAccounts() ([]Account, []Group) {
+// gives what was listed before, and the error says which failed.
+func ReadAccounts() ([]Account, []Group, error) {
 	var users []Account
 	seen := map[string]bool{}
-	accounts.EachUser(func(u *accounts.User) error {
+	uerr := accounts.EachUser(func(u *accounts.User) error {
 		if !seen[u.Name] {
 			seen[u.Name] = true
 			users = append(users, Account{Name: u.Name, UID: int(u.UID), GID: int(u.GID)})
@@ -370,7 +370,7 @@ func ReadAccounts() ([]Account, []Group) {
 	})
 	var groups []Group
 	index := map[string]int{}
-	accounts.EachGroup(func(g *accounts.Group) error {
+	gerr := accounts.EachGroup(func(g *accounts.Group) error {
 		if i, ok := index[g.Name]; ok {
 			groups[i].Members = append(groups[i].Members, g.Members...)
 			return nil
@@ -379,14 +379,27 @@ func ReadAccounts() ([]Account, []Group) {
 		groups = append(groups, Group{Name: g.Name, GID: int(g.GID), Members: g.Members})
 		return nil
 	})
-	return users, groups
+	var err error
+	if uerr != nil {
+		err = fmt.Errorf("list the users: %w", uerr)
+	}
+	if gerr != nil {
+		err = errors.Join(err, fmt.Errorf("list the groups: %w", gerr))
+	}
+	return users, groups, err
 }
 
 // checkAccounts asks otpgated about administrators and required users.
 func checkAccounts(ctx context.Context, r *Report, c *protocol.Client, cfg *config.Config) {
 	r.check("admins")
 	r.check("required-users")
-	accounts, groups := ReadAccounts()
+	accounts, groups, err := ReadAccounts()
+	if err != nil {
+		r.add(Finding{ID: "accounts-unlisted", Severity: Warning,
+			Problem: fmt.Sprintf("the user and group databases could not be listed whole: %v", err),
+			Why:     "administrators and required users may be missing from the enrollment checks.",
+			Fix:     "check the sources in /etc/nsswitch.conf: 'getent passwd' and 'getent group' must list everyone."})
+	}
 	admins := Admins(accounts, groups)
 	required := map[string]bool{}
 	for _, u := range cfg.Policy.RequiredUsers {

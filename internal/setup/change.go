@@ -67,7 +67,7 @@ func Apply(changes []*Change, now time.Time) (*Applied, error) {
 		w, err := apply(c, now)
 		if err != nil {
 			if rerr := a.Rollback(); rerr != nil {
-				return nil, fmt.Errorf("%w; restoring the files already written failed too: %v", err, rerr)
+				return nil, fmt.Errorf("%w; restoring the files already written failed too: %w", err, rerr)
 			}
 			return nil, err
 		}
@@ -84,7 +84,7 @@ func apply(c *Change, now time.Time) (Written, error) {
 		if c.Old != nil {
 			return w, fmt.Errorf("%s was removed since it was read: nothing written to it; run the command again", c.Path)
 		}
-		if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil { //nolint:gosec // a configuration directory under /etc (sshd_config.d) is 0755 like its parent
 			return w, fmt.Errorf("create the directory of %s: %w", c.Path, err)
 		}
 	case err != nil:
@@ -139,12 +139,20 @@ func writeBackup(path string, data []byte, now time.Time) (string, error) {
 			err = syncDir(filepath.Dir(name))
 		}
 		if err != nil {
-			os.Remove(name)
-			return "", fmt.Errorf("back up %s to %s: %w", path, name, err)
+			return "", removeLeftover(fmt.Errorf("back up %s to %s: %w", path, name, err), name)
 		}
 		return name, nil
 	}
 	return "", fmt.Errorf("back up %s: too many backups named %s*; remove old ones", path, base)
+}
+
+// removeLeftover removes name, a file a failed write left behind, and
+// returns err; if name stays, the error says to remove it by hand.
+func removeLeftover(err error, name string) error {
+	if rerr := os.Remove(name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+		return errors.Join(err, fmt.Errorf("remove %s by hand: %w", name, rerr))
+	}
+	return err
 }
 
 // WriteAtomic replaces path with data: a temporary file in the same
@@ -160,8 +168,7 @@ func WriteAtomic(path string, data []byte, mode fs.FileMode, uid, gid int) (err 
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("write %s: %w", path, err)
+			err = removeLeftover(fmt.Errorf("write %s: %w", path, err), tmp)
 		}
 	}()
 	if err := f.Chmod(mode); err != nil {

@@ -125,7 +125,13 @@ func (s *Session) Guards(ctx context.Context) []Guard {
 // first.
 func (s *Session) adminGuard(ctx context.Context) []Guard {
 	status := map[string]protocol.UserStatus{}
-	users, groups := doctor.ReadAccounts()
+	var out []Guard
+	users, groups, err := doctor.ReadAccounts()
+	if err != nil {
+		out = append(out, Guard{Kind: GuardAdmin, Status: GuardNote,
+			Problem: fmt.Sprintf("the user and group databases could not be listed whole (%v): other administrators may be missing below", err),
+			Fix:     "check the sources in /etc/nsswitch.conf: 'getent passwd' and 'getent group' must list everyone"})
+	}
 	admins := doctor.Admins(users, groups)
 	if !slices.Contains(admins, s.Admin) {
 		admins = append(admins, s.Admin)
@@ -146,7 +152,6 @@ func (s *Session) adminGuard(ctx context.Context) []Guard {
 			return fail(fmt.Sprintf("otpgated did not say whether %s is enrolled: %v", u, err), "run it as root; check journalctl -u otpgated", false)
 		}
 	}
-	var out []Guard
 	for _, f := range doctor.CheckAdmins(admins, status) {
 		if f.ID != "admin-none-enrolled" {
 			out = append(out, Guard{Kind: GuardAdmin, Status: GuardNote, Problem: f.Problem, Fix: f.Fix})

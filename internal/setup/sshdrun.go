@@ -106,7 +106,7 @@ func (s *SSHD) Running(ctx context.Context) (*RunningSSHD, error) {
 func (p *RunningSSHD) Reload(ctx context.Context) (string, error) {
 	if p.Unit != "" {
 		if out, err := exec.CommandContext(ctx, "systemctl", "reload", p.Unit).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("systemctl reload %s: %v: %s", p.Unit, err, strings.TrimSpace(string(out)))
+			return "", fmt.Errorf("systemctl reload %s: %w: %s", p.Unit, err, strings.TrimSpace(string(out)))
 		}
 		return "systemctl reload " + p.Unit, nil
 	}

@@ -6,6 +6,7 @@ package testutil
 import (
 	"bytes"
 	"sync"
+	"testing"
 )
 
 // SyncBuffer is a bytes.Buffer that one or more writers (the output of an
@@ -28,4 +29,12 @@ func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Must fails the test at once when a setup step returns an error.
+func Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
