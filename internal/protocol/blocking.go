@@ -34,7 +34,7 @@ func dialBlocking(path string, deadline time.Time) (*blockingConn, error) {
 			break
 		}
 		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
+		if !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
@@ -77,9 +77,9 @@ func (c *blockingConn) Read(p []byte) (int, error) {
 		}
 		n, err := syscall.Read(c.fd, p)
 		switch {
-		case err == unix.EINTR:
+		case errors.Is(err, unix.EINTR):
 			continue
-		case err == unix.EAGAIN:
+		case errors.Is(err, unix.EAGAIN):
 			return 0, os.ErrDeadlineExceeded
 		case err != nil:
 			return 0, os.NewSyscallError("read", err)
@@ -101,9 +101,9 @@ func (c *blockingConn) Write(p []byte) (int, error) {
 		}
 		n, err := unix.SendmsgN(c.fd, p[done:], nil, nil, unix.MSG_NOSIGNAL)
 		switch {
-		case err == unix.EINTR:
+		case errors.Is(err, unix.EINTR):
 			continue
-		case err == unix.EAGAIN:
+		case errors.Is(err, unix.EAGAIN):
 			return done, os.ErrDeadlineExceeded
 		case err != nil:
 			return done, os.NewSyscallError("sendmsg", err)

@@ -58,7 +58,7 @@ func serveOnce(t *testing.T, handle func(net.Conn)) string {
 // reply reads one request and answers with what mk returns for it.
 func reply(mk func(*Request) *Response) func(net.Conn) {
 	return func(c net.Conn) {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		frame, err := ReadFrame(c)
 		if err != nil {
 			return
@@ -71,16 +71,16 @@ func reply(mk func(*Request) *Response) func(net.Conn) {
 		if err != nil {
 			return
 		}
-		WriteFrame(c, b)
+		_ = WriteFrame(c, b) // the client reports a missing reply
 	}
 }
 
 // rawReply reads one request and writes b as is.
 func rawReply(b []byte) func(net.Conn) {
 	return func(c net.Conn) {
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := ReadFrame(c); err == nil {
-			c.Write(b)
+			_, _ = c.Write(b)
 		}
 	}
 }
@@ -120,7 +120,7 @@ func TestDo(t *testing.T) {
 		}},
 		{"a refusal before the request is read", func(c net.Conn) {
 			b, _ := EncodeResponse(&Response{V: Version, Error: &Error{Code: ErrBusy, Message: "too many connections"}})
-			WriteFrame(c, b)
+			_ = WriteFrame(c, b) // the client reports a missing reply
 		}, 0, func(t *testing.T, resp *Response, err error) {
 			var perr *Error
 			if !errors.As(err, &perr) || perr.Code != ErrBusy {
@@ -142,11 +142,11 @@ func TestDo(t *testing.T) {
 		{"a truncated frame", rawReply(frameOf(`{"v":1}`)[:6]), 0, wantUnavailable("unexpected EOF")},
 		{"a close without a reply", func(c net.Conn) {}, 0, wantUnavailable("otpgated is not reachable")},
 		{"no reply in time", func(c net.Conn) {
-			ReadFrame(c)
+			_, _ = ReadFrame(c)
 			time.Sleep(time.Second)
 		}, 300 * time.Millisecond, wantUnavailable("no answer in time")},
 		{"a trickling reply cannot extend the deadline", func(c net.Conn) {
-			ReadFrame(c)
+			_, _ = ReadFrame(c)
 			for _, b := range frameOf(`{"v":1,"id":0,"error":{"code":"busy","message":"x"}}`) {
 				if _, err := c.Write([]byte{b}); err != nil {
 					return
@@ -189,11 +189,13 @@ func TestDoWithoutADaemon(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	ctx := context.Background()
-	for _, sock := range []string{filepath.Join(dir, "missing.sock"), stale} {
+	// The cause stays visible to errors.Is, for callers that tell a
+	// missing socket from a refused connection.
+	for sock, cause := range map[string]error{filepath.Join(dir, "missing.sock"): unix.ENOENT, stale: unix.ECONNREFUSED} {
 		t.Run(filepath.Base(sock), func(t *testing.T) {
 			_, err := (&Client{Socket: sock}).Do(ctx, &Request{Op: OpPing})
-			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "is it running?") {
-				t.Fatalf("error %v", err)
+			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, cause) || !strings.Contains(err.Error(), "is it running?") {
+				t.Fatalf("error %v, want %v wrapping %v", err, ErrUnavailable, cause)
 			}
 		})
 	}
@@ -221,7 +223,7 @@ func TestDoHonoursTheContext(t *testing.T) {
 		if _, err := (&Client{Socket: sock}).Do(ctx, &Request{Op: OpPing}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("error %v, want %v", err, ErrUnavailable)
 		}
-		ln.(*net.UnixListener).SetDeadline(time.Now())
+		_ = ln.(*net.UnixListener).SetDeadline(time.Now())
 		if c, err := ln.Accept(); err == nil {
 			c.Close()
 			t.Fatal("the client connected with a cancelled context")
@@ -229,7 +231,7 @@ func TestDoHonoursTheContext(t *testing.T) {
 	})
 	t.Run("the context's deadline bounds the request", func(t *testing.T) {
 		sock := serveOnce(t, func(c net.Conn) {
-			ReadFrame(c)
+			_, _ = ReadFrame(c)
 			time.Sleep(time.Second)
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -363,10 +365,10 @@ func TestDoClosesItsSocket(t *testing.T) {
 		before := openFDs()
 		for range handlers {
 			served.Add(1)
-			c.Do(context.Background(), &Request{Op: OpPing})
+			_, _ = c.Do(context.Background(), &Request{Op: OpPing})
 		}
 		served.Wait()
-		(&Client{Socket: "/nonexistent/s.sock"}).Do(context.Background(), &Request{Op: OpPing})
+		_, _ = (&Client{Socket: "/nonexistent/s.sock"}).Do(context.Background(), &Request{Op: OpPing})
 		if got := openFDs(); got != before {
 			t.Fatalf("round %d: %d descriptors open after the requests, %d before", round, got, before)
 		}

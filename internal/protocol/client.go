@@ -136,7 +136,7 @@ func prepareRequest(req *Request) ([]byte, error) {
 	req.V = Version
 	// The ID only pairs a reply with its request on a connection of the
 	// caller's own; it need not be secret, only fresh.
-	req.ID = rand.Uint64()
+	req.ID = rand.Uint64() //nolint:gosec // pairs a reply with its request on the caller's own connection; not a secret
 	payload, err := EncodeRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("invalid request: %w", err)
@@ -149,7 +149,7 @@ func prepareRequest(req *Request) ([]byte, error) {
 func decodeReply(frame []byte, req *Request) (*Response, error) {
 	resp, err := DecodeResponse(frame)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	// Connection-level refusals come before the request is read, with ID 0.
 	if resp.ID != req.ID && (resp.ID != 0 || resp.Error == nil) {
@@ -164,11 +164,11 @@ func decodeReply(frame []byte, req *Request) (*Response, error) {
 func unavailable(socket string, err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("%w at %s (is it running? start it with: systemctl start otpgated): %v", ErrUnavailable, socket, err)
+		return fmt.Errorf("%w at %s (is it running? start it with: systemctl start otpgated): %w", ErrUnavailable, socket, err)
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w at %s: no answer in time", ErrUnavailable, socket)
 	}
-	return fmt.Errorf("%w at %s: %v", ErrUnavailable, socket, err)
+	return fmt.Errorf("%w at %s: %w", ErrUnavailable, socket, err)
 }
 
 // ListUsers fetches every enrolled user with admin_list, page by page.

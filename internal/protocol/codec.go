@@ -36,7 +36,7 @@ func WriteFrame(w io.Writer, payload []byte) error {
 		return ErrFrameTooLarge
 	}
 	buf := make([]byte, 4+len(payload))
-	binary.BigEndian.PutUint32(buf, uint32(len(payload)))
+	binary.BigEndian.PutUint32(buf, uint32(len(payload))) //nolint:gosec // len(payload) <= MaxFrame, checked above
 	copy(buf[4:], payload)
 	_, err := w.Write(buf)
 	return err
@@ -230,9 +230,9 @@ func (r *Request) Validate() error {
 // checkField enforces a length limit and valid UTF-8. Control characters
 // are refused unless lenient (context fields are sanitized by the audit log
 // instead, since PAM items come from the outside world).
-func checkField(name, v string, max int, lenient bool) error {
-	if len(v) > max {
-		return fmt.Errorf("field %s is longer than %d bytes", name, max)
+func checkField(name, v string, limit int, lenient bool) error {
+	if len(v) > limit {
+		return fmt.Errorf("field %s is longer than %d bytes", name, limit)
 	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("field %s is not valid UTF-8", name)

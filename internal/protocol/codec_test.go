@@ -170,7 +170,9 @@ func refusesANonRootServer(t *testing.T, do func(*Client) error) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o777)
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	sock := filepath.Join(dir, "s.sock")
 	// A listener created by a process running as nobody: this test
 	// binary, copied where nobody may execute it.
@@ -227,7 +229,7 @@ func fakeServer(sock string) int {
 	if err != nil {
 		return 1
 	}
-	c.SetReadDeadline(time.Now().Add(time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
 	n, _ := io.ReadFull(c, make([]byte, 100))
 	fmt.Println("got", n)
 	return 0

@@ -222,7 +222,7 @@ func (d *Dialogue) exchange(req *Request) (*LoginStep, error) {
 		return nil, fmt.Errorf("%w: reply to %s without a step", ErrUnavailable, req.Op)
 	}
 	if err := resp.Step.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: reply to %s: %v", ErrUnavailable, req.Op, err)
+		return nil, fmt.Errorf("%w: reply to %s: %w", ErrUnavailable, req.Op, err)
 	}
 	return resp.Step, nil
 }
