@@ -131,6 +131,21 @@ func (in *instance) do(req *protocol.Request) (*protocol.Response, error) {
 	return c.Do(context.Background(), req)
 }
 
+// login runs a login dialogue for user as root: login_start, then code if
+// the first step asks for one. It returns the last step.
+func (in *instance) login(user, code string) (*protocol.LoginStep, error) {
+	c := protocol.Client{Socket: in.socket}
+	dlg, step, err := c.StartDialogue(&protocol.Request{Op: protocol.OpLoginStart, User: user, Service: "test", Login: &protocol.LoginStart{}})
+	if err != nil {
+		return nil, err
+	}
+	defer dlg.Close()
+	if step.Verdict != "" {
+		return step, nil
+	}
+	return dlg.Answer([]string{code})
+}
+
 func (in *instance) importSecret(user string) []byte {
 	in.t.Helper()
 	secret, err := otp.GenerateSecret(20)
@@ -225,25 +240,25 @@ func TestStateSurvivesKill9(t *testing.T) {
 	bobSecret := in.importSecret("bin")
 	for round := range 20 {
 		code := otp.TOTP(secret, time.Now(), otp.DefaultParams())
-		resp, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: "daemon", Code: code})
+		st, err := in.login("daemon", code)
 		if err != nil {
 			t.Fatal(err)
 		}
-		accepted := resp.Verify.Outcome == protocol.OutcomeAccept
+		accepted := st.Verdict == protocol.VerdictSuccess
 		in.kill9()
 		in.start()
-		resp, err = in.do(&protocol.Request{Op: protocol.OpVerify, User: "daemon", Code: code})
+		st, err = in.login("daemon", code)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Verify.Outcome == protocol.OutcomeAccept {
+		if st.Verdict == protocol.VerdictSuccess {
 			t.Fatalf("round %d: code accepted again after kill -9 (first accepted: %v)", round, accepted)
 		}
 		if _, err := in.do(&protocol.Request{Op: protocol.OpAdminUnlock, User: "daemon"}); err != nil {
 			t.Fatal(err)
 		}
 		if round == 0 && !accepted {
-			t.Fatalf("the first fresh code was not accepted: %+v", resp.Verify)
+			t.Fatalf("the first fresh code was not accepted: %+v", st)
 		}
 	}
 	wrong := "000000"
@@ -251,15 +266,15 @@ func TestStateSurvivesKill9(t *testing.T) {
 		wrong = "000001"
 	}
 	for range 3 {
-		if _, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: "bin", Code: wrong}); err != nil {
+		if _, err := in.login("bin", wrong); err != nil {
 			in.t.Fatal(err)
 		}
 	}
 	in.kill9()
 	in.start()
-	resp, err := in.do(&protocol.Request{Op: protocol.OpCheck, User: "bin"})
-	if err != nil || resp.Verify.Outcome != protocol.OutcomeLocked {
-		t.Fatalf("lockout after kill -9: %v %+v", err, resp)
+	st, err := in.login("bin", otp.TOTP(bobSecret, time.Now(), otp.DefaultParams()))
+	if err != nil || st.Verdict != protocol.VerdictRefused || !strings.HasPrefix(st.Messages[0].Text, "Too many failed attempts") {
+		t.Fatalf("lockout after kill -9: %v %+v", err, st)
 	}
 }
 
