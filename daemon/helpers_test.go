@@ -358,25 +358,14 @@ func says(s string) func(dialogueRun) string { return func(dialogueRun) string {
 // the first step asks for one. It returns the last step; it may be called
 // from any goroutine.
 func (d *testDaemon) tryLogin(req protocol.Request, code string) (*protocol.LoginStep, error) {
-	req.Op = protocol.OpLoginStart
-	if req.Login == nil {
-		req.Login = &protocol.LoginStart{}
-	}
 	if req.Service == "" {
 		req.Service = "test"
 	}
-	dlg, step, err := d.client().StartDialogue(&req)
+	st, err := testutil.Login(d.client(), req, code)
 	if err != nil {
-		return nil, fmt.Errorf("login_start %s: %w", req.User, err)
+		return nil, fmt.Errorf("login of %s: %w", req.User, err)
 	}
-	defer dlg.Close()
-	if step.Verdict != "" {
-		return step, nil
-	}
-	if step, err = dlg.Answer([]string{code}); err != nil {
-		return nil, fmt.Errorf("login_answer %s: %w", req.User, err)
-	}
-	return step, nil
+	return st, nil
 }
 
 // loginCode is tryLogin failing the test on an error reply.

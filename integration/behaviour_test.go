@@ -25,6 +25,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // behaviourExemptFrom is the client address inside policy.exempt_networks;
@@ -114,7 +115,7 @@ func (d *behaviourDaemon) code(t *testing.T, user string, offset time.Duration) 
 // the decision the login showed.
 func (d *behaviourDaemon) verify(t *testing.T, user, code string) protocol.Outcome {
 	t.Helper()
-	st, err := loginWith(d.client, protocol.Request{User: user, Service: "behaviour-setup"}, code)
+	st, err := testutil.Login(d.client, protocol.Request{User: user, Service: "behaviour-setup"}, code)
 	if err != nil {
 		t.Fatalf("login of %s: %v", user, err)
 	}

@@ -70,7 +70,7 @@ func (e *cliEnv) status(user string) protocol.UserStatus {
 // login's last step.
 func (e *cliEnv) verify(user, code string) *protocol.LoginStep {
 	e.t.Helper()
-	st, err := loginWith(e.client, protocol.Request{User: user, Service: "cli-test"}, code)
+	st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "cli-test"}, code)
 	if err != nil {
 		e.t.Fatalf("login of %s: %v", user, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -108,7 +109,7 @@ func (e *migrateEnv) do(req *protocol.Request) *protocol.Response {
 // verify logs user in with code and returns the login's last step.
 func (e *migrateEnv) verify(user, code string) *protocol.LoginStep {
 	e.t.Helper()
-	st, err := loginWith(e.client, protocol.Request{User: user, Service: "migrate-test"}, code)
+	st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "migrate-test"}, code)
 	if err != nil {
 		e.t.Fatalf("login of %s: %v", user, err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/postgres/pgtest"
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -270,7 +271,7 @@ func (f *fleet) enroll(user string) []byte {
 // host, and returns the decision the login showed.
 func (f *fleet) verify(i int, user, code string) (protocol.Outcome, error) {
 	c := &protocol.Client{Socket: f.nodes[i%len(f.nodes)].socket, Timeout: 10 * time.Second}
-	st, err := loginWith(c, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.10"}, code)
+	st, err := testutil.Login(c, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.10"}, code)
 	if err != nil {
 		return "", err
 	}
@@ -627,7 +628,7 @@ func benchFleet(b *testing.B, f *fleet, clients int, secrets [][]byte, used *ato
 				}
 				u := first + i
 				start := time.Now()
-				st, err := loginWith(cl, protocol.Request{User: benchUser(u), Service: "bench"}, currentCode(secrets[u]))
+				st, err := testutil.Login(cl, protocol.Request{User: benchUser(u), Service: "bench"}, currentCode(secrets[u]))
 				local = append(local, time.Since(start))
 				if err != nil || st.Verdict != protocol.VerdictSuccess {
 					rejected.Add(1)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // fleetKey is a fresh public key as OpenSSH's SSH_AUTH_INFO_0 shows it.
@@ -53,7 +54,7 @@ func TestFleetJumpHost(t *testing.T) {
 				err = dlg.Close()
 			}
 		} else {
-			st, err = loginWith(c, req, code)
+			st, err = testutil.Login(c, req, code)
 		}
 		if err != nil {
 			t.Fatalf("login through %s: %v", f.nodes[node].name, err)

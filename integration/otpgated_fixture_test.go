@@ -18,6 +18,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // Where otpgated lives in every container of the suites: the default
@@ -237,27 +238,7 @@ func mergeEnv(base, extra []string) []string {
 	return out
 }
 
-// loginWith runs a login dialogue with the otpgated behind client, as the
-// PAM module and otpgate-sshd do: login_start with req's user and context
-// (and an empty login object unless req has one), then code as the answer
-// when the first step asks for one. It returns the last step.
-func loginWith(client *protocol.Client, req protocol.Request, code string) (*protocol.LoginStep, error) {
-	req.Op = protocol.OpLoginStart
-	if req.Login == nil {
-		req.Login = &protocol.LoginStart{}
-	}
-	dlg, step, err := client.StartDialogue(&req)
-	if err != nil {
-		return nil, err
-	}
-	defer dlg.Close()
-	if step.Verdict != "" {
-		return step, nil
-	}
-	return dlg.Answer([]string{code})
-}
-
-// login is loginWith through the fixture's client (as root), failing the
+// login is testutil.Login through the fixture's client (as root), failing the
 // test on an error reply. A step that asks for no code gets none: code ""
 // opens the login and returns its first step.
 func (f *otpgatedFixture) login(req protocol.Request, code string) *protocol.LoginStep {
@@ -267,7 +248,7 @@ func (f *otpgatedFixture) login(req protocol.Request, code string) *protocol.Log
 	if code == "" {
 		st, err = f.startLogin(req)
 	} else {
-		st, err = loginWith(f.client, req, code)
+		st, err = testutil.Login(f.client, req, code)
 	}
 	if err != nil {
 		f.t.Fatalf("login of %s: %v", req.User, err)

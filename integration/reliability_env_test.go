@@ -21,6 +21,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -203,7 +204,7 @@ func (e *relEnv) enroll(name string, period int, recovery ...string) *relUser {
 // "error:<code>" for an error reply, or "unavailable" when the daemon
 // could not be reached or did not answer; and the login's last step.
 func (e *relEnv) verify(cl *protocol.Client, user, code string) (string, *protocol.LoginStep) {
-	st, err := loginWith(cl, protocol.Request{User: user, Service: "reliability"}, code)
+	st, err := testutil.Login(cl, protocol.Request{User: user, Service: "reliability"}, code)
 	return outcomeOf(st, err), st
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -107,7 +108,7 @@ func TestReliabilityNoLeaks(t *testing.T) {
 	verifyWant := func(user, code string, want protocol.Outcome) *protocol.LoginStep {
 		t.Helper()
 		n.code(code)
-		st, err := loginWith(e.client, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.7", TTY: "ssh"}, code)
+		st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.7", TTY: "ssh"}, code)
 		if err != nil || stepOutcome(st) != want {
 			t.Fatalf("login of %s: %+v (error %v), want %s", user, st, err, want)
 		}

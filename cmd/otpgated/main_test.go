@@ -131,19 +131,9 @@ func (in *instance) do(req *protocol.Request) (*protocol.Response, error) {
 	return c.Do(context.Background(), req)
 }
 
-// login runs a login dialogue for user as root: login_start, then code if
-// the first step asks for one. It returns the last step.
+// login logs user in as root with code (see testutil.Login).
 func (in *instance) login(user, code string) (*protocol.LoginStep, error) {
-	c := protocol.Client{Socket: in.socket}
-	dlg, step, err := c.StartDialogue(&protocol.Request{Op: protocol.OpLoginStart, User: user, Service: "test", Login: &protocol.LoginStart{}})
-	if err != nil {
-		return nil, err
-	}
-	defer dlg.Close()
-	if step.Verdict != "" {
-		return step, nil
-	}
-	return dlg.Answer([]string{code})
+	return testutil.Login(&protocol.Client{Socket: in.socket}, protocol.Request{User: user, Service: "test"}, code)
 }
 
 func (in *instance) importSecret(user string) []byte {
