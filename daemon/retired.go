@@ -24,6 +24,7 @@ func retiredOp(op protocol.Op) bool {
 // audit log what happened and what to do.
 func (s *Server) refuseRetired(req *protocol.Request, peer Peer) *protocol.Response {
 	msg := textRetiredOp(req.Op)
+	s.dropUntrustedContext(req, peer) // the audit line keeps only what root may claim
 	s.log.Error(msg, "peer_uid", peer.UID, "peer_pid", peer.PID, "user", auditField(req.User), "service", auditField(req.Service))
 	rc := &reqCtx{Request: req, peer: peer, loginName: req.User}
 	s.auditDecision(rc, "denied", "old_client")
