@@ -546,10 +546,10 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 		secret := d.importUser("erin")
 		f.clock.Add(accountTTL) // import resolved erin: start afresh
 		before := f.db.count()
-		if res := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"}).Verify; res.Outcome != protocol.OutcomeCodeRequired {
+		if res := d.startLogin(protocol.Request{User: "erin", Service: "test"}); !shows(res, protocol.OutcomeCodeRequired) {
 			t.Fatalf("check: %+v, want a code to be asked for", res)
 		}
-		if res := d.verify("erin", d.code(secret, 0)); res.Outcome != protocol.OutcomeAccept {
+		if res := d.verify("erin", d.code(secret, 0)); !shows(res, protocol.OutcomeAccept) {
 			t.Fatalf("verify: %+v", res)
 		}
 		return d, f.db.count() - before
@@ -561,7 +561,7 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 			t.Errorf("root's check and verify looked erin up %d times, want 1", got)
 		}
 		before := f.db.count()
-		d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice})
+		d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpLoginStart, User: alice, Login: &protocol.LoginStart{}})
 		if got := f.db.count() - before; got != 1 {
 			t.Errorf("alice's own check looked her up %d times, want 1", got)
 		}
@@ -597,7 +597,7 @@ func TestAuthorizeUsesAccountCache(t *testing.T) {
 		}
 		f.write(f.passwd, "erin:x:1000:1000::/home/erin:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
 		before := f.db.count()
-		d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "test"})
+		d.startLogin(protocol.Request{User: "erin", Service: "test"})
 		if got := f.db.count() - before; got != 1 {
 			t.Errorf("after passwd changed, check looked erin up %d times, want 1", got)
 		}

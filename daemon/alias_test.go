@@ -171,9 +171,9 @@ func (f *aliasFixture) addUser(name string, uid uint32) {
 	f.clock.Add(accountTTL)
 }
 
-func (f *aliasFixture) check(user string) *protocol.VerifyResult {
+func (f *aliasFixture) check(user string) *protocol.LoginStep {
 	f.t.Helper()
-	return f.d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: user, Service: "sshd"}).Verify
+	return f.d.startLogin(protocol.Request{User: user, Service: "sshd"})
 }
 
 // record returns the stored record of user, or nil.
@@ -199,7 +199,7 @@ func TestAliasNeedsAccountCode(t *testing.T) {
 	f.setAlias("Erin", "erin", true)
 
 	for _, name := range []string{"erin", "erin2", "Erin"} {
-		if res := f.check(name); res.Outcome != protocol.OutcomeCodeRequired {
+		if res := f.check(name); !shows(res, protocol.OutcomeCodeRequired) {
 			t.Errorf("check %s: %+v, want a code to be asked for", name, res)
 		}
 		st := f.d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: name}).Status
@@ -208,11 +208,11 @@ func TestAliasNeedsAccountCode(t *testing.T) {
 		}
 	}
 	code := f.d.oathtoolCode(secret)
-	if res := f.d.verify("erin2", code); res.Outcome != protocol.OutcomeAccept {
+	if res := f.d.verify("erin2", code); !shows(res, protocol.OutcomeAccept) {
 		t.Fatalf("verify erin2 with erin's code: %+v", res)
 	}
 	for _, name := range []string{"Erin", "erin"} {
-		if res := f.d.verify(name, code); res.Outcome != protocol.OutcomeReplay {
+		if res := f.d.verify(name, code); !shows(res, protocol.OutcomeReplay) {
 			t.Errorf("verify %s with the code erin2 used: %+v, want replay", name, res)
 		}
 	}
@@ -291,10 +291,10 @@ func TestAdoptRecord(t *testing.T) {
 					t.Fatalf("after a restart, the record of %s was not moved to erin", tt.old)
 				}
 			}
-			if res := f.check(tt.use); res.Outcome != protocol.OutcomeCodeRequired {
+			if res := f.check(tt.use); !shows(res, protocol.OutcomeCodeRequired) {
 				t.Fatalf("check %s: %+v, want a code to be asked for", tt.use, res)
 			}
-			if res := f.d.verify("erin", f.d.oathtoolCode(secret)); res.Outcome != protocol.OutcomeAccept {
+			if res := f.d.verify("erin", f.d.oathtoolCode(secret)); !shows(res, protocol.OutcomeAccept) {
 				t.Fatalf("verify erin with the code of the moved record: %+v", res)
 			}
 			if f.record(tt.old) != nil {
@@ -320,10 +320,10 @@ func TestAdoptRecord(t *testing.T) {
 		other := f.d.importUser("erin2")
 		f.setAlias("erin2", "erin", false)
 		f.d.restart()
-		if res := f.d.verify("erin2", f.d.oathtoolCode(other)); res.Outcome != protocol.OutcomeReject {
+		if res := f.d.verify("erin2", f.d.oathtoolCode(other)); !shows(res, protocol.OutcomeReject) {
 			t.Errorf("verify erin2 with the code of the record under erin2: %+v, want reject", res)
 		}
-		if res := f.d.verify("erin2", f.d.oathtoolCode(mine)); res.Outcome != protocol.OutcomeAccept {
+		if res := f.d.verify("erin2", f.d.oathtoolCode(mine)); !shows(res, protocol.OutcomeAccept) {
 			t.Errorf("verify erin2 with erin's code: %+v, want accept", res)
 		}
 		if f.record("erin2") == nil {
@@ -357,8 +357,10 @@ func TestPolicyNamesTheAccount(t *testing.T) {
 			f := newAliasFixture(t)
 			f.setAlias("bob2", "bob", false)
 			f.setAlias("Bob", "bob", true)
-			f.d.cfg.Policy.RequiredUsers, f.d.cfg.Policy.ExemptUsers = tt.required, tt.exempt
-			if res := f.check(tt.user); res.Outcome != tt.want {
+			cfg := *f.d.cfg
+			cfg.Policy.RequiredUsers, cfg.Policy.ExemptUsers = tt.required, tt.exempt
+			f.d.srv.Reload(&cfg)
+			if res := f.check(tt.user); !shows(res, tt.want) {
 				t.Errorf("check %s with required %v, exempt %v: %+v, want %s", tt.user, tt.required, tt.exempt, res, tt.want)
 			}
 		})
@@ -373,7 +375,7 @@ func TestAliasNeverReachesReservedRecords(t *testing.T) {
 	reserved := sourceRecordPrefix + "203.0.113.9"
 	f.addUser(reserved, 3000)
 	f.setAlias("sneaky", reserved, true)
-	_, err := f.d.do(&protocol.Request{Op: protocol.OpCheck, User: "sneaky", Service: "sshd"})
+	_, err := f.d.tryLogin(protocol.Request{User: "sneaky", Service: "sshd"}, "")
 	if errCode(err) != protocol.ErrInternal {
 		t.Fatalf("check of a name resolving to %q: %v, want an internal error (a denial)", reserved, err)
 	}

@@ -21,8 +21,8 @@ const (
 
 var opAccess = map[protocol.Op]access{
 	protocol.OpPing:          anyone,
-	protocol.OpCheck:         selfOrRoot,
-	protocol.OpVerify:        selfOrRoot,
+	opCheck:                  selfOrRoot,
+	opVerify:                 selfOrRoot,
 	protocol.OpStatus:        selfOrRoot,
 	protocol.OpEnrollBegin:   selfOrRoot,
 	protocol.OpEnrollConfirm: selfOrRoot,

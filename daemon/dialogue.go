@@ -72,7 +72,7 @@ func (s *Server) loginStart(rc *reqCtx) (*protocol.LoginStep, *dialogue, error) 
 	d := &dialogue{start: *rc.Request, loginName: rc.loginName, account: rc.account, withGroups: rc.withGroups}
 	d.start.Login = &protocol.LoginStart{}
 	*d.start.Login = *opts
-	rc.Op = protocol.OpCheck
+	rc.Op = opCheck
 	resp, err := s.check(rc)
 	if err != nil {
 		return nil, nil, err
@@ -140,7 +140,7 @@ func (s *Server) loginAnswer(rc *reqCtx, d *dialogue) (*protocol.LoginStep, bool
 		loginName: d.loginName, account: d.account, withGroups: d.withGroups}
 	switch d.state {
 	case awaitCode:
-		op.Op = protocol.OpVerify
+		op.Op = opVerify
 		resp, err := s.verify(op)
 		if err != nil {
 			return nil, false, err

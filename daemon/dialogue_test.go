@@ -12,57 +12,6 @@ import (
 	"github.com/otpgate/otpgate/otp"
 )
 
-// dialogueRun is one login dialogue: every step otpgated gave, in order.
-type dialogueRun struct {
-	steps []*protocol.LoginStep
-}
-
-// last is the step with the verdict (or the last one asked).
-func (r dialogueRun) last() *protocol.LoginStep { return r.steps[len(r.steps)-1] }
-
-// texts joins every message of every step.
-func (r dialogueRun) texts() string {
-	var b strings.Builder
-	for _, st := range r.steps {
-		for _, m := range st.Messages {
-			b.WriteString(m.Text + "\n")
-		}
-	}
-	return b.String()
-}
-
-// login runs a dialogue for start, answering each step's prompt with the
-// next of answers (a function, so that an answer can depend on what the
-// steps showed), until a verdict or the answers run out.
-func (d *testDaemon) login(start protocol.Request, answers ...func(dialogueRun) string) dialogueRun {
-	d.t.Helper()
-	start.Op = protocol.OpLoginStart
-	if start.Login == nil {
-		start.Login = &protocol.LoginStart{}
-	}
-	if start.Service == "" {
-		start.Service = "sshd"
-	}
-	dlg, step, err := d.client().StartDialogue(&start)
-	if err != nil {
-		d.t.Fatalf("login_start: %v", err)
-	}
-	defer dlg.Close()
-	run := dialogueRun{steps: []*protocol.LoginStep{step}}
-	for step.Verdict == "" && len(answers) > 0 {
-		a := answers[0](run)
-		answers = answers[1:]
-		if step, err = dlg.Answer([]string{a}); err != nil {
-			d.t.Fatalf("login_answer after %d steps: %v", len(run.steps), err)
-		}
-		run.steps = append(run.steps, step)
-	}
-	return run
-}
-
-// says is an answer given whatever the dialogue showed.
-func says(s string) func(dialogueRun) string { return func(dialogueRun) string { return s } }
-
 func TestLoginDialogue(t *testing.T) {
 	const from = "192.0.2.50"
 	key := newSSHKey(t)
@@ -276,12 +225,12 @@ func TestAUsedCodeIsNotAClockProblem(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	secret := d.importUser(alice)
 	code := d.code(secret, 0)
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("first use: %+v", r)
 	}
 	d.clock.Add(90 * time.Second)
 	r := d.verify(alice, code)
-	if r.Outcome != protocol.OutcomeReplay || !strings.Contains(r.Message, "already used") || strings.Contains(r.Message, "clock") {
+	if !shows(r, protocol.OutcomeReplay) || !strings.Contains(stepText(r), "already used") || strings.Contains(stepText(r), "clock") {
 		t.Fatalf("the code used 90 s ago: %+v", r)
 	}
 }

@@ -84,7 +84,7 @@ func (s *Server) enrollBegin(rc *reqCtx) (*protocol.Response, error) {
 			cur = &store.Record{User: rc.User}
 		}
 		cur.Pending = pending
-		if rc.Op == protocol.OpCheck && cur.EnrollOfferedAt.IsZero() {
+		if rc.Op == opCheck && cur.EnrollOfferedAt.IsZero() {
 			// Enrollment offered at login (offerEnrollment): the
 			// user's enroll_on_login_days start now.
 			cur.EnrollOfferedAt = rc.now

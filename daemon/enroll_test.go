@@ -29,7 +29,7 @@ func TestEnrollmentIsPendingUntilTheFirstCode(t *testing.T) {
 	code := d.code(key.Secret, 0)
 
 	// Pending cannot authenticate: the user still counts as not enrolled.
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeNotEnrolled {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeNotEnrolled) {
 		t.Fatalf("verify with a pending enrollment: %+v", r)
 	}
 	st := d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: alice}).Status
@@ -49,7 +49,7 @@ func TestEnrollmentIsPendingUntilTheFirstCode(t *testing.T) {
 		t.Fatalf("status after confirm: %+v", st)
 	}
 	// The confirming code is used up.
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeReplay {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeReplay) {
 		t.Fatalf("confirming code reused: %+v", r)
 	}
 	// Re-enrolling an active user needs a current code.
@@ -66,7 +66,7 @@ func TestEnrollmentIsPendingUntilTheFirstCode(t *testing.T) {
 	}
 	// The old secret stays active until the new one is confirmed.
 	d.clock.Add(30e9)
-	if r := d.verify(alice, d.code(key.Secret, 0)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(key.Secret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("old secret during re-enrollment: %+v", r)
 	}
 }
@@ -82,10 +82,10 @@ func TestRecoveryCodesWorkExactlyOnce(t *testing.T) {
 
 	// Typed loosely: upper case, no hyphens.
 	loose := strings.ToUpper(strings.ReplaceAll(codes[0], "-", ""))
-	if r := d.verify(alice, loose); r.Outcome != protocol.OutcomeAccept || !r.Recovery || r.RecoveryRemaining != 9 {
+	if r := d.verify(alice, loose); !shows(r, protocol.OutcomeAccept) || stepText(r) != "Recovery code accepted; 9 left." {
 		t.Fatalf("first recovery code: %+v", r)
 	}
-	if r := d.verify(alice, codes[0]); r.Outcome != protocol.OutcomeReject {
+	if r := d.verify(alice, codes[0]); !shows(r, protocol.OutcomeReject) {
 		t.Fatalf("recovery code reused: %+v", r)
 	}
 	// 32 clients submit one recovery code at once: exactly one wins.
@@ -94,12 +94,12 @@ func TestRecoveryCodesWorkExactlyOnce(t *testing.T) {
 	accepted := 0
 	for range 32 {
 		wg.Go(func() {
-			resp, err := d.do(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: codes[1]})
+			st, err := d.tryLogin(protocol.Request{User: alice}, codes[1])
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			if resp.Verify.Outcome == protocol.OutcomeAccept {
+			if shows(st, protocol.OutcomeAccept) {
 				mu.Lock()
 				accepted++
 				mu.Unlock()

@@ -120,8 +120,32 @@ func clientMain() int {
 	}
 	c := protocol.Client{Socket: os.Getenv("OTPGATE_SOCKET")}
 	results := make([]clientResult, len(reqs))
+	var dlg *protocol.Dialogue // a login_answer answers the last login_start
+	defer func() {
+		if dlg != nil {
+			dlg.Close()
+		}
+	}()
 	for i, req := range reqs {
-		resp, err := c.Do(context.Background(), req)
+		var resp *protocol.Response
+		var err error
+		switch {
+		case req.Op == protocol.OpLoginStart:
+			if dlg != nil {
+				dlg.Close()
+			}
+			var st *protocol.LoginStep
+			if dlg, st, err = c.StartDialogue(req); err == nil {
+				resp = &protocol.Response{Step: st}
+			}
+		case req.Op == protocol.OpLoginAnswer && dlg != nil:
+			var st *protocol.LoginStep
+			if st, err = dlg.Answer(req.Answers); err == nil {
+				resp = &protocol.Response{Step: st}
+			}
+		default:
+			resp, err = c.Do(context.Background(), req)
+		}
 		results[i].Resp = resp
 		if err != nil {
 			results[i].Err = err.Error()
@@ -278,10 +302,203 @@ func (d *testDaemon) mustDo(req *protocol.Request) *protocol.Response {
 	return resp
 }
 
-// verify sends a verify request as root and returns the result.
-func (d *testDaemon) verify(user, code string) *protocol.VerifyResult {
+// dialogueRun is one login dialogue: every step otpgated gave, in order.
+type dialogueRun struct {
+	steps []*protocol.LoginStep
+}
+
+// last is the step with the verdict (or the last one asked).
+func (r dialogueRun) last() *protocol.LoginStep { return r.steps[len(r.steps)-1] }
+
+// texts joins every message of every step.
+func (r dialogueRun) texts() string {
+	var b strings.Builder
+	for _, st := range r.steps {
+		for _, m := range st.Messages {
+			b.WriteString(m.Text + "\n")
+		}
+	}
+	return b.String()
+}
+
+// login runs a dialogue for start, answering each step's prompt with the
+// next of answers (a function, so that an answer can depend on what the
+// steps showed), until a verdict or the answers run out.
+func (d *testDaemon) login(start protocol.Request, answers ...func(dialogueRun) string) dialogueRun {
 	d.t.Helper()
-	return d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "test"}).Verify
+	start.Op = protocol.OpLoginStart
+	if start.Login == nil {
+		start.Login = &protocol.LoginStart{}
+	}
+	if start.Service == "" {
+		start.Service = "sshd"
+	}
+	dlg, step, err := d.client().StartDialogue(&start)
+	if err != nil {
+		d.t.Fatalf("login_start: %v", err)
+	}
+	defer dlg.Close()
+	run := dialogueRun{steps: []*protocol.LoginStep{step}}
+	for step.Verdict == "" && len(answers) > 0 {
+		a := answers[0](run)
+		answers = answers[1:]
+		if step, err = dlg.Answer([]string{a}); err != nil {
+			d.t.Fatalf("login_answer after %d steps: %v", len(run.steps), err)
+		}
+		run.steps = append(run.steps, step)
+	}
+	return run
+}
+
+// says is an answer given whatever the dialogue showed.
+func says(s string) func(dialogueRun) string { return func(dialogueRun) string { return s } }
+
+// tryLogin runs a login dialogue as root for req's user and context
+// (service "test" unless given): login_start, then code as the answer if
+// the first step asks for one. It returns the last step; it may be called
+// from any goroutine.
+func (d *testDaemon) tryLogin(req protocol.Request, code string) (*protocol.LoginStep, error) {
+	if req.Service == "" {
+		req.Service = "test"
+	}
+	st, err := testutil.Login(d.client(), req, code)
+	if err != nil {
+		return nil, fmt.Errorf("login of %s: %w", req.User, err)
+	}
+	return st, nil
+}
+
+// loginCode is tryLogin failing the test on an error reply.
+func (d *testDaemon) loginCode(req protocol.Request, code string) *protocol.LoginStep {
+	d.t.Helper()
+	st, err := d.tryLogin(req, code)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return st
+}
+
+// verify logs user in as root with code and returns the last step.
+func (d *testDaemon) verify(user, code string) *protocol.LoginStep {
+	d.t.Helper()
+	return d.loginCode(protocol.Request{User: user}, code)
+}
+
+// startLogin opens a login dialogue as root for req's user and context and
+// returns its first step (what the login asks or decides before any code).
+func (d *testDaemon) startLogin(req protocol.Request) *protocol.LoginStep {
+	d.t.Helper()
+	if req.Service == "" {
+		req.Service = "test"
+	}
+	return d.login(req).last()
+}
+
+// asksCode reports whether st asks for an answer (a code) rather than
+// giving a verdict.
+func asksCode(st *protocol.LoginStep) bool { return st.Verdict == "" && len(st.Prompts) > 0 }
+
+// stepText joins st's messages.
+func stepText(st *protocol.LoginStep) string {
+	var b strings.Builder
+	for _, m := range st.Messages {
+		b.WriteString(m.Text + "\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// shows reports whether st is what a login dialogue shows for a decision
+// of outcome o: its verdict, and the words that tell such decisions apart
+// (a failure that starts a lockout is refused, its words followed by the
+// lockout's).
+func shows(st *protocol.LoginStep, o protocol.Outcome) bool {
+	text := stepText(st)
+	failed := st.Verdict == protocol.VerdictDeny || st.Verdict == protocol.VerdictRefused
+	locked := st.Verdict == protocol.VerdictRefused && strings.HasPrefix(text, "Too many failed attempts")
+	switch o {
+	case protocol.OutcomeAccept, protocol.OutcomeRemembered:
+		return st.Verdict == protocol.VerdictSuccess
+	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled:
+		return st.Verdict == protocol.VerdictSkip
+	case protocol.OutcomeCodeRequired:
+		return asksCode(st) && text == ""
+	case protocol.OutcomeEnrollOffered:
+		return asksCode(st) && strings.Contains(text, textEnrollKey)
+	case protocol.OutcomeEnrollRequired:
+		return st.Verdict == protocol.VerdictRefused && strings.Contains(text, "two-factor authentication is not set up")
+	case protocol.OutcomeLocked:
+		return locked
+	case protocol.OutcomeReplay:
+		return failed && strings.HasPrefix(text, "This code was already used")
+	case protocol.OutcomeReject:
+		return failed && (strings.HasPrefix(text, textWrongCode) || text == textCodeBurned)
+	}
+	return false
+}
+
+// enrollKey is the secret an enrollment offer shows to type into the app,
+// nil if st shows none.
+func enrollKey(st *protocol.LoginStep) []byte {
+	_, k, ok := strings.Cut(stepText(st), textEnrollKey)
+	if !ok {
+		return nil
+	}
+	secret, err := otp.DecodeSecret(strings.TrimSpace(k))
+	if err != nil {
+		return nil
+	}
+	return secret
+}
+
+// enrollAtLogin runs a login of req that enrolls: it answers the offer
+// with the current code of the key shown, then the recovery codes' prompt.
+// It returns the key and the dialogue's steps; the test fails unless the
+// login succeeds.
+func (d *testDaemon) enrollAtLogin(req protocol.Request) ([]byte, dialogueRun) {
+	d.t.Helper()
+	var secret []byte
+	run := d.login(req, func(r dialogueRun) string {
+		if secret = enrollKey(r.last()); secret == nil {
+			d.t.Fatalf("the login offers no key: %+v", r.last())
+		}
+		return d.code(secret, 0)
+	}, says(""))
+	d.mustSucceed(run.last())
+	return secret, run
+}
+
+// mustSucceed fails the test unless st is a success verdict.
+func (d *testDaemon) mustSucceed(st *protocol.LoginStep) {
+	d.t.Helper()
+	if st.Verdict != protocol.VerdictSuccess {
+		d.t.Fatalf("login: %s %q, want success", st.Verdict, stepText(st))
+	}
+}
+
+// rawExchange sends payload as one frame on a new connection, as root,
+// and returns the decoded reply (for requests Client.Do would not encode).
+func (d *testDaemon) rawExchange(payload []byte) *protocol.Response {
+	d.t.Helper()
+	c, err := net.Dial("unix", d.cfg.Daemon.Socket)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := protocol.WriteFrame(c, payload); err != nil {
+		d.t.Fatal(err)
+	}
+	reply, err := protocol.ReadFrame(c)
+	if err != nil {
+		d.t.Fatalf("no reply to %s: %v", payload, err)
+	}
+	resp, err := protocol.DecodeResponse(reply)
+	if err != nil {
+		d.t.Fatalf("reply %s: %v", reply, err)
+	}
+	return resp
 }
 
 // importUser enrolls user with a fresh random secret and returns it.
@@ -325,7 +542,9 @@ func (d *testDaemon) clientAs(uid uint32, req *protocol.Request) (*protocol.Resp
 	return res[0].Resp, res[0].Err
 }
 
-// clientAsMany sends reqs in order from one process running as uid.
+// clientAsMany sends reqs in order from one process running as uid. A
+// login_start opens a dialogue that the login_answer requests after it
+// answer, on its connection.
 func (d *testDaemon) clientAsMany(uid uint32, reqs []*protocol.Request) []clientResult {
 	d.t.Helper()
 	body, err := json.Marshal(reqs)

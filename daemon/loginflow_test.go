@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -39,11 +38,11 @@ func TestRecoveryCodeMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		r := d.verify(alice, tt.code)
-		if r.Outcome != protocol.OutcomeAccept || !r.Recovery || r.RecoveryRemaining != tt.remaining || r.Message != tt.message {
+		if !shows(r, protocol.OutcomeAccept) || stepText(r) != tt.message {
 			t.Errorf("recovery code %s: got %+v, want accept with %d left and %q", tt.code, r, tt.remaining, tt.message)
 		}
 	}
-	if r := d.verify(alice, "aaaa-1111"); r.Outcome != protocol.OutcomeReject || r.Message == tests[0].message {
+	if r := d.verify(alice, "aaaa-1111"); !shows(r, protocol.OutcomeReject) || stepText(r) == tests[0].message {
 		t.Errorf("used recovery code again: %+v", r)
 	}
 }
@@ -75,14 +74,16 @@ type sshLogin struct {
 	rhost, authInfo string
 }
 
-func (d *testDaemon) checkFrom(user string, l sshLogin) *protocol.VerifyResult {
+// checkFrom opens an SSH login of user from l and returns its first step.
+func (d *testDaemon) checkFrom(user string, l sshLogin) *protocol.LoginStep {
 	d.t.Helper()
-	return d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: user, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo}).Verify
+	return d.startLogin(protocol.Request{User: user, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo})
 }
 
-func (d *testDaemon) verifyFrom(user, code string, l sshLogin) *protocol.VerifyResult {
+// verifyFrom runs an SSH login of user from l answering code.
+func (d *testDaemon) verifyFrom(user, code string, l sshLogin) *protocol.LoginStep {
 	d.t.Helper()
-	return d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo}).Verify
+	return d.loginCode(protocol.Request{User: user, Service: "sshd", RHost: l.rhost, TTY: "ssh", AuthInfo: l.authInfo}, code)
 }
 
 // rememberConfig is testConfig with policy.remember = 12h.
@@ -102,10 +103,10 @@ func TestRememberDevice(t *testing.T) {
 	d.importUser(bob)
 	key, other := newSSHKey(t), newSSHKey(t)
 	home := sshLogin{"192.0.2.7", key.openssh}
-	if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+	if r := d.checkFrom(alice, home); !shows(r, protocol.OutcomeCodeRequired) {
 		t.Fatalf("check before any code: %+v", r)
 	}
-	if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verifyFrom(alice, d.code(secret, 0), home); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("verify: %+v", r)
 	}
 	tests := []struct {
@@ -131,14 +132,14 @@ func TestRememberDevice(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if r := d.checkFrom(tt.user, tt.login); r.Outcome != tt.want {
+			if r := d.checkFrom(tt.user, tt.login); !shows(r, tt.want) {
 				t.Errorf("check: %+v, want %s", r, tt.want)
 			}
 		})
 	}
 	t.Run("an ordinary user's own request is not believed", func(t *testing.T) {
-		resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpCheck, User: alice, RHost: home.rhost, AuthInfo: home.authInfo})
-		if errText != "" || resp.Verify.Outcome != protocol.OutcomeCodeRequired {
+		resp, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpLoginStart, User: alice, RHost: home.rhost, AuthInfo: home.authInfo, Login: &protocol.LoginStart{}})
+		if errText != "" || !shows(resp.Step, protocol.OutcomeCodeRequired) {
 			t.Errorf("check as alice herself: %+v %q, want code_required", resp, errText)
 		}
 	})
@@ -162,10 +163,10 @@ func TestRememberDeviceOffByDefault(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	secret := d.importUser(alice)
 	home := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
-	if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verifyFrom(alice, d.code(secret, 0), home); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("verify: %+v", r)
 	}
-	if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+	if r := d.checkFrom(alice, home); !shows(r, protocol.OutcomeCodeRequired) {
 		t.Fatalf("check with remember off: %+v", r)
 	}
 }
@@ -191,7 +192,7 @@ func TestRememberDeviceExpires(t *testing.T) {
 			d := startDaemon(t, cfg, nil)
 			secret := d.importUser(alice)
 			home := sshLogin{"2001:db8::7", newSSHKey(t).openssh}
-			if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+			if r := d.verifyFrom(alice, d.code(secret, 0), home); !shows(r, protocol.OutcomeAccept) {
 				t.Fatalf("verify: %+v", r)
 			}
 			if tt.reloadTo != 0 {
@@ -200,7 +201,7 @@ func TestRememberDeviceExpires(t *testing.T) {
 				d.srv.Reload(&next)
 			}
 			d.clock.Add(tt.after)
-			if r := d.checkFrom(alice, home); r.Outcome != tt.want {
+			if r := d.checkFrom(alice, home); !shows(r, tt.want) {
 				t.Errorf("check after %v: %+v, want %s", tt.after, r, tt.want)
 			}
 		})
@@ -250,14 +251,14 @@ func TestRememberDeviceRevoked(t *testing.T) {
 			d := startDaemon(t, rememberConfig(t), nil)
 			secret := d.importUser(alice)
 			home := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
-			if r := d.verifyFrom(alice, d.code(secret, 0), home); r.Outcome != protocol.OutcomeAccept {
+			if r := d.verifyFrom(alice, d.code(secret, 0), home); !shows(r, protocol.OutcomeAccept) {
 				t.Fatalf("verify: %+v", r)
 			}
-			if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeRemembered {
+			if r := d.checkFrom(alice, home); !shows(r, protocol.OutcomeRemembered) {
 				t.Fatalf("check before revoking: %+v", r)
 			}
 			tt.revoke(d, secret)
-			if r := d.checkFrom(alice, home); r.Outcome != protocol.OutcomeCodeRequired {
+			if r := d.checkFrom(alice, home); !shows(r, protocol.OutcomeCodeRequired) {
 				t.Errorf("check after revoking: %+v, want code_required", r)
 			}
 		})
@@ -280,17 +281,17 @@ func TestRememberDeviceBounded(t *testing.T) {
 		l := sshLogin{fmt.Sprintf("192.0.2.%d", i+1), newSSHKey(t).openssh}
 		logins = append(logins, l)
 		d.clock.Add(30 * time.Second)
-		if r := d.verifyFrom(alice, d.code(secret, 0), l); r.Outcome != protocol.OutcomeAccept {
+		if r := d.verifyFrom(alice, d.code(secret, 0), l); !shows(r, protocol.OutcomeAccept) {
 			t.Fatalf("verify %d: %+v", i, r)
 		}
 	}
 	if n := len(d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status.Remembered); n != maxRemembered {
 		t.Errorf("%d devices kept, want %d", n, maxRemembered)
 	}
-	if r := d.checkFrom(alice, logins[0]); r.Outcome != protocol.OutcomeCodeRequired {
+	if r := d.checkFrom(alice, logins[0]); !shows(r, protocol.OutcomeCodeRequired) {
 		t.Errorf("oldest device still remembered: %+v", r)
 	}
-	if r := d.checkFrom(alice, logins[len(logins)-1]); r.Outcome != protocol.OutcomeRemembered {
+	if r := d.checkFrom(alice, logins[len(logins)-1]); !shows(r, protocol.OutcomeRemembered) {
 		t.Errorf("newest device not remembered: %+v", r)
 	}
 }
@@ -313,27 +314,15 @@ func TestEnrollOnLogin(t *testing.T) {
 	d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
 	key := newSSHKey(t)
 	login := sshLogin{"192.0.2.7", key.openssh}
-	resp := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
-	if resp.Verify == nil || resp.Verify.Outcome != protocol.OutcomeEnrollOffered || resp.Enroll == nil || resp.Verify.Digits != 6 {
-		t.Fatalf("check: %+v", resp)
+	req := protocol.Request{User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo}
+	if st := d.loginCode(req, "000000"); st.Verdict != protocol.VerdictDeny || stepText(st) != textEnrollWrongCode {
+		t.Fatalf("a wrong first code: %+v", st)
 	}
-	for i, line := range strings.Split(strings.TrimRight(resp.Enroll.QR, "\n"), "\n") {
-		if n := utf8.RuneCountInString(line); n > 80 || n < 21 {
-			t.Fatalf("QR line %d is %d columns", i, n)
-		}
+	secret, run := d.enrollAtLogin(req)
+	if n := strings.Count(run.texts(), "\n  "); n != d.cfg.Enroll.RecoveryCodes {
+		t.Fatalf("%d recovery codes shown, want %d:\n%s", n, d.cfg.Enroll.RecoveryCodes, run.texts())
 	}
-	okey, err := otp.ParseURI(resp.Enroll.URI)
-	if err != nil || otp.EncodeSecret(okey.Secret) != resp.Enroll.Secret {
-		t.Fatalf("URI %v does not carry the shown key", err)
-	}
-	if _, err := d.do(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: "000000", RHost: login.rhost, AuthInfo: login.authInfo}); errCode(err) != protocol.ErrInvalidCode {
-		t.Fatalf("confirm with a wrong code: %v", err)
-	}
-	conf := d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: d.code(okey.Secret, 0), Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
-	if len(conf.RecoveryCodes) != d.cfg.Enroll.RecoveryCodes {
-		t.Fatalf("confirm: %+v", conf)
-	}
-	if r := d.checkFrom(alice, login); r.Outcome != protocol.OutcomeCodeRequired {
+	if r := d.checkFrom(alice, login); !shows(r, protocol.OutcomeCodeRequired) {
 		t.Fatalf("check after enrolling: %+v", r)
 	}
 	fp := strings.Fields(key.fingerprint)[2]
@@ -347,7 +336,7 @@ func TestEnrollOnLogin(t *testing.T) {
 			t.Errorf("audit log lacks %q", want)
 		}
 	}
-	if strings.Contains(log, resp.Enroll.Secret) {
+	if strings.Contains(log, otp.EncodeSecret(secret)) {
 		t.Error("the secret was logged")
 	}
 }
@@ -373,7 +362,7 @@ func TestEnrollOnLoginRefused(t *testing.T) {
 			cfg := enrollOnLoginConfig(t, tt.until)
 			cfg.Policy.EnrollOnLogin = tt.on
 			d := startDaemon(t, cfg, nil)
-			if r := d.checkFrom(alice, sshLogin{"192.0.2.7", tt.authInfo}); r.Outcome != protocol.OutcomeEnrollRequired {
+			if r := d.checkFrom(alice, sshLogin{"192.0.2.7", tt.authInfo}); !shows(r, protocol.OutcomeEnrollRequired) {
 				t.Errorf("check: %+v, want enroll_required", r)
 			}
 		})
@@ -381,18 +370,18 @@ func TestEnrollOnLoginRefused(t *testing.T) {
 	t.Run("ordinary caller", func(t *testing.T) {
 		d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
 		for _, req := range []*protocol.Request{
-			{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh},
-			{Op: protocol.OpCheck, User: alice, RHost: "192.0.2.7", PriorFactor: protocol.PriorFactorPassword},
+			{Op: protocol.OpLoginStart, User: alice, RHost: "192.0.2.7", AuthInfo: key.openssh, Login: &protocol.LoginStart{}},
+			{Op: protocol.OpLoginStart, User: alice, RHost: "192.0.2.7", PriorFactor: protocol.PriorFactorPassword, Login: &protocol.LoginStart{}},
 		} {
 			resp, errText := d.clientAs(aliceUID, req)
-			if errText != "" || resp.Verify.Outcome != protocol.OutcomeEnrollRequired || resp.Enroll != nil {
+			if errText != "" || !shows(resp.Step, protocol.OutcomeEnrollRequired) {
 				t.Errorf("check as alice herself: %+v %q", resp, errText)
 			}
 		}
 	})
 	t.Run("before the deadline", func(t *testing.T) {
 		d := startDaemon(t, enrollOnLoginConfig(t, "2099-12-31"), nil)
-		if r := d.checkFrom(alice, sshLogin{"192.0.2.7", key.openssh}); r.Outcome != protocol.OutcomeEnrollOffered {
+		if r := d.checkFrom(alice, sshLogin{"192.0.2.7", key.openssh}); !shows(r, protocol.OutcomeEnrollOffered) {
 			t.Errorf("check: %+v, want enroll_offered", r)
 		}
 	})
@@ -409,7 +398,7 @@ func TestEnrollOnLoginDays(t *testing.T) {
 	login := sshLogin{"192.0.2.7", newSSHKey(t).openssh}
 	want := func(step string, outcome protocol.Outcome) {
 		t.Helper()
-		if r := d.checkFrom(alice, login); r.Outcome != outcome {
+		if r := d.checkFrom(alice, login); !shows(r, outcome) {
 			t.Fatalf("%s: check %+v, want %s", step, r, outcome)
 		}
 	}
@@ -428,14 +417,9 @@ func TestEnrollOnLoginDays(t *testing.T) {
 
 	// Enrolled within the period, then turned off by the user: the period
 	// does not start over.
-	resp := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
-	key, err := otp.ParseURI(resp.Enroll.URI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.mustDo(&protocol.Request{Op: protocol.OpEnrollConfirm, User: alice, Code: d.code(key.Secret, 0), Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
+	secret, _ := d.enrollAtLogin(protocol.Request{User: alice, Service: "sshd", RHost: login.rhost, AuthInfo: login.authInfo})
 	clock.Add(time.Minute)
-	if _, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpDisable, User: alice, Code: d.oathtoolCode(key.Secret)}); errText != "" {
+	if _, errText := d.clientAs(aliceUID, &protocol.Request{Op: protocol.OpDisable, User: alice, Code: d.oathtoolCode(secret)}); errText != "" {
 		t.Fatalf("disable: %s", errText)
 	}
 	want("right after disabling", protocol.OutcomeEnrollOffered)
@@ -481,21 +465,7 @@ func TestEnrollMethod(t *testing.T) {
 func TestEnrollOnLoginAfterPassword(t *testing.T) {
 	d := startDaemon(t, enrollOnLoginConfig(t, ""), nil)
 	base := protocol.Request{User: alice, Service: "sshd", RHost: "192.0.2.8", PriorFactor: protocol.PriorFactorPassword}
-	check := base
-	check.Op = protocol.OpCheck
-	resp := d.mustDo(&check)
-	if resp.Verify == nil || resp.Verify.Outcome != protocol.OutcomeEnrollOffered || resp.Enroll == nil {
-		t.Fatalf("check after a password: %+v", resp)
-	}
-	key, err := otp.ParseURI(resp.Enroll.URI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	confirm := base
-	confirm.Op, confirm.Code = protocol.OpEnrollConfirm, d.oathtoolCode(key.Secret)
-	if conf := d.mustDo(&confirm); len(conf.RecoveryCodes) == 0 {
-		t.Fatalf("confirm: %+v", conf)
-	}
+	d.enrollAtLogin(base)
 	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
 	if st.State != protocol.StateActive || st.EnrolledVia != store.MethodLogin || st.EnrolledFrom != "192.0.2.8" || st.EnrolledKey != "" {
 		t.Errorf("after enrolling at a password login: %+v", st)

@@ -280,6 +280,9 @@ func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *pro
 	if req != nil {
 		id = req.ID
 	}
+	if req != nil && retiredOp(req.Op) {
+		return s.refuseRetired(req, peer)
+	}
 	if err != nil {
 		s.audit.Warn("bad request", "peer_uid", peer.UID, "peer_pid", peer.PID, "reason", err.Error())
 		return errorResponse(id, protocol.ErrBadRequest, err.Error())
@@ -351,10 +354,6 @@ func (s *Server) dispatch(rc *reqCtx) (*protocol.Response, error) {
 	switch rc.Op {
 	case protocol.OpPing:
 		return &protocol.Response{}, nil
-	case protocol.OpCheck:
-		return s.check(rc)
-	case protocol.OpVerify:
-		return s.verify(rc)
 	case protocol.OpStatus, protocol.OpAdminShow:
 		return s.status(rc)
 	case protocol.OpEnrollBegin:

@@ -32,8 +32,7 @@ func TestPeerCredentialMatrix(t *testing.T) {
 		user    string
 		allowed []caller
 	}{
-		{protocol.OpCheck, alice, []caller{root, a}},
-		{protocol.OpVerify, alice, []caller{root, a}},
+		{protocol.OpLoginStart, alice, []caller{root, a}},
 		{protocol.OpStatus, alice, []caller{root, a}},
 		{protocol.OpStatus, bob, []caller{root, b}},
 		{protocol.OpEnrollBegin, bob, []caller{root, b}},
@@ -47,8 +46,11 @@ func TestPeerCredentialMatrix(t *testing.T) {
 		reqs := make([]*protocol.Request, len(tests))
 		for i, tt := range tests {
 			reqs[i] = &protocol.Request{Op: tt.op, User: tt.user, Code: "123456", Force: true}
-			if tt.op == protocol.OpEnrollBegin {
+			switch tt.op {
+			case protocol.OpEnrollBegin:
 				reqs[i].Code = ""
+			case protocol.OpLoginStart:
+				reqs[i].Login = &protocol.LoginStart{}
 			}
 		}
 		results := d.clientAsMany(c.uid, reqs)
@@ -86,7 +88,7 @@ func TestMalformedAndOversizedFramesGetErrorsNotCrashes(t *testing.T) {
 		{"unknown field", frame([]byte(`{"v":1,"id":1,"op":"ping","evil":1}`)), "unknown field"},
 		{"wrong version", frame([]byte(`{"v":9,"id":1,"op":"ping"}`)), "unsupported protocol version"},
 		{"unknown op", frame([]byte(`{"v":1,"id":1,"op":"drop_tables"}`)), "unknown operation"},
-		{"code too long", frame([]byte(`{"v":1,"id":1,"op":"verify","user":"daemon","code":"` + strings.Repeat("1", 1025) + `"}`)), "longer than"},
+		{"code too long", frame([]byte(`{"v":1,"id":1,"op":"enroll_confirm","user":"daemon","code":"` + strings.Repeat("1", 1025) + `"}`)), "longer than"},
 		{"16 MiB declared", huge, "too large"},
 	}
 	for _, tt := range tests {
@@ -110,7 +112,7 @@ func TestMalformedAndOversizedFramesGetErrorsNotCrashes(t *testing.T) {
 		})
 	}
 	// The daemon still serves.
-	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(secret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("after abuse: %+v", r)
 	}
 }
@@ -151,8 +153,8 @@ func TestConnectionCapPerUID(t *testing.T) {
 	if !strings.Contains(errText, "too many open connections") {
 		t.Fatalf("fourth connection of alice: %q", errText)
 	}
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice}); r.Verify.Outcome != protocol.OutcomeCodeRequired {
-		t.Fatalf("root while alice is at her cap: %+v", r.Verify)
+	if r := d.startLogin(protocol.Request{User: alice}); !shows(r, protocol.OutcomeCodeRequired) {
+		t.Fatalf("root while alice is at her cap: %+v", r)
 	}
 }
 
@@ -160,7 +162,7 @@ func TestAuditEscapesControlCharacters(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	secret := d.importUser(alice)
 	evil := "host\nFAKE outcome=accept\x1b[2J"
-	d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.code(secret, 0), RHost: evil, Service: "sshd"})
+	d.loginCode(protocol.Request{User: alice, RHost: evil, Service: "sshd"}, d.code(secret, 0))
 	log := d.log.String()
 	if strings.Contains(log, "\nFAKE") || strings.Contains(log, "\x1b") {
 		t.Fatalf("control characters reached the log:\n%q", log)
@@ -186,18 +188,18 @@ func TestPolicyDecidesWhoNeedsACode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.user, func(t *testing.T) {
-			r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: tt.user}).Verify
-			if r.Outcome != tt.want {
+			r := d.startLogin(protocol.Request{User: tt.user})
+			if !shows(r, tt.want) {
 				t.Fatalf("%s: %+v, want %s", tt.user, r, tt.want)
 			}
-			if tt.want == protocol.OutcomeEnrollRequired && !strings.Contains(r.Message, "otpgate enroll") {
-				t.Errorf("no enrollment hint: %q", r.Message)
+			if tt.want == protocol.OutcomeEnrollRequired && !strings.Contains(stepText(r), "otpgate enroll") {
+				t.Errorf("no enrollment hint: %q", stepText(r))
 			}
 		})
 	}
 	// Exemption wins even for an enrolled user.
 	d.importUser("sys")
-	if r := d.verify("sys", "000000"); r.Outcome != protocol.OutcomeExempt {
+	if r := d.verify("sys", "000000"); !shows(r, protocol.OutcomeExempt) {
 		t.Fatalf("exempt enrolled user: %+v", r)
 	}
 }

@@ -32,8 +32,8 @@ func TestExemptNetworksSkipTheCodeOnlyForAddressesInside(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.rhost, func(t *testing.T) {
-			r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, RHost: tt.rhost}).Verify
-			if r.Outcome != tt.want {
+			r := d.startLogin(protocol.Request{User: alice, RHost: tt.rhost})
+			if !shows(r, tt.want) {
 				t.Fatalf("rhost %q: %+v, want %s", tt.rhost, r, tt.want)
 			}
 		})
@@ -50,31 +50,31 @@ func TestGuessingFromOneAddressDoesNotLockOutTheOwner(t *testing.T) {
 	cfg.RateLimit.PerSourceLockout.Duration = 15 * time.Minute
 	d := startDaemon(t, cfg, nil)
 	secret := d.importUser(alice)
-	from := func(rhost, code string) *protocol.VerifyResult {
+	from := func(rhost, code string) *protocol.LoginStep {
 		t.Helper()
-		return d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: code, RHost: rhost}).Verify
+		return d.loginCode(protocol.Request{User: alice, RHost: rhost}, code)
 	}
 	wrong := "000000"
 	if d.code(secret, 0) == wrong || d.code(secret, -1) == wrong || d.code(secret, 1) == wrong {
 		wrong = "000001"
 	}
 	for i := 1; i <= 2; i++ {
-		if r := from("198.51.100.7", wrong); r.Outcome != protocol.OutcomeReject {
+		if r := from("198.51.100.7", wrong); !shows(r, protocol.OutcomeReject) {
 			t.Fatalf("guess %d: %+v", i, r)
 		}
 	}
-	if r := from("198.51.100.7", wrong); r.Outcome != protocol.OutcomeReject || !strings.Contains(r.Message, "from your address") || r.RetryAfter != 900 {
+	if r := from("198.51.100.7", wrong); !shows(r, protocol.OutcomeReject) || !strings.Contains(stepText(r), "from your address: try again in 15 minutes.") {
 		t.Fatalf("third guess should block the address: %+v", r)
 	}
 	// The attacker's address is blocked even with the right code...
-	if r := from("198.51.100.7", d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+	if r := from("198.51.100.7", d.code(secret, 0)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("right code from the blocked address: %+v", r)
 	}
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, RHost: "198.51.100.7"}).Verify; r.Outcome != protocol.OutcomeLocked {
+	if r := d.startLogin(protocol.Request{User: alice, RHost: "198.51.100.7"}); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("check from the blocked address: %+v", r)
 	}
 	// ...while the owner logs in from elsewhere.
-	if r := from("203.0.113.5", d.code(secret, 0)); r.Outcome != protocol.OutcomeAccept {
+	if r := from("203.0.113.5", d.code(secret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("owner from another address: %+v", r)
 	}
 	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
@@ -84,19 +84,19 @@ func TestGuessingFromOneAddressDoesNotLockOutTheOwner(t *testing.T) {
 	// The block survives a restart.
 	d.restart()
 	d.clock.Add(30 * time.Second)
-	if r := from("198.51.100.7", d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+	if r := from("198.51.100.7", d.code(secret, 0)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("after restart: %+v", r)
 	}
 	// Guesses spread over many addresses still reach the per-user ceiling.
 	for i := range 10 {
 		from("192.0.2."+string(rune('1'+i%5)), wrong)
 	}
-	if r := from("203.0.113.5", d.code(secret, 1)); r.Outcome != protocol.OutcomeLocked || strings.Contains(r.Message, "address") {
+	if r := from("203.0.113.5", d.code(secret, 1)); !shows(r, protocol.OutcomeLocked) || strings.Contains(stepText(r), "address") {
 		t.Fatalf("spread guesses must lock the user: %+v", r)
 	}
 	// An admin unlock clears the user's lock and every address block.
 	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
-	if r := from("198.51.100.7", d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+	if r := from("198.51.100.7", d.code(secret, 1)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("after unlock: %+v", r)
 	}
 }
@@ -109,18 +109,18 @@ func TestOneAddressGuessingAcrossUsersIsBlockedForAll(t *testing.T) {
 	bobSecret := d.importUser(bob)
 	secrets := map[string][]byte{alice: aliceSecret, bob: bobSecret}
 	for _, u := range []string{alice, bob, alice, bob} {
-		d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: u, Code: d.wrongCode(secrets[u]), RHost: "198.51.100.9"})
+		d.loginCode(protocol.Request{User: u, RHost: "198.51.100.9"}, d.wrongCode(secrets[u]))
 	}
 	for _, u := range []string{alice, bob} {
-		r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: u, RHost: "198.51.100.9"}).Verify
-		if r.Outcome != protocol.OutcomeLocked || !strings.Contains(r.Message, "from your address") {
+		r := d.startLogin(protocol.Request{User: u, RHost: "198.51.100.9"})
+		if !shows(r, protocol.OutcomeLocked) || !strings.Contains(stepText(r), "from your address") {
 			t.Fatalf("%s from the blocked address: %+v", u, r)
 		}
 	}
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.code(aliceSecret, 0), RHost: "198.51.100.9"}).Verify; r.Outcome != protocol.OutcomeLocked {
+	if r := d.loginCode(protocol.Request{User: alice, RHost: "198.51.100.9"}, d.code(aliceSecret, 0)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("right code from the blocked address: %+v", r)
 	}
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: bob, Code: d.code(bobSecret, 0), RHost: "203.0.113.1"}).Verify; r.Outcome != protocol.OutcomeAccept {
+	if r := d.loginCode(protocol.Request{User: bob, RHost: "203.0.113.1"}, d.code(bobSecret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("another address: %+v", r)
 	}
 	// The address records are not users.
@@ -185,10 +185,17 @@ func TestAddressesFromUnprivilegedCallersCountForNothing(t *testing.T) {
 	// throws away, from many invented addresses.
 	var reqs []*protocol.Request
 	for range 6 {
-		reqs = append(reqs, &protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(aliceSecret), RHost: target,
-			AuthInfo: "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"})
+		reqs = append(reqs, &protocol.Request{Op: protocol.OpLoginStart, User: alice, RHost: target, Login: &protocol.LoginStart{},
+			AuthInfo: "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
+			&protocol.Request{Op: protocol.OpLoginAnswer, Answers: []string{d.wrongCode(aliceSecret)}})
 	}
-	d.clientAsMany(aliceUID, reqs)
+	// Her first four are decided (the fifth locks her own account), more
+	// than the per-address limit of three.
+	for i, r := range d.clientAsMany(aliceUID, reqs)[:8] {
+		if i%2 == 1 && (r.Err != "" || !shows(r.Resp.Step, protocol.OutcomeReject)) {
+			t.Fatalf("alice's wrong code %d: %+v %s", i/2+1, r.Resp, r.Err)
+		}
+	}
 	const invented = 300
 	reqs = nil
 	for i := range invented {
@@ -207,7 +214,7 @@ func TestAddressesFromUnprivilegedCallersCountForNothing(t *testing.T) {
 		}
 	}
 
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: victim, Code: d.code(victimSecret, 0), RHost: target}).Verify; r.Outcome != protocol.OutcomeAccept {
+	if r := d.loginCode(protocol.Request{User: victim, RHost: target}, d.code(victimSecret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("the victim from the named address: %+v", r)
 	}
 	if n := d.sourceRecords(); n != 0 {
@@ -231,15 +238,15 @@ func TestASuccessDoesNotClearTheAddressCountOfOthers(t *testing.T) {
 	bobSecret := d.importUser(bob)
 	const addr = "198.51.100.30"
 	for range 3 {
-		d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(aliceSecret), RHost: addr})
+		d.loginCode(protocol.Request{User: alice, RHost: addr}, d.wrongCode(aliceSecret))
 	}
 	// A guesser with a valid account at the same address logs in...
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: bob, Code: d.code(bobSecret, 0), RHost: addr}).Verify; r.Outcome != protocol.OutcomeAccept {
+	if r := d.loginCode(protocol.Request{User: bob, RHost: addr}, d.code(bobSecret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("bob: %+v", r)
 	}
 	// ...and the fourth guess still blocks the address.
-	d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(aliceSecret), RHost: addr})
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: bob, RHost: addr}).Verify; r.Outcome != protocol.OutcomeLocked {
+	d.loginCode(protocol.Request{User: alice, RHost: addr}, d.wrongCode(aliceSecret))
+	if r := d.startLogin(protocol.Request{User: bob, RHost: addr}); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("the address is not blocked after 4 failures with a success between them: %+v", r)
 	}
 }
@@ -251,7 +258,7 @@ func TestAddressRecordsExpire(t *testing.T) {
 	d := startDaemon(t, cfg, nil)
 	secret := d.importUser(alice)
 	verifyFrom := func(rhost string) {
-		d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(secret), RHost: rhost})
+		d.loginCode(protocol.Request{User: alice, RHost: rhost}, d.wrongCode(secret))
 		d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
 	}
 	for i := range 40 {
@@ -291,9 +298,9 @@ func TestByDefaultAGuesserAtOneAddressNeverLocksTheOwnerOut(t *testing.T) {
 	// block ends, for a dozen blocks.
 	for round := range 12 {
 		for range 30 {
-			d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(secret), RHost: guesser})
+			d.loginCode(protocol.Request{User: alice, RHost: guesser}, d.wrongCode(secret))
 		}
-		if r := d.mustDo(&protocol.Request{Op: protocol.OpCheck, User: alice, RHost: owner}).Verify; r.Outcome != protocol.OutcomeCodeRequired {
+		if r := d.startLogin(protocol.Request{User: alice, RHost: owner}); !shows(r, protocol.OutcomeCodeRequired) {
 			t.Fatalf("round %d: the owner's address: %+v", round, r)
 		}
 		st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
@@ -302,17 +309,17 @@ func TestByDefaultAGuesserAtOneAddressNeverLocksTheOwnerOut(t *testing.T) {
 		}
 		d.clock.Add(st.BlockedSources[0].Until.Sub(d.clock.Now()))
 	}
-	if r := d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.code(secret, 0), RHost: owner}).Verify; r.Outcome != protocol.OutcomeAccept {
+	if r := d.loginCode(protocol.Request{User: alice, RHost: owner}, d.code(secret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("the owner from another address: %+v", r)
 	}
 	// Sudo and other local services have no address: the per-user limit.
 	for i := range cfg.RateLimit.MaxFailures {
 		r := d.verify(alice, d.wrongCode(secret))
-		if want := i == cfg.RateLimit.MaxFailures-1; (r.RetryAfter > 0) != want {
+		if want := i == cfg.RateLimit.MaxFailures-1; strings.Contains(stepText(r), "Too many failed attempts") != want {
 			t.Fatalf("local failure %d: %+v", i+1, r)
 		}
 	}
-	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeLocked {
+	if r := d.verify(alice, d.code(secret, 1)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("local guesses did not lock the user: %+v", r)
 	}
 }
@@ -324,7 +331,7 @@ func TestEachBlockOfAnAddressLastsLonger(t *testing.T) {
 	var got []time.Duration
 	for range 4 {
 		for range cfg.RateLimit.PerSourceMaxFailures {
-			d.mustDo(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: d.wrongCode(secret), RHost: "198.51.100.50"})
+			d.loginCode(protocol.Request{User: alice, RHost: "198.51.100.50"}, d.wrongCode(secret))
 		}
 		st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
 		if len(st.BlockedSources) != 1 {

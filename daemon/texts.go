@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/daemon/store"
+	"github.com/otpgate/otpgate/internal/protocol"
 )
 
 // Every text a person reads during a login or at a CLI code prompt comes
@@ -139,4 +140,10 @@ func codeUsedMessage(last *store.CodeUse, next, now time.Time) string {
 		b.WriteString(": a new code is showing now.")
 	}
 	return b.String()
+}
+
+// textRetiredOp is the log line and the error reply for a client that logs
+// in with the operations used before the login dialogue.
+func textRetiredOp(op protocol.Op) string {
+	return fmt.Sprintf("a client sent '%s', which this otpgated no longer answers: the login was refused; upgrade pam_otpgate and otpgate-sshd to the version of otpgated", op)
 }

@@ -20,16 +20,16 @@ func TestVerifyAcceptsOnceThenOnlyLaterSteps(t *testing.T) {
 	if code != d.code(secret, 0) {
 		t.Fatalf("oathtool %s and otp %s disagree", code, d.code(secret, 0))
 	}
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("first use: %+v", r)
 	}
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeReplay || !strings.Contains(r.Message, "already used") {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeReplay) || !strings.Contains(stepText(r), "already used") {
 		t.Fatalf("replay: %+v", r)
 	}
-	if r := d.verify(alice, d.code(secret, -1)); r.Outcome != protocol.OutcomeReplay {
+	if r := d.verify(alice, d.code(secret, -1)); !shows(r, protocol.OutcomeReplay) {
 		t.Fatalf("previous step after a later one was used: %+v", r)
 	}
-	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(secret, 1)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("next step within the window: %+v", r)
 	}
 	log := d.log.String()
@@ -61,17 +61,14 @@ func TestVerifyWindowAndClockHint(t *testing.T) {
 			d := startDaemon(t, testConfig(t), nil)
 			secret := d.importUser(alice)
 			r := d.verify(alice, d.code(secret, tt.offsetSteps))
-			if r.Outcome != tt.want {
-				t.Fatalf("outcome %s, want %s (%+v)", r.Outcome, tt.want, r)
+			if !shows(r, tt.want) {
+				t.Fatalf("%s %q, want what %s shows", r.Verdict, stepText(r), tt.want)
 			}
-			if tt.hint == "" && tt.want == protocol.OutcomeReject && r.Message != "Wrong code." {
-				t.Errorf("message %q, want %q", r.Message, "Wrong code.")
+			if tt.hint == "" && tt.want == protocol.OutcomeReject && stepText(r) != "Wrong code." {
+				t.Errorf("message %q, want %q", stepText(r), "Wrong code.")
 			}
-			if tt.hint != "" && !strings.Contains(r.Message, tt.hint) {
-				t.Errorf("message %q lacks %q", r.Message, tt.hint)
-			}
-			if tt.hint != "" && r.ClockOffset != int64(tt.offsetSteps*30) {
-				t.Errorf("clock offset %d, want %d", r.ClockOffset, tt.offsetSteps*30)
+			if tt.hint != "" && !strings.Contains(stepText(r), tt.hint) {
+				t.Errorf("message %q lacks %q", stepText(r), tt.hint)
 			}
 		})
 	}
@@ -91,14 +88,21 @@ func TestConcurrentSameCodeAcceptedExactlyOnce(t *testing.T) {
 		for range clients {
 			wg.Go(func() {
 				<-start
-				resp, err := d.do(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: code})
+				st, err := d.tryLogin(protocol.Request{User: alice}, code)
 				mu.Lock()
 				defer mu.Unlock()
-				if err != nil {
+				switch {
+				case err != nil:
 					outcomes["error: "+protocol.Outcome(err.Error())]++
-					return
+				case shows(st, protocol.OutcomeAccept):
+					outcomes[protocol.OutcomeAccept]++
+				case shows(st, protocol.OutcomeReplay):
+					outcomes[protocol.OutcomeReplay]++
+				case shows(st, protocol.OutcomeLocked):
+					outcomes[protocol.OutcomeLocked]++
+				default:
+					outcomes[protocol.Outcome(st.Verdict+": "+protocol.Verdict(stepText(st)))]++
 				}
-				outcomes[resp.Verify.Outcome]++
 			})
 		}
 		close(start)
@@ -127,13 +131,17 @@ func TestParallelGuessesAreChargedBeforeTheCheck(t *testing.T) {
 			guess = "999999"
 		}
 		wg.Go(func() {
-			resp, err := d.do(&protocol.Request{Op: protocol.OpVerify, User: alice, Code: guess})
+			st, err := d.tryLogin(protocol.Request{User: alice}, guess)
 			if err != nil {
 				t.Error(err)
 				return
 			}
+			o := protocol.OutcomeReject
+			if shows(st, protocol.OutcomeLocked) {
+				o = protocol.OutcomeLocked
+			}
 			mu.Lock()
-			outcomes[resp.Verify.Outcome]++
+			outcomes[o]++
 			mu.Unlock()
 		})
 	}
@@ -146,7 +154,7 @@ func TestParallelGuessesAreChargedBeforeTheCheck(t *testing.T) {
 		t.Errorf("audit shows %d evaluated guesses, want %d", n, cfg.RateLimit.MaxFailures)
 	}
 	// The right code is refused while locked (privacyIDEA #265).
-	if r := d.verify(alice, right); r.Outcome != protocol.OutcomeLocked || r.RetryAfter <= 0 {
+	if r := d.verify(alice, right); !shows(r, protocol.OutcomeLocked) || !strings.Contains(stepText(r), "try again in") {
 		t.Fatalf("right code while locked: %+v", r)
 	}
 }
@@ -160,46 +168,46 @@ func TestLockoutBackoffHardCapAndUnlock(t *testing.T) {
 	cfg.RateLimit.MaxConsecutiveFailures = 9
 	d := startDaemon(t, cfg, nil)
 	secret := d.importUser(alice)
-	wrong := func() *protocol.VerifyResult { return d.verify(alice, "000000") }
+	wrong := func() *protocol.LoginStep { return d.verify(alice, "000000") }
 	if d.code(secret, 0) == "000000" {
 		t.Fatal("unlucky secret")
 	}
 	for i := 1; i <= 2; i++ {
-		if r := wrong(); r.Outcome != protocol.OutcomeReject || r.Message != "Wrong code." {
+		if r := wrong(); !shows(r, protocol.OutcomeReject) || stepText(r) != "Wrong code." {
 			t.Fatalf("failure %d: %+v", i, r)
 		}
 	}
-	if r := wrong(); r.Outcome != protocol.OutcomeReject || r.RetryAfter != 60 || !strings.Contains(r.Message, "try again in 1 minute.") {
+	if r := wrong(); r.Verdict != protocol.VerdictRefused || stepText(r) != "Wrong code. Too many failed attempts: try again in 1 minute." {
 		t.Fatalf("third failure should lock for 1m: %+v", r)
 	}
-	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+	if r := d.verify(alice, d.code(secret, 0)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("locked user with the right code: %+v", r)
 	}
 	d.clock.Add(61 * time.Second)
 	for range 2 {
 		wrong()
 	}
-	if r := wrong(); r.RetryAfter != 120 {
+	if r := wrong(); r.Verdict != protocol.VerdictRefused || stepText(r) != "Wrong code. Too many failed attempts: try again in 2 minutes." {
 		t.Fatalf("second lockout should double to 2m: %+v", r)
 	}
 	// Restarting the daemon does not reset the lockout.
 	d.restart()
-	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked {
+	if r := d.verify(alice, d.code(secret, 0)); !shows(r, protocol.OutcomeLocked) {
 		t.Fatalf("after restart: %+v", r)
 	}
 	d.clock.Add(121 * time.Second)
 	for range 2 {
 		wrong()
 	}
-	if r := wrong(); r.RetryAfter != -1 || !strings.Contains(r.Message, "otpgate admin unlock") {
+	if r := wrong(); r.Verdict != protocol.VerdictRefused || !strings.Contains(stepText(r), "until an administrator runs 'otpgate admin unlock") {
 		t.Fatalf("ninth failure should need an admin: %+v", r)
 	}
 	d.clock.Add(24 * time.Hour)
-	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeLocked || r.RetryAfter != -1 {
+	if r := d.verify(alice, d.code(secret, 0)); !shows(r, protocol.OutcomeLocked) || !strings.Contains(stepText(r), "until an administrator runs 'otpgate admin unlock") {
 		t.Fatalf("admin lock must not expire: %+v", r)
 	}
 	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
-	if r := d.verify(alice, d.code(secret, 0)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(secret, 0)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("after unlock: %+v", r)
 	}
 	st := d.mustDo(&protocol.Request{Op: protocol.OpStatus, User: alice}).Status
@@ -212,17 +220,17 @@ func TestReplayStateSurvivesRestartAndClockGoingBack(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	secret := d.importUser(alice)
 	code := d.code(secret, 0)
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeAccept) {
 		t.Fatal(r)
 	}
 	d.restart()
-	if r := d.verify(alice, code); r.Outcome != protocol.OutcomeReplay {
+	if r := d.verify(alice, code); !shows(r, protocol.OutcomeReplay) {
 		t.Fatalf("replay after restart: %+v", r)
 	}
 	for _, back := range []time.Duration{-30 * time.Second, -time.Hour} {
 		d.clock.Add(back)
 		old := d.code(secret, 0)
-		if r := d.verify(alice, old); r.Outcome != protocol.OutcomeReplay {
+		if r := d.verify(alice, old); !shows(r, protocol.OutcomeReplay) {
 			t.Fatalf("clock moved %v: code for an earlier step: %+v", back, r)
 		}
 		d.clock.Add(-back)
@@ -231,7 +239,7 @@ func TestReplayStateSurvivesRestartAndClockGoingBack(t *testing.T) {
 		t.Errorf("backwards clock not audited:\n%s", d.log.String())
 	}
 	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
-	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(secret, 1)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("next step: %+v", r)
 	}
 }
@@ -243,11 +251,11 @@ func TestReplayStateSurvivesRestartAndClockGoingBack(t *testing.T) {
 func TestReplayOfANextStepCodeIsNotAClockJump(t *testing.T) {
 	d := startDaemon(t, testConfig(t), nil)
 	secret := d.importUser(alice)
-	if r := d.verify(alice, d.code(secret, 1)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.code(secret, 1)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("next step's code: %+v", r)
 	}
 	for _, offset := range []int{1, 0, -1} {
-		if r := d.verify(alice, d.code(secret, offset)); r.Outcome != protocol.OutcomeReplay {
+		if r := d.verify(alice, d.code(secret, offset)); !shows(r, protocol.OutcomeReplay) {
 			t.Fatalf("step %+d after the next step was accepted: %+v", offset, r)
 		}
 	}
@@ -262,7 +270,7 @@ func TestACodeTheClockHintRevealedIsNeverAccepted(t *testing.T) {
 	secret := d.importUser(alice)
 	future := d.code(secret, 2) // just outside the window (skew 1)
 	r := d.verify(alice, future)
-	if r.Outcome != protocol.OutcomeReject || !strings.Contains(r.Message, "a minute ahead") {
+	if !shows(r, protocol.OutcomeReject) || !strings.Contains(stepText(r), "a minute ahead") {
 		t.Fatalf("the code of step+2 now: %+v", r)
 	}
 	st := d.mustDo(&protocol.Request{Op: protocol.OpAdminShow, User: alice}).Status
@@ -272,13 +280,13 @@ func TestACodeTheClockHintRevealedIsNeverAccepted(t *testing.T) {
 	// Its step comes: the code is refused for as long as it is in the window.
 	for _, wait := range []time.Duration{30 * time.Second, 30 * time.Second, 30 * time.Second} {
 		d.clock.Add(wait)
-		if r := d.verify(alice, future); r.Outcome == protocol.OutcomeAccept {
+		if r := d.verify(alice, future); shows(r, protocol.OutcomeAccept) {
 			t.Fatalf("the revealed code was accepted %s later: %+v", wait, r)
 		}
 	}
 	d.mustDo(&protocol.Request{Op: protocol.OpAdminUnlock, User: alice})
 	// The codes of the other steps still work.
-	if r := d.verify(alice, d.oathtoolCode(secret)); r.Outcome != protocol.OutcomeAccept {
+	if r := d.verify(alice, d.oathtoolCode(secret)); !shows(r, protocol.OutcomeAccept) {
 		t.Fatalf("the next code: %+v", r)
 	}
 }

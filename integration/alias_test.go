@@ -206,7 +206,7 @@ func TestAliasImportAllUsers(t *testing.T) {
 			t.Errorf("status %s after the import: %+v, want %s's active enrollment", name, st, aliasOwner)
 		}
 	}
-	if v := e.verify(aliasName, e.oathtool(secret)); v.Outcome != protocol.OutcomeAccept {
+	if v := e.verify(aliasName, e.oathtool(secret)); stepOutcome(v) != protocol.OutcomeAccept {
 		t.Errorf("the alias with the imported code: %+v", v)
 	}
 }

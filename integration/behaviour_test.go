@@ -25,6 +25,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // behaviourExemptFrom is the client address inside policy.exempt_networks;
@@ -110,15 +111,15 @@ func (d *behaviourDaemon) code(t *testing.T, user string, offset time.Duration) 
 	return code
 }
 
-// verify sends code for user to otpgated's verify operation, as a login
-// elsewhere would.
+// verify logs user in with code, as a login elsewhere would, and returns
+// the decision the login showed.
 func (d *behaviourDaemon) verify(t *testing.T, user, code string) protocol.Outcome {
 	t.Helper()
-	resp := d.do(t, &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "behaviour-setup"})
-	if resp.Verify == nil {
-		t.Fatalf("verify %s: no result", user)
+	st, err := testutil.Login(d.client, protocol.Request{User: user, Service: "behaviour-setup"}, code)
+	if err != nil {
+		t.Fatalf("login of %s: %v", user, err)
 	}
-	return resp.Verify.Outcome
+	return stepOutcome(st)
 }
 
 // behaviourFrontEnd runs logins through one front end.

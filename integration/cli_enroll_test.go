@@ -101,7 +101,7 @@ func TestCLIEnrollLifecycle(t *testing.T) {
 	if st := e.status("alice"); st.State != protocol.StatePending {
 		t.Fatalf("state %q while confirming, want pending", st.State)
 	}
-	if v := e.verify("alice", e.oathtool(secret)); v.Outcome == protocol.OutcomeAccept {
+	if v := e.verify("alice", e.oathtool(secret)); stepOutcome(v) == protocol.OutcomeAccept {
 		t.Fatalf("a pending enrollment authenticated: %+v", v)
 	}
 
@@ -247,7 +247,7 @@ func TestCLIAdminCommands(t *testing.T) {
 	if st := e.status("bob"); st.State != protocol.StateActive {
 		t.Errorf("an unconfirmed forced re-enroll changed bob's state to %q", st.State)
 	}
-	if v := e.verify("bob", e.oathtool(bobSecret, nextStep())); v.Outcome != protocol.OutcomeAccept {
+	if v := e.verify("bob", e.oathtool(bobSecret, nextStep())); stepOutcome(v) != protocol.OutcomeAccept {
 		t.Errorf("bob's confirmed secret stopped working before a new one was confirmed: %+v", v)
 	}
 

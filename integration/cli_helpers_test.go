@@ -67,15 +67,15 @@ func (e *cliEnv) status(user string) protocol.UserStatus {
 	return *resp.Status
 }
 
-// verify sends code for user to otpgated's verify operation, as the PAM
-// module does.
-func (e *cliEnv) verify(user, code string) *protocol.VerifyResult {
+// verify logs user in with code, as the PAM module does, and returns the
+// login's last step.
+func (e *cliEnv) verify(user, code string) *protocol.LoginStep {
 	e.t.Helper()
-	resp, err := e.client.Do(context.Background(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "cli-test"})
+	st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "cli-test"}, code)
 	if err != nil {
-		e.t.Fatalf("verify %s: %v", user, err)
+		e.t.Fatalf("login of %s: %v", user, err)
 	}
-	return resp.Verify
+	return st
 }
 
 // wrongCode returns a 6-digit code that is not the code of secret for any

@@ -388,8 +388,8 @@ func TestDocsMigrating(t *testing.T) {
 	accepts := func(user string, secret []byte) {
 		t.Helper()
 		code := e.totp(b32.EncodeToString(secret), 0)
-		v := e.do(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "docs-test"}).Verify
-		if v == nil || v.Outcome != protocol.OutcomeAccept {
+		v := e.login(protocol.Request{User: user, Service: "docs-test"}, code)
+		if stepOutcome(v) != protocol.OutcomeAccept {
 			t.Errorf("%s's existing app code after the import: %+v", user, v)
 		}
 	}
@@ -400,8 +400,8 @@ func TestDocsMigrating(t *testing.T) {
 	}
 	e.mustRun("root", docGAUser)
 	accepts("alice", alice)
-	v := e.do(&protocol.Request{Op: protocol.OpVerify, User: "alice", Code: "11223344", Service: "docs-test"}).Verify
-	if v == nil || v.Outcome != protocol.OutcomeAccept {
+	v := e.login(protocol.Request{User: "alice", Service: "docs-test"}, "11223344")
+	if recoveryLeft(v) < 0 {
 		t.Errorf("alice's scratch code as a recovery code: %+v", v)
 	}
 

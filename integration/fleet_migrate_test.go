@@ -31,6 +31,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/postgres"
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -105,10 +106,14 @@ func (e *migrateEnv) do(req *protocol.Request) *protocol.Response {
 	return resp
 }
 
-// verify returns the outcome of code for user.
-func (e *migrateEnv) verify(user, code string) *protocol.VerifyResult {
+// verify logs user in with code and returns the login's last step.
+func (e *migrateEnv) verify(user, code string) *protocol.LoginStep {
 	e.t.Helper()
-	return e.do(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code}).Verify
+	st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "migrate-test"}, code)
+	if err != nil {
+		e.t.Fatalf("login of %s: %v", user, err)
+	}
+	return st
 }
 
 // hostOathtool is oathtool's TOTP code of a base32 secret at time at; the
@@ -207,8 +212,8 @@ func TestFleetMigrateStore(t *testing.T) {
 	alice := e.enroll(aliceName, hostOathtool)
 	bob := e.enroll(bobName, libCode)
 	carol := e.enroll(carolName, hostOathtool)
-	if v := e.verify(carolName, wrongCode(t, carol.secret)); v.Outcome != protocol.OutcomeReject {
-		t.Fatalf("carol's wrong code on bolt: %s, want reject", v.Outcome)
+	if v := e.verify(carolName, wrongCode(t, carol.secret)); stepOutcome(v) != protocol.OutcomeReject {
+		t.Fatalf("carol's wrong code on bolt: %s, want reject", stepOutcome(v))
 	}
 
 	// Refused while otpgated runs, before touching either store.
@@ -241,23 +246,23 @@ func TestFleetMigrateStore(t *testing.T) {
 
 	e.serve("postgres")
 	now := time.Now()
-	if v := e.verify(aliceName, alice.code); v.Outcome != protocol.OutcomeReplay {
-		t.Errorf("alice's enrollment code on postgres: %s, want replay (the last step came along)", v.Outcome)
+	if v := e.verify(aliceName, alice.code); stepOutcome(v) != protocol.OutcomeReplay {
+		t.Errorf("alice's enrollment code on postgres: %s, want replay (the last step came along)", stepOutcome(v))
 	}
-	if v := e.verify(aliceName, hostOathtool(t, alice.secret, now.Add(30*time.Second))); v.Outcome != protocol.OutcomeAccept {
-		t.Errorf("alice's next code from oathtool on postgres: %s, want accept", v.Outcome)
+	if v := e.verify(aliceName, hostOathtool(t, alice.secret, now.Add(30*time.Second))); stepOutcome(v) != protocol.OutcomeAccept {
+		t.Errorf("alice's next code from oathtool on postgres: %s, want accept", stepOutcome(v))
 	}
-	if v := e.verify(bobName, bob.code); v.Outcome != protocol.OutcomeReplay {
-		t.Errorf("bob's enrollment code on postgres: %s, want replay", v.Outcome)
+	if v := e.verify(bobName, bob.code); stepOutcome(v) != protocol.OutcomeReplay {
+		t.Errorf("bob's enrollment code on postgres: %s, want replay", stepOutcome(v))
 	}
 	bobNext := libCode(t, bob.secret, now.Add(30*time.Second))
-	if v := e.verify(bobName, bobNext); v.Outcome != protocol.OutcomeAccept {
-		t.Errorf("bob's next code from package otp on postgres: %s, want accept", v.Outcome)
+	if v := e.verify(bobName, bobNext); stepOutcome(v) != protocol.OutcomeAccept {
+		t.Errorf("bob's next code from package otp on postgres: %s, want accept", stepOutcome(v))
 	}
-	if v := e.verify(aliceName, alice.recovery[0]); v.Outcome != protocol.OutcomeAccept || !v.Recovery || v.RecoveryRemaining != 4 {
+	if v := e.verify(aliceName, alice.recovery[0]); stepOutcome(v) != protocol.OutcomeAccept || recoveryLeft(v) < 0 || recoveryLeft(v) != 4 {
 		t.Errorf("alice's first recovery code on postgres: %+v, want accept with 4 left", v)
 	}
-	if v := e.verify(aliceName, alice.recovery[0]); v.Outcome == protocol.OutcomeAccept {
+	if v := e.verify(aliceName, alice.recovery[0]); stepOutcome(v) == protocol.OutcomeAccept {
 		t.Errorf("alice's first recovery code again on postgres: %+v, want a refusal", v)
 	}
 	st := e.do(&protocol.Request{Op: protocol.OpAdminShow, User: carolName}).Status
@@ -291,17 +296,17 @@ func TestFleetMigrateStore(t *testing.T) {
 	}
 
 	e.serve("bolt")
-	if v := e.verify(aliceName, alice.recovery[0]); v.Outcome == protocol.OutcomeAccept {
+	if v := e.verify(aliceName, alice.recovery[0]); stepOutcome(v) == protocol.OutcomeAccept {
 		t.Errorf("alice's recovery code used on postgres, on bolt: %+v, want a refusal", v)
 	}
-	if v := e.verify(aliceName, alice.recovery[1]); v.Outcome != protocol.OutcomeAccept || v.RecoveryRemaining != 3 {
+	if v := e.verify(aliceName, alice.recovery[1]); stepOutcome(v) != protocol.OutcomeAccept || recoveryLeft(v) != 3 {
 		t.Errorf("alice's second recovery code on bolt: %+v, want accept with 3 left", v)
 	}
-	if v := e.verify(bobName, bobNext); v.Outcome != protocol.OutcomeReplay {
-		t.Errorf("bob's code used on postgres, on bolt: %s, want replay", v.Outcome)
+	if v := e.verify(bobName, bobNext); stepOutcome(v) != protocol.OutcomeReplay {
+		t.Errorf("bob's code used on postgres, on bolt: %s, want replay", stepOutcome(v))
 	}
-	if v := e.verify(carolName, hostOathtool(t, carol.secret, time.Now().Add(30*time.Second))); v.Outcome != protocol.OutcomeAccept {
-		t.Errorf("carol's next code from oathtool on bolt: %s, want accept", v.Outcome)
+	if v := e.verify(carolName, hostOathtool(t, carol.secret, time.Now().Add(30*time.Second))); stepOutcome(v) != protocol.OutcomeAccept {
+		t.Errorf("carol's next code from oathtool on bolt: %s, want accept", stepOutcome(v))
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/otpgate/otpgate/daemon/store/postgres/pgtest"
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -266,16 +267,15 @@ func (f *fleet) enroll(user string) []byte {
 	return secret
 }
 
-// verify asks node i to verify code for user as root, from a remote host.
+// verify logs user in with code through node i as root, from a remote
+// host, and returns the decision the login showed.
 func (f *fleet) verify(i int, user, code string) (protocol.Outcome, error) {
 	c := &protocol.Client{Socket: f.nodes[i%len(f.nodes)].socket, Timeout: 10 * time.Second}
-	resp, err := c.Do(context.Background(), &protocol.Request{
-		Op: protocol.OpVerify, User: user, Code: code, Service: "sshd", RHost: "192.0.2.10",
-	})
+	st, err := testutil.Login(c, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.10"}, code)
 	if err != nil {
 		return "", err
 	}
-	return resp.Verify.Outcome, nil
+	return stepOutcome(st), nil
 }
 
 // mustVerify is verify that fails the test on an error.
@@ -628,11 +628,9 @@ func benchFleet(b *testing.B, f *fleet, clients int, secrets [][]byte, used *ato
 				}
 				u := first + i
 				start := time.Now()
-				resp, err := cl.Do(context.Background(), &protocol.Request{
-					Op: protocol.OpVerify, User: benchUser(u), Code: currentCode(secrets[u]), Service: "bench",
-				})
+				st, err := testutil.Login(cl, protocol.Request{User: benchUser(u), Service: "bench"}, currentCode(secrets[u]))
 				local = append(local, time.Since(start))
-				if err != nil || resp.Verify.Outcome != protocol.OutcomeAccept {
+				if err != nil || st.Verdict != protocol.VerdictSuccess {
 					rejected.Add(1)
 				}
 			}

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // fleetKey is a fresh public key as OpenSSH's SSH_AUTH_INFO_0 shows it.
@@ -40,17 +40,29 @@ func TestFleetJumpHost(t *testing.T) {
 	f := startFleetWith(t, 2, "postgres", "[policy]\njump_hosts = [\""+bastion+"\"]\njump_window = \"60s\"\n", true)
 	secret := f.enroll("jumpuser")
 	key := fleetKey(t)
-	ask := func(node int, op protocol.Op, code, rhost, authInfo string) *protocol.VerifyResult {
+	// ask logs in through node from rhost with authInfo, answering code
+	// ("": none, only the first step) when asked.
+	ask := func(node int, code, rhost, authInfo string) *protocol.LoginStep {
 		t.Helper()
 		c := &protocol.Client{Socket: f.nodes[node].socket, Timeout: 10 * time.Second}
-		resp, err := c.Do(context.Background(), &protocol.Request{Op: op, User: "jumpuser", Code: code, Service: "sshd", RHost: rhost, AuthInfo: authInfo})
-		if err != nil {
-			t.Fatalf("%s through %s: %v", op, f.nodes[node].name, err)
+		req := protocol.Request{Op: protocol.OpLoginStart, User: "jumpuser", Service: "sshd", RHost: rhost, AuthInfo: authInfo, Login: &protocol.LoginStart{}}
+		var st *protocol.LoginStep
+		var err error
+		if code == "" {
+			var dlg *protocol.Dialogue
+			if dlg, st, err = c.StartDialogue(&req); err == nil {
+				err = dlg.Close()
+			}
+		} else {
+			st, err = testutil.Login(c, req, code)
 		}
-		return resp.Verify
+		if err != nil {
+			t.Fatalf("login through %s: %v", f.nodes[node].name, err)
+		}
+		return st
 	}
 	code := currentCode(secret)
-	if r := ask(0, protocol.OpVerify, code, laptop, key); r.Outcome != protocol.OutcomeAccept {
+	if r := ask(0, code, laptop, key); stepOutcome(r) != protocol.OutcomeAccept {
 		t.Fatalf("the code on the bastion's server: %+v", r)
 	}
 	rec, err := f.db.Get("jumpuser")
@@ -66,23 +78,23 @@ func TestFleetJumpHost(t *testing.T) {
 		authInfo string
 		want     protocol.Outcome
 	}{
-		{"from the bastion with the same key", bastion, key, protocol.OutcomeRemembered},
+		{"from the bastion with the same key", bastion, key, protocol.OutcomeAccept},
 		{"from the bastion with another key", bastion, fleetKey(t), protocol.OutcomeCodeRequired},
 		{"from elsewhere with the same key", laptop, key, protocol.OutcomeCodeRequired},
 		{"without a remote address (sudo)", "", "", protocol.OutcomeCodeRequired},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if r := ask(1, protocol.OpCheck, "", tt.rhost, tt.authInfo); r.Outcome != tt.want {
-				t.Errorf("check on node1: %+v, want %s", r, tt.want)
+			if r := ask(1, "", tt.rhost, tt.authInfo); stepOutcome(r) != tt.want {
+				t.Errorf("login on node1: %+v, want %s", r, tt.want)
 			}
 		})
 	}
 	t.Run("the code itself is refused, naming the server that took it", func(t *testing.T) {
-		r := ask(1, protocol.OpVerify, code, bastion, key)
+		r := ask(1, code, laptop, key)
 		want := regexp.MustCompile(`^This code was already used at \d\d:\d\d:\d\d \S+ on fleet-node0 \(sshd from ` + laptop + `\): (the next code comes in \d+ seconds?|a new code is showing now)\.$`)
-		if r.Outcome != protocol.OutcomeReplay || !want.MatchString(r.Message) {
-			t.Errorf("the bastion's code on node1: %s %q, want replay matching %s", r.Outcome, r.Message, want)
+		if r.Verdict != protocol.VerdictDeny || !want.MatchString(stepText(r)) {
+			t.Errorf("the bastion's code on node1: %s %q, want deny matching %s", r.Verdict, stepText(r), want)
 		}
 	})
 }

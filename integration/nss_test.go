@@ -144,7 +144,7 @@ func TestCLIImportAllUsersNSSOnlyUser(t *testing.T) {
 	if st := e.status(u.name); st.State != protocol.StateActive {
 		t.Fatalf("%s after the import: %+v", u.name, st)
 	}
-	if v := e.verify(u.name, e.oathtool(secret)); v.Outcome != protocol.OutcomeAccept {
+	if v := e.verify(u.name, e.oathtool(secret)); stepOutcome(v) != protocol.OutcomeAccept {
 		t.Errorf("oathtool's code for the imported secret: %+v", v)
 	}
 }

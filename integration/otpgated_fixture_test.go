@@ -18,6 +18,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 )
 
 // Where otpgated lives in every container of the suites: the default
@@ -235,4 +236,102 @@ func mergeEnv(base, extra []string) []string {
 		}
 	}
 	return out
+}
+
+// login is testutil.Login through the fixture's client (as root), failing the
+// test on an error reply. A step that asks for no code gets none: code ""
+// opens the login and returns its first step.
+func (f *otpgatedFixture) login(req protocol.Request, code string) *protocol.LoginStep {
+	f.t.Helper()
+	var st *protocol.LoginStep
+	var err error
+	if code == "" {
+		st, err = f.startLogin(req)
+	} else {
+		st, err = testutil.Login(f.client, req, code)
+	}
+	if err != nil {
+		f.t.Fatalf("login of %s: %v", req.User, err)
+	}
+	return st
+}
+
+// startLogin opens a login dialogue for req and returns its first step.
+func (f *otpgatedFixture) startLogin(req protocol.Request) (*protocol.LoginStep, error) {
+	req.Op = protocol.OpLoginStart
+	if req.Login == nil {
+		req.Login = &protocol.LoginStart{}
+	}
+	dlg, step, err := f.client.StartDialogue(&req)
+	if err != nil {
+		return nil, err
+	}
+	return step, dlg.Close()
+}
+
+// stepText joins a login step's messages, one a line.
+func stepText(st *protocol.LoginStep) string {
+	texts := make([]string, len(st.Messages))
+	for i, m := range st.Messages {
+		texts[i] = m.Text
+	}
+	return strings.Join(texts, "\n")
+}
+
+// stepOutcome names the decision a login step shows, from its verdict and
+// its words: accept (success), not_enrolled (skip: no code applies), a
+// failure told apart by its first words (replay, reject, locked,
+// enroll_required), or, for a step that asks, code_required or
+// enroll_offered.
+func stepOutcome(st *protocol.LoginStep) protocol.Outcome {
+	text := stepText(st)
+	switch st.Verdict {
+	case protocol.VerdictSuccess:
+		return protocol.OutcomeAccept
+	case protocol.VerdictSkip:
+		return protocol.OutcomeNotEnrolled
+	case protocol.VerdictDeny, protocol.VerdictRefused:
+		switch {
+		case strings.HasPrefix(text, "This code was already used"):
+			return protocol.OutcomeReplay
+		case strings.HasPrefix(text, "Wrong code."), strings.HasPrefix(text, "This code can no longer be used"):
+			return protocol.OutcomeReject
+		case strings.HasPrefix(text, "Too many failed attempts"):
+			return protocol.OutcomeLocked
+		case strings.Contains(text, "two-factor authentication is not set up"):
+			return protocol.OutcomeEnrollRequired
+		}
+	case "":
+		if strings.Contains(text, "Or enter this key in the app: ") {
+			return protocol.OutcomeEnrollOffered
+		}
+		if len(st.Prompts) > 0 && text == "" {
+			return protocol.OutcomeCodeRequired
+		}
+	}
+	return protocol.Outcome(fmt.Sprintf("%s: %q", st.Verdict, text))
+}
+
+// recoveryLeft is how many recovery codes a login that took one says are
+// left, -1 when it took none.
+func recoveryLeft(st *protocol.LoginStep) int {
+	text := stepText(st)
+	if st.Verdict != protocol.VerdictSuccess || !strings.HasPrefix(text, "Recovery code accepted; ") {
+		return -1
+	}
+	var n int
+	switch {
+	case strings.HasPrefix(text, "Recovery code accepted; none left"):
+		return 0
+	case strings.HasPrefix(text, "Recovery code accepted; only "):
+		_, err := fmt.Sscanf(text, "Recovery code accepted; only %d left", &n)
+		if err != nil {
+			return -1
+		}
+	default:
+		if _, err := fmt.Sscanf(text, "Recovery code accepted; %d left", &n); err != nil {
+			return -1
+		}
+	}
+	return n
 }

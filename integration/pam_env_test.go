@@ -121,23 +121,23 @@ func (e *pamEnv) enroll(user string, recovery ...string) {
 func (e *pamEnv) lock(user string) string {
 	e.t.Helper()
 	for i := 0; i < pamMaxFailed; i++ {
-		e.do(&protocol.Request{Op: protocol.OpVerify, User: user, Code: e.wrongCode(user), Service: "pamtest-lock"})
+		e.login(protocol.Request{User: user, Service: "pamtest-lock"}, e.wrongCode(user))
 	}
 	return e.checkMessage(user, protocol.OutcomeLocked)
 }
 
-// checkMessage asks otpgated the check question for user, asserts the
-// outcome and returns its (non-empty) message.
+// checkMessage opens a login of user, asserts the decision its first step
+// shows and returns its (non-empty) words.
 func (e *pamEnv) checkMessage(user string, want protocol.Outcome) string {
 	e.t.Helper()
-	resp := e.do(&protocol.Request{Op: protocol.OpCheck, User: user, Service: "pamtest"})
-	if resp.Verify == nil || resp.Verify.Outcome != want {
-		e.t.Fatalf("check %s: got %+v, want outcome %s", user, resp.Verify, want)
+	st := e.login(protocol.Request{User: user, Service: "pamtest"}, "")
+	if stepOutcome(st) != want {
+		e.t.Fatalf("login of %s: got %+v, want %s", user, st, want)
 	}
-	if resp.Verify.Message == "" {
-		e.t.Fatalf("check %s: outcome %s without a message", user, want)
+	if stepText(st) == "" {
+		e.t.Fatalf("login of %s: %s without words", user, want)
 	}
-	return resp.Verify.Message
+	return stepText(st)
 }
 
 // pamResult is what pamtester printed and its exit status.

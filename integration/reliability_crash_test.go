@@ -25,17 +25,18 @@ type ack struct {
 	sent  int64  // logical time when the request was sent
 	acked int64  // logical time when its reply (or failure) came back
 	out   string // see outcomeOf
-	retry int64
+	// locks: the reply's words say the user is now locked.
+	locks bool
 }
 
 // lockedEvidence reports whether a's reply shows the user locked: the
 // locked outcome, or the failure that imposed the lockout.
 func (a *ack) lockedEvidence() bool {
-	return a.out == string(protocol.OutcomeLocked) || (a.out == string(protocol.OutcomeReject) && a.retry != 0)
+	return a.out == string(protocol.OutcomeLocked) || (a.out == string(protocol.OutcomeReject) && a.locks)
 }
 
 func (a *ack) String() string {
-	return fmt.Sprintf("%s %s step=%d sent=%d acked=%d -> %s (retry %d)", a.user, a.kind, a.step, a.sent, a.acked, a.out, a.retry)
+	return fmt.Sprintf("%s %s step=%d sent=%d acked=%d -> %s (locks %v)", a.user, a.kind, a.step, a.sent, a.acked, a.out, a.locks)
 }
 
 // crashDriver runs verifications against otpgated while it is killed and
@@ -53,11 +54,11 @@ type crashDriver struct {
 // send sends code (of step, 0 if none) for u and logs the exchange.
 func (d *crashDriver) send(u *relUser, kind string, step uint64, code string) *ack {
 	a := &ack{user: u.name, kind: kind, step: step, sent: d.clock.Add(1)}
-	var resp *protocol.Response
-	a.out, resp = d.e.verify(d.client, u.name, code)
+	var st *protocol.LoginStep
+	a.out, st = d.e.verify(d.client, u.name, code)
 	a.acked = d.clock.Add(1)
-	if resp != nil && resp.Verify != nil {
-		a.retry = resp.Verify.RetryAfter
+	if st != nil {
+		a.locks = strings.Contains(stepText(st), "Too many failed attempts")
 	}
 	d.mu.Lock()
 	d.log = append(d.log, a)
@@ -406,7 +407,7 @@ func TestAckLogChecker(t *testing.T) {
 			{user: "racc00", kind: "replay", step: 10, sent: 3, acked: 4, out: replay},
 			{user: "racc00", kind: "valid", step: 11, sent: 5, acked: 6, out: "unavailable"},
 			{user: "racc00", kind: "resend", step: 11, sent: 7, acked: 8, out: accept},
-			{user: "rlock000", kind: "wrong", sent: 20, acked: 31, out: reject, retry: 3600},
+			{user: "rlock000", kind: "wrong", sent: 20, acked: 31, out: reject, locks: true},
 			{user: "rlock000", kind: "probe", step: 10, sent: 32, acked: 33, out: locked},
 		}, failures("rlock000", 5, 9)...), 0},
 		{"a code accepted twice", []*ack{

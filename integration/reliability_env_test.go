@@ -21,6 +21,7 @@ import (
 
 	"github.com/otpgate/otpgate/integration/container"
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -201,27 +202,25 @@ func (e *relEnv) enroll(name string, period int, recovery ...string) *relUser {
 	return u
 }
 
-// verify sends a verify request as root, as the PAM module does, and
-// returns the outcome: the verify outcome, "error:<code>" for an error
-// reply, or "unavailable" when the daemon could not be reached or did not
-// answer.
-func (e *relEnv) verify(cl *protocol.Client, user, code string) (string, *protocol.Response) {
-	resp, err := cl.Do(context.Background(), &protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "reliability"})
-	return outcomeOf(resp, err), resp
+// verify logs user in with code as root, as the PAM module does, and
+// returns the outcome: the decision the login showed (stepOutcome),
+// "error:<code>" for an error reply, or "unavailable" when the daemon
+// could not be reached or did not answer; and the login's last step.
+func (e *relEnv) verify(cl *protocol.Client, user, code string) (string, *protocol.LoginStep) {
+	st, err := testutil.Login(cl, protocol.Request{User: user, Service: "reliability"}, code)
+	return outcomeOf(st, err), st
 }
 
-// outcomeOf classifies a reply as verify does.
-func outcomeOf(resp *protocol.Response, err error) string {
+// outcomeOf classifies a login's last step or failure as verify does.
+func outcomeOf(st *protocol.LoginStep, err error) string {
 	var pe *protocol.Error
 	switch {
 	case errors.As(err, &pe):
 		return "error:" + string(pe.Code)
 	case err != nil:
 		return "unavailable"
-	case resp.Verify == nil:
-		return "error:no_verify_result"
 	}
-	return string(resp.Verify.Outcome)
+	return string(stepOutcome(st))
 }
 
 // daemonHostPid returns the host pid of the otpgated run by p, which may

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/protocol"
+	"github.com/otpgate/otpgate/internal/testutil"
 	"github.com/otpgate/otpgate/otp"
 )
 
@@ -102,14 +103,18 @@ func TestReliabilityNoLeaks(t *testing.T) {
 		replies = append(replies, requestIDs.ReplaceAllString(string(js), `"id":0`))
 		return resp
 	}
-	verifyWant := func(user, code string, want protocol.Outcome) *protocol.VerifyResult {
+	// verifyWant logs user in with code; the login's last step is a reply
+	// like the others.
+	verifyWant := func(user, code string, want protocol.Outcome) *protocol.LoginStep {
 		t.Helper()
 		n.code(code)
-		resp := call(&protocol.Request{Op: protocol.OpVerify, User: user, Code: code, Service: "sshd", RHost: "192.0.2.7", TTY: "ssh"})
-		if resp.Verify == nil || resp.Verify.Outcome != want {
-			t.Fatalf("verify %s: %+v (error %v), want %s", user, resp.Verify, resp.Error, want)
+		st, err := testutil.Login(e.client, protocol.Request{User: user, Service: "sshd", RHost: "192.0.2.7", TTY: "ssh"}, code)
+		if err != nil || stepOutcome(st) != want {
+			t.Fatalf("login of %s: %+v (error %v), want %s", user, st, err, want)
 		}
-		return resp.Verify
+		js, _ := json.Marshal(st)
+		replies = append(replies, string(js))
+		return st
 	}
 
 	// Enrollment: begin, a wrong confirmation, the right one.
@@ -146,7 +151,7 @@ func TestReliabilityNoLeaks(t *testing.T) {
 	verifyWant("rleak", u.code(center), protocol.OutcomeReplay)
 	verifyWant("rleak", u.wrongCode(), protocol.OutcomeReject)
 	verifyWant("rleak", u.code(center+12), protocol.OutcomeReject) // a clock hint
-	if v := verifyWant("rleak", confirm.RecoveryCodes[0], protocol.OutcomeAccept); !v.Recovery {
+	if v := verifyWant("rleak", confirm.RecoveryCodes[0], protocol.OutcomeAccept); recoveryLeft(v) < 0 {
 		t.Errorf("recovery code accepted without Recovery set: %+v", v)
 	}
 	verifyWant("rleak", confirm.RecoveryCodes[0], protocol.OutcomeReject)

@@ -83,8 +83,8 @@ type durabilityReport struct {
 	created    int      // creates and renames in the state dir seen
 }
 
-// checkAckAfterSync pairs every verify request read from a socket with
-// the accept reply written to the same socket (by request id), and checks
+// checkAckAfterSync pairs every login_answer read from a socket with the
+// success reply written to the same socket (by request id), and checks
 // that between the two a meta page of the store (bbolt's commit point: a
 // pwrite64 at page 0 or 1) was written and then an fdatasync or fsync of
 // the store returned. It also checks that every file created or renamed
@@ -107,12 +107,12 @@ func checkAckAfterSync(calls []*sysCall, db, stateDir string, pageSize int) dura
 			continue
 		}
 		switch {
-		case c.name == "read" && strings.Contains(c.args, `\"op\":\"verify\"`):
+		case c.name == "read" && strings.Contains(c.args, `\"op\":\"login_answer\"`):
 			requests[m[1]] = read{fd: c.fdTarget(), end: c.end}
 			if firstRequest < 0 || c.end < firstRequest {
 				firstRequest = c.end
 			}
-		case c.name == "write" && strings.Contains(c.args, `\"outcome\":\"accept\"`):
+		case c.name == "write" && strings.Contains(c.args, `\"verdict\":\"success\"`):
 			req, found := requests[m[1]]
 			if !found || req.fd != c.fdTarget() {
 				r.unpaired = append(r.unpaired, fmt.Sprintf("reply id %s on %s (line %d)", m[1], c.fdTarget(), c.start+1))
@@ -250,8 +250,8 @@ func TestReliabilityAckAfterFsync(t *testing.T) {
 // must find the violations the ack-after-fsync check exists to catch.
 func TestStraceChecker(t *testing.T) {
 	const db = "/var/lib/otpgate/otpgate.db"
-	req := `7  read(9<UNIX-STREAM:[10->11]>, "{\"v\":1,\"id\":42,\"op\":\"verify\",\"user\":\"a\"}", 60) = 60`
-	reply := `7  write(9<UNIX-STREAM:[10->11]>, "\0\0\0\20{\"v\":1,\"id\":42,\"verify\":{\"outcome\":\"accept\"}}", 50) = 50`
+	req := `7  read(9<UNIX-STREAM:[10->11]>, "{\"v\":1,\"id\":42,\"op\":\"login_answer\",\"answers\":[\"1\"]}", 60) = 60`
+	reply := `7  write(9<UNIX-STREAM:[10->11]>, "\0\0\0\20{\"v\":1,\"id\":42,\"step\":{\"verdict\":\"success\"}}", 50) = 50`
 	data := `8  pwrite64(5</var/lib/otpgate/otpgate.db>, "..."..., 4096, 16384) = 4096`
 	meta := `8  pwrite64(5</var/lib/otpgate/otpgate.db>, "..."..., 4096, 4096) = 4096`
 	sync := `8  fdatasync(5</var/lib/otpgate/otpgate.db>) = 0`

@@ -157,9 +157,8 @@ func TestSSHDPuTTYLastWords(t *testing.T) {
 			term.typeLine(e.wrongCode("alice"))
 		}
 		screen := term.waitCount("EXIT=", 1)
-		check := e.do(&protocol.Request{Op: protocol.OpCheck, User: "alice", Service: "sshdtest"})
-		if check.Verify == nil || check.Verify.Outcome != protocol.OutcomeLocked || check.Verify.Message == "" {
-			t.Fatalf("alice not locked after %d wrong codes: %+v\n%s", sshdMaxFailed, check.Verify, screen)
+		if st := e.login(protocol.Request{User: "alice", Service: "sshdtest"}, ""); stepOutcome(st) != protocol.OutcomeLocked {
+			t.Fatalf("alice not locked after %d wrong codes: %+v\n%s", sshdMaxFailed, st, screen)
 		}
 		if !strings.Contains(screen, "Wrong code.") || strings.Contains(screen, "EXIT=0") {
 			t.Errorf("plink's screen:\n%s", screen)

@@ -50,9 +50,8 @@ func TestSSHDLogin(t *testing.T) {
 		}
 		// The three failures count in otpgated's per-user limiter, the
 		// one every entry point shares: bob is now locked.
-		check := e.do(&protocol.Request{Op: protocol.OpCheck, User: "bob", Service: "sudo"})
-		if check.Verify == nil || check.Verify.Outcome != protocol.OutcomeLocked {
-			t.Errorf("after %d wrong codes through otpgate-sshd, check = %+v, want locked", sshdMaxFailed, check.Verify)
+		if st := e.login(protocol.Request{User: "bob", Service: "sudo"}, ""); stepOutcome(st) != protocol.OutcomeLocked {
+			t.Errorf("after %d wrong codes through otpgate-sshd, a login shows %+v, want locked", sshdMaxFailed, st)
 		}
 	})
 	t.Run("replayed code is denied", func(t *testing.T) {
@@ -64,9 +63,8 @@ func TestSSHDLogin(t *testing.T) {
 			t.Fatalf("replay accepted: exit %d\n%s", r.exit, r.out)
 		}
 		// Nor does another entry point accept it in the same step.
-		v := e.do(&protocol.Request{Op: protocol.OpVerify, User: "carol", Code: code, Service: "sudo"})
-		if v.Verify == nil || v.Verify.Outcome == protocol.OutcomeAccept {
-			t.Errorf("code used through otpgate-sshd accepted again for sudo: %+v", v.Verify)
+		if st := e.login(protocol.Request{User: "carol", Service: "sudo"}, code); stepOutcome(st) != protocol.OutcomeReplay {
+			t.Errorf("code used through otpgate-sshd, again for sudo: %+v, want replay", st)
 		}
 	})
 	t.Run("wrong key is denied without a prompt", func(t *testing.T) {
@@ -113,17 +111,17 @@ func TestSSHDLogin(t *testing.T) {
 	})
 	t.Run("locked user is refused with the message", func(t *testing.T) {
 		for range sshdMaxFailed {
-			e.do(&protocol.Request{Op: protocol.OpVerify, User: "erin", Code: e.wrongCode("erin"), Service: "sshdtest"})
+			e.login(protocol.Request{User: "erin", Service: "sshdtest"}, e.wrongCode("erin"))
 		}
-		check := e.do(&protocol.Request{Op: protocol.OpCheck, User: "erin", Service: "sshdtest"})
-		if check.Verify == nil || check.Verify.Outcome != protocol.OutcomeLocked || check.Verify.Message == "" {
-			t.Fatalf("erin not locked: %+v", check.Verify)
+		check := e.login(protocol.Request{User: "erin", Service: "sshdtest"}, "")
+		if stepOutcome(check) != protocol.OutcomeLocked {
+			t.Fatalf("erin not locked: %+v", check)
 		}
 		r := e.ssh("erin", "id_ed25519", e.code("erin"), nil, "echo IN")
 		if r.exit != 255 || strings.Contains(r.out, "IN") || r.prompts != "" {
 			t.Fatalf("exit %d, prompts %q, output:\n%s", r.exit, r.prompts, r.out)
 		}
-		if !strings.Contains(r.out, check.Verify.Message) {
+		if !strings.Contains(r.out, stepText(check)) {
 			t.Errorf("no lockout message:\n%s", r.out)
 		}
 	})

@@ -131,6 +131,11 @@ func (in *instance) do(req *protocol.Request) (*protocol.Response, error) {
 	return c.Do(context.Background(), req)
 }
 
+// login logs user in as root with code (see testutil.Login).
+func (in *instance) login(user, code string) (*protocol.LoginStep, error) {
+	return testutil.Login(&protocol.Client{Socket: in.socket}, protocol.Request{User: user, Service: "test"}, code)
+}
+
 func (in *instance) importSecret(user string) []byte {
 	in.t.Helper()
 	secret, err := otp.GenerateSecret(20)
@@ -225,25 +230,25 @@ func TestStateSurvivesKill9(t *testing.T) {
 	bobSecret := in.importSecret("bin")
 	for round := range 20 {
 		code := otp.TOTP(secret, time.Now(), otp.DefaultParams())
-		resp, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: "daemon", Code: code})
+		st, err := in.login("daemon", code)
 		if err != nil {
 			t.Fatal(err)
 		}
-		accepted := resp.Verify.Outcome == protocol.OutcomeAccept
+		accepted := st.Verdict == protocol.VerdictSuccess
 		in.kill9()
 		in.start()
-		resp, err = in.do(&protocol.Request{Op: protocol.OpVerify, User: "daemon", Code: code})
+		st, err = in.login("daemon", code)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Verify.Outcome == protocol.OutcomeAccept {
+		if st.Verdict == protocol.VerdictSuccess {
 			t.Fatalf("round %d: code accepted again after kill -9 (first accepted: %v)", round, accepted)
 		}
 		if _, err := in.do(&protocol.Request{Op: protocol.OpAdminUnlock, User: "daemon"}); err != nil {
 			t.Fatal(err)
 		}
 		if round == 0 && !accepted {
-			t.Fatalf("the first fresh code was not accepted: %+v", resp.Verify)
+			t.Fatalf("the first fresh code was not accepted: %+v", st)
 		}
 	}
 	wrong := "000000"
@@ -251,15 +256,15 @@ func TestStateSurvivesKill9(t *testing.T) {
 		wrong = "000001"
 	}
 	for range 3 {
-		if _, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: "bin", Code: wrong}); err != nil {
+		if _, err := in.login("bin", wrong); err != nil {
 			in.t.Fatal(err)
 		}
 	}
 	in.kill9()
 	in.start()
-	resp, err := in.do(&protocol.Request{Op: protocol.OpCheck, User: "bin"})
-	if err != nil || resp.Verify.Outcome != protocol.OutcomeLocked {
-		t.Fatalf("lockout after kill -9: %v %+v", err, resp)
+	st, err := in.login("bin", otp.TOTP(bobSecret, time.Now(), otp.DefaultParams()))
+	if err != nil || st.Verdict != protocol.VerdictRefused || !strings.HasPrefix(st.Messages[0].Text, "Too many failed attempts") {
+		t.Fatalf("lockout after kill -9: %v %+v", err, st)
 	}
 }
 

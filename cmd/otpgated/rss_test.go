@@ -81,9 +81,9 @@ func BenchmarkRSS100kUsers(b *testing.B) {
 	for range b.N {
 		for range 2000 {
 			i := rand.IntN(users)
-			resp, err := in.do(&protocol.Request{Op: protocol.OpVerify, User: fmt.Sprintf("u%06d", i), Code: otp.TOTP(secrets[i], time.Now(), otp.DefaultParams())})
-			if err != nil || (resp.Verify.Outcome != protocol.OutcomeAccept && resp.Verify.Outcome != protocol.OutcomeReplay) {
-				b.Fatalf("verify: %v %+v", err, resp)
+			st, err := in.login(fmt.Sprintf("u%06d", i), otp.TOTP(secrets[i], time.Now(), otp.DefaultParams()))
+			if err != nil || st.Verdict != protocol.VerdictSuccess && st.Verdict != protocol.VerdictDeny {
+				b.Fatalf("login: %v %+v", err, st)
 			}
 		}
 		c := protocol.Client{Socket: in.socket}

@@ -16,8 +16,6 @@ type Op string
 // caller's peer credentials, never from anything in the request.
 const (
 	OpPing          Op = "ping"           // liveness; anyone
-	OpCheck         Op = "check"          // should a code be asked for User? root or User
-	OpVerify        Op = "verify"         // check Code for User; root or User
 	OpStatus        Op = "status"         // enrollment status of User; root or User
 	OpEnrollBegin   Op = "enroll_begin"   // new pending secret for User; User or root
 	OpEnrollConfirm Op = "enroll_confirm" // activate the pending secret with its first code
@@ -33,8 +31,19 @@ const (
 	OpLoginAnswer   Op = "login_answer"   // answer the prompts of the dialogue's last step
 )
 
+// OpCheck and OpVerify are how clients older than the login dialogue
+// logged a user in. They are not in Ops: Validate refuses them, and
+// otpgated answers them with an error reply (a denial) and a log line
+// saying to upgrade the client.
+//
+// Deprecated: a login is OpLoginStart and OpLoginAnswer.
+const (
+	OpCheck  Op = "check"
+	OpVerify Op = "verify"
+)
+
 // Ops lists every known operation.
-var Ops = []Op{OpPing, OpCheck, OpVerify, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
+var Ops = []Op{OpPing, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
 	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport, OpForget,
 	OpLoginStart, OpLoginAnswer}
 
@@ -149,7 +158,9 @@ type Error struct {
 
 func (e *Error) Error() string { return "otpgated: " + e.Message }
 
-// Outcome is the daemon's decision for a check or verify request.
+// Outcome is the daemon's decision for a code: the result of a code-taking
+// operation (enroll_confirm, disable, recovery_codes) and, inside otpgated,
+// of a login dialogue's steps.
 type Outcome string
 
 // Outcomes. Only OutcomeAccept admits the user; OutcomeNotEnrolled and
@@ -182,7 +193,7 @@ const (
 	OutcomeExempt Outcome = "exempt"
 )
 
-// VerifyResult is the result of OpCheck and OpVerify.
+// VerifyResult is the daemon's decision on a code, with its words.
 type VerifyResult struct {
 	Outcome Outcome `json:"outcome"`
 	// Message is a short text for the user (lockout, clock hint, how to
