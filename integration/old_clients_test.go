@@ -29,6 +29,10 @@ func buildOldClients(t *testing.T) string {
 	if repo == "" {
 		t.Fatal("repository root not found")
 	}
+	if out, err := exec.Command("git", "-C", repo, "cat-file", "-e", preDialogueCommit+"^{commit}").CombinedOutput(); err != nil {
+		t.Fatalf("this test builds the clients of commit %s from the repository's history, which this checkout lacks "+
+			"(a shallow clone or an export: clone with the history, or git fetch --unshallow): %v %s", preDialogueCommit, err, out)
+	}
 	src, bin := t.TempDir(), t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
