@@ -16,9 +16,27 @@ func (s *Server) getRecord(user string) (*store.Record, error) {
 	return rec, err
 }
 
+// verifyResult is a login's decision (check, verify): the outcome, the
+// words for the person, and what the dialogue's next step needs. It stays
+// inside otpgated: the front end sees the LoginStep made of it.
+type verifyResult struct {
+	outcome protocol.Outcome
+	// message is a short text for the person (lockout, clock hint, how to
+	// enroll); it never says more than the outcome itself.
+	message string
+	// retryAfter: seconds until a lockout ends; -1 means until an admin
+	// unlocks. Set on the failure that starts a lockout, too.
+	retryAfter int64
+	// digits, with OutcomeCodeRequired or OutcomeEnrollOffered, is the
+	// length of the user's codes.
+	digits int
+	// enroll, with OutcomeEnrollOffered, is the new pending key to show.
+	enroll *protocol.EnrollInfo
+}
+
 // gate is the policy step shared by check and verify: it returns a final
 // result when no code is to be checked, or nil with the record to check.
-func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error) {
+func (s *Server) gate(rc *reqCtx) (*verifyResult, *store.Record, error) {
 	a, err := s.gateAccount(rc)
 	if err != nil {
 		return nil, nil, err
@@ -26,11 +44,11 @@ func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error)
 	req := decide(&rc.cfg.Policy, a)
 	if req == exempt {
 		s.auditDecision(rc, string(protocol.OutcomeExempt), "policy")
-		return &protocol.VerifyResult{Outcome: protocol.OutcomeExempt}, nil, nil
+		return &verifyResult{outcome: protocol.OutcomeExempt}, nil, nil
 	}
 	if exemptNetwork(&rc.cfg.Policy, rc.RHost) {
 		s.auditDecision(rc, string(protocol.OutcomeExempt), "exempt_network")
-		return &protocol.VerifyResult{Outcome: protocol.OutcomeExempt}, nil, nil
+		return &verifyResult{outcome: protocol.OutcomeExempt}, nil, nil
 	}
 	rec, err := s.getRecord(rc.User)
 	if err != nil {
@@ -39,10 +57,10 @@ func (s *Server) gate(rc *reqCtx) (*protocol.VerifyResult, *store.Record, error)
 	if rec == nil || rec.Active == nil {
 		if req == required {
 			s.auditDecision(rc, string(protocol.OutcomeEnrollRequired), "not_enrolled")
-			return &protocol.VerifyResult{Outcome: protocol.OutcomeEnrollRequired, Message: enrollHint(rc.User)}, nil, nil
+			return &verifyResult{outcome: protocol.OutcomeEnrollRequired, message: enrollHint(rc.User)}, nil, nil
 		}
 		s.auditDecision(rc, string(protocol.OutcomeNotEnrolled), "not_enrolled")
-		return &protocol.VerifyResult{Outcome: protocol.OutcomeNotEnrolled}, nil, nil
+		return &verifyResult{outcome: protocol.OutcomeNotEnrolled}, nil, nil
 	}
 	return nil, rec, nil
 }
@@ -54,9 +72,9 @@ func (s *Server) gateAccount(rc *reqCtx) (account, error) {
 	return s.authorize(rc, needsGroups(&rc.cfg.Policy))
 }
 
-func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
+func (s *Server) check(rc *reqCtx) (*verifyResult, error) {
 	res, rec, err := s.gate(rc)
-	if err == nil && res != nil && res.Outcome == protocol.OutcomeEnrollRequired {
+	if err == nil && res != nil && res.outcome == protocol.OutcomeEnrollRequired {
 		offer, err := s.enrollAtLogin(rc)
 		if err != nil {
 			return nil, err
@@ -66,31 +84,31 @@ func (s *Server) check(rc *reqCtx) (*protocol.Response, error) {
 		}
 	}
 	if err != nil || res != nil {
-		return &protocol.Response{Verify: res}, err
+		return res, err
 	}
 	if blocked, retry, err := s.globalSourceBlock(rc); err != nil || blocked {
 		if err != nil {
 			return nil, err
 		}
 		s.auditDecision(rc, "locked", "source_blocked")
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: sourceLockedMessage(retry)}}, nil
+		return &verifyResult{outcome: protocol.OutcomeLocked, retryAfter: retry, message: sourceLockedMessage(retry)}, nil
 	}
 	if blocked, retry := sourceBlocked(&rc.cfg.RateLimit, rec, rc.source, rc.now); blocked {
 		s.auditDecision(rc, "locked", "source_locked")
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: sourceLockedMessage(retry)}}, nil
+		return &verifyResult{outcome: protocol.OutcomeLocked, retryAfter: retry, message: sourceLockedMessage(retry)}, nil
 	}
 	if locked, retry := lockState(rec, rc.now); locked {
 		s.auditDecision(rc, "locked", "locked")
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeLocked, RetryAfter: retry, Message: lockedMessage(rc.User, retry)}}, nil
+		return &verifyResult{outcome: protocol.OutcomeLocked, retryAfter: retry, message: lockedMessage(rc.User, retry)}, nil
 	}
 	if dev, ok := deviceOf(rc); ok && remembered(rc, rec, dev) {
 		s.auditDecision(rc, string(protocol.OutcomeRemembered), "remembered_device", "source", dev.source, "fingerprint", dev.fingerprint)
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
+		return &verifyResult{outcome: protocol.OutcomeRemembered}, nil
 	}
 	if dev, last, ok := jumpPass(rc, rec); ok {
 		s.auditDecision(rc, string(protocol.OutcomeRemembered), "jump_host", "source", dev.source, "fingerprint", dev.fingerprint,
 			"code_at", last.At, "code_host", last.Host, "code_rhost", last.RHost)
-		return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeRemembered}}, nil
+		return &verifyResult{outcome: protocol.OutcomeRemembered}, nil
 	}
-	return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeCodeRequired, Digits: rec.Active.Digits}}, nil
+	return &verifyResult{outcome: protocol.OutcomeCodeRequired, digits: rec.Active.Digits}, nil
 }

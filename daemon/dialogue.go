@@ -73,20 +73,19 @@ func (s *Server) loginStart(rc *reqCtx) (*protocol.LoginStep, *dialogue, error) 
 	d.start.Login = &protocol.LoginStart{}
 	*d.start.Login = *opts
 	rc.Op = opCheck
-	resp, err := s.check(rc)
+	v, err := s.check(rc)
 	if err != nil {
 		return nil, nil, err
 	}
-	v := resp.Verify
-	switch v.Outcome {
+	switch v.outcome {
 	case protocol.OutcomeExempt, protocol.OutcomeNotEnrolled:
 		return &protocol.LoginStep{Verdict: protocol.VerdictSkip}, nil, nil
 	case protocol.OutcomeRemembered:
 		return &protocol.LoginStep{Verdict: protocol.VerdictSuccess}, nil, nil
 	case protocol.OutcomeEnrollRequired, protocol.OutcomeLocked:
-		return refused(v.Message), nil, nil
+		return refused(v.message), nil, nil
 	case protocol.OutcomeCodeRequired:
-		d.state, d.digits = awaitCode, v.Digits
+		d.state, d.digits = awaitCode, v.digits
 		d.prompt = protocol.LoginPrompt{Text: textCodePrompt}
 		if opts.PasswordAndCode {
 			d.prompt.Text = textPasswordCode
@@ -96,17 +95,17 @@ func (s *Server) loginStart(rc *reqCtx) (*protocol.LoginStep, *dialogue, error) 
 		}
 		return &protocol.LoginStep{Prompts: []protocol.LoginPrompt{d.prompt}}, d, nil
 	case protocol.OutcomeEnrollOffered:
-		d.state, d.digits = awaitEnrollCode, resp.Enroll.Digits
+		d.state, d.digits = awaitEnrollCode, v.digits
 		d.prompt = protocol.LoginPrompt{Text: textCodePrompt}
 		if opts.Prompt != "" {
 			d.prompt.Text = opts.Prompt
 		}
 		return &protocol.LoginStep{
-			Messages: []protocol.LoginMessage{info(enrollmentText(resp.Enroll, opts.Width, opts.Height))},
+			Messages: []protocol.LoginMessage{info(enrollmentText(v.enroll, opts.Width, opts.Height))},
 			Prompts:  []protocol.LoginPrompt{d.prompt},
 		}, d, nil
 	}
-	return nil, nil, fmt.Errorf("check gave an outcome a login cannot answer: %s", v.Outcome)
+	return nil, nil, fmt.Errorf("check gave an outcome a login cannot answer: %s", v.outcome)
 }
 
 // loginAnswer takes the answers to d's last step and returns the next
@@ -141,11 +140,11 @@ func (s *Server) loginAnswer(rc *reqCtx, d *dialogue) (*protocol.LoginStep, bool
 	switch d.state {
 	case awaitCode:
 		op.Op = opVerify
-		resp, err := s.verify(op)
+		v, err := s.verify(op)
 		if err != nil {
 			return nil, false, err
 		}
-		step := verdictOf(resp.Verify)
+		step := verdictOf(v)
 		if rc.peer.UID == 0 && (step.Verdict == protocol.VerdictSuccess || step.Verdict == protocol.VerdictSkip) {
 			step.AuthTok = password
 		}
@@ -177,24 +176,24 @@ func (s *Server) loginAnswer(rc *reqCtx, d *dialogue) (*protocol.LoginStep, bool
 }
 
 // verdictOf maps a verify result to the dialogue's last step.
-func verdictOf(v *protocol.VerifyResult) *protocol.LoginStep {
-	switch v.Outcome {
+func verdictOf(v *verifyResult) *protocol.LoginStep {
+	switch v.outcome {
 	case protocol.OutcomeAccept:
 		st := &protocol.LoginStep{Verdict: protocol.VerdictSuccess}
-		if v.Message != "" {
-			st.Messages = []protocol.LoginMessage{info(v.Message)}
+		if v.message != "" {
+			st.Messages = []protocol.LoginMessage{info(v.message)}
 		}
 		return st
 	case protocol.OutcomeNotEnrolled, protocol.OutcomeExempt:
 		return &protocol.LoginStep{Verdict: protocol.VerdictSkip}
 	case protocol.OutcomeLocked:
-		return refused(v.Message)
+		return refused(v.message)
 	}
-	msg := v.Message
+	msg := v.message
 	if msg == "" {
 		msg = textWrongCode
 	}
-	if v.RetryAfter != 0 {
+	if v.retryAfter != 0 {
 		// The failure that started a lockout: asking again cannot help.
 		return refused(msg)
 	}

@@ -80,7 +80,7 @@ func (s *Server) enrollAtLogin(rc *reqCtx) (bool, error) {
 // check and answers enroll_offered with the key, its QR code drawn for an
 // 80-column terminal, and the code length. The login client shows them,
 // asks the first code and sends enroll_confirm.
-func (s *Server) offerEnrollment(rc *reqCtx) (*protocol.Response, error) {
+func (s *Server) offerEnrollment(rc *reqCtx) (*verifyResult, error) {
 	resp, err := s.enrollBegin(rc)
 	if err != nil {
 		return nil, err
@@ -91,6 +91,5 @@ func (s *Server) offerEnrollment(rc *reqCtx) (*protocol.Response, error) {
 	}
 	resp.Enroll.QR = qr.String()
 	s.auditDecision(rc, string(protocol.OutcomeEnrollOffered), "enroll_on_login", factorAttrs(rc)...)
-	resp.Verify = &protocol.VerifyResult{Outcome: protocol.OutcomeEnrollOffered, Digits: resp.Enroll.Digits}
-	return resp, nil
+	return &verifyResult{outcome: protocol.OutcomeEnrollOffered, digits: resp.Enroll.Digits, enroll: resp.Enroll}, nil
 }

@@ -136,12 +136,12 @@ func clientMain() int {
 			}
 			var st *protocol.LoginStep
 			if dlg, st, err = c.StartDialogue(req); err == nil {
-				resp = &protocol.Response{Step: st}
+				resp = &protocol.Response{StepReply: protocol.StepReply{Step: st}}
 			}
 		case req.Op == protocol.OpLoginAnswer && dlg != nil:
 			var st *protocol.LoginStep
 			if st, err = dlg.Answer(req.Answers); err == nil {
-				resp = &protocol.Response{Step: st}
+				resp = &protocol.Response{StepReply: protocol.StepReply{Step: st}}
 			}
 		default:
 			resp, err = c.Do(context.Background(), req)

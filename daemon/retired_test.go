@@ -25,7 +25,7 @@ func TestOldClientsCheckAndVerifyAreRefused(t *testing.T) {
 	} {
 		t.Run(tt.op, func(t *testing.T) {
 			resp := d.rawExchange([]byte(tt.frame))
-			if resp.Error == nil || resp.Error.Code != protocol.ErrBadRequest || resp.Verify != nil {
+			if resp.Error == nil || resp.Error.Code != protocol.ErrBadRequest || resp.Step != nil {
 				t.Fatalf("reply %+v (error %+v): want a bad_request error and no result", resp, resp.Error)
 			}
 			want := "a client sent '" + tt.op + "', which this otpgated no longer answers"

@@ -213,7 +213,7 @@ func (s *Server) handleConn(c *net.UnixConn) {
 	}
 	if !s.acquire(peer.UID) {
 		s.log.Warn("connection refused: too many connections from this uid", "peer_uid", peer.UID, "peer_pid", peer.PID)
-		s.writeResponse(c, &protocol.Response{V: protocol.Version, Error: &protocol.Error{Code: protocol.ErrBusy, Message: "too many open connections from this user"}})
+		s.writeResponse(c, &protocol.Response{ResponseHeader: protocol.ResponseHeader{V: protocol.Version, Error: &protocol.Error{Code: protocol.ErrBusy, Message: "too many open connections from this user"}}})
 		return
 	}
 	defer s.release(peer.UID)
@@ -262,7 +262,7 @@ func (s *Server) writeResponse(c net.Conn, resp *protocol.Response) bool {
 }
 
 func errorResponse(id uint64, code protocol.ErrorCode, msg string) *protocol.Response {
-	return &protocol.Response{V: protocol.Version, ID: id, Error: &protocol.Error{Code: code, Message: msg}}
+	return &protocol.Response{ResponseHeader: protocol.ResponseHeader{V: protocol.Version, ID: id, Error: &protocol.Error{Code: code, Message: msg}}}
 }
 
 // handleFrame decodes one request and dispatches it. It never panics the
@@ -300,7 +300,7 @@ func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *pro
 		case protocol.OpLoginStart:
 			var step *protocol.LoginStep
 			if step, *dlg, err = s.loginStart(rc); err == nil {
-				resp = &protocol.Response{Step: step}
+				resp = &protocol.Response{StepReply: protocol.StepReply{Step: step}}
 			}
 		case protocol.OpLoginAnswer:
 			if open == nil {
@@ -310,7 +310,7 @@ func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *pro
 			var step *protocol.LoginStep
 			var more bool
 			if step, more, err = s.loginAnswer(rc, open); err == nil {
-				resp = &protocol.Response{Step: step}
+				resp = &protocol.Response{StepReply: protocol.StepReply{Step: step}}
 				if more {
 					*dlg = open
 				}
@@ -325,7 +325,7 @@ func (s *Server) handleFrame(peer Peer, frame []byte, dlg **dialogue) (resp *pro
 			s.log.Error("request failed", "op", req.Op, "user", req.User, "err", err)
 			pe = &protocol.Error{Code: protocol.ErrInternal, Message: "internal error; see the otpgated log"}
 		}
-		return &protocol.Response{V: protocol.Version, ID: id, Error: pe}
+		return &protocol.Response{ResponseHeader: protocol.ResponseHeader{V: protocol.Version, ID: id, Error: pe}}
 	}
 	resp.V, resp.ID = protocol.Version, id
 	return resp

@@ -26,14 +26,11 @@ var errPrepare = errors.New("accepted, not prepared")
 
 // attempt is the result of checking one code against a record.
 type attempt struct {
-	outcome     protocol.Outcome // accept, reject, replay or locked
-	reason      string           // for the audit log
-	message     string           // for the user
-	retryAfter  int64
-	clockOffset int64
-	recovery    bool
-	remaining   int
-	step        uint64
+	outcome    protocol.Outcome // accept, reject, replay or locked
+	reason     string           // for the audit log
+	message    string           // for the user
+	retryAfter int64
+	step       uint64
 }
 
 // hashRecoveryCode is recovery.Hash, the slow KDF; tests count its calls.
@@ -166,7 +163,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code_old_step", message: textWrongCode}
 		case hinted:
 			off := (int64(hintStep) - int64(center)) * int64(p.Period) //nolint:gosec // steps are Unix seconds / period, far below 2^63
-			a = attempt{outcome: protocol.OutcomeReject, reason: "clock_skew", clockOffset: off, message: clockMessage(off)}
+			a = attempt{outcome: protocol.OutcomeReject, reason: "clock_skew", message: clockMessage(off)}
 		default:
 			a = attempt{outcome: protocol.OutcomeReject, reason: "bad_code", message: textWrongCode}
 		}
@@ -175,8 +172,7 @@ func (s *Server) applyCode(rc *reqCtx, rec *store.Record, pending bool, code str
 		for i, h := range enr.Recovery {
 			if subtle.ConstantTimeCompare(h, guess.hash) == 1 {
 				enr.Recovery = append(enr.Recovery[:i:i], enr.Recovery[i+1:]...)
-				a = attempt{outcome: protocol.OutcomeAccept, reason: "recovery_code", recovery: true, remaining: len(enr.Recovery),
-					message: recoveryMessage(len(enr.Recovery))}
+				a = attempt{outcome: protocol.OutcomeAccept, reason: "recovery_code", message: recoveryMessage(len(enr.Recovery))}
 				break
 			}
 		}
@@ -339,10 +335,10 @@ func (s *Server) useCode(rc *reqCtx, rec *store.Record, pending bool, prepare fu
 	return a, nil
 }
 
-func (s *Server) verify(rc *reqCtx) (*protocol.Response, error) {
+func (s *Server) verify(rc *reqCtx) (*verifyResult, error) {
 	res, rec, err := s.gate(rc)
 	if err != nil || res != nil {
-		return &protocol.Response{Verify: res}, err
+		return res, err
 	}
 	var onAccept func(*store.Record) *store.Record
 	dev, rememberDevice := deviceOf(rc)
@@ -360,10 +356,7 @@ func (s *Server) verify(rc *reqCtx) (*protocol.Response, error) {
 		s.auditDecision(rc, "remembered", "device_remembered", "source", dev.source, "fingerprint", dev.fingerprint,
 			"until", rc.now.Add(rc.cfg.Policy.Remember.Duration))
 	}
-	return &protocol.Response{Verify: &protocol.VerifyResult{
-		Outcome: a.outcome, Message: a.message, RetryAfter: a.retryAfter, ClockOffset: a.clockOffset,
-		Recovery: a.recovery, RecoveryRemaining: a.remaining,
-	}}, nil
+	return &verifyResult{outcome: a.outcome, message: a.message, retryAfter: a.retryAfter}, nil
 }
 
 // codeError turns a failed attempt into an error reply for operations that

@@ -120,14 +120,14 @@ func (d *fakeOtpgated) serve(c net.Conn) {
 		var resp *protocol.Response
 		switch {
 		case err != nil:
-			resp = &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: err.Error()}}
+			resp = &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: err.Error()}}}
 		case d.old && req.Op == protocol.OpLoginStart:
 			// What an otpgated that predates the dialogue answers.
-			resp = &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unknown operation"}}
+			resp = &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unknown operation"}}}
 		default:
 			var step *protocol.LoginStep
 			step, prompt = d.step(req, prompt)
-			resp = &protocol.Response{ID: req.ID, Step: step}
+			resp = &protocol.Response{ResponseHeader: protocol.ResponseHeader{ID: req.ID}, StepReply: protocol.StepReply{Step: step}}
 		}
 		resp.V = protocol.Version
 		payload, err := protocol.EncodeResponse(resp)

@@ -33,7 +33,7 @@ func enrollDaemon(t *testing.T, key otp.Key) *fakeDaemon {
 		case protocol.OpEnrollConfirm:
 			return &protocol.Response{RecoveryCodes: []string{"aaaa-bbbb-cccc"}}
 		}
-		return &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unexpected " + string(req.Op)}}
+		return &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unexpected " + string(req.Op)}}}
 	})
 }
 

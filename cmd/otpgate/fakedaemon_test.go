@@ -54,7 +54,7 @@ func (d *fakeDaemon) serve(conn net.Conn) {
 	req, err := protocol.DecodeRequest(frame)
 	var resp *protocol.Response
 	if err != nil {
-		resp = &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "invalid request: " + err.Error()}}
+		resp = &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "invalid request: " + err.Error()}}}
 	} else {
 		d.mu.Lock()
 		d.reqs = append(d.reqs, *req)
@@ -81,5 +81,5 @@ func (d *fakeDaemon) requests() []protocol.Request {
 
 // codeError is otpgated's answer to a wrong or unreadable code.
 func codeError(msg string) *protocol.Response {
-	return &protocol.Response{Error: &protocol.Error{Code: protocol.ErrInvalidCode, Message: msg}}
+	return &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrInvalidCode, Message: msg}}}
 }

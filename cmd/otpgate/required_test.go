@@ -57,7 +57,7 @@ func TestRequiredMeansOneThing(t *testing.T) {
 				case protocol.OpAdminList:
 					return &protocol.Response{Users: []protocol.UserStatus{st}}
 				}
-				return &protocol.Response{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unexpected " + string(req.Op)}}
+				return &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrBadRequest, Message: "unexpected " + string(req.Op)}}}
 			})
 
 			status := runWith(t, d.socket, "status")

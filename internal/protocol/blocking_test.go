@@ -92,7 +92,7 @@ func frameOf(s string) []byte {
 
 func TestDo(t *testing.T) {
 	requireRoot(t)
-	accept := &VerifyResult{Outcome: OutcomeAccept}
+	codes := []string{"aaaa-1111"}
 	tests := []struct {
 		name    string
 		handle  func(net.Conn)
@@ -101,17 +101,17 @@ func TestDo(t *testing.T) {
 		want func(t *testing.T, resp *Response, err error)
 	}{
 		{"a reply to the request", reply(func(r *Request) *Response {
-			if r.Op != OpVerify || r.User != "alice" || r.Code != "123456" || r.ID == 0 {
-				return &Response{V: Version, ID: r.ID, Error: &Error{Code: ErrBadRequest, Message: "unexpected request"}}
+			if r.Op != OpEnrollConfirm || r.User != "alice" || r.Code != "123456" || r.ID == 0 {
+				return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID, Error: &Error{Code: ErrBadRequest, Message: "unexpected request"}}}
 			}
-			return &Response{V: Version, ID: r.ID, Verify: accept}
+			return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID}, RecoveryCodes: codes}
 		}), 0, func(t *testing.T, resp *Response, err error) {
-			if err != nil || resp.Verify == nil || resp.Verify.Outcome != OutcomeAccept {
+			if err != nil || len(resp.RecoveryCodes) != 1 || resp.RecoveryCodes[0] != codes[0] {
 				t.Fatalf("reply %+v, error %v", resp, err)
 			}
 		}},
 		{"an error reply is returned as the error", reply(func(r *Request) *Response {
-			return &Response{V: Version, ID: r.ID, Error: &Error{Code: ErrLocked, Message: "locked for 60 s", RetryAfter: 60}}
+			return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID, Error: &Error{Code: ErrLocked, Message: "locked for 60 s", RetryAfter: 60}}}
 		}), 0, func(t *testing.T, resp *Response, err error) {
 			var perr *Error
 			if !errors.As(err, &perr) || perr.Code != ErrLocked || perr.RetryAfter != 60 || resp == nil {
@@ -119,7 +119,7 @@ func TestDo(t *testing.T) {
 			}
 		}},
 		{"a refusal before the request is read", func(c net.Conn) {
-			b, _ := EncodeResponse(&Response{V: Version, Error: &Error{Code: ErrBusy, Message: "too many connections"}})
+			b, _ := EncodeResponse(&Response{ResponseHeader: ResponseHeader{V: Version, Error: &Error{Code: ErrBusy, Message: "too many connections"}}})
 			_ = WriteFrame(c, b) // the client reports a missing reply
 		}, 0, func(t *testing.T, resp *Response, err error) {
 			var perr *Error
@@ -128,13 +128,13 @@ func TestDo(t *testing.T) {
 			}
 		}},
 		{"a reply to another request", reply(func(r *Request) *Response {
-			return &Response{V: Version, ID: r.ID + 1, Verify: accept}
+			return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID + 1}, RecoveryCodes: codes}
 		}), 0, wantUnavailable("reply is for request")},
 		{"a reply with ID 0 that is not an error", reply(func(r *Request) *Response {
-			return &Response{V: Version, Verify: accept}
+			return &Response{ResponseHeader: ResponseHeader{V: Version}, RecoveryCodes: codes}
 		}), 0, wantUnavailable("reply is for request 0")},
 		{"a reply in another version", reply(func(r *Request) *Response {
-			return &Response{V: Version + 1, ID: r.ID, Verify: accept}
+			return &Response{ResponseHeader: ResponseHeader{V: Version + 1, ID: r.ID}, RecoveryCodes: codes}
 		}), 0, wantUnavailable("protocol version")},
 		{"malformed JSON", rawReply(frameOf(`{"v":1,`)), 0, wantUnavailable("malformed response")},
 		{"an unknown field", rawReply(frameOf(`{"v":1,"id":0,"shell":true}`)), 0, wantUnavailable("unknown field")},
@@ -160,7 +160,7 @@ func TestDo(t *testing.T) {
 			sock := serveOnce(t, tt.handle)
 			c := &Client{Socket: sock, Timeout: tt.timeout}
 			start := time.Now()
-			resp, err := c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+			resp, err := c.Do(context.Background(), &Request{Op: OpEnrollConfirm, User: "alice", Code: "123456"})
 			if tt.timeout > 0 && time.Since(start) > tt.timeout+500*time.Millisecond {
 				t.Errorf("took %v with a timeout of %v", time.Since(start), tt.timeout)
 			}
@@ -200,7 +200,7 @@ func TestDoWithoutADaemon(t *testing.T) {
 		})
 	}
 	t.Run("an invalid request is not sent", func(t *testing.T) {
-		_, err := (&Client{Socket: filepath.Join(dir, "missing.sock")}).Do(ctx, &Request{Op: OpVerify, Code: "1"})
+		_, err := (&Client{Socket: filepath.Join(dir, "missing.sock")}).Do(ctx, &Request{Op: OpEnrollConfirm, Code: "1"})
 		if err == nil || errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "invalid request") {
 			t.Fatalf("error %v", err)
 		}
@@ -288,7 +288,7 @@ func TestDoRestartsAfterSignals(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		reply(func(r *Request) *Response {
 			time.Sleep(300 * time.Millisecond)
-			return &Response{V: Version, ID: r.ID, Verify: &VerifyResult{Outcome: OutcomeAccept}}
+			return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID}, Status: &UserStatus{User: r.User, State: StateActive}}
 		})(c)
 	})
 	runtime.LockOSThread()
@@ -312,10 +312,10 @@ func TestDoRestartsAfterSignals(t *testing.T) {
 		}
 	}()
 	c := &Client{Socket: sock, Timeout: 5 * time.Second}
-	resp, err := c.Do(context.Background(), &Request{Op: OpCheck, User: "alice"})
+	resp, err := c.Do(context.Background(), &Request{Op: OpStatus, User: "alice"})
 	close(stop)
 	wg.Wait()
-	if err != nil || resp.Verify == nil || resp.Verify.Outcome != OutcomeAccept {
+	if err != nil || resp.Status == nil || resp.Status.State != StateActive {
 		t.Fatalf("reply %+v, error %v (%d signals sent)", resp, err, sent)
 	}
 	if sent < 20 {
@@ -342,7 +342,7 @@ func TestDoClosesItsSocket(t *testing.T) {
 	defer ln.Close()
 	handlers := []func(net.Conn){
 		reply(func(r *Request) *Response {
-			return &Response{V: Version, ID: r.ID, Verify: &VerifyResult{Outcome: OutcomeAccept}}
+			return &Response{ResponseHeader: ResponseHeader{V: Version, ID: r.ID}, Status: &UserStatus{User: r.User, State: StateActive}}
 		}),
 		rawReply(frameOf("{")),
 		func(net.Conn) {},

@@ -103,8 +103,29 @@ func dialRoot(socket string, deadline time.Time) (*blockingConn, error) {
 }
 
 // exchange sends payload on conn, connected to socket (by dialRoot), and
-// returns the reply to req.
+// returns the reply to req. A reply carrying an *Error is returned with
+// that error.
 func exchange(conn io.ReadWriter, socket string, payload []byte, req *Request) (*Response, error) {
+	frame, err := roundTrip(conn, socket, payload)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := DecodeResponse(frame)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := resp.check(req); err != nil {
+		if resp.Error != nil && errors.Is(err, resp.Error) {
+			return resp, err // an error reply
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// roundTrip sends payload on conn, connected to socket, and reads the
+// reply's frame.
+func roundTrip(conn io.ReadWriter, socket string, payload []byte) ([]byte, error) {
 	// A daemon refusing the connection (too many from this uid) may reply
 	// and close before reading the request: read its reply even when the
 	// write failed.
@@ -116,7 +137,20 @@ func exchange(conn io.ReadWriter, socket string, payload []byte, req *Request) (
 		}
 		return nil, unavailable(socket, err)
 	}
-	return decodeReply(frame, req)
+	return frame, nil
+}
+
+// check checks that h answers req, and returns an error reply as its
+// *Error.
+func (h *ResponseHeader) check(req *Request) error {
+	// Connection-level refusals come before the request is read, with ID 0.
+	if h.ID != req.ID && (h.ID != 0 || h.Error == nil) {
+		return fmt.Errorf("%w: reply is for request %d, not %d", ErrUnavailable, h.ID, req.ID)
+	}
+	if h.Error != nil {
+		return h.Error
+	}
+	return nil
 }
 
 // config returns the socket and timeout, defaults applied.
@@ -142,23 +176,6 @@ func prepareRequest(req *Request) ([]byte, error) {
 		return nil, fmt.Errorf("invalid request: %w", err)
 	}
 	return payload, nil
-}
-
-// decodeReply decodes the reply frame to req. A reply carrying an *Error
-// is returned as that error.
-func decodeReply(frame []byte, req *Request) (*Response, error) {
-	resp, err := DecodeResponse(frame)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	// Connection-level refusals come before the request is read, with ID 0.
-	if resp.ID != req.ID && (resp.ID != 0 || resp.Error == nil) {
-		return nil, fmt.Errorf("%w: reply is for request %d, not %d", ErrUnavailable, resp.ID, req.ID)
-	}
-	if resp.Error != nil {
-		return resp, resp.Error
-	}
-	return resp, nil
 }
 
 func unavailable(socket string, err error) error {

@@ -135,13 +135,22 @@ func EncodeResponse(resp *Response) ([]byte, error) {
 // DecodeResponse parses a response frame.
 func DecodeResponse(data []byte) (*Response, error) {
 	var resp Response
-	if err := decodeStrict(data, &resp); err != nil {
-		return nil, fmt.Errorf("malformed response: %w", sanitizeJSONError(err))
-	}
-	if resp.V != Version {
-		return nil, fmt.Errorf("response has protocol version %d, want %d", resp.V, Version)
+	if err := decodeResponse(data, &resp, &resp.ResponseHeader); err != nil {
+		return nil, err
 	}
 	return &resp, nil
+}
+
+// decodeResponse parses a response frame into resp, a Response or a
+// composition of its parts whose header is hdr, and checks its version.
+func decodeResponse(data []byte, resp any, hdr *ResponseHeader) error {
+	if err := decodeStrict(data, resp); err != nil {
+		return fmt.Errorf("malformed response: %w", sanitizeJSONError(err))
+	}
+	if hdr.V != Version {
+		return fmt.Errorf("response has protocol version %d, want %d", hdr.V, Version)
+	}
+	return nil
 }
 
 // Validate checks a request's shape: known version and operation, field

@@ -52,20 +52,20 @@ func TestDecodeRequestValidation(t *testing.T) {
 	tests := []struct {
 		name, json, want string
 	}{
-		{"a valid verify", `{"v":1,"id":3,"op":"verify","user":"alice","code":"123456"}`, ""},
+		{"a valid enroll_confirm", `{"v":1,"id":3,"op":"enroll_confirm","user":"alice","code":"123456"}`, ""},
 		{"a valid list needs no user", `{"v":1,"id":3,"op":"admin_list"}`, ""},
 		{"version 2 is refused", `{"v":2,"id":3,"op":"ping"}`, "unsupported protocol version 2"},
 		{"an unknown op is refused", `{"v":1,"op":"shell"}`, "unknown operation"},
 		{"an unknown field is refused", `{"v":1,"op":"ping","uid":0}`, "unknown field"},
 		{"trailing data is refused", `{"v":1,"op":"ping"}{"v":1}`, "trailing data"},
-		{"verify needs a user", `{"v":1,"op":"verify","code":"1"}`, "needs a user"},
+		{"enroll_confirm needs a user", `{"v":1,"op":"enroll_confirm","code":"1"}`, "needs a user"},
 		{"a control character in the user is refused", `{"v":1,"op":"status","user":"al\nice"}`, "control character"},
 		{"an overlong user is refused", `{"v":1,"op":"status","user":"` + strings.Repeat("a", 257) + `"}`, "longer than 256"},
 		{"import without payload is refused", `{"v":1,"op":"admin_import","user":"a"}`, "import payload"},
-		{"payload on another op is refused", `{"v":1,"op":"verify","user":"a","import":{"secret":"","algorithm":"","digits":0,"period":0}}`, "import payload"},
-		{"a wrong type names the field", `{"v":1,"op":"verify","user":7}`, `field "user"`},
-		{"a password prior factor", `{"v":1,"op":"check","user":"a","prior_factor":"password"}`, ""},
-		{"any other prior factor is refused", `{"v":1,"op":"check","user":"a","prior_factor":"publickey"}`, `prior_factor must be empty or "password"`},
+		{"payload on another op is refused", `{"v":1,"op":"status","user":"a","import":{"secret":"","algorithm":"","digits":0,"period":0}}`, "import payload"},
+		{"a wrong type names the field", `{"v":1,"op":"status","user":7}`, `field "user"`},
+		{"a password prior factor", `{"v":1,"op":"login_start","user":"a","prior_factor":"password","login":{}}`, ""},
+		{"any other prior factor is refused", `{"v":1,"op":"login_start","user":"a","prior_factor":"publickey","login":{}}`, `prior_factor must be empty or "password"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestDecodeRequestValidation(t *testing.T) {
 }
 
 func TestDecodeErrorsNeverEchoTheCode(t *testing.T) {
-	_, err := DecodeRequest([]byte(`{"v":1,"op":"verify","user":"a","code":"987654",}`))
+	_, err := DecodeRequest([]byte(`{"v":1,"op":"enroll_confirm","user":"a","code":"987654",}`))
 	if err == nil || strings.Contains(err.Error(), "987654") {
 		t.Fatalf("error %v echoes input", err)
 	}
@@ -151,7 +151,7 @@ func TestClientRefusesANonRootServer(t *testing.T) {
 		do   func(c *Client) error
 	}{
 		{"Do", func(c *Client) error {
-			_, err := c.Do(context.Background(), &Request{Op: OpVerify, User: "alice", Code: "123456"})
+			_, err := c.Do(context.Background(), &Request{Op: OpEnrollConfirm, User: "alice", Code: "123456"})
 			return err
 		}},
 		{"StartDialogue", func(c *Client) error {

@@ -213,9 +213,16 @@ func (d *Dialogue) exchange(req *Request) (*LoginStep, error) {
 		return nil, err
 	}
 	d.conn.deadline = time.Now().Add(d.timeout)
-	resp, err := exchange(d.conn, d.socket, payload, req)
+	frame, err := roundTrip(d.conn, d.socket, payload)
 	clear(payload)
 	if err != nil {
+		return nil, err
+	}
+	resp, err := decodeStep(frame)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if err := resp.check(req); err != nil {
 		return nil, err
 	}
 	if resp.Step == nil {
@@ -225,4 +232,28 @@ func (d *Dialogue) exchange(req *Request) (*LoginStep, error) {
 		return nil, fmt.Errorf("%w: reply to %s: %w", ErrUnavailable, req.Op, err)
 	}
 	return resp.Step, nil
+}
+
+// stepResponse is the parts of a Response a dialogue's reply has.
+type stepResponse struct {
+	ResponseHeader
+	StepReply
+}
+
+// decodeStep decodes a dialogue's reply. It decodes only the parts such a
+// reply has, so that a fresh process (sshd's per-login PAM child) builds
+// no decoder for the rest of Response. A reply with other parts of a
+// Response is read as the whole: it is then a reply without a step (a
+// reply the front end does not understand), not an unreadable one.
+func decodeStep(frame []byte) (*stepResponse, error) {
+	var resp stepResponse
+	err := decodeResponse(frame, &resp, &resp.ResponseHeader)
+	if err == nil {
+		return &resp, nil
+	}
+	full, ferr := DecodeResponse(frame)
+	if ferr != nil {
+		return nil, err
+	}
+	return &stepResponse{full.ResponseHeader, full.StepReply}, nil
 }

@@ -31,17 +31,6 @@ const (
 	OpLoginAnswer   Op = "login_answer"   // answer the prompts of the dialogue's last step
 )
 
-// OpCheck and OpVerify are how clients older than the login dialogue
-// logged a user in. They are not in Ops: Validate refuses them, and
-// otpgated answers them with an error reply (a denial) and a log line
-// saying to upgrade the client.
-//
-// Deprecated: a login is OpLoginStart and OpLoginAnswer.
-const (
-	OpCheck  Op = "check"
-	OpVerify Op = "verify"
-)
-
 // Ops lists every known operation.
 var Ops = []Op{OpPing, OpStatus, OpEnrollBegin, OpEnrollConfirm, OpDisable,
 	OpRecoveryCodes, OpAdminList, OpAdminShow, OpAdminReset, OpAdminUnlock, OpAdminImport, OpForget,
@@ -109,15 +98,14 @@ type Import struct {
 }
 
 // Response is the daemon's answer to one Request. Exactly one of Error or
-// the result fields for the operation is set.
+// the result fields for the operation is set. It is composed of parts so
+// that a client may decode only the parts it uses (a login dialogue
+// decodes a ResponseHeader and a StepReply): the wire format is the same.
 type Response struct {
-	V     int    `json:"v"`
-	ID    uint64 `json:"id"`
-	Error *Error `json:"error,omitempty"`
+	ResponseHeader
 
-	Verify *VerifyResult `json:"verify,omitempty"`
-	Status *UserStatus   `json:"status,omitempty"`
-	Users  []UserStatus  `json:"users,omitempty"`
+	Status *UserStatus  `json:"status,omitempty"`
+	Users  []UserStatus `json:"users,omitempty"`
 	// Next, on an admin_list page, is the After of the next page; empty
 	// on the last page.
 	Next          string      `json:"next,omitempty"`
@@ -126,6 +114,20 @@ type Response struct {
 	// Forgotten, in reply to OpForget, is how many remembered devices
 	// were forgotten.
 	Forgotten int `json:"forgotten,omitempty"`
+
+	StepReply
+}
+
+// ResponseHeader is what every Response carries: the protocol version,
+// the ID of the request it answers, and the error reply, if any.
+type ResponseHeader struct {
+	V     int    `json:"v"`
+	ID    uint64 `json:"id"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// StepReply is a login dialogue's part of a Response.
+type StepReply struct {
 	// Step is the next step of a login dialogue (login_start,
 	// login_answer).
 	Step *LoginStep `json:"step,omitempty"`
@@ -158,9 +160,11 @@ type Error struct {
 
 func (e *Error) Error() string { return "otpgated: " + e.Message }
 
-// Outcome is the daemon's decision for a code: the result of a code-taking
-// operation (enroll_confirm, disable, recovery_codes) and, inside otpgated,
-// of a login dialogue's steps.
+// Outcome names otpgated's decision on a login or a code, as its audit log
+// records it (outcome=...). It is not sent to peers: a login's front end
+// sees the LoginStep otpgated makes of it, and a code-taking operation
+// (enroll_confirm, disable, recovery_codes) answers with a result or an
+// Error.
 type Outcome string
 
 // Outcomes. Only OutcomeAccept admits the user; OutcomeNotEnrolled and
@@ -192,28 +196,6 @@ const (
 	// OutcomeExempt: policy exempts the user from codes.
 	OutcomeExempt Outcome = "exempt"
 )
-
-// VerifyResult is the daemon's decision on a code, with its words.
-type VerifyResult struct {
-	Outcome Outcome `json:"outcome"`
-	// Message is a short text for the user (lockout, clock hint, how to
-	// enroll). It never says more than the outcome itself.
-	Message string `json:"message,omitempty"`
-	// RetryAfter: seconds until a lockout ends; -1 means until an admin
-	// unlocks.
-	RetryAfter int64 `json:"retry_after,omitempty"`
-	// ClockOffset, on a reject, is how far the device's clock seems to be
-	// off in seconds (positive: ahead), when the code matched a step just
-	// outside the window.
-	ClockOffset int64 `json:"clock_offset,omitempty"`
-	// Recovery is set when a recovery code was accepted;
-	// RecoveryRemaining then says how many are left.
-	Recovery          bool `json:"recovery,omitempty"`
-	RecoveryRemaining int  `json:"recovery_remaining,omitempty"`
-	// Digits, with OutcomeCodeRequired, is the length of the user's codes
-	// (the PAM module's password_and_code mode splits on it).
-	Digits int `json:"digits,omitempty"`
-}
 
 // Enrollment states reported in UserStatus.State.
 const (

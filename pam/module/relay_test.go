@@ -101,14 +101,14 @@ func steps(st ...*protocol.LoginStep) func(int, *protocol.Request) *protocol.Res
 		if n >= len(st) {
 			return nil
 		}
-		return &protocol.Response{Step: st[n]}
+		return &protocol.Response{StepReply: protocol.StepReply{Step: st[n]}}
 	}
 }
 
 // errorReply is a script that answers with an error reply.
 func errorReply(code protocol.ErrorCode, msg string) func(int, *protocol.Request) *protocol.Response {
 	return func(int, *protocol.Request) *protocol.Response {
-		return &protocol.Response{Error: &protocol.Error{Code: code, Message: msg}}
+		return &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: code, Message: msg}}}
 	}
 }
 
@@ -429,23 +429,25 @@ func TestFailOpenOnlyForUnreachable(t *testing.T) {
 		{"dropped after the prompt", steps(askCode), int(pam.ErrAuthinfoUnavail)},
 		{"an error reply to the answers", func(n int, _ *protocol.Request) *protocol.Response {
 			if n == 0 {
-				return &protocol.Response{Step: askCode}
+				return &protocol.Response{StepReply: protocol.StepReply{Step: askCode}}
 			}
-			return &protocol.Response{Error: &protocol.Error{Code: protocol.ErrInternal, Message: "x"}}
+			return &protocol.Response{ResponseHeader: protocol.ResponseHeader{Error: &protocol.Error{Code: protocol.ErrInternal, Message: "x"}}}
 		}, int(pam.ErrAuthinfoUnavail)},
 		{"a reply without a step", func(n int, _ *protocol.Request) *protocol.Response {
 			if n == 0 {
-				return &protocol.Response{Step: askCode}
+				return &protocol.Response{StepReply: protocol.StepReply{Step: askCode}}
 			}
-			return &protocol.Response{Verify: &protocol.VerifyResult{Outcome: protocol.OutcomeAccept}}
+			return &protocol.Response{Status: &protocol.UserStatus{User: "alice", State: protocol.StateActive}}
 		}, int(pam.ErrAuthinfoUnavail)},
 		{"an unknown verdict", func(n int, _ *protocol.Request) *protocol.Response {
 			if n == 0 {
-				return &protocol.Response{Step: askCode}
+				return &protocol.Response{StepReply: protocol.StepReply{Step: askCode}}
 			}
-			return &protocol.Response{Step: &protocol.LoginStep{Verdict: "maybe"}}
+			return &protocol.Response{StepReply: protocol.StepReply{Step: &protocol.LoginStep{Verdict: "maybe"}}}
 		}, int(pam.ErrAuthinfoUnavail)},
-		{"a dialogue without end", func(int, *protocol.Request) *protocol.Response { return &protocol.Response{Step: askCode} }, int(pam.ErrAuthinfoUnavail)},
+		{"a dialogue without end", func(int, *protocol.Request) *protocol.Response {
+			return &protocol.Response{StepReply: protocol.StepReply{Step: askCode}}
+		}, int(pam.ErrAuthinfoUnavail)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -477,7 +479,9 @@ func TestFailOpenFirstReply(t *testing.T) {
 		{"garbage", "\x00not json{", int(pam.ErrIgnore)},
 		{"an unknown verdict", `{"v":1,"id":%d,"step":{"verdict":"maybe"}}`, int(pam.ErrAuthinfoUnavail)},
 		{"prompts and a verdict", `{"v":1,"id":%d,"step":{"verdict":"success","prompts":[{"text":"Code: "}]}}`, int(pam.ErrAuthinfoUnavail)},
-		{"no step", `{"v":1,"id":%d,"verify":{"outcome":"accept"}}`, int(pam.ErrAuthinfoUnavail)},
+		// Parts of a Response a dialogue's reply never has: read, not
+		// understood.
+		{"no step", `{"v":1,"id":%d,"status":{"user":"alice","state":"active","policy_requires":true,"exempt":false,"recovery_remaining":0,"failures":0}}`, int(pam.ErrAuthinfoUnavail)},
 		{"a control character in a message", `{"v":1,"id":%d,"step":{"verdict":"deny","messages":[{"style":"error","text":"\u001b[2J"}]}}`, int(pam.ErrAuthinfoUnavail)},
 	}
 	for _, tt := range tests {
