@@ -117,7 +117,7 @@ func EncodeRequest(req *Request) ([]byte, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	return json.Marshal(req)
+	return marshalRequest(req)
 }
 
 // EncodeResponse encodes a response.
