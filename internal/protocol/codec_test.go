@@ -126,7 +126,7 @@ func FuzzReadFrame(f *testing.F) {
 // TestFuzzSeedsExist guards against an empty seed corpus silently
 // turning the fuzz targets into no-ops.
 func TestFuzzSeedsExist(t *testing.T) {
-	for _, name := range []string{"FuzzDecodeRequest", "FuzzReadFrame"} {
+	for _, name := range []string{"FuzzDecodeRequest", "FuzzReadFrame", "FuzzMarshalRequest", "FuzzParseStepReply"} {
 		files, err := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
 		if err != nil || len(files) < 3 {
 			t.Fatalf("%s has %d seeds in testdata/fuzz; want at least 3", name, len(files))

@@ -240,12 +240,16 @@ type stepResponse struct {
 	StepReply
 }
 
-// decodeStep decodes a dialogue's reply. It decodes only the parts such a
-// reply has, so that a fresh process (sshd's per-login PAM child) builds
-// no decoder for the rest of Response. A reply with other parts of a
+// decodeStep decodes a dialogue's reply: otpgated's own form with
+// parseStepReply, anything else with encoding/json. That decodes only the
+// parts such a reply has, so that a process builds no decoder for the rest
+// of Response. A reply with other parts of a
 // Response is read as the whole: it is then a reply without a step (a
 // reply the front end does not understand), not an unreadable one.
 func decodeStep(frame []byte) (*stepResponse, error) {
+	if resp, ok := parseStepReply(frame); ok {
+		return resp, nil
+	}
 	var resp stepResponse
 	err := decodeResponse(frame, &resp, &resp.ResponseHeader)
 	if err == nil {
