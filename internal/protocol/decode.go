@@ -20,9 +20,10 @@ func parseStepReply(data []byte) (resp *stepResponse, ok bool) {
 	ok = p.object(func(key string) bool {
 		switch key {
 		case "v":
+			// Another version is encoding/json's to report.
 			n, ok := p.uint()
-			resp.V = int(n)
-			return ok && n <= 1<<31
+			resp.V = Version
+			return ok && n == Version
 		case "id":
 			resp.ID, ok = p.uint()
 			return ok
@@ -231,19 +232,37 @@ func (p *stepParser) str() (string, bool) {
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			if p.i+4 > len(p.b) {
+			r, ok := p.hex4()
+			if !ok || r >= 0xd800 && r < 0xe000 {
 				return "", false
 			}
-			r, err := strconv.ParseUint(string(p.b[p.i:p.i+4]), 16, 32)
-			if err != nil || r >= 0xd800 && r < 0xe000 {
-				return "", false
-			}
-			p.i += 4
-			out = utf8.AppendRune(out, rune(r))
+			out = utf8.AppendRune(out, r)
 		default:
 			return "", false
 		}
 		start = p.i
 	}
 	return "", false
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func (p *stepParser) hex4() (rune, bool) {
+	if p.i+4 > len(p.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.b[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	p.i += 4
+	return r, true
 }
