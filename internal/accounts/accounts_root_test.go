@@ -106,3 +106,14 @@ func TestLookupShadowAsAnotherUser(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupShadowUnknown: for root, a name without a shadow entry is
+// ErrNotFound (as non-root every shadow look-up is refused first, see
+// TestLookupShadowAsAnotherUser).
+func TestLookupShadowUnknown(t *testing.T) {
+	_, err := LookupShadow("no-such-user-otpgate")
+	want := `accounts: no shadow entry for "no-such-user-otpgate": accounts: no such entry`
+	if !errors.Is(err, ErrNotFound) || err.Error() != want {
+		t.Errorf("error %v; want %q, wrapping ErrNotFound", err, want)
+	}
+}

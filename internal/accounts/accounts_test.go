@@ -44,7 +44,6 @@ func TestLookupUnknown(t *testing.T) {
 		{"uid", func() error { _, err := LookupUID(4_000_000_001); return err }, "accounts: no user with uid 4000000001"},
 		{"gid", func() error { _, err := LookupGID(4_000_000_001); return err }, "accounts: no group with gid 4000000001"},
 		{"group", func() error { _, err := LookupGroup("no-such-group-otpgate"); return err }, `accounts: no such group "no-such-group-otpgate": accounts: no such entry`},
-		{"shadow", func() error { _, err := LookupShadow("no-such-user-otpgate"); return err }, `accounts: no shadow entry for "no-such-user-otpgate": accounts: no such entry`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
