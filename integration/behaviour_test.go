@@ -11,9 +11,6 @@ package integration
 // prompt (otpgate disable), wherever the case applies.
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"maps"
 	"regexp"
@@ -57,56 +54,49 @@ lockout = "1h"
 max_lockout = "1h"
 `, pamSocket, strings.Join(behaviourEnrollUsers, `", "`), behaviourExemptFrom)
 
-// behaviourDaemon is the otpgated a family of front ends shares, with the
-// secrets the table enrolled.
+// behaviourDaemon is the otpgated a family of front ends shares: its
+// environment's fixture, with the secrets the table enrolled.
 type behaviourDaemon struct {
-	c       *container.Container
-	client  *protocol.Client
-	secrets map[string]string // user -> base32 secret
-	stop    func()            // stops otpgated
-	start   func()            // starts it again and waits for its socket
+	f *otpgatedFixture
 }
 
-// do sends req as root and fails the test on an error reply.
-func (d *behaviourDaemon) do(t *testing.T, req *protocol.Request) *protocol.Response {
-	t.Helper()
-	resp, err := d.client.Do(context.Background(), req)
-	if err != nil {
-		t.Fatalf("otpgated %s %s: %v", req.Op, req.User, err)
-	}
-	return resp
+// in is the fixture with failures reported to t: the table's rows are
+// subtests, which must not fail the test that made the environment.
+func (d *behaviourDaemon) in(t *testing.T) *otpgatedFixture {
+	f := *d.f
+	f.t = t
+	return &f
 }
+
+// stop stops otpgated; start starts it again and waits for its socket.
+// Both belong to the test that made the environment: otpgated must
+// outlive the row that stopped it.
+func (d *behaviourDaemon) stop() {
+	if err := d.f.daemon.Stop(); err != nil {
+		d.f.t.Fatal(err)
+	}
+}
+
+func (d *behaviourDaemon) start() { d.f.restartDaemon() }
 
 // enroll stores a fresh random secret (and the recovery codes, if any) for
 // user, who must exist.
 func (d *behaviourDaemon) enroll(t *testing.T, user string, recovery ...string) {
 	t.Helper()
-	raw := make([]byte, 20)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
-	secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-	d.do(t, &protocol.Request{Op: protocol.OpAdminImport, User: user, Import: &protocol.Import{
-		Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30, RecoveryCodes: recovery,
-	}})
-	d.secrets[user] = secret
+	d.in(t).importSecret(user, 30, recovery...)
 }
 
-// code is user's code for the time offset from now, from oathtool (an
-// independent implementation; the secret goes through stdin).
+// code is user's code for the time offset from now, from oathtool.
 func (d *behaviourDaemon) code(t *testing.T, user string, offset time.Duration) string {
 	t.Helper()
-	secret, ok := d.secrets[user]
+	f := d.in(t)
+	secret, ok := f.secrets[user]
 	if !ok {
 		t.Fatalf("user %s is not enrolled", user)
 	}
-	at := "--now=@" + strconv.FormatInt(time.Now().Add(offset).Unix(), 10)
-	cmd := d.c.Command("oathtool", "--totp", "-b", at, "-")
-	cmd.Stdin = strings.NewReader(secret + "\n")
-	out, err := cmd.CombinedOutput()
-	code := strings.TrimSpace(string(out))
-	if err != nil || len(code) != 6 {
-		t.Fatalf("oathtool: %v: %q", err, out)
+	code := f.oathtool(secret, "--now=@"+strconv.FormatInt(time.Now().Add(offset).Unix(), 10))
+	if len(code) != 6 {
+		t.Fatalf("oathtool printed %q", code)
 	}
 	return code
 }
@@ -115,7 +105,7 @@ func (d *behaviourDaemon) code(t *testing.T, user string, offset time.Duration) 
 // the decision the login showed.
 func (d *behaviourDaemon) verify(t *testing.T, user, code string) protocol.Outcome {
 	t.Helper()
-	st, err := testutil.Login(d.client, protocol.Request{User: user, Service: "behaviour-setup"}, code)
+	st, err := testutil.Login(d.f.client, protocol.Request{User: user, Service: "behaviour-setup"}, code)
 	if err != nil {
 		t.Fatalf("login of %s: %v", user, err)
 	}
@@ -219,7 +209,7 @@ var behaviourCases = []behaviourCase{
 		name: "wrong code", user: "wrong", words: []string{"Wrong code."},
 		setup: func(t *testing.T, fe *behaviourFrontEnd, user string) []string {
 			fe.d.enroll(t, user)
-			return []string{wrongCode(t, fe.d.secrets[user])}
+			return []string{wrongCode(t, fe.d.f.secrets[user])}
 		},
 	},
 	{
@@ -258,7 +248,7 @@ var behaviourCases = []behaviourCase{
 		setup: func(t *testing.T, fe *behaviourFrontEnd, user string) []string {
 			fe.d.enroll(t, user)
 			for i := 0; i < 3; i++ {
-				fe.d.verify(t, user, wrongCode(t, fe.d.secrets[user]))
+				fe.d.verify(t, user, wrongCode(t, fe.d.f.secrets[user]))
 			}
 			return []string{fe.d.code(t, user, 0)}
 		},
@@ -470,14 +460,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 	}
 	e.c.WriteFile(t, pamConfig, []byte(behaviourDaemonConfig), 0o644)
 	e.restartDaemon()
-	d := &behaviourDaemon{c: e.c, client: e.client, secrets: e.secrets,
-		stop: func() {
-			if err := e.daemon.Stop(); err != nil {
-				t.Fatal(err)
-			}
-		},
-		start: e.restartDaemon,
-	}
+	d := &behaviourDaemon{f: e.otpgatedFixture}
 	s := startSSHD(t, e, "")
 	s.c.WriteFile(t, pamWorkDir+"/askpass", []byte(enrollAskpass), 0o755)
 	e.writePAMService("behaviour", "auth required pam_otpgate.so\nauth required pam_permit.so\n")
@@ -565,17 +548,7 @@ func behaviourPAMFrontEnds(t *testing.T) []*behaviourFrontEnd {
 func behaviourSSHDFrontEnd(t *testing.T) *behaviourFrontEnd {
 	e := newSSHDEnvDaemon(t, behaviourDaemonConfig, "")
 	e.c.WriteFile(t, sshdWorkDir+"/askpass", []byte(enrollAskpass), 0o755)
-	d := &behaviourDaemon{c: e.c, client: e.client, secrets: e.secrets,
-		stop: func() {
-			if err := e.daemon.Stop(); err != nil {
-				t.Fatal(err)
-			}
-		},
-		start: func() {
-			e.daemon = e.c.Background(t, container.Bin(t, "otpgated"), "-config", sshdDaemonConf)
-			e.c.WaitForSocket(t, sshdSocket, 15*time.Second)
-		},
-	}
+	d := &behaviourDaemon{f: e.otpgatedFixture}
 	return &behaviourFrontEnd{name: "otpgate-sshd", prefix: "btgs", d: d, asked: askedBySSH, closing: sshClosing,
 		addUser: func(t *testing.T, user string) { e.addUser(user) },
 		login: func(t *testing.T, user string, l behaviourLogin) (bool, string) {
