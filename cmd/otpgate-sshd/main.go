@@ -105,9 +105,14 @@ func serve(cfg *sshd.Config, path string, explicit bool, log *slog.Logger, level
 	if os.Geteuid() != 0 {
 		return errors.New("otpgate-sshd must run as root (it starts sessions as other users)")
 	}
-	// No core dumps of a process holding host keys.
-	_ = unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{})
-	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+	// No core dumps and no ptrace by other users of a process holding host
+	// keys; like otpgated, refuse to start without that.
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("disable core dumps: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
 
 	signers, err := sshd.LoadHostKeys(cfg.HostKeyDir, cfg.HostKeyTypes)
 	if err != nil {
