@@ -19,6 +19,11 @@ const DefaultTimeout = 10 * time.Second
 // refused, timed out, connection dropped). Callers fail closed on it.
 var ErrUnavailable = errors.New("otpgated is not reachable")
 
+// ErrNoUsableStep marks, besides ErrUnavailable, a dialogue reply that was
+// read but holds no valid step (none, an unknown verdict, prompts and a
+// verdict at once): otpgated answered, the answer is not understood.
+var ErrNoUsableStep = errors.New("no usable step")
+
 // Client talks to otpgated. The zero value uses DefaultSocket and
 // DefaultTimeout. A Client opens one connection per request and closes it
 // before returning, so no daemon socket is ever inherited by a child

@@ -226,10 +226,10 @@ func (d *Dialogue) exchange(req *Request) (*LoginStep, error) {
 		return nil, err
 	}
 	if resp.Step == nil {
-		return nil, fmt.Errorf("%w: reply to %s without a step", ErrUnavailable, req.Op)
+		return nil, fmt.Errorf("%w: reply to %s: %w", ErrUnavailable, req.Op, ErrNoUsableStep)
 	}
 	if err := resp.Step.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: reply to %s: %w", ErrUnavailable, req.Op, err)
+		return nil, fmt.Errorf("%w: reply to %s: %w: %w", ErrUnavailable, req.Op, ErrNoUsableStep, err)
 	}
 	return resp.Step, nil
 }

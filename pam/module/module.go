@@ -190,10 +190,10 @@ func startFailed(s session, lg *logger, opts options, err error) error {
 // reply: it could not be reached (no socket, refused, timed out, dropped)
 // or its reply could not be read. A reply that was read but holds no valid
 // step (an unknown verdict, prompts and a verdict at once) is an answer
-// this module does not understand, not an unreachable daemon: the
-// protocol client reports it "reply to <op>: ...".
+// this module does not understand, not an unreachable daemon
+// (protocol.ErrNoUsableStep).
 func unreachable(err error) bool {
-	return errors.Is(err, protocol.ErrUnavailable) && !strings.Contains(err.Error(), ": reply to ")
+	return errors.Is(err, protocol.ErrUnavailable) && !errors.Is(err, protocol.ErrNoUsableStep)
 }
 
 // olderDaemon reports whether an error reply to login_start says that
